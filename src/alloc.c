@@ -1,0 +1,248 @@
+/* alloc.c: malloc and its relatives.  The fast path is pm_malloc: one TLS
+ * load, one table lookup, pop the pool's free list.  Everything else goes to
+ * pmi_malloc_generic, which is not inlined. */
+#include <errno.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* ---- the small-object slow path ---------------------------------------- */
+
+/* Serves one block of the class of size from heap, which the caller owns
+ * with its lock held (or holds the lock of, for an unowned heap).  Collects
+ * remote frees first, then: the head pool's free list, its untouched tail,
+ * else the head is full and leaves, else a fresh pool from the fullest arena. */
+void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
+  unsigned c = pmi_size_class(size);
+  if (pmi_load_relaxed(&heap->thread_free) != NULL) pmi_heap_collect_locked(heap);
+  pmi_pool *pool;
+  for (;;) {
+    pool = heap->usedpools[c];
+    if (pool == &pmi_pool_sentinel) {
+      pool = pmi_arena_take_pool(heap);
+      if (pool == NULL) return NULL;          /* errno is ENOMEM */
+      pmi_pool_init(heap, pool, c);
+      pmi_usedpools_push(heap, pool);
+    }
+    if (pool->freeblock != NULL) break;
+    if (pool->ncarved < pool->capacity) {
+      pmi_pool_carve(pool);
+      break;
+    }
+    pmi_usedpools_unlink(heap, pool);          /* USED -> FULL */
+    pool->state = PMI_POOL_FULL;
+  }
+  pmi_block *block = pool->freeblock;
+  pool->freeblock = block->next;
+  pool->used++;
+  block->key = 0;
+  heap->counters.malloc_small++;
+  return block;
+}
+
+pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
+  if (heap == &pmi_heap_empty) {                 /* first malloc of this thread */
+    heap = pmi_heap_for_thread();
+    if (heap == NULL) {                          /* past its own exit */
+      if (size - 1 < PMI_SMALL_MAX) return pmi_heap_malloc_locked(size);
+      if (size == 0) return pmi_heap_malloc_locked(1);
+      goto large;
+    }
+  }
+  if (size - 1 >= PMI_SMALL_MAX) {
+    if (size != 0) goto large;
+    size = 1;                                    /* malloc(0): a unique block */
+  }
+  /* The common reason to be here: the head pool's list ran dry but its
+   * untouched tail has blocks.  Carving needs no lock (only the owner
+   * touches its pools); anything that splices a list does. */
+  pmi_pool *pool = heap->usedpools[pmi_size_class(size)];
+  if (pool->freeblock == NULL && pool->ncarved < pool->capacity &&
+      pmi_load_relaxed(&heap->thread_free) == NULL) {
+    pmi_block *block = pmi_pool_carve(pool);
+    pool->freeblock = block->next;
+    pool->used++;
+    block->key = 0;
+    heap->counters.malloc_small++;
+    return block;
+  }
+  pmi_heap_lock(heap);
+  void *p = pmi_heap_malloc_small(heap, size);
+  pmi_heap_unlock(heap);
+  return p;
+
+large:
+  if (size > PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  heap = pmi_heap_tls;
+  if (heap != &pmi_heap_empty) heap->counters.malloc_large++;
+  return pmi_large_malloc(size);
+}
+
+pmi_export void *pm_malloc(size_t size) {
+  pmi_heap *heap = pmi_heap_tls;
+  if (pmi_likely(size - 1 < PMI_SMALL_MAX)) {    /* 1..512; 0 wraps around */
+    pmi_pool *pool = heap->usedpools[pmi_size_class(size)];
+    pmi_block *block = pool->freeblock;
+    if (pmi_likely(block != NULL)) {
+      pool->freeblock = block->next;
+      pool->used++;
+      block->key = 0;
+      heap->counters.malloc_small++;
+      return block;
+    }
+  }
+  return pmi_malloc_generic(heap, size);
+}
+
+/* ---- calloc, realloc ------------------------------------------------------ */
+
+static void count(size_t offset) {
+  pmi_heap *heap = pmi_heap_tls;
+  if (heap != &pmi_heap_empty) (*(uint64_t *)((char *)&heap->counters + offset))++;
+}
+#define PMI_COUNT(field) count(offsetof(pmi_counters, field))
+
+pmi_export void *pm_calloc(size_t n, size_t size) {
+  size_t total;
+  if (pmi_unlikely(__builtin_mul_overflow(n, size, &total) || total > PTRDIFF_MAX)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  PMI_COUNT(calloc_calls);
+  if (total <= PMI_SMALL_MAX) {
+    /* Pool blocks are recycled, so they are cleared; the large path (the C
+     * library) skips clearing for memory fresh from the OS. */
+    void *p = pm_malloc(total);
+    if (p != NULL) memset(p, 0, total == 0 ? 1 : total);
+    return p;
+  }
+  void *p = pmi_large_calloc(1, total);
+  if (p != NULL) PMI_COUNT(malloc_large);
+  return p;
+}
+
+pmi_export void *pm_realloc(void *p, size_t size) {
+  if (p == NULL) return pm_malloc(size);
+  PMI_COUNT(realloc_calls);
+  if (size == 0) {            /* glibc: frees the block and returns NULL */
+    pm_free(p);
+    return NULL;
+  }
+  if (size > PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (pmi_arenamap_contains(p)) {
+    pmi_pool *pool = pmi_check_live_block("realloc", p);
+    size_t old = pmi_class_size(pool->szidx);
+    if (size <= old && size > old - PMI_ALIGNMENT) {   /* same size class */
+      PMI_COUNT(realloc_inplace);
+      return p;
+    }
+    void *q = pm_malloc(size);
+    if (q == NULL) return NULL;                        /* p stays valid */
+    memcpy(q, p, size < old ? size : old);
+    pm_free(p);
+    return q;
+  }
+  /* A large block, or one the C library handed out itself. */
+  if (size <= PMI_SMALL_MAX) {
+    size_t old = pmi_large_usable_size(p);
+    void *q = pm_malloc(size);
+    if (q == NULL) return NULL;
+    memcpy(q, p, size < old ? size : old);
+    pmi_large_free(p);
+    PMI_COUNT(free_large);
+    return q;
+  }
+  return pmi_large_realloc(p, size);
+}
+
+pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return pm_realloc(p, total);
+}
+
+/* ---- aligned allocation ------------------------------------------------- */
+
+/* Blocks of class size s sit at multiples of s from a 4 KiB-aligned pool, so
+ * a request rounded up to a multiple of a power-of-two alignment <= 512 is
+ * served, aligned, from the pools at malloc's cost (C++'s aligned new takes
+ * this path).  Anything larger goes to the large path. */
+static void *aligned_alloc_checked(size_t alignment, size_t size) {
+  PMI_COUNT(aligned_calls);
+  if (alignment <= PMI_ALIGNMENT) return pm_malloc(size);
+  if (size > PTRDIFF_MAX || alignment > PTRDIFF_MAX / 2) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t rounded = (size + alignment - 1) & ~(alignment - 1);
+  if (rounded == 0) rounded = alignment;
+  if (rounded <= PMI_SMALL_MAX) return pm_malloc(rounded);
+  void *p = pmi_large_memalign(alignment, size);
+  if (p != NULL) PMI_COUNT(malloc_large);
+  return p;
+}
+
+static size_t round_up_pow2(size_t a) {
+  if (a <= 1) return 1;
+  if (a > ((size_t)1 << 62)) return 0;
+  return (size_t)1 << (64 - __builtin_clzl(a - 1));
+}
+
+pmi_export void *pm_memalign(size_t alignment, size_t size) {
+  size_t a = round_up_pow2(alignment);   /* glibc rounds a non-power-of-two up */
+  if (a == 0) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return aligned_alloc_checked(a, size);
+}
+
+pmi_export void *pm_aligned_alloc(size_t alignment, size_t size) {
+  return pm_memalign(alignment, size);   /* glibc 2.36 treats both alike */
+}
+
+pmi_export int pm_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return EINVAL;
+  int saved = errno;
+  void *p = aligned_alloc_checked(alignment, size);
+  if (p == NULL) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+pmi_export void *pm_valloc(size_t size) { return pm_memalign(pmi_os_page_size(), size); }
+
+pmi_export void *pm_pvalloc(size_t size) {
+  size_t page = pmi_os_page_size();
+  if (size > PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t rounded = (size + page - 1) & ~(page - 1);
+  return pm_memalign(page, rounded == 0 ? page : rounded);
+}
+
+pmi_export size_t pm_malloc_usable_size(void *p) {
+  if (p == NULL) return 0;
+  if (pmi_arenamap_contains(p)) {
+    pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
+    if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL) return 0;
+    return pmi_class_size(pool->szidx);
+  }
+  return pmi_large_usable_size(p);
+}
+
+pmi_export int pm_owns(const void *p) { return pmi_arenamap_contains(p); }

@@ -1,0 +1,214 @@
+/* arena.c: arenas and the order of usable_arenas.
+ *
+ * A heap takes new pools from the arena with the FEWEST free pools, so that
+ * allocation concentrates in nearly-full arenas and nearly-empty ones drain
+ * and go back to the OS (pymalloc's policy).  usable_arenas is kept sorted by
+ * nfreepools, ascending, and re-sorted in O(1) per change with pymalloc's
+ * nfp2lasta[] trick: nfp2lasta[n] is the last arena holding n free pools, so
+ * an arena whose count grows from n to n+1 moves to just behind it.
+ *
+ *   usable_arenas -> [nf=1] -> [nf=3] -> [nf=3] -> [nf=7] -> NULL
+ *                                          ^
+ *                                    nfp2lasta[3]
+ *
+ * An arena whose every pool is empty leaves its heap: it goes to a small
+ * process-wide reserve (POOLMALLOC_ARENA_RESERVE arenas, kept mapped so that a
+ * program that frees and reallocates does not pay for munmap, mmap and ~64
+ * page faults each time) or, when the reserve is full, back to the OS. */
+#include <errno.h>
+#include <sched.h>
+
+#include "internal.h"
+
+static pmi_arena *reserve;          /* empty arenas, linked by nextarena */
+static size_t reserve_count;
+static _Atomic int reserve_lock;
+static _Atomic(void *) map_hint;     /* where the next arena is likely to go */
+
+static void reserve_acquire(void) {
+  while (atomic_exchange_explicit(&reserve_lock, 1, memory_order_acquire))
+    sched_yield();
+}
+static void reserve_release(void) { atomic_store_explicit(&reserve_lock, 0, memory_order_release); }
+
+size_t pmi_arena_reserve_count(void) { return reserve_count; }
+
+/* Descriptors of a new or recycled arena: pools[0] is the header page, the
+ * others are EMPTY and linked on freepools in address order. */
+static void arena_format(pmi_arena *arena) {
+  arena->pools[0].state = PMI_POOL_HEADER;
+  arena->pools[0].capacity = 0;
+  arena->freepools = NULL;
+  for (unsigned i = PMI_POOLS_PER_ARENA - 1; i >= PMI_FIRST_POOL; i--) {
+    pmi_pool *pool = &arena->pools[i];
+    pool->state = PMI_POOL_EMPTY;
+    pool->capacity = 0;
+    pool->used = 0;
+    pool->freeblock = NULL;
+    pool->prevpool = NULL;
+    pool->nextpool = arena->freepools;
+    arena->freepools = pool;
+  }
+  arena->nfreepools = arena->ntotalpools = PMI_ARENA_POOLS;
+  arena->nextarena = arena->prevarena = NULL;
+}
+
+static pmi_arena *arena_new(pmi_heap *heap) {
+  pmi_arena *arena = NULL;
+  reserve_acquire();
+  if (reserve != NULL) {
+    arena = reserve;
+    reserve = arena->nextarena;
+    reserve_count--;
+  }
+  reserve_release();
+  if (arena != NULL) {
+    heap->counters.arenas_reused++;
+  } else {
+    arena = pmi_os_map_aligned(PMI_ARENA_SIZE, PMI_ARENA_SIZE, pmi_load_relaxed(&map_hint));
+    if (arena == NULL) return NULL;
+    if (!pmi_arenamap_add(arena)) {
+      pmi_os_unmap(arena, PMI_ARENA_SIZE);
+      return NULL;
+    }
+    pmi_store_relaxed(&map_hint, (void *)((char *)arena - PMI_ARENA_SIZE));
+    heap->counters.arenas_mapped++;
+  }
+  arena_format(arena);
+  atomic_store_explicit(&arena->heap, heap, memory_order_release);
+  arena->prev_owned = NULL;
+  arena->next_owned = heap->arenas;
+  if (heap->arenas != NULL) heap->arenas->prev_owned = arena;
+  heap->arenas = arena;
+  heap->narenas++;
+  return arena;
+}
+
+/* The arena's last pool came back: it leaves the heap for the reserve or
+ * the OS.  It has already been unlinked from usable_arenas. */
+static void arena_retire(pmi_heap *heap, pmi_arena *arena) {
+  if (arena->prev_owned != NULL) arena->prev_owned->next_owned = arena->next_owned;
+  else heap->arenas = arena->next_owned;
+  if (arena->next_owned != NULL) arena->next_owned->prev_owned = arena->prev_owned;
+  heap->narenas--;
+  atomic_store_explicit(&arena->heap, NULL, memory_order_release);
+
+  reserve_acquire();
+  if (reserve_count < (size_t)pmi_option(arena_reserve)) {
+    arena->nextarena = reserve;
+    reserve = arena;
+    reserve_count++;
+    reserve_release();
+    heap->counters.arenas_reserved++;
+    return;
+  }
+  reserve_release();
+  pmi_arenamap_remove(arena);
+  pmi_os_unmap(arena, PMI_ARENA_SIZE);
+  heap->counters.arenas_unmapped++;
+}
+
+void pmi_arena_release_reserve(size_t keep) {
+  for (;;) {
+    reserve_acquire();
+    pmi_arena *arena = NULL;
+    if (reserve_count > keep) {
+      arena = reserve;
+      reserve = arena->nextarena;
+      reserve_count--;
+    }
+    reserve_release();
+    if (arena == NULL) return;
+    pmi_arenamap_remove(arena);
+    pmi_os_unmap(arena, PMI_ARENA_SIZE);
+    pmi_heap *self = pmi_heap_tls;
+    if (self != &pmi_heap_empty) self->counters.arenas_unmapped++;
+  }
+}
+
+static void usable_unlink(pmi_heap *heap, pmi_arena *arena) {
+  if (arena->prevarena != NULL) arena->prevarena->nextarena = arena->nextarena;
+  else heap->usable_arenas = arena->nextarena;
+  if (arena->nextarena != NULL) arena->nextarena->prevarena = arena->prevarena;
+  arena->nextarena = arena->prevarena = NULL;
+}
+
+/* An EMPTY pool from the fullest usable arena (its head), mapping a new
+ * arena if there is none.  NULL when the OS refuses memory. */
+pmi_pool *pmi_arena_take_pool(pmi_heap *heap) {
+  pmi_arena *arena = heap->usable_arenas;
+  if (arena == NULL) {
+    arena = arena_new(heap);
+    if (arena == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    heap->usable_arenas = arena;
+    heap->nfp2lasta[arena->nfreepools] = arena;
+  }
+  uint32_t nf = arena->nfreepools;
+  pmi_assert(nf > 0 && arena->prevarena == NULL);
+  /* The head already has the fewest free pools: taking one keeps it first.
+   * It stops being the last arena with nf, and becomes the (only) one with
+   * nf - 1, since no arena had fewer than nf. */
+  if (heap->nfp2lasta[nf] == arena) heap->nfp2lasta[nf] = NULL;
+  if (nf > 1) {
+    pmi_assert(heap->nfp2lasta[nf - 1] == NULL);
+    heap->nfp2lasta[nf - 1] = arena;
+  }
+  pmi_pool *pool = arena->freepools;
+  arena->freepools = pool->nextpool;
+  arena->nfreepools = nf - 1;
+  if (nf == 1) usable_unlink(heap, arena);   /* every pool in use */
+  pool->nextpool = NULL;
+  return pool;
+}
+
+/* An EMPTY pool back to its arena's freepools; re-sorts usable_arenas. */
+void pmi_arena_give_pool(pmi_heap *heap, pmi_pool *pool) {
+  pmi_arena *arena = pmi_arena_of(pool);
+  pmi_assert(pmi_load_relaxed(&arena->heap) == heap);
+  pool->state = PMI_POOL_EMPTY;
+  pool->capacity = 0;
+  pool->nextpool = arena->freepools;
+  pool->prevpool = NULL;
+  arena->freepools = pool;
+
+  uint32_t nf = arena->nfreepools;
+  pmi_arena *lastnf = heap->nfp2lasta[nf];
+  if (lastnf == arena) {   /* it was the last with nf: the one before may be */
+    pmi_arena *prev = arena->prevarena;
+    heap->nfp2lasta[nf] = (prev != NULL && prev->nfreepools == nf) ? prev : NULL;
+  }
+  arena->nfreepools = ++nf;
+
+  if (nf == arena->ntotalpools) {          /* wholly empty: leaves the heap */
+    if (heap->nfp2lasta[nf] == arena) heap->nfp2lasta[nf] = NULL;
+    if (nf > 1) usable_unlink(heap, arena);
+    arena_retire(heap, arena);
+    return;
+  }
+  if (nf == 1) {                           /* was full: not on the list yet */
+    arena->prevarena = NULL;
+    arena->nextarena = heap->usable_arenas;
+    if (heap->usable_arenas != NULL) heap->usable_arenas->prevarena = arena;
+    heap->usable_arenas = arena;
+    if (heap->nfp2lasta[1] == NULL) heap->nfp2lasta[1] = arena;
+    return;
+  }
+  if (heap->nfp2lasta[nf] == NULL) heap->nfp2lasta[nf] = arena;
+  if (arena == lastnf) return;             /* still in order */
+  /* Arenas after it up to lastnf have nf - 1 free pools, fewer than it now
+   * has: move it to just behind lastnf. */
+  usable_unlink(heap, arena);
+  arena->prevarena = lastnf;
+  arena->nextarena = lastnf->nextarena;
+  if (arena->nextarena != NULL) arena->nextarena->prevarena = arena;
+  lastnf->nextarena = arena;
+}
+
+/* fork: the reserve's lock is taken last (see heap.c) and reset in the child. */
+void pmi_arena_fork_prepare(void) { reserve_acquire(); }
+void pmi_arena_fork_parent(void) { reserve_release(); }
+void pmi_arena_fork_child(void) { atomic_store(&reserve_lock, 0); }
+pmi_arena *pmi_arena_reserve_first(void) { return reserve; }

@@ -1,0 +1,167 @@
+/* check.c: the invariant checker.  It walks a heap's usedpools, its arenas
+ * and their pools, and usable_arenas, and verifies every equation of types.h.
+ * Tests call it through pm_check(); the debug build (POOLMALLOC_CHECKS=ON)
+ * also has assertions at each splice. */
+#include "internal.h"
+
+typedef struct checker {
+  int errors;
+  int verbose;
+  const pmi_heap *heap;
+} checker;
+
+#define CHECK(ck, cond, fmt, ...)                                                  \
+  do {                                                                             \
+    if (!(cond)) {                                                                 \
+      (ck)->errors++;                                                              \
+      if ((ck)->verbose && (ck)->errors <= 20)                                     \
+        pmi_warning("check failed: heap %p: " fmt, (void *)(ck)->heap __VA_OPT__(,) __VA_ARGS__); \
+    }                                                                              \
+  } while (0)
+
+static unsigned free_list_length(checker *ck, pmi_pool *pool) {
+  unsigned n = 0;
+  char *base = pmi_pool_base(pool);
+  size_t size = pmi_class_size(pool->szidx);
+  for (pmi_block *b = pool->freeblock; b != NULL; b = b->next) {
+    char *cb = (char *)b;
+    if (n > pool->capacity || cb < base || cb >= base + (size_t)pool->ncarved * size ||
+        (size_t)(cb - base) % size != 0) {
+      CHECK(ck, 0, "pool %p: free list runs outside its carved blocks", (void *)pool);
+      return n;
+    }
+    CHECK(ck, b->key == pmi_free_key, "pool %p: free block %p lacks the free key", (void *)pool, (void *)b);
+    n++;
+  }
+  return n;
+}
+
+static void check_pool(checker *ck, pmi_pool *pool) {
+  CHECK(ck, pool->szidx < PMI_NCLASSES, "pool %p: class %u", (void *)pool, pool->szidx);
+  CHECK(ck, pool->capacity == PMI_POOL_SIZE / pmi_class_size(pool->szidx),
+        "pool %p: capacity %u", (void *)pool, pool->capacity);
+  CHECK(ck, pool->ncarved <= pool->capacity, "pool %p: carved %u > capacity", (void *)pool, pool->ncarved);
+  unsigned nfree = free_list_length(ck, pool);
+  /* used + free + untouched == capacity */
+  CHECK(ck, pool->used + nfree + (pool->capacity - pool->ncarved) == pool->capacity,
+        "pool %p: used %u + free %u + untouched %u != capacity %u", (void *)pool, pool->used, nfree,
+        pool->capacity - pool->ncarved, pool->capacity);
+  if (pool->state == PMI_POOL_FULL)
+    CHECK(ck, pool->used == pool->capacity, "full pool %p has %u of %u used", (void *)pool,
+          pool->used, pool->capacity);
+}
+
+static void check_usedpools(checker *ck, pmi_heap *heap, size_t *nused) {
+  for (unsigned c = 0; c < PMI_NCLASSES; c++) {
+    pmi_pool *prev = NULL;
+    pmi_pool *head = heap->usedpools[c];
+    CHECK(ck, head != NULL, "usedpools[%u] is NULL", c);
+    if (head == NULL || head == &pmi_pool_sentinel) continue;
+    for (pmi_pool *p = head; p != NULL; prev = p, p = p->nextpool) {
+      CHECK(ck, p->state == PMI_POOL_USED, "pool %p on usedpools[%u] in state %u", (void *)p, c, p->state);
+      CHECK(ck, p->szidx == c, "pool %p of class %u on usedpools[%u]", (void *)p, p->szidx, c);
+      CHECK(ck, p->prevpool == prev, "pool %p: prevpool link broken", (void *)p);
+      CHECK(ck, pmi_load_relaxed(&pmi_arena_of(p)->heap) == heap, "pool %p on usedpools of another heap", (void *)p);
+      if (p != head) {
+        CHECK(ck, p->used > 0, "pool %p: empty but not the head of usedpools[%u]", (void *)p, c);
+        CHECK(ck, p->freeblock != NULL || p->ncarved < p->capacity,
+              "pool %p: exhausted but not the head of usedpools[%u]", (void *)p, c);
+      }
+      (*nused)++;
+      if (*nused > heap->narenas * PMI_ARENA_POOLS + 1) {
+        CHECK(ck, 0, "usedpools[%u] has a cycle", c);
+        return;
+      }
+    }
+  }
+}
+
+static void check_arena(checker *ck, pmi_heap *heap, pmi_arena *arena, size_t *nused) {
+  CHECK(ck, pmi_arenamap_contains(arena), "arena %p missing from the arena map", (void *)arena);
+  CHECK(ck, pmi_load_relaxed(&arena->heap) == heap, "arena %p owned by %p", (void *)arena,
+        (void *)pmi_load_relaxed(&arena->heap));
+  CHECK(ck, arena->ntotalpools == PMI_ARENA_POOLS, "arena %p: %u pools", (void *)arena, arena->ntotalpools);
+  unsigned nempty = 0, nlist = 0;
+  for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
+    pmi_pool *pool = &arena->pools[i];
+    switch (pool->state) {
+    case PMI_POOL_EMPTY: nempty++; break;
+    case PMI_POOL_USED: (*nused)++; check_pool(ck, pool); break;
+    case PMI_POOL_FULL: check_pool(ck, pool); break;
+    default: CHECK(ck, 0, "pool %p: bad state %u", (void *)pool, pool->state);
+    }
+  }
+  for (pmi_pool *p = arena->freepools; p != NULL && nlist <= PMI_ARENA_POOLS; p = p->nextpool, nlist++)
+    CHECK(ck, p->state == PMI_POOL_EMPTY && pmi_arena_of(p) == arena,
+          "arena %p: pool %p on freepools is not one of its empty pools", (void *)arena, (void *)p);
+  /* nfreepools == |freepools| == #EMPTY */
+  CHECK(ck, arena->nfreepools == nempty && nlist == nempty,
+        "arena %p: nfreepools %u, list %u, empty pools %u", (void *)arena, arena->nfreepools, nlist, nempty);
+  CHECK(ck, nempty < arena->ntotalpools, "arena %p: wholly empty but still owned", (void *)arena);
+}
+
+static void check_usable_arenas(checker *ck, pmi_heap *heap) {
+  pmi_arena *prev = NULL;
+  size_t n = 0;
+  for (pmi_arena *a = heap->usable_arenas; a != NULL; prev = a, a = a->nextarena) {
+    CHECK(ck, a->prevarena == prev, "usable_arenas: prevarena link of %p broken", (void *)a);
+    CHECK(ck, a->nfreepools > 0, "usable_arenas: arena %p has no free pool", (void *)a);
+    if (prev != NULL)
+      CHECK(ck, prev->nfreepools <= a->nfreepools, "usable_arenas not sorted fullest first at %p", (void *)a);
+    bool last_of_count = a->nextarena == NULL || a->nextarena->nfreepools != a->nfreepools;
+    CHECK(ck, (heap->nfp2lasta[a->nfreepools] == a) == last_of_count,
+          "nfp2lasta[%u] is %p, arena %p", a->nfreepools, (void *)heap->nfp2lasta[a->nfreepools], (void *)a);
+    if (++n > heap->narenas) {
+      CHECK(ck, 0, "usable_arenas longer than the arena list");
+      return;
+    }
+  }
+  for (unsigned nf = 0; nf <= PMI_POOLS_PER_ARENA; nf++) {
+    pmi_arena *last = heap->nfp2lasta[nf];
+    if (last != NULL)
+      CHECK(ck, last->nfreepools == nf && pmi_load_relaxed(&last->heap) == heap,
+            "nfp2lasta[%u] points at an arena with %u free pools", nf, last->nfreepools);
+  }
+  size_t with_room = 0;
+  for (pmi_arena *a = heap->arenas; a != NULL; a = a->next_owned) with_room += a->nfreepools > 0;
+  CHECK(ck, with_room == n, "%zu arenas have free pools but %zu are on usable_arenas", with_room, n);
+}
+
+int pmi_check_heap(pmi_heap *heap, int verbose) {
+  checker ck = {0, verbose, heap};
+  size_t on_lists = 0, in_arenas = 0, narenas = 0;
+  for (pmi_arena *a = heap->arenas; a != NULL && narenas <= heap->narenas; a = a->next_owned, narenas++)
+    check_arena(&ck, heap, a, &in_arenas);
+  CHECK(&ck, narenas == heap->narenas, "narenas %zu but %zu on the list", heap->narenas, narenas);
+  check_usedpools(&ck, heap, &on_lists);
+  CHECK(&ck, on_lists == in_arenas, "%zu USED pools in arenas, %zu on usedpools", in_arenas, on_lists);
+  check_usable_arenas(&ck, heap);
+  return ck.errors;
+}
+
+pmi_export int pm_check(void) {
+  int errors = 0;
+  pmi_heap *self = pmi_heap_tls;
+  pmi_heaps_lock();
+  for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
+    if (h != self && atomic_load(&h->owned)) continue;   /* another thread's: not ours to stop */
+    pmi_heap_lock(h);
+    errors += pmi_check_heap(h, 1);
+    pmi_heap_unlock(h);
+  }
+  pmi_arena_fork_prepare();   /* the reserve lock */
+  size_t n = 0;
+  for (pmi_arena *a = pmi_arena_reserve_first(); a != NULL; a = a->nextarena, n++) {
+    if (pmi_load_relaxed(&a->heap) != NULL || !pmi_arenamap_contains(a)) {
+      pmi_warning("check failed: reserve arena %p is owned or unmapped", (void *)a);
+      errors++;
+    }
+  }
+  if (n != pmi_arena_reserve_count()) {
+    pmi_warning("check failed: reserve holds %zu arenas, counted %zu", n, pmi_arena_reserve_count());
+    errors++;
+  }
+  pmi_arena_fork_parent();
+  pmi_heaps_unlock();
+  return errors;
+}

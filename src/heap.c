@@ -1,0 +1,213 @@
+/* heap.c: one heap per thread, and what happens to it when the thread ends.
+ *
+ *   thread start     the first malloc finds pmi_heap_tls == &pmi_heap_empty
+ *                    (all usedpools slots on the sentinel), falls into the
+ *                    slow path, and gets a heap: an abandoned one if any
+ *                    (adoption: its arenas, pools and live blocks with it),
+ *                    else a new one.
+ *   thread exit      a pthread key destructor collects the remote frees,
+ *                    marks the heap unowned and puts it on the abandoned
+ *                    list.  The thread's TLS points at pmi_heap_empty again
+ *                    and tls_done is set: later frees from it take the remote
+ *                    path, later mallocs use a shared fallback heap.
+ *   unowned heaps    frees into them are pushed on thread_free as usual; the
+ *                    freeing thread then reclaims them under heap->lock, so
+ *                    the memory of exited threads goes back without waiting
+ *                    for a new thread.
+ *
+ * Heaps are never freed (their addresses stay valid for remote frees that
+ * are in flight); they are recycled by adoption. */
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+
+#include "internal.h"
+
+pmi_heap pmi_heap_empty = {
+  .usedpools = { [0 ... PMI_NCLASSES - 1] = &pmi_pool_sentinel },
+};
+
+__thread pmi_heap *pmi_heap_tls __attribute__((tls_model("initial-exec"))) = &pmi_heap_empty;
+static __thread uint8_t tls_done __attribute__((tls_model("initial-exec")));
+
+static pmi_heap *heaps_all;          /* every heap ever made, by next_heap */
+static pmi_heap *heaps_abandoned;    /* unowned heaps waiting for a thread */
+static pmi_heap *heap_fallback;      /* for threads past their own exit */
+static _Atomic int heaps_lock_;      /* guards the lists above and the slab */
+static char *slab_next, *slab_end;   /* heaps are carved from mapped slabs */
+
+static pthread_key_t heap_key;
+
+/* ---- locks: spin locks, because they are held for a few list splices and
+ *      must be re-initialisable in a forked child ---------------------------- */
+
+static void spin_acquire(_Atomic int *lock) {
+  unsigned spins = 0;
+  while (atomic_exchange_explicit(lock, 1, memory_order_acquire)) {
+    while (pmi_load_relaxed(lock)) {
+      if (++spins > 64) sched_yield();
+      else __builtin_ia32_pause();
+    }
+  }
+}
+
+void pmi_heap_lock(pmi_heap *heap) { spin_acquire(&heap->lock); }
+void pmi_heap_unlock(pmi_heap *heap) { atomic_store_explicit(&heap->lock, 0, memory_order_release); }
+bool pmi_heap_trylock(pmi_heap *heap) {
+  return !pmi_load_relaxed(&heap->lock) && !atomic_exchange(&heap->lock, 1);
+}
+void pmi_heaps_lock(void) { spin_acquire(&heaps_lock_); }
+void pmi_heaps_unlock(void) { atomic_store_explicit(&heaps_lock_, 0, memory_order_release); }
+pmi_heap *pmi_heap_first(void) { return heaps_all; }
+
+/* ---- creation and adoption --------------------------------------------------- */
+
+static pmi_heap *heap_new_locked(void) {
+  size_t size = (sizeof(pmi_heap) + 63) & ~(size_t)63;
+  if (slab_next == NULL || (size_t)(slab_end - slab_next) < size) {
+    size_t slab = 64 * 1024;
+    slab_next = pmi_os_map(slab);
+    if (slab_next == NULL) return NULL;
+    slab_end = slab_next + slab;
+  }
+  pmi_heap *heap = (pmi_heap *)slab_next;
+  slab_next += size;
+  for (unsigned c = 0; c < PMI_NCLASSES; c++) heap->usedpools[c] = &pmi_pool_sentinel;
+  heap->next_heap = heaps_all;
+  heaps_all = heap;
+  heap->counters.heaps_created++;
+  return heap;
+}
+
+/* Takes the remote frees of heap and frees each block into its pool.
+ * The caller owns the heap or holds its lock. */
+void pmi_heap_collect_locked(pmi_heap *heap) {
+  pmi_block *block = atomic_exchange_explicit(&heap->thread_free, NULL, memory_order_acquire);
+  while (block != NULL) {
+    pmi_block *next = block->next;
+    pmi_arena *arena = pmi_arena_of(block);
+    pmi_free_block(heap, pmi_pool_of(arena, block), block);
+    block = next;
+  }
+}
+
+void pmi_heap_collect(pmi_heap *heap) {
+  if (pmi_load_relaxed(&heap->thread_free) == NULL) return;
+  pmi_heap_lock(heap);
+  pmi_heap_collect_locked(heap);
+  pmi_heap_unlock(heap);
+}
+
+/* Frees into an unowned heap are reclaimed by whoever freed them.  The loop
+ * closes the race with a concurrent holder of the lock: if our push came
+ * after its exchange, we see thread_free non-empty once it has unlocked
+ * (both sides use sequentially consistent operations). */
+void pmi_heap_reclaim_unowned(pmi_heap *heap) {
+  while (atomic_load(&heap->thread_free) != NULL) {
+    if (pmi_load_relaxed(&heap->lock) || atomic_exchange(&heap->lock, 1)) return;
+    if (atomic_load(&heap->owned)) {   /* adopted meanwhile: the owner collects */
+      pmi_heap_unlock(heap);
+      return;
+    }
+    pmi_heap_collect_locked(heap);
+    atomic_store(&heap->lock, 0);
+  }
+}
+
+static void heap_thread_exit(void *arg);
+
+pmi_heap *pmi_heap_for_thread(void) {
+  pmi_process_init();
+  if (tls_done) return NULL;
+  pmi_heaps_lock();
+  pmi_heap *heap = heaps_abandoned;
+  bool adopted = heap != NULL;
+  if (adopted) {
+    heaps_abandoned = heap->next_abandoned;
+    heap->next_abandoned = NULL;
+  } else {
+    heap = heap_new_locked();
+  }
+  pmi_heaps_unlock();
+  if (heap == NULL) return NULL;
+
+  pmi_heap_lock(heap);   /* a freeing thread may be reclaiming it right now */
+  atomic_store(&heap->owned, 1);
+  if (adopted) heap->counters.heaps_adopted++;
+  heap->counters.threads_seen++;
+  pmi_heap_collect_locked(heap);
+  pmi_heap_unlock(heap);
+
+  pmi_heap_tls = heap;
+  pthread_setspecific(heap_key, heap);   /* registers heap_thread_exit */
+  return heap;
+}
+
+/* The pthread key destructor.  Other destructors may still malloc and free
+ * after it: see the comment at the top of this file. */
+static void heap_thread_exit(void *arg) {
+  pmi_heap *heap = pmi_heap_tls;
+  if (heap == &pmi_heap_empty) return;
+  pmi_heap_tls = &pmi_heap_empty;
+  tls_done = 1;
+
+  pmi_heap_lock(heap);
+  pmi_heap_collect_locked(heap);
+  atomic_store(&heap->owned, 0);
+  pmi_heap_release_retained(heap);
+  pmi_heap_unlock(heap);
+
+  pmi_heaps_lock();
+  heap->next_abandoned = heaps_abandoned;
+  heaps_abandoned = heap;
+  pmi_heaps_unlock();
+  pmi_heap_reclaim_unowned(heap);
+}
+
+void pmi_heap_setup(void) {
+  pthread_key_create(&heap_key, heap_thread_exit);
+}
+
+/* malloc from a thread whose heap is gone (a later destructor allocating):
+ * a shared heap that no thread owns, used under its lock. */
+void *pmi_heap_malloc_locked(size_t size) {
+  pmi_heaps_lock();
+  if (heap_fallback == NULL) heap_fallback = heap_new_locked();
+  pmi_heap *heap = heap_fallback;
+  pmi_heaps_unlock();
+  if (heap == NULL) return NULL;
+  pmi_heap_lock(heap);
+  void *p = pmi_heap_malloc_small(heap, size);
+  pmi_heap_unlock(heap);
+  return p;
+}
+
+/* ---- fork ---------------------------------------------------------------- *
+ * prepare takes every lock the allocator has, in one order (the heap list,
+ * then each heap, then the arena reserve inside pmi_arena_fork_*); the child
+ * re-initialises them, and the heaps of threads that do not exist in the
+ * child become abandoned, so that their blocks stay freeable and their pools
+ * are reused by the child's next thread. */
+void pmi_heap_fork_prepare(void) {
+  pmi_heaps_lock();
+  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_heap_lock(h);
+}
+
+void pmi_heap_fork_parent(void) {
+  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_heap_unlock(h);
+  pmi_heaps_unlock();
+}
+
+void pmi_heap_fork_child(void) {
+  pmi_heap *self = pmi_heap_tls;
+  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) {
+    if (h != self && atomic_load(&h->owned)) {
+      atomic_store(&h->owned, 0);
+      pmi_heap_release_retained(h);
+      h->next_abandoned = heaps_abandoned;
+      heaps_abandoned = h;
+    }
+    atomic_store(&h->lock, 0);
+  }
+  atomic_store(&heaps_lock_, 0);
+}

@@ -1,0 +1,59 @@
+/* init.c: process start-up, fork and exit.
+ *
+ * The first call may come from anywhere: the dynamic loader, another
+ * library's constructor, dlsym, a thread we have never seen.  pmi_process_init
+ * runs once, from whichever call comes first, and must not recurse into
+ * itself: while it runs, the initialising thread's own allocations (dlsym may
+ * calloc) go through, since everything they need is set up before the step
+ * that can allocate. */
+#include <pthread.h>
+#include <sched.h>
+
+#include "internal.h"
+
+_Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
+static __thread uint8_t tls_initialising __attribute__((tls_model("initial-exec")));
+
+
+static void fork_prepare(void) {
+  pmi_heap_fork_prepare();
+  pmi_arena_fork_prepare();
+}
+static void fork_parent(void) {
+  pmi_arena_fork_parent();
+  pmi_heap_fork_parent();
+}
+static void fork_child(void) {
+  pmi_arena_fork_child();
+  pmi_heap_fork_child();
+}
+
+void pmi_process_init(void) {
+  if (pmi_likely(atomic_load_explicit(&pmi_process_state, memory_order_acquire) == 2)) return;
+  if (tls_initialising) return;
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&pmi_process_state, &expected, 1)) {
+    while (atomic_load_explicit(&pmi_process_state, memory_order_acquire) != 2) sched_yield();
+    return;
+  }
+  tls_initialising = 1;
+  uint64_t r = pmi_os_random();
+  pmi_free_key = (uintptr_t)r;
+  pmi_remote_key = (uintptr_t)(r * 0x9E3779B97F4A7C15ull) | 2;
+  if (pmi_remote_key == pmi_free_key) pmi_remote_key ^= 4;
+  pmi_options_init();
+  pmi_heap_setup();
+  /* Registered early, so that (handlers running in reverse order) our
+   * prepare runs after the prepare handlers of libraries loaded later,
+   * which may still allocate. */
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  pmi_large_init();
+  atomic_store_explicit(&pmi_process_state, 2, memory_order_release);
+  tls_initialising = 0;
+}
+
+__attribute__((constructor(101))) static void process_start(void) { pmi_process_init(); }
+
+/* Runs after main returns or exit() is called (a preloaded library is
+ * finalised last), also in forked children that exit. */
+__attribute__((destructor(101))) static void process_end(void) { pmi_stats_at_exit(); }

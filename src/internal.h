@@ -1,0 +1,151 @@
+/* internal.h: what the files of the library share, grouped by the file that
+ * defines it.  Internal names start with pmi_; public ones with pm_. */
+#ifndef PM_INTERNAL_H
+#define PM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "types.h"
+
+#define pmi_likely(x)   __builtin_expect(!!(x), 1)
+#define pmi_unlikely(x) __builtin_expect(!!(x), 0)
+#define pmi_noinline    __attribute__((noinline))
+#define pmi_cold        __attribute__((cold, noinline))
+#define pmi_export      __attribute__((visibility("default")))
+
+#define pmi_load_relaxed(p)      atomic_load_explicit((p), memory_order_relaxed)
+#define pmi_store_relaxed(p, v)  atomic_store_explicit((p), (v), memory_order_relaxed)
+
+/* Internal assertions: compiled in the debug build (POOLMALLOC_CHECKS=ON)
+ * only; they re-check the invariants of types.h after each splice. */
+#if PM_CHECKS
+#define pmi_assert(cond) \
+  ((cond) ? (void)0 : pmi_assert_fail(#cond, __FILE__, __LINE__, __func__))
+#else
+#define pmi_assert(cond) ((void)0)
+#endif
+
+/* ---- size classes --------------------------------------------------------- */
+
+static inline unsigned pmi_size_class(size_t n) { return (unsigned)((n - 1) >> PMI_ALIGNMENT_SHIFT); }
+static inline size_t pmi_class_size(unsigned szidx) { return (size_t)(szidx + 1) << PMI_ALIGNMENT_SHIFT; }
+
+static inline pmi_arena *pmi_arena_of(const void *p) {
+  return (pmi_arena *)((uintptr_t)p & ~(PMI_ARENA_SIZE - 1));
+}
+static inline pmi_pool *pmi_pool_of(pmi_arena *arena, const void *p) {
+  return &arena->pools[((uintptr_t)p >> PMI_POOL_SHIFT) & (PMI_POOLS_PER_ARENA - 1)];
+}
+/* The address of the page a descriptor describes. */
+static inline char *pmi_pool_base(pmi_pool *pool) {
+  pmi_arena *arena = pmi_arena_of(pool);
+  return (char *)arena + (size_t)(pool - arena->pools) * PMI_POOL_SIZE;
+}
+
+/* ---- os.c: the only file that talks to the kernel ------------------------- */
+void  *pmi_os_map(size_t size);                       /* zeroed, page-aligned */
+void  *pmi_os_map_aligned(size_t size, size_t align, void *hint);
+void   pmi_os_unmap(void *p, size_t size);
+void   pmi_os_write(int fd, const char *s, size_t n);
+size_t pmi_os_page_size(void);
+uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
+long   pmi_os_thread_id(void);
+void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+_Noreturn void pmi_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void   pmi_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+_Noreturn void pmi_assert_fail(const char *cond, const char *file, int line, const char *func);
+
+/* ---- arenamap.c: is this address in one of our arenas? -------------------- */
+bool   pmi_arenamap_add(pmi_arena *arena);
+void   pmi_arenamap_remove(pmi_arena *arena);
+extern _Atomic(uint8_t *) pmi_arenamap_root[];
+#define PMI_MAP_LEAF_BITS 14
+#define PMI_MAP_ROOT_BITS (47 - PMI_ARENA_SHIFT - PMI_MAP_LEAF_BITS)
+
+/* O(1), and never reads the memory p points to. */
+static inline bool pmi_arenamap_contains(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  uintptr_t top = a >> (PMI_ARENA_SHIFT + PMI_MAP_LEAF_BITS);
+  if (pmi_unlikely(top >= ((uintptr_t)1 << PMI_MAP_ROOT_BITS))) return false;
+  uint8_t *leaf = pmi_load_relaxed(&pmi_arenamap_root[top]);
+  return leaf != NULL && leaf[(a >> PMI_ARENA_SHIFT) & ((1u << PMI_MAP_LEAF_BITS) - 1)] != 0;
+}
+
+/* ---- arena.c: arenas, usable_arenas, the reserve --------------------------- */
+pmi_pool *pmi_arena_take_pool(pmi_heap *heap);        /* an EMPTY pool, or NULL (ENOMEM) */
+void   pmi_arena_give_pool(pmi_heap *heap, pmi_pool *pool);  /* back to freepools */
+void   pmi_arena_release_reserve(size_t keep);
+size_t pmi_arena_reserve_count(void);
+void   pmi_arena_fork_prepare(void);
+void   pmi_arena_fork_parent(void);
+void   pmi_arena_fork_child(void);
+pmi_arena *pmi_arena_reserve_first(void);
+
+/* ---- pool.c: pool state transitions ---------------------------------------- */
+extern pmi_pool pmi_pool_sentinel;
+void  *pmi_pool_carve(pmi_pool *pool);                 /* refill freeblock from the tail */
+void   pmi_pool_init(pmi_heap *heap, pmi_pool *pool, unsigned szidx);
+void   pmi_usedpools_unlink(pmi_heap *heap, pmi_pool *pool);
+void   pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool);
+void   pmi_pool_release_empty(pmi_heap *heap, pmi_pool *pool);
+void   pmi_pool_free_slow(pmi_heap *heap, pmi_pool *pool);
+
+/* ---- heap.c: per-thread heaps ---------------------------------------------- */
+extern pmi_heap pmi_heap_empty;
+extern __thread pmi_heap *pmi_heap_tls __attribute__((tls_model("initial-exec")));
+pmi_heap *pmi_heap_for_thread(void);     /* the caller's heap, created or adopted */
+void   pmi_heap_lock(pmi_heap *heap);
+void   pmi_heap_unlock(pmi_heap *heap);
+bool   pmi_heap_trylock(pmi_heap *heap);
+void   pmi_heap_collect(pmi_heap *heap);  /* take thread_free, free each block */
+void   pmi_heap_collect_locked(pmi_heap *heap);
+void   pmi_heap_reclaim_unowned(pmi_heap *heap);
+void   pmi_heap_release_retained(pmi_heap *heap);
+pmi_heap *pmi_heap_first(void);          /* the list of all heaps */
+void   pmi_heaps_lock(void);
+void   pmi_heaps_unlock(void);
+void   pmi_heap_fork_prepare(void);
+void   pmi_heap_fork_parent(void);
+void   pmi_heap_fork_child(void);
+void   pmi_heap_setup(void);
+void  *pmi_heap_malloc_locked(size_t size);   /* for threads past their own exit */
+
+/* ---- alloc.c / free.c: the generic (slow) paths ----------------------------- */
+void  *pmi_malloc_generic(pmi_heap *heap, size_t size);
+void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
+void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
+pmi_pool *pmi_check_live_block(const char *fn, const void *p);
+size_t pmi_usable_size(const void *p);
+extern uintptr_t pmi_free_key;
+extern uintptr_t pmi_remote_key;
+
+/* ---- large.c: the large-object path (the C library's malloc today) -------- */
+void   pmi_large_init(void);
+void  *pmi_large_malloc(size_t size);
+void  *pmi_large_calloc(size_t n, size_t size);
+void  *pmi_large_realloc(void *p, size_t size);
+void  *pmi_large_memalign(size_t alignment, size_t size);
+void   pmi_large_free(void *p);
+size_t pmi_large_usable_size(void *p);
+int    pmi_large_trim(size_t pad);
+int    pmi_large_mallopt(int param, int value);
+struct mallinfo2;
+struct mallinfo2 pmi_large_mallinfo2(void);
+
+/* ---- options.c -------------------------------------------------------------- */
+#include "options.h"
+
+/* ---- stats.c ------------------------------------------------------------- */
+void   pmi_counters_sum(pmi_counters *out);
+void   pmi_stats_at_exit(void);
+
+/* ---- init.c -------------------------------------------------------------- */
+void   pmi_process_init(void);
+extern _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
+
+/* ---- check.c --------------------------------------------------------------- */
+int    pmi_check_heap(pmi_heap *heap, int verbose);
+
+#endif /* PM_INTERNAL_H */

@@ -1,0 +1,40 @@
+/* options.h: every option of the library, in one list.  The list generates
+ * the enum, the table that options.c parses from the environment (variable
+ * POOLMALLOC_<NAME>), and the help text.  Nothing else names an option. */
+#ifndef PM_OPTIONS_H
+#define PM_OPTIONS_H
+
+enum pmi_option_kind { PMI_OPT_LONG, PMI_OPT_CHOICE, PMI_OPT_PATH };
+
+/* X(name, ENV_SUFFIX, kind, default, min, max, choices, value syntax, doc) */
+#define PMI_OPTION_LIST(X)                                                        \
+  X(stats, "STATS", PMI_OPT_CHOICE, 0, 0, 2, pmi_choices_stats, "0|1|text|json",  \
+    "print a statistics report when the program exits: 1 or text for a table, "   \
+    "json for one JSON document")                                                 \
+  X(stats_file, "STATS_FILE", PMI_OPT_PATH, 0, 0, 0, NULL, "PATH",                \
+    "write the report to PATH (appending) instead of stderr; %p in PATH becomes " \
+    "the process id")                                                             \
+  X(arena_reserve, "ARENA_RESERVE", PMI_OPT_LONG, 4, 0, 65536, NULL, "N",         \
+    "empty arenas (256 KiB each) kept mapped, process-wide, for reuse instead "   \
+    "of being returned to the OS at once")
+
+enum pmi_option_id {
+#define PMI_OPTION_ENUM(name, env, kind, def, lo, hi, choices, syntax, doc) PMI_OPT_##name,
+  PMI_OPTION_LIST(PMI_OPTION_ENUM)
+#undef PMI_OPTION_ENUM
+  PMI_OPT_COUNT
+};
+
+enum pmi_stats_format { PMI_STATS_OFF = 0, PMI_STATS_TEXT = 1, PMI_STATS_JSON = 2 };
+
+typedef struct pmi_choice { const char *word; long value; } pmi_choice;
+extern const pmi_choice pmi_choices_stats[];
+
+extern long pmi_option_values[PMI_OPT_COUNT];
+extern const char *pmi_option_strings[PMI_OPT_COUNT];
+#define pmi_option(name)     (pmi_option_values[PMI_OPT_##name])
+#define pmi_option_str(name) (pmi_option_strings[PMI_OPT_##name])
+
+void pmi_options_init(void);
+
+#endif /* PM_OPTIONS_H */

@@ -1,0 +1,120 @@
+/* os.c: every call poolmalloc makes into the kernel, behind one small
+ * interface (internal.h, "os.c").  Nothing here allocates: error messages are
+ * formatted on the stack and written with write(2). */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+void *pmi_os_map(size_t size) {
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return p == MAP_FAILED ? NULL : p;
+}
+
+void pmi_os_unmap(void *p, size_t size) {
+  if (p != NULL && munmap(p, size) != 0)
+    pmi_warning("munmap(%p, %zu) failed: %s", p, size, strerror(errno));
+}
+
+/* Maps size bytes aligned to align.  First asks for the hint (the address
+ * just below the previous arena, where the kernel's top-down search puts the
+ * next mapping anyway, so it usually comes back aligned and merges with its
+ * neighbour into one VMA); otherwise over-maps and trims both ends. */
+void *pmi_os_map_aligned(size_t size, size_t align, void *hint) {
+  int saved = errno;
+  if (hint != NULL) {
+    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+      if (((uintptr_t)p & (align - 1)) == 0) return p;
+      munmap(p, size);
+    }
+  }
+  size_t over = size + align - pmi_os_page_size();
+  char *raw = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) {
+    errno = saved;
+    return NULL;
+  }
+  char *start = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
+  size_t head = (size_t)(start - raw), tail = over - head - size;
+  if (head) munmap(raw, head);
+  if (tail) munmap(start + size, tail);
+  errno = saved;
+  return start;
+}
+
+size_t pmi_os_page_size(void) {
+  static size_t page;
+  if (page == 0) page = (size_t)sysconf(_SC_PAGESIZE);
+  return page;
+}
+
+/* A per-process secret: the 16 random bytes the kernel gives every process
+ * (AT_RANDOM), mixed with an address so that it differs between libraries. */
+uint64_t pmi_os_random(void) {
+  uint64_t x = (uintptr_t)&pmi_os_random;
+  const uint64_t *r = (const uint64_t *)getauxval(AT_RANDOM);
+  if (r != NULL) x ^= r[0] * 0x9E3779B97F4A7C15ull ^ r[1];
+  x ^= x >> 31;
+  x *= 0xBF58476D1CE4E5B9ull;
+  x ^= x >> 29;
+  return x | 1;   /* never 0: 0 marks a block in use */
+}
+
+long pmi_os_thread_id(void) { return syscall(SYS_gettid); }
+
+void pmi_os_write(int fd, const char *s, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, s, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return;
+    }
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+void pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, cap, fmt, ap);
+  va_end(ap);
+}
+
+static void os_vmessage(const char *fmt, va_list ap) {
+  char buf[512];
+  int saved = errno;
+  size_t n = (size_t)snprintf(buf, sizeof buf, "poolmalloc: ");
+  int m = vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
+  if (m > 0) n += (size_t)m < sizeof buf - n - 1 ? (size_t)m : sizeof buf - n - 2;
+  buf[n++] = '\n';
+  pmi_os_write(STDERR_FILENO, buf, n);
+  errno = saved;
+}
+
+void pmi_warning(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  os_vmessage(fmt, ap);
+  va_end(ap);
+}
+
+_Noreturn void pmi_fatal(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  os_vmessage(fmt, ap);
+  va_end(ap);
+  abort();
+}
+
+_Noreturn void pmi_assert_fail(const char *cond, const char *file, int line, const char *func) {
+  pmi_fatal("internal check failed: %s (%s:%d, %s)", cond, file, line, func);
+}

@@ -1,0 +1,120 @@
+/* pool.c: a pool's life: initialised for a size class, carved lazily, linked
+ * on and off heap->usedpools[szidx], and given back to its arena when empty.
+ * The state machine is drawn in types.h; every function here that splices a
+ * list runs with heap->lock held (or on a heap no other thread can reach). */
+#include <string.h>
+
+#include "internal.h"
+
+/* The pool every empty usedpools[] slot points at: no free block and no
+ * capacity, so the malloc fast path falls through to the slow path without a
+ * NULL test.  Nothing ever writes to it. */
+pmi_pool pmi_pool_sentinel = { .state = PMI_POOL_HEADER };
+
+void pmi_pool_init(pmi_heap *heap, pmi_pool *pool, unsigned szidx) {
+  pmi_assert(pool->state == PMI_POOL_EMPTY);
+  pool->szidx = (uint8_t)szidx;
+  pool->capacity = (uint16_t)(PMI_POOL_SIZE / pmi_class_size(szidx));
+  pool->used = 0;
+  pool->ncarved = 0;
+  pool->freeblock = NULL;
+  pool->nextpool = pool->prevpool = NULL;
+  pool->state = PMI_POOL_USED;
+  heap->counters.pools_initialised++;
+}
+
+/* Links the next run of untouched blocks onto the (empty) free list.  Only
+ * about PMI_CARVE_BYTES are written, so a pool that serves few blocks never
+ * touches the rest of its page. */
+void *pmi_pool_carve(pmi_pool *pool) {
+  pmi_assert(pool->freeblock == NULL && pool->ncarved < pool->capacity);
+  size_t size = pmi_class_size(pool->szidx);
+  unsigned n = PMI_CARVE_BYTES / (unsigned)size;
+  if (n == 0) n = 1;
+  if (n > (unsigned)(pool->capacity - pool->ncarved)) n = pool->capacity - pool->ncarved;
+  char *first = pmi_pool_base(pool) + (size_t)pool->ncarved * size;
+  char *b = first;
+  for (unsigned i = 1; i < n; i++, b += size) {
+    ((pmi_block *)b)->next = (pmi_block *)(b + size);
+    ((pmi_block *)b)->key = pmi_free_key;
+  }
+  ((pmi_block *)b)->next = NULL;
+  ((pmi_block *)b)->key = pmi_free_key;
+  pool->ncarved = (uint16_t)(pool->ncarved + n);
+  pool->freeblock = (pmi_block *)first;
+  return first;
+}
+
+static bool pool_is_exhausted(const pmi_pool *pool) {
+  return pool->freeblock == NULL && pool->ncarved == pool->capacity;
+}
+
+void pmi_usedpools_unlink(pmi_heap *heap, pmi_pool *pool) {
+  pmi_assert(pool->state == PMI_POOL_USED);
+  if (pool->prevpool != NULL) {
+    pool->prevpool->nextpool = pool->nextpool;
+  } else {
+    pmi_assert(heap->usedpools[pool->szidx] == pool);
+    heap->usedpools[pool->szidx] = pool->nextpool != NULL ? pool->nextpool : &pmi_pool_sentinel;
+  }
+  if (pool->nextpool != NULL) pool->nextpool->prevpool = pool->prevpool;
+  pool->nextpool = pool->prevpool = NULL;
+}
+
+/* An empty pool leaves usedpools for its arena's freepools. */
+void pmi_pool_release_empty(pmi_heap *heap, pmi_pool *pool) {
+  pmi_assert(pool->used == 0);
+  pmi_usedpools_unlink(heap, pool);
+  heap->counters.pools_emptied++;
+  pmi_arena_give_pool(heap, pool);
+}
+
+/* Makes pool the head of usedpools[szidx].  The old head is the only pool of
+ * the list allowed to be exhausted or empty (types.h); as it stops being the
+ * head it becomes FULL or goes back to its arena, keeping that invariant. */
+void pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool) {
+  unsigned c = pool->szidx;
+  pmi_pool *head = heap->usedpools[c];
+  if (head != &pmi_pool_sentinel) {
+    if (pool_is_exhausted(head)) {
+      pmi_usedpools_unlink(heap, head);
+      head->state = PMI_POOL_FULL;
+    } else if (head->used == 0) {
+      pmi_pool_release_empty(heap, head);
+    }
+    head = heap->usedpools[c];
+  }
+  pool->state = PMI_POOL_USED;
+  pool->prevpool = NULL;
+  pool->nextpool = head != &pmi_pool_sentinel ? head : NULL;
+  if (head != &pmi_pool_sentinel) head->prevpool = pool;
+  heap->usedpools[c] = pool;
+}
+
+/* Frees a block that is known to be valid into its pool and makes the state
+ * transition that follows.  The caller owns the heap (or holds its lock) and
+ * has counted the free. */
+void pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
+  block->next = pool->freeblock;
+  block->key = pmi_free_key;
+  pool->freeblock = block;
+  unsigned used = pool->used--;
+  if (pool->state == PMI_POOL_FULL) {          /* FULL -> USED */
+    pmi_usedpools_push(heap, pool);
+    return;
+  }
+  if (used == 1) {                             /* USED -> EMPTY */
+    if (heap->usedpools[pool->szidx] == pool && pmi_load_relaxed(&heap->owned))
+      return;  /* kept as the allocation pool: see "USED -> EMPTY" in types.h */
+    pmi_pool_release_empty(heap, pool);
+  }
+}
+
+/* Sends every empty pool kept at the head of usedpools back to its arena
+ * (thread exit, malloc_trim). */
+void pmi_heap_release_retained(pmi_heap *heap) {
+  for (unsigned c = 0; c < PMI_NCLASSES; c++) {
+    pmi_pool *head = heap->usedpools[c];
+    if (head != &pmi_pool_sentinel && head->used == 0) pmi_pool_release_empty(heap, head);
+  }
+}

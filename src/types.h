@@ -1,0 +1,244 @@
+/* types.h: the constants and data structures of poolmalloc, with their
+ * invariants.  Every other file reads this one first.
+ *
+ * ---------------------------------------------------------------------------
+ * The layers, from the OS up
+ * ---------------------------------------------------------------------------
+ *
+ *    malloc(n), n <= 512                 malloc(n), n > 512 or big alignment
+ *          |                                       |
+ *    heap (one per thread)                   large path (large.c)
+ *      usedpools[size class] -> pool            = the C library's malloc
+ *          |
+ *    pool: 4 KiB, one size class, free-block list, lazily carved
+ *          |
+ *    arena: 256 KiB, 256 KiB-aligned, mapped from the OS (os.c);
+ *           its first page holds the arena header and 64 pool descriptors,
+ *           the other 63 pages are pools
+ *          |
+ *    arena map (arenamap.c): one byte per 256 KiB of address space,
+ *           answers "is this pointer in a pool?" without touching the pointer
+ *
+ * ---------------------------------------------------------------------------
+ * Size classes
+ * ---------------------------------------------------------------------------
+ *
+ *    request (bytes)    block size    class index (szidx)
+ *        1 .. 16            16               0
+ *       17 .. 32            32               1
+ *       ...                ...              ...
+ *      497 .. 512          512              31
+ *
+ *    szidx = (n - 1) >> 4, block size = (szidx + 1) << 4.  malloc(0) is served
+ *    as malloc(1).  Every block is 16-byte aligned because pools are 4 KiB
+ *    aligned and blocks are multiples of 16.
+ *
+ * ---------------------------------------------------------------------------
+ * Arena layout (addresses grow to the right; one cell = one 4 KiB page)
+ * ---------------------------------------------------------------------------
+ *
+ *    arena (256 KiB aligned)
+ *    +--------+--------+--------+-- ... --+--------+
+ *    | header | pool 1 | pool 2 |         | pool 63|
+ *    | +descr |        |        |         |        |
+ *    +--------+--------+--------+-- ... --+--------+
+ *         |       ^
+ *         +-------+  pools[i] describes the page at arena + i * 4 KiB
+ *
+ *    The pool header of pymalloc lives out of line, in the descriptor array
+ *    of page 0, found by address arithmetic:
+ *        arena = p & ~(ARENA_SIZE - 1),   pool = &arena->pools[(p >> 12) & 63].
+ *    Why out of line: headers at the start of 4 KiB-aligned pages all map to
+ *    the same few L1 cache sets, and a random-order free over many pools then
+ *    thrashes them; packed 32-byte descriptors spread over 32 lines.  It also gives
+ *    every pool the full 4 KiB for blocks (no header eats into the tail).
+ *
+ * ---------------------------------------------------------------------------
+ * Pool states (as pymalloc's)
+ * ---------------------------------------------------------------------------
+ *
+ *    EMPTY  on its arena's freepools list; no block handed out; no size class.
+ *    USED   on heap->usedpools[szidx]; some blocks out, some free or untouched.
+ *    FULL   on no list; every block handed out.
+ *
+ *    Transitions:
+ *      EMPTY -> USED   malloc finds usedpools[szidx] without room, takes a
+ *                      pool from the fullest usable arena (pool_take).
+ *      USED  -> FULL   malloc finds the head of usedpools[szidx] exhausted
+ *                      (no free block, nothing left to carve) and unlinks it.
+ *                      This is detected lazily, by the slow path, so the fast
+ *                      path never tests for fullness.
+ *      FULL  -> USED   the first free into a full pool links it back at the
+ *                      head of usedpools[szidx].
+ *      USED  -> EMPTY  the last block is freed.  If the pool is the head of
+ *                      usedpools[szidx] it stays there, empty, so that a
+ *                      malloc/free loop of one block never pays the round trip
+ *                      through freepools; otherwise it goes back to its arena.
+ *
+ * ---------------------------------------------------------------------------
+ * Threads
+ * ---------------------------------------------------------------------------
+ *
+ *    Every arena belongs to one heap (arena->heap); a heap belongs to at most
+ *    one thread.  The owning thread allocates and frees its own blocks with
+ *    plain loads and stores.  A free from any other thread pushes the block
+ *    onto the owning heap's thread_free stack with one CAS; the owner takes the
+ *    whole stack in its slow path.  When a thread exits its heap becomes
+ *    unowned: it keeps its arenas and live blocks, frees into it are reclaimed
+ *    by the freeing thread (under heap->lock), and the next new thread adopts
+ *    the whole heap.
+ */
+#ifndef PM_TYPES_H
+#define PM_TYPES_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "poolmalloc.h"
+
+/* ---- tunable constants, with their constraints ---------------------------- */
+
+#define PMI_ALIGNMENT_SHIFT 4
+#define PMI_ALIGNMENT       (1u << PMI_ALIGNMENT_SHIFT)      /* 16 */
+#define PMI_SMALL_MAX       512u                             /* largest pool block */
+#define PMI_NCLASSES        (PMI_SMALL_MAX >> PMI_ALIGNMENT_SHIFT)   /* 32 */
+
+#define PMI_POOL_SHIFT      12
+#define PMI_POOL_SIZE       ((size_t)1 << PMI_POOL_SHIFT)    /* 4 KiB */
+#define PMI_ARENA_SHIFT     18
+#define PMI_ARENA_SIZE      ((size_t)1 << PMI_ARENA_SHIFT)   /* 256 KiB */
+#define PMI_POOLS_PER_ARENA (1u << (PMI_ARENA_SHIFT - PMI_POOL_SHIFT))  /* 64 */
+#define PMI_FIRST_POOL      1u    /* page 0 is the arena header */
+#define PMI_ARENA_POOLS     (PMI_POOLS_PER_ARENA - PMI_FIRST_POOL)     /* 63 */
+
+/* Blocks carved from a pool's untouched tail per slow-path visit: about this
+ * many bytes, at least one block.  Carving touches only what is handed out soon. */
+#define PMI_CARVE_BYTES     2048u
+
+#if PMI_SMALL_MAX % PMI_ALIGNMENT != 0
+#error "the largest pool block must be a multiple of the alignment"
+#endif
+_Static_assert(PMI_POOL_SIZE / PMI_SMALL_MAX >= 8, "a pool must hold at least 8 blocks of the largest class");
+_Static_assert(PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "block counts must fit the uint16_t fields");
+#if PMI_ARENA_SHIFT <= PMI_POOL_SHIFT
+#error "an arena must hold more than one pool"
+#endif
+
+/* ---- blocks ---------------------------------------------------------------- */
+
+/* A free block.  Live blocks are the user's; these two words exist only while
+ * the block is free.  Every block is at least 16 bytes, so both fit. */
+typedef struct pmi_block {
+  struct pmi_block *next;   /* next free block of the same list */
+  uintptr_t key;            /* pmi_free_key while on a local free list,
+                               pmi_remote_key while on a thread_free stack,
+                               0 once handed out: a free that finds the key
+                               set is probably a double free (free.c checks) */
+} pmi_block;
+
+/* ---- pools ----------------------------------------------------------------- */
+
+enum pmi_pool_state {
+  PMI_POOL_HEADER = 0,   /* pools[0]: the arena's own page, never a pool */
+  PMI_POOL_EMPTY,
+  PMI_POOL_USED,
+  PMI_POOL_FULL,
+};
+
+/* The descriptor (pymalloc's pool header) of one 4 KiB pool.
+ *
+ * Invariants, for a pool p of class c (size = (c + 1) * 16):
+ *   p.capacity == POOL_SIZE / size              (while USED or FULL)
+ *   p.used + |p.freeblock list| + (p.capacity - p.ncarved) == p.capacity
+ *       (blocks handed out + free blocks + untouched blocks; blocks waiting on
+ *        the heap's thread_free stack still count as used)
+ *   p.state == EMPTY  <=>  p is on arena.freepools (and p.used == 0)
+ *   p.state == USED   <=>  p is on heap.usedpools[c]
+ *   p.state == FULL   =>   p.used == p.capacity
+ *   p on usedpools[c] and not its head => p has room and p.used > 0
+ */
+typedef struct pmi_pool {
+  pmi_block *freeblock;      /* first free block; NULL: none (maybe untouched ones) */
+  struct pmi_pool *nextpool; /* usedpools[c] list, or arena freepools list */
+  struct pmi_pool *prevpool; /* usedpools[c] list only; NULL at the head */
+  uint16_t used;             /* blocks handed out and not yet freed here */
+  uint16_t ncarved;          /* blocks carved from the untouched tail so far */
+  uint16_t capacity;         /* blocks that fit in the pool; 0 unless USED/FULL */
+  uint8_t  szidx;            /* size class while USED or FULL */
+  uint8_t  state;            /* enum pmi_pool_state */
+} pmi_pool;
+
+/* ---- arenas ---------------------------------------------------------------- */
+
+struct pmi_heap;
+
+/* The header of a 256 KiB arena, at its start.
+ *
+ * Invariants:
+ *   nfreepools == |freepools list| == #{ i : pools[i].state == EMPTY }
+ *   ntotalpools == ARENA_POOLS
+ *   arena on heap.usable_arenas  <=>  nfreepools > 0 and arena.heap == heap
+ *   heap.usable_arenas is sorted by nfreepools ascending (fullest first)
+ *   arena in the reserve  <=>  heap == NULL and nfreepools == ntotalpools
+ */
+typedef struct pmi_arena {
+  _Atomic(struct pmi_heap *) heap;  /* owner; NULL while in the reserve */
+  pmi_pool *freepools;              /* EMPTY pools, singly linked by nextpool */
+  uint32_t nfreepools;              /* length of freepools */
+  uint32_t ntotalpools;             /* pools in this arena (63) */
+  struct pmi_arena *nextarena;      /* usable_arenas, or the reserve list */
+  struct pmi_arena *prevarena;      /* usable_arenas; NULL at the head */
+  struct pmi_arena *next_owned;     /* heap.arenas: every arena of the heap */
+  struct pmi_arena *prev_owned;
+  uint64_t pad_;                    /* descriptors start on a cache line */
+  pmi_pool pools[PMI_POOLS_PER_ARENA];  /* pools[i] describes page i */
+} pmi_arena;
+
+_Static_assert(sizeof(pmi_pool) == 32, "a descriptor is half a cache line");
+_Static_assert(offsetof(pmi_arena, pools) == 64, "descriptors never straddle a cache line");
+_Static_assert(sizeof(pmi_arena) <= PMI_POOL_SIZE, "arena header must fit in page 0");
+
+/* ---- heaps ----------------------------------------------------------------- */
+
+/* Per-heap activity counters: plain integers, only the owner (or the holder
+ * of heap.lock) writes them; reports add up all heaps. */
+typedef struct pmi_counters {
+#define PMI_COUNTER_FIELD(name, doc) uint64_t name;
+  PM_COUNTER_LIST(PMI_COUNTER_FIELD)
+#undef PMI_COUNTER_FIELD
+  int64_t large_live;        /* large blocks allocated minus freed by this heap */
+  int64_t large_live_bytes;  /* their usable bytes, same sign convention */
+} pmi_counters;
+
+/* A heap: what one thread allocates from.
+ *
+ * Invariants:
+ *   usedpools[c] == &pmi_pool_sentinel  or  the head of a NULL-terminated,
+ *       doubly linked list of USED pools of class c
+ *   only the head of usedpools[c] may be exhausted or empty (used == 0)
+ *   nfp2lasta[n] == the last arena on usable_arenas with nfreepools == n,
+ *       or NULL if there is none   (pymalloc's trick for O(1) re-sorting)
+ *   narenas == |arenas list|
+ *   owned == 1  =>  only the owning thread touches usedpools, pools and
+ *       arenas, and takes lock around list splices (so that fork can stop it)
+ *   owned == 0  =>  anyone may touch the heap, holding lock
+ */
+typedef struct pmi_heap {
+  pmi_pool *usedpools[PMI_NCLASSES];                 /* the fast path reads this */
+  pmi_counters counters;
+  pmi_arena *usable_arenas;                          /* fullest first */
+  pmi_arena *nfp2lasta[PMI_POOLS_PER_ARENA + 1];
+  pmi_arena *arenas;                                 /* every arena of the heap */
+  size_t narenas;
+  struct pmi_heap *next_heap;                        /* all heaps, never freed */
+  struct pmi_heap *next_abandoned;                   /* the abandoned list */
+  _Atomic int owned;                                 /* a live thread owns it */
+  _Atomic int lock;                                  /* spin lock, see above */
+  /* Remote frees land here, on a cache line of their own so that other
+   * threads pushing do not slow the owner's fast path. */
+  _Alignas(64) _Atomic(pmi_block *) thread_free;
+  _Alignas(64) char end_[];
+} pmi_heap;
+
+#endif /* PM_TYPES_H */
