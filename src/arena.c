@@ -11,17 +11,28 @@
  *                                          ^
  *                                    nfp2lasta[3]
  *
- * An arena whose every pool is empty leaves its heap: it goes to a small
- * process-wide reserve (POOLMALLOC_ARENA_RESERVE arenas, kept mapped so that a
- * program that frees and reallocates does not pay for munmap, mmap and ~64
- * page faults each time) or, when the reserve is full, back to the OS. */
+ * An arena whose every pool is empty leaves its heap for the reserve, a
+ * process-wide list of empty arenas that stay mapped:
+ *
+ *   reserve -> [newest] <-> ... <-> [oldest] <- reserve_tail
+ *
+ * New arenas come from its head (the warmest memory).  Its first
+ * POOLMALLOC_ARENA_RESERVE arenas stay as long as they like; the ones beyond
+ * are unmapped from the tail once they have sat there POOLMALLOC_ARENA_DECAY_MS
+ * milliseconds (checked whenever an arena enters or leaves the reserve, and by
+ * malloc_trim, which empties it).  Why keep them at all: a program that frees
+ * a large structure and builds another would otherwise pay for munmap, mmap
+ * and 63 page faults per arena, about 2 us each on a VM; why not for long:
+ * memory that is not given back is the most common complaint about
+ * allocators. */
 #include <errno.h>
 #include <sched.h>
 
 #include "internal.h"
 
-static pmi_arena *reserve;          /* empty arenas, linked by nextarena */
-static size_t reserve_count;
+static pmi_arena *reserve;          /* empty arenas, newest first, by nextarena */
+static pmi_arena *reserve_tail;     /* the oldest, linked back by prevarena */
+static _Atomic size_t reserve_count;   /* atomic only so that it may be peeked at */
 static _Atomic int reserve_lock;
 static _Atomic(void *) map_hint;     /* where the next arena is likely to go */
 
@@ -30,6 +41,7 @@ static void reserve_acquire(void) {
     sched_yield();
 }
 static void reserve_release(void) { atomic_store_explicit(&reserve_lock, 0, memory_order_release); }
+static void reserve_decay(pmi_heap *heap, uint64_t now);
 
 size_t pmi_arena_reserve_count(void) { return reserve_count; }
 
@@ -59,12 +71,15 @@ static pmi_arena *arena_new(pmi_heap *heap) {
   if (reserve != NULL) {
     arena = reserve;
     reserve = arena->nextarena;
+    if (reserve != NULL) reserve->prevarena = NULL;
+    else reserve_tail = NULL;
     reserve_count--;
   }
   reserve_release();
   if (arena != NULL) {
     heap->counters.arenas_reused++;
   } else {
+    if (pmi_load_relaxed(&reserve_count) > (size_t)pmi_option(arena_reserve)) reserve_decay(heap, pmi_os_now_ms());
     arena = pmi_os_map_aligned(PMI_ARENA_SIZE, PMI_ARENA_SIZE, pmi_load_relaxed(&map_hint));
     if (arena == NULL) return NULL;
     if (!pmi_arenamap_add(arena)) {
@@ -93,37 +108,52 @@ static void arena_retire(pmi_heap *heap, pmi_arena *arena) {
   heap->narenas--;
   atomic_store_explicit(&arena->heap, NULL, memory_order_release);
 
+  arena->retired_ms = pmi_os_now_ms();
   reserve_acquire();
-  if (reserve_count < (size_t)pmi_option(arena_reserve)) {
-    arena->nextarena = reserve;
-    reserve = arena;
-    reserve_count++;
-    reserve_release();
-    heap->counters.arenas_reserved++;
-    return;
+  arena->prevarena = NULL;
+  arena->nextarena = reserve;
+  if (reserve != NULL) reserve->prevarena = arena;
+  else reserve_tail = arena;
+  reserve = arena;
+  reserve_count++;
+  reserve_release();
+  heap->counters.arenas_reserved++;
+  reserve_decay(heap, arena->retired_ms);
+}
+
+/* Pops the oldest reserve arena if it may go: beyond keep, and (unless
+ * force) older than the decay time. */
+static pmi_arena *reserve_pop_old(size_t keep, uint64_t now, bool force) {
+  pmi_arena *arena = NULL;
+  reserve_acquire();
+  pmi_arena *old = reserve_tail;
+  if (reserve_count > keep &&
+      (force || old->retired_ms + (uint64_t)pmi_option(arena_decay_ms) <= now)) {
+    arena = old;
+    reserve_tail = old->prevarena;
+    if (reserve_tail != NULL) reserve_tail->nextarena = NULL;
+    else reserve = NULL;
+    reserve_count--;
   }
   reserve_release();
+  return arena;
+}
+
+static void arena_unmap(pmi_heap *heap, pmi_arena *arena) {
   pmi_arenamap_remove(arena);
   pmi_os_unmap(arena, PMI_ARENA_SIZE);
-  heap->counters.arenas_unmapped++;
+  if (heap != &pmi_heap_empty) heap->counters.arenas_unmapped++;
+}
+
+static void reserve_decay(pmi_heap *heap, uint64_t now) {
+  pmi_arena *arena;
+  while ((arena = reserve_pop_old((size_t)pmi_option(arena_reserve), now, false)) != NULL)
+    arena_unmap(heap, arena);
 }
 
 void pmi_arena_release_reserve(size_t keep) {
-  for (;;) {
-    reserve_acquire();
-    pmi_arena *arena = NULL;
-    if (reserve_count > keep) {
-      arena = reserve;
-      reserve = arena->nextarena;
-      reserve_count--;
-    }
-    reserve_release();
-    if (arena == NULL) return;
-    pmi_arenamap_remove(arena);
-    pmi_os_unmap(arena, PMI_ARENA_SIZE);
-    pmi_heap *self = pmi_heap_tls;
-    if (self != &pmi_heap_empty) self->counters.arenas_unmapped++;
-  }
+  pmi_arena *arena;
+  while ((arena = reserve_pop_old(keep, 0, true)) != NULL) arena_unmap(pmi_heap_tls, arena);
 }
 
 static void usable_unlink(pmi_heap *heap, pmi_arena *arena) {

@@ -138,10 +138,14 @@ pmi_export void pm_free(void *p) {
   pmi_pool *pool = pmi_pool_of(arena, p);
   pmi_block *block = p;
   unsigned used = pool->used;
-  /* used in [2, capacity - 1]: no state change.  0, 1 and capacity (and any
-   * pool not in use, whose capacity is 0) go to the slow path. */
+  /* used in [2, capacity - 1]: no state change.  So is used == 1 in the
+   * head pool of its class, which stays as the allocation pool when it
+   * empties (a malloc/free loop of one block lives here).  Everything else
+   * (0, 1 elsewhere, capacity, a pool not in use, whose capacity is 0) goes
+   * to the slow path. */
   if (pmi_unlikely(!is_block_start(pool, p) || block->key == pmi_free_key ||
-                   used - 2u >= pool->capacity - 2u)) {
+                   (used - 2u >= pool->capacity - 2u &&
+                    !(used == 1 && heap->usedpools[pool->szidx] == pool)))) {
     free_local_slow(heap, pool, block);
     return;
   }

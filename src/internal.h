@@ -51,6 +51,7 @@ void   pmi_os_unmap(void *p, size_t size);
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
+uint64_t pmi_os_now_ms(void);                         /* monotonic, coarse, vDSO */
 long   pmi_os_thread_id(void);
 void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 _Noreturn void pmi_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

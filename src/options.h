@@ -16,7 +16,10 @@ enum pmi_option_kind { PMI_OPT_LONG, PMI_OPT_CHOICE, PMI_OPT_PATH };
     "the process id")                                                             \
   X(arena_reserve, "ARENA_RESERVE", PMI_OPT_LONG, 4, 0, 65536, NULL, "N",         \
     "empty arenas (256 KiB each) kept mapped, process-wide, for reuse instead "   \
-    "of being returned to the OS at once")
+    "of being returned to the OS")                                               \
+  X(arena_decay_ms, "ARENA_DECAY_MS", PMI_OPT_LONG, 1000, 0, 3600000, NULL, "MS", \
+    "empty arenas beyond ARENA_RESERVE go back to the OS after this many "        \
+    "milliseconds unused (0: at once); malloc_trim() returns them all now")
 
 enum pmi_option_id {
 #define PMI_OPTION_ENUM(name, env, kind, def, lo, hi, choices, syntax, doc) PMI_OPT_##name,

@@ -9,6 +9,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -66,6 +67,12 @@ uint64_t pmi_os_random(void) {
   x *= 0xBF58476D1CE4E5B9ull;
   x ^= x >> 29;
   return x | 1;   /* never 0: 0 marks a block in use */
+}
+
+uint64_t pmi_os_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 long pmi_os_thread_id(void) { return syscall(SYS_gettid); }

@@ -181,6 +181,7 @@ struct pmi_heap;
  *   arena on heap.usable_arenas  <=>  nfreepools > 0 and arena.heap == heap
  *   heap.usable_arenas is sorted by nfreepools ascending (fullest first)
  *   arena in the reserve  <=>  heap == NULL and nfreepools == ntotalpools
+ *       (there nextarena/prevarena link the reserve list instead)
  */
 typedef struct pmi_arena {
   _Atomic(struct pmi_heap *) heap;  /* owner; NULL while in the reserve */
@@ -191,7 +192,8 @@ typedef struct pmi_arena {
   struct pmi_arena *prevarena;      /* usable_arenas; NULL at the head */
   struct pmi_arena *next_owned;     /* heap.arenas: every arena of the heap */
   struct pmi_arena *prev_owned;
-  uint64_t pad_;                    /* descriptors start on a cache line */
+  uint64_t retired_ms;              /* when it entered the reserve (also pads
+                                       the header to one cache line) */
   pmi_pool pools[PMI_POOLS_PER_ARENA];  /* pools[i] describes page i */
 } pmi_arena;
 

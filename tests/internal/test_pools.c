@@ -1,0 +1,179 @@
+/* The pool and arena machinery through its internal interface: pool states
+ * and transitions, fullest-first arena choice, the retained allocation pool,
+ * and an emptied arena going back to the OS.  Runs in a fresh thread so that
+ * it owns a heap nobody else has touched. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "internal.h"
+
+static int failures;
+#define EXPECT(cond)                                                   \
+  do {                                                                 \
+    if (!(cond)) {                                                     \
+      fprintf(stderr, "%s:%d: expected %s\n", __FILE__, __LINE__, #cond); \
+      failures++;                                                      \
+    }                                                                  \
+  } while (0)
+
+static pmi_pool *pool_of(void *p) { return pmi_pool_of(pmi_arena_of(p), p); }
+static bool is_mapped(void *p) { return msync(p, 4096, MS_ASYNC) == 0 || errno != ENOMEM; }
+
+static void test_pool_states(pmi_heap *heap) {
+  const size_t size = 256;                 /* class 15: 16 blocks per pool */
+  unsigned c = pmi_size_class(size);
+  void *blocks[16];
+  blocks[0] = pm_malloc(size);
+  pmi_pool *pool = pool_of(blocks[0]);
+  EXPECT(pool->state == PMI_POOL_USED && heap->usedpools[c] == pool);
+  EXPECT(pool->capacity == 16 && pool->used == 1);
+  /* Lazy carving: only the first run of blocks is linked. */
+  EXPECT(pool->ncarved == PMI_CARVE_BYTES / size);
+  for (int i = 1; i < 16; i++) {
+    blocks[i] = pm_malloc(size);
+    EXPECT(pool_of(blocks[i]) == pool);
+  }
+  EXPECT(pool->used == 16 && pool->freeblock == NULL && pool->ncarved == 16);
+  /* The full pool leaves usedpools when the next malloc finds it exhausted. */
+  void *next = pm_malloc(size);
+  pmi_pool *pool2 = pool_of(next);
+  EXPECT(pool2 != pool);
+  EXPECT(pool->state == PMI_POOL_FULL && heap->usedpools[c] == pool2);
+  EXPECT(pm_check() == 0);
+  /* FULL -> USED on the first free: back at the head. */
+  pm_free(blocks[3]);
+  EXPECT(pool->state == PMI_POOL_USED && heap->usedpools[c] == pool && pool->nextpool == pool2);
+  blocks[3] = pm_malloc(size);
+  EXPECT(pool_of(blocks[3]) == pool);
+  EXPECT(pm_check() == 0);
+  /* USED -> EMPTY: pool2 is not the head, so it goes back to its arena. */
+  pmi_arena *arena = pmi_arena_of(pool2);
+  uint32_t nfree = arena->nfreepools;
+  uint64_t emptied = heap->counters.pools_emptied;
+  pm_free(next);
+  EXPECT(pool2->state == PMI_POOL_EMPTY && arena->nfreepools == nfree + 1);
+  EXPECT(heap->counters.pools_emptied == emptied + 1);
+  EXPECT(arena->freepools == pool2);
+  EXPECT(pm_check() == 0);
+  for (int i = 0; i < 16; i++) pm_free(blocks[i]);
+  EXPECT(pm_check() == 0);
+}
+
+/* A malloc/free loop of one block keeps its pool: no pool round trip. */
+static void test_retained_pool(pmi_heap *heap) {
+  uint64_t inits = heap->counters.pools_initialised;
+  for (int i = 0; i < 100000; i++) {
+    void *p = pm_malloc(48);
+    pm_free(p);
+  }
+  EXPECT(heap->counters.pools_initialised <= inits + 1);
+  EXPECT(pm_check() == 0);
+}
+
+/* New pools come from the arena with the fewest free pools. */
+static void test_fullest_first(pmi_heap *heap) {
+  const size_t size = 512;                      /* 8 blocks per pool */
+  const int per_arena = PMI_ARENA_POOLS * 8;
+  const int n = per_arena * 3;
+  void **b = calloc((size_t)n, sizeof *b);
+  for (int i = 0; i < n; i++) b[i] = pm_malloc(size);
+  /* Gather the arenas, in the order they were first used. */
+  pmi_arena *arenas[8];
+  int narenas = 0;
+  for (int i = 0; i < n; i++) {
+    pmi_arena *a = pmi_arena_of(b[i]);
+    int seen = 0;
+    for (int j = 0; j < narenas; j++) seen |= arenas[j] == a;
+    if (!seen && narenas < 8) arenas[narenas++] = a;
+  }
+  EXPECT(narenas >= 3);
+  pmi_arena *a1 = arenas[0], *a2 = arenas[1];
+  /* Empty 10 pools of a1 and 3 pools of a2 (free every block of them). */
+  int emptied1 = 0, emptied2 = 0;
+  for (int i = 0; i < n; i += 8) {
+    pmi_arena *a = pmi_arena_of(b[i]);
+    int *count = a == a1 ? &emptied1 : a == a2 ? &emptied2 : NULL;
+    int want = a == a1 ? 10 : 3;
+    if (count == NULL || *count >= want || pool_of(b[i]) != pool_of(b[i + 7])) continue;
+    for (int j = 0; j < 8; j++) {
+      pm_free(b[i + j]);
+      b[i + j] = NULL;
+    }
+    (*count)++;
+  }
+  EXPECT(emptied1 == 10 && emptied2 == 3);
+  EXPECT(pm_check() == 0);
+  /* usable_arenas: fullest first. */
+  EXPECT(heap->usable_arenas == a2);
+  EXPECT(a2->nextarena == a1);
+  EXPECT(heap->nfp2lasta[a2->nfreepools] == a2);
+  /* The next fresh pool of another class comes from a2. */
+  void *x = pm_malloc(400);
+  EXPECT(pmi_arena_of(x) == a2);
+  pm_free(x);
+  for (int i = 0; i < n; i++) pm_free(b[i]);
+  free(b);
+  EXPECT(pm_check() == 0);
+}
+
+/* An arena whose pools are all empty is unmapped once the reserve is full. */
+static void test_arena_returned(pmi_heap *heap) {
+  long saved_reserve = pmi_option(arena_reserve), saved_decay = pmi_option(arena_decay_ms);
+  pmi_option(arena_reserve) = 0;
+  pmi_option(arena_decay_ms) = 0;
+  pmi_arena_release_reserve(0);
+  const int n = PMI_ARENA_POOLS * 8 * 2;        /* two arenas of 512-byte blocks */
+  void **b = calloc((size_t)n, sizeof *b);
+  for (int i = 0; i < n; i++) b[i] = pm_malloc(512);
+  pmi_arena *first = pmi_arena_of(b[0]);
+  EXPECT(pmi_arenamap_contains(first) && is_mapped(first));
+  uint64_t unmapped = heap->counters.arenas_unmapped;
+  for (int i = 0; i < n; i++) pm_free(b[i]);
+  pmi_heap_lock(heap);
+  pmi_heap_release_retained(heap);
+  pmi_heap_unlock(heap);
+  EXPECT(heap->counters.arenas_unmapped >= unmapped + 2);
+  EXPECT(!pmi_arenamap_contains(first));
+  EXPECT(!is_mapped(first));
+  EXPECT(heap->narenas == 0 || heap->arenas != first);
+  /* With a reserve, an emptied arena is kept and reused. */
+  pmi_option(arena_reserve) = 2;
+  for (int i = 0; i < n; i++) b[i] = pm_malloc(512);
+  for (int i = 0; i < n; i++) pm_free(b[i]);
+  pmi_heap_lock(heap);
+  pmi_heap_release_retained(heap);
+  pmi_heap_unlock(heap);
+  EXPECT(pmi_arena_reserve_count() == 2);
+  uint64_t reused = heap->counters.arenas_reused;
+  void *p = pm_malloc(512);
+  EXPECT(heap->counters.arenas_reused == reused + 1);
+  pm_free(p);
+  EXPECT(pm_check() == 0);
+  free(b);
+  pmi_option(arena_reserve) = saved_reserve;
+  pmi_option(arena_decay_ms) = saved_decay;
+}
+
+static void *run(void *arg) {
+  pm_free(pm_malloc(1));                        /* create this thread's heap */
+  pmi_heap *heap = pmi_heap_tls;
+  EXPECT(heap != &pmi_heap_empty);
+  test_pool_states(heap);
+  test_retained_pool(heap);
+  test_fullest_first(heap);
+  test_arena_returned(heap);
+  return NULL;
+}
+
+int main(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, run, NULL);
+  pthread_join(t, NULL);
+  EXPECT(pm_check() == 0);
+  printf("test_pools: %s\n", failures ? "FAILED" : "ok");
+  return failures != 0;
+}
