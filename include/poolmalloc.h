@@ -87,10 +87,84 @@ typedef struct pm_counters {
 } pm_counters;
 PM_API void   pm_counters_get(pm_counters *out);
 
-/* Writes the statistics report (the one POOLMALLOC_STATS prints at exit) to
- * the file descriptor fd: a text table, or one JSON document if json != 0.
- * Allocates nothing. */
-PM_API void   pm_stats_write(int fd, int json);
+/* ---- statistics ----------------------------------------------------------
+ * A snapshot of where the memory is, all threads together (live heaps and
+ * those of exited threads).  Each group of figures is one list below; the
+ * lists generate the struct, the text and JSON reports and their tests.
+ *
+ * Bytes mapped for small objects add up exactly:
+ *   mapped_bytes = in_use_bytes + free_block_bytes + untouched_bytes
+ *                + tail_waste_bytes + empty_pool_bytes + header_bytes
+ *                + reserve_bytes
+ * and fragmentation = 1 - in_use_bytes / mapped_bytes: the share of the
+ * memory poolmalloc holds for small objects that holds no live block. */
+#define PM_CLASS_STATS(X)                                                       \
+  X(block_size,       "bytes per block")                                      \
+  X(pools,            "pools of this class (used or full)")                   \
+  X(full_pools,       "pools with every block handed out")                    \
+  X(blocks_in_use,    "blocks handed out and not freed")                      \
+  X(free_blocks,      "freed blocks waiting in the class's pools")            \
+  X(untouched_blocks, "blocks of those pools never handed out")               \
+  X(bytes_in_use,     "blocks_in_use * block_size")                           \
+  X(bytes_free,       "(free_blocks + untouched_blocks) * block_size")        \
+  X(tail_waste,       "bytes at the end of each pool no block fits in")
+
+#define PM_ARENA_STATS(X)                                                       \
+  X(mapped,           "arenas mapped now (owned by heaps, or in the reserve)")\
+  X(peak,             "most arenas mapped at once")                           \
+  X(total_mapped,     "arenas mapped from the OS since start")                \
+  X(total_unmapped,   "arenas returned to the OS since start")                \
+  X(reserve,          "empty arenas kept mapped for reuse")                   \
+  X(empty_pools,      "empty pools in arenas owned by heaps")
+
+#define PM_TOTAL_STATS(X)                                                       \
+  X(mapped_bytes,     "bytes mapped for arenas")                              \
+  X(in_use_bytes,     "bytes in small blocks handed out")                     \
+  X(free_block_bytes, "bytes in freed blocks inside used pools")              \
+  X(untouched_bytes,  "bytes of used pools never handed out")                 \
+  X(tail_waste_bytes, "bytes at pool ends no block fits in")                  \
+  X(empty_pool_bytes, "bytes in empty pools of owned arenas")                 \
+  X(header_bytes,     "bytes of arena header pages (descriptors)")            \
+  X(reserve_bytes,    "bytes of arenas in the reserve")
+
+#define PM_LARGE_STATS(X)                                                       \
+  X(live,             "large blocks allocated and not freed")                 \
+  X(live_bytes,       "their usable bytes")                                   \
+  X(peak_bytes,       "most live large bytes at once (to within 256 KiB per thread)")
+
+#define PM_ARENA_FILL_BUCKETS 8   /* arenas by share of pools in use, in eighths */
+#define PM_NCLASSES 32
+
+typedef struct pm_class_stats {
+#define PM_STAT_FIELD(name, doc) unsigned long long name;
+  PM_CLASS_STATS(PM_STAT_FIELD)
+} pm_class_stats;
+
+typedef struct pm_stats {
+  pm_class_stats classes[PM_NCLASSES];
+  struct { PM_ARENA_STATS(PM_STAT_FIELD) } arenas;
+  /* fill[i]: owned arenas with between i/8 and (i+1)/8 of their pools in
+   * use (the last bucket includes full ones). */
+  unsigned long long arena_fill[PM_ARENA_FILL_BUCKETS];
+  struct { PM_TOTAL_STATS(PM_STAT_FIELD) } totals;
+  double fragmentation;
+  struct { PM_LARGE_STATS(PM_STAT_FIELD) } large;
+  pm_counters counters;
+  unsigned long long heaps, heaps_owned;   /* heaps now; those a live thread owns */
+  unsigned long long mmap_calls, munmap_calls;
+#undef PM_STAT_FIELD
+} pm_stats;
+
+enum pm_stats_format { PM_STATS_TEXT = 1, PM_STATS_JSON = 2 };
+
+/* Fills *out.  Takes each heap's lock briefly; allocates nothing. */
+PM_API void   pm_stats_get(pm_stats *out);
+
+/* Prints the report (the one POOLMALLOC_STATS prints at exit) in the given
+ * format to a stdio stream, or to a file descriptor (pm_stats_write, which
+ * allocates nothing and is safe at exit). */
+PM_API void   pm_stats_print(FILE *out, int format);
+PM_API void   pm_stats_write(int fd, int format);
 
 /* Writes the list of POOLMALLOC_* environment variables, one Markdown line
  * each, to fd. */

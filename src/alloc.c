@@ -77,8 +77,6 @@ large:
     errno = ENOMEM;
     return NULL;
   }
-  heap = pmi_heap_tls;
-  if (heap != &pmi_heap_empty) heap->counters.malloc_large++;
   return pmi_large_malloc(size);
 }
 
@@ -120,9 +118,7 @@ pmi_export void *pm_calloc(size_t n, size_t size) {
     if (p != NULL) memset(p, 0, total == 0 ? 1 : total);
     return p;
   }
-  void *p = pmi_large_calloc(1, total);
-  if (p != NULL) PMI_COUNT(malloc_large);
-  return p;
+  return pmi_large_calloc(1, total);
 }
 
 pmi_export void *pm_realloc(void *p, size_t size) {
@@ -156,7 +152,6 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     if (q == NULL) return NULL;
     memcpy(q, p, size < old ? size : old);
     pmi_large_free(p);
-    PMI_COUNT(free_large);
     return q;
   }
   return pmi_large_realloc(p, size);
@@ -187,9 +182,7 @@ static void *aligned_alloc_checked(size_t alignment, size_t size) {
   size_t rounded = (size + alignment - 1) & ~(alignment - 1);
   if (rounded == 0) rounded = alignment;
   if (rounded <= PMI_SMALL_MAX) return pm_malloc(rounded);
-  void *p = pmi_large_memalign(alignment, size);
-  if (p != NULL) PMI_COUNT(malloc_large);
-  return p;
+  return pmi_large_memalign(alignment, size);
 }
 
 static size_t round_up_pow2(size_t a) {

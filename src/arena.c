@@ -35,6 +35,12 @@ static pmi_arena *reserve_tail;     /* the oldest, linked back by prevarena */
 static _Atomic size_t reserve_count;   /* atomic only so that it may be peeked at */
 static _Atomic int reserve_lock;
 static _Atomic(void *) map_hint;     /* where the next arena is likely to go */
+static _Atomic size_t arenas_mapped_now, arenas_mapped_peak;   /* for the report */
+
+void pmi_arena_mapped(size_t *now, size_t *peak) {
+  *now = atomic_load(&arenas_mapped_now);
+  *peak = atomic_load(&arenas_mapped_peak);
+}
 
 static void reserve_acquire(void) {
   while (atomic_exchange_explicit(&reserve_lock, 1, memory_order_acquire))
@@ -87,6 +93,9 @@ static pmi_arena *arena_new(pmi_heap *heap) {
       return NULL;
     }
     pmi_store_relaxed(&map_hint, (void *)((char *)arena - PMI_ARENA_SIZE));
+    size_t now = atomic_fetch_add(&arenas_mapped_now, 1) + 1;
+    size_t peak = atomic_load(&arenas_mapped_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&arenas_mapped_peak, &peak, now)) {}
     heap->counters.arenas_mapped++;
   }
   arena_format(arena);
@@ -142,6 +151,7 @@ static pmi_arena *reserve_pop_old(size_t keep, uint64_t now, bool force) {
 static void arena_unmap(pmi_heap *heap, pmi_arena *arena) {
   pmi_arenamap_remove(arena);
   pmi_os_unmap(arena, PMI_ARENA_SIZE);
+  atomic_fetch_sub(&arenas_mapped_now, 1);
   if (heap != &pmi_heap_empty) heap->counters.arenas_unmapped++;
 }
 

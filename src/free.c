@@ -75,8 +75,6 @@ pmi_noinline static void free_foreign(void *p) {
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
     report("free", p, "invalid pointer (not from malloc, misaligned):");
   int saved = errno;
-  pmi_heap *heap = pmi_heap_tls;
-  if (heap != &pmi_heap_empty) heap->counters.free_large++;
   pmi_large_free(p);
   errno = saved;
 }

@@ -52,7 +52,10 @@ void pmi_process_init(void) {
   tls_initialising = 0;
 }
 
-__attribute__((constructor(101))) static void process_start(void) { pmi_process_init(); }
+__attribute__((constructor(101))) static void process_start(void) {
+  pmi_process_init();
+  pmi_stats_start_interval();   /* not in pmi_process_init: it may run inside malloc */
+}
 
 /* Runs after main returns or exit() is called (a preloaded library is
  * finalised last), also in forked children that exit. */

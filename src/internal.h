@@ -51,7 +51,8 @@ void   pmi_os_unmap(void *p, size_t size);
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
-uint64_t pmi_os_now_ms(void);                         /* monotonic, coarse, vDSO */
+uint64_t pmi_os_now_ms(void);
+void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */
 long   pmi_os_thread_id(void);
 void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 _Noreturn void pmi_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -83,6 +84,7 @@ void   pmi_arena_fork_prepare(void);
 void   pmi_arena_fork_parent(void);
 void   pmi_arena_fork_child(void);
 pmi_arena *pmi_arena_reserve_first(void);
+void   pmi_arena_mapped(size_t *now, size_t *peak);
 
 /* ---- pool.c: pool state transitions ---------------------------------------- */
 extern pmi_pool pmi_pool_sentinel;
@@ -131,6 +133,7 @@ void  *pmi_large_memalign(size_t alignment, size_t size);
 void   pmi_large_free(void *p);
 size_t pmi_large_usable_size(void *p);
 int    pmi_large_trim(size_t pad);
+void   pmi_large_peak(int64_t *bytes_now, int64_t *bytes_peak);
 int    pmi_large_mallopt(int param, int value);
 struct mallinfo2;
 struct mallinfo2 pmi_large_mallinfo2(void);
@@ -141,6 +144,7 @@ struct mallinfo2 pmi_large_mallinfo2(void);
 /* ---- stats.c ------------------------------------------------------------- */
 void   pmi_counters_sum(pmi_counters *out);
 void   pmi_stats_at_exit(void);
+void   pmi_stats_start_interval(void);
 
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);

@@ -32,11 +32,71 @@ void pmi_large_init(void) {
   libc_mallopt = (int (*)(int, int))dlsym(RTLD_NEXT, "mallopt");
 }
 
-void *pmi_large_malloc(size_t size) { return __libc_malloc(size); }
-void *pmi_large_calloc(size_t n, size_t size) { return __libc_calloc(n, size); }
-void *pmi_large_realloc(void *p, size_t size) { return __libc_realloc(p, size); }
-void *pmi_large_memalign(size_t alignment, size_t size) { return __libc_memalign(alignment, size); }
-void  pmi_large_free(void *p) { __libc_free(p); }
+/* ---- accounting ---------------------------------------------------------- *
+ * Live large blocks and bytes are counted per heap without atomics; the bytes
+ * are also pushed into a process-wide total, in batches of LARGE_FLUSH, so
+ * that the peak is known (to within a batch per thread) at the cost of one
+ * atomic add per LARGE_FLUSH bytes, not one per call.  Blocks the C library
+ * handed out before poolmalloc was loaded are counted when freed, so a live
+ * figure may dip below zero; reports clamp it. */
+#define LARGE_FLUSH ((int64_t)256 * 1024)
+static _Atomic int64_t large_bytes_total, large_bytes_peak;
+
+static void large_flush(int64_t delta) {
+  int64_t now = atomic_fetch_add_explicit(&large_bytes_total, delta, memory_order_relaxed) + delta;
+  int64_t peak = atomic_load_explicit(&large_bytes_peak, memory_order_relaxed);
+  while (now > peak && !atomic_compare_exchange_weak(&large_bytes_peak, &peak, now)) {}
+}
+
+static void *large_account(void *p, int sign) {
+  if (p == NULL) return NULL;
+  int64_t bytes = sign * (int64_t)pmi_large_usable_size(p);
+  pmi_heap *heap = pmi_heap_tls;
+  if (heap == &pmi_heap_empty) {
+    large_flush(bytes);
+    return p;
+  }
+  if (sign > 0) heap->counters.malloc_large++;
+  else heap->counters.free_large++;
+  heap->counters.large_live += sign;
+  heap->counters.large_live_bytes += bytes;
+  heap->counters.large_pending += bytes;
+  if (heap->counters.large_pending >= LARGE_FLUSH || heap->counters.large_pending <= -LARGE_FLUSH) {
+    large_flush(heap->counters.large_pending);
+    heap->counters.large_pending = 0;
+  }
+  return p;
+}
+
+void pmi_large_peak(int64_t *bytes_now, int64_t *bytes_peak) {
+  *bytes_now = atomic_load(&large_bytes_total);
+  *bytes_peak = atomic_load(&large_bytes_peak);
+}
+
+void *pmi_large_malloc(size_t size) { return large_account(__libc_malloc(size), 1); }
+void *pmi_large_calloc(size_t n, size_t size) { return large_account(__libc_calloc(n, size), 1); }
+void *pmi_large_memalign(size_t alignment, size_t size) { return large_account(__libc_memalign(alignment, size), 1); }
+
+void pmi_large_free(void *p) {
+  if (p == NULL) return;
+  large_account(p, -1);
+  __libc_free(p);
+}
+
+void *pmi_large_realloc(void *p, size_t size) {
+  size_t old = pmi_large_usable_size(p);
+  void *q = __libc_realloc(p, size);
+  if (q == NULL) return NULL;
+  int64_t delta = (int64_t)pmi_large_usable_size(q) - (int64_t)old;
+  pmi_heap *heap = pmi_heap_tls;
+  if (heap == &pmi_heap_empty) {
+    large_flush(delta);
+  } else {
+    heap->counters.large_live_bytes += delta;
+    heap->counters.large_pending += delta;
+  }
+  return q;
+}
 
 size_t pmi_large_usable_size(void *p) {
   if (p == NULL) return 0;

@@ -14,6 +14,9 @@ enum pmi_option_kind { PMI_OPT_LONG, PMI_OPT_CHOICE, PMI_OPT_PATH };
   X(stats_file, "STATS_FILE", PMI_OPT_PATH, 0, 0, 0, NULL, "PATH",                \
     "write the report to PATH (appending) instead of stderr; %p in PATH becomes " \
     "the process id")                                                             \
+  X(stats_interval, "STATS_INTERVAL", PMI_OPT_LONG, 0, 0, 86400, NULL, "SECONDS",  \
+    "also append a report every SECONDS while the program runs (one JSON "       \
+    "document per line with json; a reporting thread exists only when set)")     \
   X(arena_reserve, "ARENA_RESERVE", PMI_OPT_LONG, 4, 0, 65536, NULL, "N",         \
     "empty arenas (256 KiB each) kept mapped, process-wide, for reuse instead "   \
     "of being returned to the OS")                                               \

@@ -14,13 +14,31 @@
 
 #include "internal.h"
 
+/* System calls made, for the statistics report. */
+static _Atomic uint64_t mmap_calls, munmap_calls;
+
+void pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps) {
+  *mmaps = atomic_load(&mmap_calls);
+  *munmaps = atomic_load(&munmap_calls);
+}
+
+static void *os_mmap(void *hint, size_t size) {
+  atomic_fetch_add_explicit(&mmap_calls, 1, memory_order_relaxed);
+  return mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+
+static int os_munmap(void *p, size_t size) {
+  atomic_fetch_add_explicit(&munmap_calls, 1, memory_order_relaxed);
+  return munmap(p, size);
+}
+
 void *pmi_os_map(size_t size) {
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  void *p = os_mmap(NULL, size);
   return p == MAP_FAILED ? NULL : p;
 }
 
 void pmi_os_unmap(void *p, size_t size) {
-  if (p != NULL && munmap(p, size) != 0)
+  if (p != NULL && os_munmap(p, size) != 0)
     pmi_warning("munmap(%p, %zu) failed: %s", p, size, strerror(errno));
 }
 
@@ -31,22 +49,22 @@ void pmi_os_unmap(void *p, size_t size) {
 void *pmi_os_map_aligned(size_t size, size_t align, void *hint) {
   int saved = errno;
   if (hint != NULL) {
-    void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *p = os_mmap(hint, size);
     if (p != MAP_FAILED) {
       if (((uintptr_t)p & (align - 1)) == 0) return p;
-      munmap(p, size);
+      os_munmap(p, size);
     }
   }
   size_t over = size + align - pmi_os_page_size();
-  char *raw = mmap(NULL, over, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char *raw = os_mmap(NULL, over);
   if (raw == MAP_FAILED) {
     errno = saved;
     return NULL;
   }
   char *start = (char *)(((uintptr_t)raw + align - 1) & ~(uintptr_t)(align - 1));
   size_t head = (size_t)(start - raw), tail = over - head - size;
-  if (head) munmap(raw, head);
-  if (tail) munmap(start + size, tail);
+  if (head) os_munmap(raw, head);
+  if (tail) os_munmap(start + size, tail);
   errno = saved;
   return start;
 }

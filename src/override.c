@@ -50,17 +50,16 @@ pmi_export int malloc_trim(size_t pad) {
   return ours || theirs;
 }
 
-size_t pmi_stats_small_bytes_in_use(void);
-
+/* glibc's figures for the large path, plus the pools': arena = bytes mapped,
+ * uordblks = bytes handed out, fordblks = bytes held but free. */
 pmi_export struct mallinfo2 mallinfo2(void) {
   struct mallinfo2 mi = pmi_large_mallinfo2();
-  pm_counters k;
-  pm_counters_get(&k);
-  size_t mapped = (size_t)(k.arenas_mapped - k.arenas_unmapped) * PMI_ARENA_SIZE;
-  size_t used = pmi_stats_small_bytes_in_use();
-  mi.arena += mapped;
-  mi.uordblks += used;
-  mi.fordblks += mapped > used ? mapped - used : 0;
+  pm_stats st;
+  pm_stats_get(&st);
+  mi.arena += st.totals.mapped_bytes;
+  mi.uordblks += st.totals.in_use_bytes;
+  mi.fordblks += st.totals.mapped_bytes - st.totals.in_use_bytes;
+  mi.usmblks = st.arenas.peak * PMI_ARENA_SIZE + st.large.peak_bytes;
   return mi;
 }
 
@@ -80,7 +79,7 @@ pmi_export struct mallinfo mallinfo(void) {
   return mi;
 }
 
-pmi_export void malloc_stats(void) { pm_stats_write(STDERR_FILENO, 0); }
+pmi_export void malloc_stats(void) { pm_stats_write(STDERR_FILENO, PM_STATS_TEXT); }
 
 /* Accepted; the large path's parameters go to the C library, which serves it. */
 pmi_export int mallopt(int param, int value) {

@@ -1,15 +1,19 @@
-/* stats.c: counters and the report.
+/* stats.c: the statistics report (POOLMALLOC_STATS, malloc_stats,
+ * mallinfo2, pm_stats_get).
  *
- * Counters are per heap and plain (the owner writes them without atomics);
- * a report adds up every heap, live or abandoned.  Pool and arena figures are
- * not counted at all: the report walks the arenas of each heap under that
- * heap's lock (arenas are only retired under it), so they cost the fast path
- * nothing.  The report is written with write(2) from a stack buffer and
- * allocates nothing: at exit stdio may already be gone. */
+ * Activity counters are per heap and plain (the owner writes them without
+ * atomics); a report adds up every heap, live or abandoned.  Pool and arena
+ * figures are not counted at all: the report walks the arenas of each heap
+ * under that heap's lock (arenas are only retired under it), so they cost
+ * the fast path nothing.  Reports are formatted into a stack buffer and
+ * written with write(2): nothing here allocates, since at exit stdio may be
+ * gone and inside malloc_stats the caller may hold who knows what. */
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -35,63 +39,106 @@ pmi_export void pm_counters_get(pm_counters *out) {
 #undef PMI_COUNTER_COPY
 }
 
-/* ---- the pool and arena census --------------------------------------------- */
+/* ---- the census ------------------------------------------------------------ */
 
-typedef struct class_census {
-  size_t pools, full_pools, blocks_used, blocks_free, blocks_untouched;
-} class_census;
+static void census_arena(pm_stats *st, pmi_arena *a) {
+  unsigned in_use = 0;
+  for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
+    pmi_pool *p = &a->pools[i];
+    unsigned state = p->state;
+    if (state != PMI_POOL_USED && state != PMI_POOL_FULL) continue;
+    in_use++;
+    /* One read of each count, so that a pool's figures add up to its
+     * capacity even while its owner allocates. */
+    unsigned used = p->used, carved = p->ncarved, capacity = p->capacity;
+    if (carved < used) carved = used;
+    if (capacity < carved) capacity = carved;
+    pm_class_stats *c = &st->classes[p->szidx];
+    c->pools++;
+    c->full_pools += state == PMI_POOL_FULL;
+    c->blocks_in_use += used;
+    c->free_blocks += carved - used;
+    c->untouched_blocks += capacity - carved;
+  }
+  st->arenas.empty_pools += PMI_ARENA_POOLS - in_use;
+  unsigned bucket = in_use * PM_ARENA_FILL_BUCKETS / PMI_ARENA_POOLS;
+  st->arena_fill[bucket < PM_ARENA_FILL_BUCKETS ? bucket : PM_ARENA_FILL_BUCKETS - 1]++;
+}
 
-typedef struct census {
-  class_census cls[PMI_NCLASSES];
-  size_t heaps, heaps_owned, arenas, empty_pools, reserve;
-} census;
-
-static void take_census(census *cs) {
-  memset(cs, 0, sizeof *cs);
+pmi_export void pm_stats_get(pm_stats *st) {
+  memset(st, 0, sizeof *st);
+  size_t owned_arenas = 0;
   pmi_heaps_lock();
   for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
-    cs->heaps++;
-    cs->heaps_owned += atomic_load(&h->owned) != 0;
+    st->heaps++;
+    st->heaps_owned += atomic_load(&h->owned) != 0;
     pmi_heap_lock(h);
     for (pmi_arena *a = h->arenas; a != NULL; a = a->next_owned) {
-      cs->arenas++;
-      cs->empty_pools += a->nfreepools;
-      for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
-        pmi_pool *p = &a->pools[i];
-        if (p->state != PMI_POOL_USED && p->state != PMI_POOL_FULL) continue;
-        class_census *c = &cs->cls[p->szidx];
-        c->pools++;
-        c->full_pools += p->state == PMI_POOL_FULL;
-        c->blocks_used += p->used;
-        c->blocks_free += (size_t)p->ncarved - p->used;
-        c->blocks_untouched += (size_t)p->capacity - p->ncarved;
-      }
+      owned_arenas++;
+      census_arena(st, a);
     }
     pmi_heap_unlock(h);
   }
-  cs->reserve = pmi_arena_reserve_count();
+  st->arenas.reserve = pmi_arena_reserve_count();
   pmi_heaps_unlock();
+
+  size_t now, peak;
+  pmi_arena_mapped(&now, &peak);
+  st->arenas.mapped = owned_arenas + st->arenas.reserve;
+  st->arenas.peak = peak > st->arenas.mapped ? peak : st->arenas.mapped;
+  pmi_counters k;
+  pmi_counters_sum(&k);
+#define PMI_COUNTER_COPY(name, doc) st->counters.name = k.name;
+  PM_COUNTER_LIST(PMI_COUNTER_COPY)
+#undef PMI_COUNTER_COPY
+  st->arenas.total_mapped = k.arenas_mapped;
+  st->arenas.total_unmapped = k.arenas_unmapped;
+
+  for (unsigned c = 0; c < PMI_NCLASSES; c++) {
+    pm_class_stats *cs = &st->classes[c];
+    cs->block_size = pmi_class_size(c);
+    cs->bytes_in_use = cs->blocks_in_use * cs->block_size;
+    cs->bytes_free = (cs->free_blocks + cs->untouched_blocks) * cs->block_size;
+    cs->tail_waste = PMI_POOL_SIZE % cs->block_size;
+    st->totals.in_use_bytes += cs->bytes_in_use;
+    st->totals.free_block_bytes += cs->free_blocks * cs->block_size;
+    st->totals.untouched_bytes += cs->untouched_blocks * cs->block_size;
+    st->totals.tail_waste_bytes += cs->pools * cs->tail_waste;
+  }
+  st->totals.mapped_bytes = st->arenas.mapped * PMI_ARENA_SIZE;
+  st->totals.empty_pool_bytes = st->arenas.empty_pools * PMI_POOL_SIZE;
+  st->totals.header_bytes = owned_arenas * PMI_POOL_SIZE;
+  st->totals.reserve_bytes = st->arenas.reserve * PMI_ARENA_SIZE;
+  st->fragmentation = st->totals.mapped_bytes
+                          ? 1.0 - (double)st->totals.in_use_bytes / (double)st->totals.mapped_bytes
+                          : 0.0;
+
+  int64_t large_now, large_peak;
+  pmi_large_peak(&large_now, &large_peak);
+  st->large.live = k.large_live > 0 ? (unsigned long long)k.large_live : 0;
+  st->large.live_bytes = k.large_live_bytes > 0 ? (unsigned long long)k.large_live_bytes : 0;
+  st->large.peak_bytes = (unsigned long long)(large_peak > 0 ? large_peak : 0);
+  if (st->large.peak_bytes < st->large.live_bytes) st->large.peak_bytes = st->large.live_bytes;
+  uint64_t mmaps, munmaps;
+  pmi_os_counts(&mmaps, &munmaps);
+  st->mmap_calls = mmaps;
+  st->munmap_calls = munmaps;
 }
 
-size_t pmi_stats_small_bytes_in_use(void);
-size_t pmi_stats_small_bytes_in_use(void) {
-  census cs;
-  take_census(&cs);
-  size_t bytes = 0;
-  for (unsigned c = 0; c < PMI_NCLASSES; c++) bytes += cs.cls[c].blocks_used * pmi_class_size(c);
-  return bytes;
-}
-
-/* ---- output without stdio ------------------------------------------------- */
+/* ---- output without malloc ------------------------------------------------- */
 
 typedef struct out {
-  int fd;
+  int fd;          /* write here, or */
+  FILE *file;      /* here */
   size_t len;
+  unsigned gnext;
+  char gbuf[8][32];    /* for group(o, ) */
   char buf[4096];
 } out;
 
 static void out_flush(out *o) {
-  pmi_os_write(o->fd, o->buf, o->len);
+  if (o->file != NULL) fwrite(o->buf, 1, o->len, o->file);
+  else pmi_os_write(o->fd, o->buf, o->len);
   o->len = 0;
 }
 
@@ -108,9 +155,9 @@ __attribute__((format(printf, 2, 3))) static void outf(out *o, const char *fmt, 
   o->len += len;
 }
 
-/* 1234567 -> "1,234,567" */
-static const char *grouped(char *buf, unsigned long long v) {
-  char tmp[32];
+/* 1234567 -> "1,234,567", in one of the out's rotating buffers */
+static const char *group(out *o, unsigned long long v) {
+  char *buf = o->gbuf[o->gnext++ % 8], tmp[32];
   int n = snprintf(tmp, sizeof tmp, "%llu", v), j = 0;
   for (int i = 0; i < n; i++) {
     buf[j++] = tmp[i];
@@ -120,62 +167,145 @@ static const char *grouped(char *buf, unsigned long long v) {
   return buf;
 }
 
-static void report_text(out *o, const census *cs, const pmi_counters *k) {
-  char g1[32], g2[32], g3[32], g4[32], g5[32];
-  outf(o, "poolmalloc %d.%d: small-object allocator statistics (pid %d)\n", POOLMALLOC_VERSION_MAJOR,
-       POOLMALLOC_VERSION_MINOR, (int)getpid());
-  outf(o, "\nclass   size   pools    full   blocks in use     free blocks   untouched     bytes in use\n");
-  size_t tot_used = 0, tot_free = 0, tot_untouched = 0;
+static double pct(unsigned long long part, unsigned long long whole) {
+  return whole ? 100.0 * (double)part / (double)whole : 0.0;
+}
+
+static void report_text(out *o, const pm_stats *st) {
+  outf(o, "poolmalloc %d.%d statistics, pid %d\n", POOLMALLOC_VERSION_MAJOR, POOLMALLOC_VERSION_MINOR, (int)getpid());
+  outf(o, "Small block threshold = %u, in %u size classes; pools of %s bytes in arenas of %s bytes.\n\n",
+       PMI_SMALL_MAX, PMI_NCLASSES, group(o, PMI_POOL_SIZE), group(o, PMI_ARENA_SIZE));
+  outf(o, "class   size    pools     full   blocks in use    free blocks      untouched     bytes in use"
+          "       bytes free  tail\n");
+  outf(o, "-----  -----  -------  -------  --------------  -------------  -------------  ---------------"
+          "  ---------------  ----\n");
   for (unsigned c = 0; c < PMI_NCLASSES; c++) {
-    const class_census *cc = &cs->cls[c];
-    if (cc->pools == 0) continue;
-    size_t size = pmi_class_size(c);
-    outf(o, "%5u %6zu %7s %7s %15s %15s %11s %16s\n", c, size, grouped(g1, cc->pools), grouped(g2, cc->full_pools),
-         grouped(g3, cc->blocks_used), grouped(g4, cc->blocks_free), grouped(g5, cc->blocks_untouched),
-         grouped(g1, cc->blocks_used * size));
-    tot_used += cc->blocks_used * size;
-    tot_free += cc->blocks_free * size;
-    tot_untouched += cc->blocks_untouched * size;
+    const pm_class_stats *cs = &st->classes[c];
+    if (cs->pools == 0) continue;
+    outf(o, "%5u  %5llu  %7s  %7s  %14s  %13s  %13s  %15s  %15s  %4llu\n", c, cs->block_size, group(o, cs->pools),
+         group(o, cs->full_pools), group(o, cs->blocks_in_use), group(o, cs->free_blocks), group(o, cs->untouched_blocks), group(o, cs->bytes_in_use),
+         group(o, cs->bytes_free), cs->tail_waste);
   }
-  outf(o, "\n%-34s %16s\n", "arenas mapped now", grouped(g1, cs->arenas + cs->reserve));
-  outf(o, "%-34s %16s\n", "  of which in the reserve", grouped(g1, cs->reserve));
-  outf(o, "%-34s %16s\n", "empty pools in owned arenas", grouped(g1, cs->empty_pools));
-  outf(o, "%-34s %16s\n", "bytes in small blocks in use", grouped(g1, tot_used));
-  outf(o, "%-34s %16s\n", "bytes in free blocks", grouped(g1, tot_free));
-  outf(o, "%-34s %16s\n", "bytes untouched in pools", grouped(g1, tot_untouched));
-  outf(o, "%-34s %16s\n", "heaps (owned by a live thread)", grouped(g1, cs->heaps));
-  outf(o, "%-34s %16s\n", "  owned", grouped(g1, cs->heaps_owned));
-  outf(o, "\nactivity\n");
-#define PMI_COUNTER_TEXT(name, doc) outf(o, "  %-32s %16s\n", #name, grouped(g1, k->name));
+  outf(o, "\n");
+#define PMI_TEXT_LINE(label, value) outf(o, "# %-40s = %15s\n", label, group(o, value))
+  PMI_TEXT_LINE("arenas mapped now", st->arenas.mapped);
+  PMI_TEXT_LINE("arenas high-water mark", st->arenas.peak);
+  PMI_TEXT_LINE("arenas mapped since start", st->arenas.total_mapped);
+  PMI_TEXT_LINE("arenas returned to the OS", st->arenas.total_unmapped);
+  PMI_TEXT_LINE("arenas in the reserve", st->arenas.reserve);
+  PMI_TEXT_LINE("empty pools in owned arenas", st->arenas.empty_pools);
+  outf(o, "\narenas by share of pools in use:\n");
+  unsigned long long most = 1;
+  for (int i = 0; i < PM_ARENA_FILL_BUCKETS; i++) most = st->arena_fill[i] > most ? st->arena_fill[i] : most;
+  for (int i = 0; i < PM_ARENA_FILL_BUCKETS; i++) {
+    char bar[41];
+    int n = (int)(40 * st->arena_fill[i] / most);
+    memset(bar, '#', (size_t)n);
+    bar[n] = '\0';
+    outf(o, "  %3d%% - %3d%%  %-40s %s\n", i * 100 / PM_ARENA_FILL_BUCKETS, (i + 1) * 100 / PM_ARENA_FILL_BUCKETS,
+         bar, group(o, st->arena_fill[i]));
+  }
+  outf(o, "\n");
+  unsigned long long mapped = st->totals.mapped_bytes;
+  outf(o, "# %-40s = %15s\n", "bytes mapped for arenas", group(o, mapped));
+#define PMI_TEXT_PART(label, value) \
+  outf(o, "#   %-38s = %15s  %5.1f%%\n", label, group(o, value), pct(value, mapped))
+  PMI_TEXT_PART("in small blocks in use", st->totals.in_use_bytes);
+  PMI_TEXT_PART("in free blocks", st->totals.free_block_bytes);
+  PMI_TEXT_PART("untouched in used pools", st->totals.untouched_bytes);
+  PMI_TEXT_PART("pool-tail waste", st->totals.tail_waste_bytes);
+  PMI_TEXT_PART("in empty pools", st->totals.empty_pool_bytes);
+  PMI_TEXT_PART("arena headers (pool descriptors)", st->totals.header_bytes);
+  PMI_TEXT_PART("in the reserve", st->totals.reserve_bytes);
+  outf(o, "# %-40s = %14.1f%%\n", "fragmentation (1 - in use / mapped)", 100.0 * st->fragmentation);
+  outf(o, "\n");
+  PMI_TEXT_LINE("large blocks live", st->large.live);
+  PMI_TEXT_LINE("large bytes live", st->large.live_bytes);
+  PMI_TEXT_LINE("large bytes peak", st->large.peak_bytes);
+  outf(o, "\n");
+  PMI_TEXT_LINE("heaps", st->heaps);
+  PMI_TEXT_LINE("heaps owned by a live thread", st->heaps_owned);
+  PMI_TEXT_LINE("mmap calls", st->mmap_calls);
+  PMI_TEXT_LINE("munmap calls", st->munmap_calls);
+#define PMI_COUNTER_TEXT(name, doc) PMI_TEXT_LINE(#name, st->counters.name);
   PM_COUNTER_LIST(PMI_COUNTER_TEXT)
 #undef PMI_COUNTER_TEXT
+#undef PMI_TEXT_PART
+#undef PMI_TEXT_LINE
 }
 
-static void report_json(out *o, const census *cs, const pmi_counters *k) {
-  outf(o, "{\"poolmalloc\": {\"version\": \"%d.%d\", \"pid\": %d}, \"counters\": {", POOLMALLOC_VERSION_MAJOR,
-       POOLMALLOC_VERSION_MINOR, (int)getpid());
-  const char *sep = "";
-#define PMI_COUNTER_JSON(name, doc)                              \
-  outf(o, "%s\"%s\": %llu", sep, #name, (unsigned long long)k->name); \
-  sep = ", ";
-  PM_COUNTER_LIST(PMI_COUNTER_JSON)
-#undef PMI_COUNTER_JSON
-  outf(o, "}, \"classes\": [");
-  sep = "";
+static void report_json(out *o, const pm_stats *st) {
+  outf(o, "{\"poolmalloc\": {\"version\": \"%d.%d\", \"pid\": %d, \"time\": %llu}, \"classes\": [",
+       POOLMALLOC_VERSION_MAJOR, POOLMALLOC_VERSION_MINOR, (int)getpid(), (unsigned long long)time(NULL));
   for (unsigned c = 0; c < PMI_NCLASSES; c++) {
-    const class_census *cc = &cs->cls[c];
-    outf(o, "%s{\"class\": %u, \"size\": %zu, \"pools\": %zu, \"full_pools\": %zu, \"blocks_in_use\": %zu, "
-            "\"free_blocks\": %zu, \"untouched_blocks\": %zu}",
-         sep, c, pmi_class_size(c), cc->pools, cc->full_pools, cc->blocks_used, cc->blocks_free, cc->blocks_untouched);
-    sep = ", ";
+    const pm_class_stats *cs = &st->classes[c];
+    const char *sep = "{";
+    outf(o, "%s", c ? ", " : "");
+#define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, cs->name), sep = ", ";
+    PM_CLASS_STATS(PMI_JSON_FIELD)
+#undef PMI_JSON_FIELD
+    outf(o, "}");
   }
-  outf(o, "], \"arenas\": {\"mapped\": %zu, \"owned\": %zu, \"reserve\": %zu, \"empty_pools\": %zu}, "
-          "\"heaps\": {\"total\": %zu, \"owned\": %zu}}\n",
-       cs->arenas + cs->reserve, cs->arenas, cs->reserve, cs->empty_pools, cs->heaps, cs->heaps_owned);
+  const char *sep = "";
+  outf(o, "], \"arenas\": {");
+#define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, st->arenas.name), sep = ", ";
+  PM_ARENA_STATS(PMI_JSON_FIELD)
+#undef PMI_JSON_FIELD
+  outf(o, ", \"fill\": [");
+  for (int i = 0; i < PM_ARENA_FILL_BUCKETS; i++) outf(o, "%s%llu", i ? ", " : "", st->arena_fill[i]);
+  outf(o, "]}, \"totals\": {");
+  sep = "";
+#define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, st->totals.name), sep = ", ";
+  PM_TOTAL_STATS(PMI_JSON_FIELD)
+#undef PMI_JSON_FIELD
+  outf(o, ", \"fragmentation\": %.6f}, \"large\": {", st->fragmentation);
+  sep = "";
+#define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, st->large.name), sep = ", ";
+  PM_LARGE_STATS(PMI_JSON_FIELD)
+#undef PMI_JSON_FIELD
+  outf(o, "}, \"counters\": {");
+  sep = "";
+#define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, st->counters.name), sep = ", ";
+  PM_COUNTER_LIST(PMI_JSON_FIELD)
+#undef PMI_JSON_FIELD
+  outf(o, ", \"mmap_calls\": %llu, \"munmap_calls\": %llu}, \"heaps\": {\"total\": %llu, \"owned\": %llu}}\n",
+       st->mmap_calls, st->munmap_calls, st->heaps, st->heaps_owned);
 }
 
-/* POOLMALLOC_STATS_FILE with %p replaced by the process id. */
-static int open_report_file(const char *pattern) {
+static void report(out *o, int format) {
+  pm_stats st;
+  pm_stats_get(&st);
+  if (format == PM_STATS_JSON) report_json(o, &st);
+  else report_text(o, &st);
+  out_flush(o);
+}
+
+pmi_export void pm_stats_write(int fd, int format) {
+  out o;
+  o.fd = fd;
+  o.file = NULL;
+  o.len = 0;
+  o.gnext = 0;
+  report(&o, format);
+}
+
+pmi_export void pm_stats_print(FILE *file, int format) {
+  out o;
+  o.fd = -1;
+  o.file = file;
+  o.len = 0;
+  o.gnext = 0;
+  report(&o, format);
+  fflush(file);
+}
+
+/* ---- POOLMALLOC_STATS ------------------------------------------------------ */
+
+/* POOLMALLOC_STATS_FILE with %p replaced by the process id; stderr if unset
+ * or unwritable (with one warning). */
+static int open_report(void) {
+  const char *pattern = pmi_option_str(stats_file);
+  if (pattern == NULL) return STDERR_FILENO;
   char path[1024];
   size_t j = 0;
   for (const char *s = pattern; *s != '\0' && j < sizeof path - 24; s++) {
@@ -188,32 +318,44 @@ static int open_report_file(const char *pattern) {
   }
   path[j] = '\0';
   int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd < 0) pmi_warning("POOLMALLOC_STATS_FILE=%s cannot be opened; the report goes to stderr", pattern);
-  return fd;
+  if (fd >= 0) return fd;
+  static _Atomic int warned;
+  if (!atomic_exchange(&warned, 1))
+    pmi_warning("POOLMALLOC_STATS_FILE=%s cannot be opened for writing; the report goes to stderr", pattern);
+  return STDERR_FILENO;
 }
 
-pmi_export void pm_stats_write(int fd, int json) {
-  census cs;
-  pmi_counters k;
-  take_census(&cs);
-  pmi_counters_sum(&k);
-  out o;
-  o.fd = fd;
-  o.len = 0;
-  if (json) report_json(&o, &cs, &k);
-  else report_text(&o, &cs, &k);
-  out_flush(&o);
+static void write_report(void) {
+  long format = pmi_option(stats);
+  int fd = open_report();
+  pm_stats_write(fd, format == PMI_STATS_JSON ? PM_STATS_JSON : PM_STATS_TEXT);
+  if (fd != STDERR_FILENO) close(fd);
 }
 
 void pmi_stats_at_exit(void) {
-  long format = pmi_option(stats);
-  if (format == PMI_STATS_OFF) return;
-  int fd = STDERR_FILENO;
-  const char *file = pmi_option_str(stats_file);
-  if (file != NULL) {
-    int f = open_report_file(file);
-    if (f >= 0) fd = f;
+  if (pmi_option(stats) != PMI_STATS_OFF) write_report();
+}
+
+/* POOLMALLOC_STATS_INTERVAL: a thread that appends a report every N seconds.
+ * It exists only when the option is set. */
+static void *interval_thread(void *arg) {
+  long seconds = pmi_option(stats_interval);
+  for (;;) {
+    struct timespec ts = {seconds, 0};
+    while (nanosleep(&ts, &ts) != 0) {}
+    write_report();
   }
-  pm_stats_write(fd, format == PMI_STATS_JSON);
-  if (fd != STDERR_FILENO) close(fd);
+  return NULL;
+}
+
+void pmi_stats_start_interval(void) {
+  if (pmi_option(stats_interval) <= 0) return;
+  if (pmi_option(stats) == PMI_STATS_OFF) pmi_option(stats) = PMI_STATS_TEXT;
+  pthread_t t;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  if (pthread_create(&t, &attr, interval_thread, NULL) != 0)
+    pmi_warning("POOLMALLOC_STATS_INTERVAL: cannot start the reporting thread");
+  pthread_attr_destroy(&attr);
 }

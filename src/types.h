@@ -211,6 +211,7 @@ typedef struct pmi_counters {
 #undef PMI_COUNTER_FIELD
   int64_t large_live;        /* large blocks allocated minus freed by this heap */
   int64_t large_live_bytes;  /* their usable bytes, same sign convention */
+  int64_t large_pending;     /* bytes not yet added to the process-wide total */
 } pmi_counters;
 
 /* A heap: what one thread allocates from.
