@@ -33,12 +33,8 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
     pmi_usedpools_unlink(heap, pool);          /* USED -> FULL */
     pool->state = PMI_POOL_FULL;
   }
-  pmi_block *block = pool->freeblock;
-  pool->freeblock = block->next;
-  pool->used++;
-  block->key = 0;
   heap->counters.malloc_small++;
-  return block;
+  return pmi_pool_pop(pool, pool->freeblock);
 }
 
 pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
@@ -60,12 +56,8 @@ pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
   pmi_pool *pool = heap->usedpools[pmi_size_class(size)];
   if (pool->freeblock == NULL && pool->ncarved < pool->capacity &&
       pmi_load_relaxed(&heap->thread_free) == NULL) {
-    pmi_block *block = pmi_pool_carve(pool);
-    pool->freeblock = block->next;
-    pool->used++;
-    block->key = 0;
     heap->counters.malloc_small++;
-    return block;
+    return pmi_pool_pop(pool, pmi_pool_carve(pool));
   }
   pmi_heap_lock(heap);
   void *p = pmi_heap_malloc_small(heap, size);
@@ -86,11 +78,8 @@ pmi_export void *pm_malloc(size_t size) {
     pmi_pool *pool = heap->usedpools[pmi_size_class(size)];
     pmi_block *block = pool->freeblock;
     if (pmi_likely(block != NULL)) {
-      pool->freeblock = block->next;
-      pool->used++;
-      block->key = 0;
       heap->counters.malloc_small++;
-      return block;
+      return pmi_pool_pop(pool, block);
     }
   }
   return pmi_malloc_generic(heap, size);

@@ -23,7 +23,7 @@ static unsigned free_list_length(checker *ck, pmi_pool *pool) {
   unsigned n = 0;
   char *base = pmi_pool_base(pool);
   size_t size = pmi_class_size(pool->szidx);
-  for (pmi_block *b = pool->freeblock; b != NULL; b = b->next) {
+  for (pmi_block *b = pool->freeblock; b != NULL; b = pmi_link_get(b)) {
     char *cb = (char *)b;
     if (n > pool->capacity || cb < base || cb >= base + (size_t)pool->ncarved * size ||
         (size_t)(cb - base) % size != 0) {

@@ -12,8 +12,14 @@
 
 #include "internal.h"
 
-uintptr_t pmi_free_key = 1;     /* set from the kernel's random bytes at init */
-uintptr_t pmi_remote_key = 2;
+uintptr_t pmi_free_key = 1;     /* these three are set from the kernel's */
+uintptr_t pmi_remote_key = 2;   /* random bytes at process start */
+uintptr_t pmi_link_key = 0;
+
+pmi_cold _Noreturn void pmi_link_corrupt(const void *block, const void *next) {
+  pmi_fatal("heap corruption: the free block at %p links to %p, outside its pool "
+            "(a write past the end of a block, or after its free)", block, next);
+}
 
 /* divmagic[c] tells whether a pool offset q (in 16-byte units, q < 256) is a
  * multiple of the class's block size (c + 1 units) with one multiply:
@@ -33,8 +39,10 @@ static inline bool is_block_start(const pmi_pool *pool, const void *p) {
 
 static bool on_free_list(const pmi_pool *pool, const pmi_block *block) {
   unsigned n = 0;
-  for (const pmi_block *b = pool->freeblock; b != NULL && n <= pool->capacity; b = b->next, n++)
+  for (const pmi_block *b = pool->freeblock; b != NULL && n <= pool->capacity; b = pmi_link_get(b), n++) {
+    if (!pmi_link_in_pool(b, pmi_link_get(b))) return false;
     if (b == block) return true;
+  }
   return false;
 }
 
@@ -90,7 +98,7 @@ pmi_noinline static void free_remote(pmi_arena *arena, void *p) {
   block->key = pmi_remote_key;
   pmi_block *head = atomic_load_explicit(&owner->thread_free, memory_order_relaxed);
   do {
-    block->next = head;
+    pmi_link_set(block, head);
   } while (!atomic_compare_exchange_weak(&owner->thread_free, &head, block));
   pmi_heap *self = pmi_heap_tls;
   if (self != &pmi_heap_empty) self->counters.free_remote++;
@@ -110,9 +118,7 @@ pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_pool *pool, pmi_blo
   heap->counters.free_small++;
   if (pool->used == 1 && heap->usedpools[pool->szidx] == pool) {
     /* The allocation pool became empty: it stays (see types.h), no lock. */
-    block->next = pool->freeblock;
-    block->key = pmi_free_key;
-    pool->freeblock = block;
+    pmi_pool_push(pool, block);
     pool->used = 0;
     return;
   }
@@ -147,9 +153,7 @@ pmi_export void pm_free(void *p) {
     free_local_slow(heap, pool, block);
     return;
   }
-  block->next = pool->freeblock;
-  block->key = pmi_free_key;
-  pool->freeblock = block;
+  pmi_pool_push(pool, block);
   pool->used = (uint16_t)(used - 1);
   heap->counters.free_small++;
 }

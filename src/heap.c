@@ -84,7 +84,7 @@ static pmi_heap *heap_new_locked(void) {
 void pmi_heap_collect_locked(pmi_heap *heap) {
   pmi_block *block = atomic_exchange_explicit(&heap->thread_free, NULL, memory_order_acquire);
   while (block != NULL) {
-    pmi_block *next = block->next;
+    pmi_block *next = pmi_link_get(block);
     pmi_arena *arena = pmi_arena_of(block);
     pmi_free_block(heap, pmi_pool_of(arena, block), block);
     block = next;

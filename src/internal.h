@@ -44,6 +44,37 @@ static inline char *pmi_pool_base(pmi_pool *pool) {
   return (char *)arena + (size_t)(pool - arena->pools) * PMI_POOL_SIZE;
 }
 
+/* ---- free-list links -------------------------------------------------------
+ * Links are stored xor a per-process secret, and every link the allocator
+ * follows is checked to stay inside its pool (all free lists but the
+ * thread_free stacks are per pool): a corrupted link is reported, not
+ * followed.  Cost: one xor per push and pop, one compare per pop. */
+extern uintptr_t pmi_link_key;
+extern uintptr_t pmi_free_key;
+static inline pmi_block *pmi_link_get(const pmi_block *b) { return (pmi_block *)(b->link ^ pmi_link_key); }
+static inline void pmi_link_set(pmi_block *b, const pmi_block *next) { b->link = (uintptr_t)next ^ pmi_link_key; }
+static inline bool pmi_link_in_pool(const pmi_block *b, const pmi_block *next) {
+  return ((uintptr_t)b ^ (uintptr_t)next) < PMI_POOL_SIZE || next == NULL;
+}
+_Noreturn void pmi_link_corrupt(const void *block, const void *next);
+
+/* Pops block, the head of pool's free list, and hands it out. */
+static inline void *pmi_pool_pop(pmi_pool *pool, pmi_block *block) {
+  pmi_block *next = pmi_link_get(block);
+  if (pmi_unlikely(!pmi_link_in_pool(block, next))) pmi_link_corrupt(block, next);
+  pool->freeblock = next;
+  pool->used++;
+  block->key = 0;
+  return block;
+}
+
+/* Pushes a freed block on pool's free list (the caller counts used). */
+static inline void pmi_pool_push(pmi_pool *pool, pmi_block *block) {
+  pmi_link_set(block, pool->freeblock);
+  block->key = pmi_free_key;
+  pool->freeblock = block;
+}
+
 /* ---- os.c: the only file that talks to the kernel ------------------------- */
 void  *pmi_os_map(size_t size);                       /* zeroed, page-aligned */
 void  *pmi_os_map_aligned(size_t size, size_t align, void *hint);
@@ -121,7 +152,6 @@ void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
 void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
 pmi_pool *pmi_check_live_block(const char *fn, const void *p);
 size_t pmi_usable_size(const void *p);
-extern uintptr_t pmi_free_key;
 extern uintptr_t pmi_remote_key;
 
 /* ---- large.c: the large-object path (the C library's malloc today) -------- */

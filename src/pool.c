@@ -35,10 +35,10 @@ void *pmi_pool_carve(pmi_pool *pool) {
   char *first = pmi_pool_base(pool) + (size_t)pool->ncarved * size;
   char *b = first;
   for (unsigned i = 1; i < n; i++, b += size) {
-    ((pmi_block *)b)->next = (pmi_block *)(b + size);
+    pmi_link_set((pmi_block *)b, (pmi_block *)(b + size));
     ((pmi_block *)b)->key = pmi_free_key;
   }
-  ((pmi_block *)b)->next = NULL;
+  pmi_link_set((pmi_block *)b, NULL);
   ((pmi_block *)b)->key = pmi_free_key;
   pool->ncarved = (uint16_t)(pool->ncarved + n);
   pool->freeblock = (pmi_block *)first;
@@ -95,9 +95,7 @@ void pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool) {
  * transition that follows.  The caller owns the heap (or holds its lock) and
  * has counted the free. */
 void pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
-  block->next = pool->freeblock;
-  block->key = pmi_free_key;
-  pool->freeblock = block;
+  pmi_pool_push(pool, block);
   unsigned used = pool->used--;
   if (pool->state == PMI_POOL_FULL) {          /* FULL -> USED */
     pmi_usedpools_push(heap, pool);

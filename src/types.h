@@ -130,7 +130,10 @@ _Static_assert(PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "block counts must fit the 
 /* A free block.  Live blocks are the user's; these two words exist only while
  * the block is free.  Every block is at least 16 bytes, so both fit. */
 typedef struct pmi_block {
-  struct pmi_block *next;   /* next free block of the same list */
+  uintptr_t link;           /* next free block of the same list, encoded:
+                               next ^ pmi_link_key (internal.h), so that an
+                               overflow into a free block cannot simply aim
+                               the allocator at an address of its choice */
   uintptr_t key;            /* pmi_free_key while on a local free list,
                                pmi_remote_key while on a thread_free stack,
                                0 once handed out: a free that finds the key
