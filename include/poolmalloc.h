@@ -96,8 +96,9 @@ PM_API void   pm_counters_get(pm_counters *out);
  *   mapped_bytes = in_use_bytes + free_block_bytes + untouched_bytes
  *                + tail_waste_bytes + empty_pool_bytes + header_bytes
  *                + reserve_bytes
- * and fragmentation = 1 - in_use_bytes / mapped_bytes: the share of the
- * memory poolmalloc holds for small objects that holds no live block. */
+ * and fragmentation = 1 - in_use_bytes / (mapped_bytes - reserve_bytes):
+ * the share of the memory the heaps hold for small objects that holds no
+ * live block (the reserve is kept on purpose, and reported apart). */
 #define PM_CLASS_STATS(X)                                                       \
   X(block_size,       "bytes per block")                                      \
   X(pools,            "pools of this class (used or full)")                   \

@@ -109,9 +109,8 @@ pmi_export void pm_stats_get(pm_stats *st) {
   st->totals.empty_pool_bytes = st->arenas.empty_pools * PMI_POOL_SIZE;
   st->totals.header_bytes = owned_arenas * PMI_POOL_SIZE;
   st->totals.reserve_bytes = st->arenas.reserve * PMI_ARENA_SIZE;
-  st->fragmentation = st->totals.mapped_bytes
-                          ? 1.0 - (double)st->totals.in_use_bytes / (double)st->totals.mapped_bytes
-                          : 0.0;
+  unsigned long long held = st->totals.mapped_bytes - st->totals.reserve_bytes;
+  st->fragmentation = held ? 1.0 - (double)st->totals.in_use_bytes / (double)held : 0.0;
 
   int64_t large_now, large_peak;
   pmi_large_peak(&large_now, &large_peak);
@@ -217,7 +216,7 @@ static void report_text(out *o, const pm_stats *st) {
   PMI_TEXT_PART("in empty pools", st->totals.empty_pool_bytes);
   PMI_TEXT_PART("arena headers (pool descriptors)", st->totals.header_bytes);
   PMI_TEXT_PART("in the reserve", st->totals.reserve_bytes);
-  outf(o, "# %-40s = %14.1f%%\n", "fragmentation (1 - in use / mapped)", 100.0 * st->fragmentation);
+  outf(o, "# %-40s = %14.1f%%\n", "fragmentation (1 - in use / held)", 100.0 * st->fragmentation);
   outf(o, "\n");
   PMI_TEXT_LINE("large blocks live", st->large.live);
   PMI_TEXT_LINE("large bytes live", st->large.live_bytes);
