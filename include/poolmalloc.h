@@ -65,7 +65,7 @@ PM_API int    pm_collect(int force);
   X(malloc_large,      "allocations passed to the large-object path")          \
   X(free_small,        "frees of pool blocks")                                 \
   X(free_large,        "frees of large blocks")                                \
-  X(free_remote,       "frees of pool blocks owned by another thread's heap")  \
+  X(free_remote,       "pool blocks freed by another thread (counted when collected)") \
   X(calloc_calls,      "calls to calloc")                                      \
   X(realloc_calls,     "calls to realloc and reallocarray")                    \
   X(realloc_inplace,   "reallocs answered with the same block")               \

@@ -72,7 +72,8 @@ large:
   return pmi_large_malloc(size);
 }
 
-pmi_export void *pm_malloc(size_t size) {
+/* The fast path, shared by pm_malloc and pmi_malloc (no debug dispatch). */
+static inline __attribute__((always_inline)) void *malloc_core(size_t size) {
   pmi_heap *heap = pmi_heap_tls;
   if (pmi_likely(size - 1 < PMI_SMALL_MAX)) {    /* 1..512; 0 wraps around */
     pmi_pool *pool = heap->usedpools[pmi_size_class(size)];
@@ -83,6 +84,13 @@ pmi_export void *pm_malloc(size_t size) {
     }
   }
   return pmi_malloc_generic(heap, size);
+}
+
+void *pmi_malloc(size_t size) { return malloc_core(size); }
+
+pmi_export void *pm_malloc(size_t size) {
+  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_malloc(size);
+  return malloc_core(size);
 }
 
 /* ---- calloc, realloc ------------------------------------------------------ */
@@ -100,6 +108,7 @@ pmi_export void *pm_calloc(size_t n, size_t size) {
     return NULL;
   }
   PMI_COUNT(calloc_calls);
+  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_calloc(n, size);
   if (total <= PMI_SMALL_MAX) {
     /* Pool blocks are recycled, so they are cleared; the large path (the C
      * library) skips clearing for memory fresh from the OS. */
@@ -113,6 +122,7 @@ pmi_export void *pm_calloc(size_t n, size_t size) {
 pmi_export void *pm_realloc(void *p, size_t size) {
   if (p == NULL) return pm_malloc(size);
   PMI_COUNT(realloc_calls);
+  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_realloc(p, size);
   if (size == 0) {            /* glibc: frees the block and returns NULL */
     pm_free(p);
     return NULL;
@@ -163,6 +173,7 @@ pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
  * this path).  Anything larger goes to the large path. */
 static void *aligned_alloc_checked(size_t alignment, size_t size) {
   PMI_COUNT(aligned_calls);
+  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_memalign(alignment, size);
   if (alignment <= PMI_ALIGNMENT) return pm_malloc(size);
   if (size > PTRDIFF_MAX || alignment > PTRDIFF_MAX / 2) {
     errno = ENOMEM;
@@ -218,6 +229,7 @@ pmi_export void *pm_pvalloc(size_t size) {
 }
 
 pmi_export size_t pm_malloc_usable_size(void *p) {
+  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_usable_size(p);
   if (p == NULL) return 0;
   if (pmi_arenamap_contains(p)) {
     pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);

@@ -54,8 +54,7 @@ size_t pmi_arena_reserve_count(void) { return reserve_count; }
 /* Descriptors of a new or recycled arena: pools[0] is the header page, the
  * others are EMPTY and linked on freepools in address order. */
 static void arena_format(pmi_arena *arena) {
-  arena->pools[0].state = PMI_POOL_HEADER;
-  arena->pools[0].capacity = 0;
+  arena->zero_ = 0;
   arena->freepools = NULL;
   for (unsigned i = PMI_POOLS_PER_ARENA - 1; i >= PMI_FIRST_POOL; i--) {
     pmi_pool *pool = &arena->pools[i];

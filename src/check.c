@@ -30,7 +30,9 @@ static unsigned free_list_length(checker *ck, pmi_pool *pool) {
       CHECK(ck, 0, "pool %p: free list runs outside its carved blocks", (void *)pool);
       return n;
     }
-    CHECK(ck, b->key == pmi_free_key, "pool %p: free block %p lacks the free key", (void *)pool, (void *)b);
+    unsigned units = pmi_block_units(b);
+    CHECK(ck, !(*pmi_live_word(pool, units) & pmi_live_bit(units)), "pool %p: free block %p marked live",
+          (void *)pool, (void *)b);
     n++;
   }
   return n;
@@ -46,6 +48,10 @@ static void check_pool(checker *ck, pmi_pool *pool) {
   CHECK(ck, pool->used + nfree + (pool->capacity - pool->ncarved) == pool->capacity,
         "pool %p: used %u + free %u + untouched %u != capacity %u", (void *)pool, pool->used, nfree,
         pool->capacity - pool->ncarved, pool->capacity);
+  unsigned live = 0;
+  for (unsigned w = 0; w < sizeof pool->live / sizeof pool->live[0]; w++) live += (unsigned)__builtin_popcountll(pool->live[w]);
+  /* popcount(live) == used */
+  CHECK(ck, live == pool->used, "pool %p: %u blocks marked live, used %u", (void *)pool, live, pool->used);
   if (pool->state == PMI_POOL_FULL)
     CHECK(ck, pool->used == pool->capacity, "full pool %p has %u of %u used", (void *)pool,
           pool->used, pool->capacity);

@@ -38,11 +38,10 @@ void pmi_process_init(void) {
   }
   tls_initialising = 1;
   uint64_t r = pmi_os_random();
-  pmi_free_key = (uintptr_t)r;
   pmi_remote_key = (uintptr_t)(r * 0x9E3779B97F4A7C15ull) | 2;
-  if (pmi_remote_key == pmi_free_key) pmi_remote_key ^= 4;
   pmi_link_key = (uintptr_t)((r ^ (r >> 29)) * 0xBF58476D1CE4E5B9ull);
   pmi_options_init();
+  pmi_debug_init();
   pmi_heap_setup();
   /* Registered early, so that (handlers running in reverse order) our
    * prepare runs after the prepare handlers of libraries loaded later,

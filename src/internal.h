@@ -50,7 +50,6 @@ static inline char *pmi_pool_base(pmi_pool *pool) {
  * thread_free stacks are per pool): a corrupted link is reported, not
  * followed.  Cost: one xor per push and pop, one compare per pop. */
 extern uintptr_t pmi_link_key;
-extern uintptr_t pmi_free_key;
 static inline pmi_block *pmi_link_get(const pmi_block *b) { return (pmi_block *)(b->link ^ pmi_link_key); }
 static inline void pmi_link_set(pmi_block *b, const pmi_block *next) { b->link = (uintptr_t)next ^ pmi_link_key; }
 static inline bool pmi_link_in_pool(const pmi_block *b, const pmi_block *next) {
@@ -58,20 +57,32 @@ static inline bool pmi_link_in_pool(const pmi_block *b, const pmi_block *next) {
 }
 _Noreturn void pmi_link_corrupt(const void *block, const void *next);
 
+/* ---- the live bitmap ----------------------------------------------------- *
+ * pool.live has a bit per 16-byte unit of the pool; the bit of a block's
+ * first unit is set while the block is handed out.  Indexing by unit, not by
+ * block, needs no division: a pointer inside a block finds a bit that is
+ * never set, so the fast path sends it to the slow path's exact checks. */
+static inline unsigned pmi_block_units(const void *p) {
+  return (unsigned)(((uintptr_t)p & (PMI_POOL_SIZE - 1)) >> PMI_ALIGNMENT_SHIFT);
+}
+static inline uint64_t *pmi_live_word(pmi_pool *pool, unsigned units) { return &pool->live[units >> 6]; }
+static inline uint64_t pmi_live_bit(unsigned units) { return (uint64_t)1 << (units & 63); }
+
 /* Pops block, the head of pool's free list, and hands it out. */
 static inline void *pmi_pool_pop(pmi_pool *pool, pmi_block *block) {
   pmi_block *next = pmi_link_get(block);
   if (pmi_unlikely(!pmi_link_in_pool(block, next))) pmi_link_corrupt(block, next);
   pool->freeblock = next;
   pool->used++;
-  block->key = 0;
+  unsigned units = pmi_block_units(block);
+  *pmi_live_word(pool, units) |= pmi_live_bit(units);
   return block;
 }
 
-/* Pushes a freed block on pool's free list (the caller counts used). */
+/* Pushes a freed block on pool's free list (the caller has cleared its live
+ * bit and counts used). */
 static inline void pmi_pool_push(pmi_pool *pool, pmi_block *block) {
   pmi_link_set(block, pool->freeblock);
-  block->key = pmi_free_key;
   pool->freeblock = block;
 }
 
@@ -179,6 +190,24 @@ void   pmi_stats_start_interval(void);
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);
 extern _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
+
+/* ---- debug.c: POOLMALLOC_DEBUG=1 and valgrind support ----------------------
+ * When pmi_debug_active is set (POOLMALLOC_DEBUG=1, or running under
+ * valgrind), the pm_* entry points hand every call to these functions, which
+ * wrap each block in a header and guards and call the core underneath
+ * through pmi_malloc / pmi_free (the fast paths without the dispatch). */
+extern int pmi_debug_active;                 /* read-mostly; set once, at init */
+void   pmi_debug_init(void);                 /* from pmi_process_init; allocates nothing */
+void  *pmi_debug_malloc(size_t size);
+void  *pmi_debug_calloc(size_t n, size_t size);
+void  *pmi_debug_realloc(void *p, size_t size);
+void  *pmi_debug_memalign(size_t alignment, size_t size);
+void   pmi_debug_free(void *p);
+size_t pmi_debug_usable_size(void *p);
+void   pmi_debug_collect(void);              /* check and empty the quarantine */
+const char *pmi_debug_mode_name(void);       /* "off", "on", "valgrind", "on+valgrind" */
+void  *pmi_malloc(size_t size);              /* pm_malloc without the dispatch */
+void   pmi_free(void *p);                    /* pm_free without the dispatch */
 
 /* ---- check.c --------------------------------------------------------------- */
 int    pmi_check_heap(pmi_heap *heap, int verbose);

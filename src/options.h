@@ -22,7 +22,11 @@ enum pmi_option_kind { PMI_OPT_LONG, PMI_OPT_CHOICE, PMI_OPT_PATH };
     "of being returned to the OS")                                               \
   X(arena_decay_ms, "ARENA_DECAY_MS", PMI_OPT_LONG, 1000, 0, 3600000, NULL, "MS", \
     "empty arenas beyond ARENA_RESERVE go back to the OS after this many "        \
-    "milliseconds unused (0: at once); malloc_trim() returns them all now")
+    "milliseconds unused (0: at once); malloc_trim() returns them all now")       \
+  X(debug, "DEBUG", PMI_OPT_LONG, 0, 0, 1, NULL, "0|1",                           \
+    "debug mode: guard bytes around every block, 0xCD/0xDD fills, a quarantine "  \
+    "of freed blocks; overflows, double frees, bad pointers and writes after "    \
+    "free are reported with a hex dump and a backtrace, then abort()")
 
 enum pmi_option_id {
 #define PMI_OPTION_ENUM(name, env, kind, def, lo, hi, choices, syntax, doc) PMI_OPT_##name,

@@ -19,6 +19,7 @@ void pmi_pool_init(pmi_heap *heap, pmi_pool *pool, unsigned szidx) {
   pool->ncarved = 0;
   pool->freeblock = NULL;
   pool->nextpool = pool->prevpool = NULL;
+  memset(pool->live, 0, sizeof pool->live);
   pool->state = PMI_POOL_USED;
   heap->counters.pools_initialised++;
 }
@@ -36,10 +37,8 @@ void *pmi_pool_carve(pmi_pool *pool) {
   char *b = first;
   for (unsigned i = 1; i < n; i++, b += size) {
     pmi_link_set((pmi_block *)b, (pmi_block *)(b + size));
-    ((pmi_block *)b)->key = pmi_free_key;
   }
   pmi_link_set((pmi_block *)b, NULL);
-  ((pmi_block *)b)->key = pmi_free_key;
   pool->ncarved = (uint16_t)(pool->ncarved + n);
   pool->freeblock = (pmi_block *)first;
   return first;
@@ -91,9 +90,9 @@ void pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool) {
   heap->usedpools[c] = pool;
 }
 
-/* Frees a block that is known to be valid into its pool and makes the state
- * transition that follows.  The caller owns the heap (or holds its lock) and
- * has counted the free. */
+/* Frees a block that is known to be a live block start into its pool and
+ * makes the state transition that follows.  The caller owns the heap (or
+ * holds its lock), has cleared the block's live bit and counted the free. */
 void pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
   pmi_pool_push(pool, block);
   unsigned used = pool->used--;

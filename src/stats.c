@@ -174,6 +174,7 @@ static void report_text(out *o, const pm_stats *st) {
   outf(o, "poolmalloc %d.%d statistics, pid %d\n", POOLMALLOC_VERSION_MAJOR, POOLMALLOC_VERSION_MINOR, (int)getpid());
   outf(o, "Small block threshold = %u, in %u size classes; pools of %s bytes in arenas of %s bytes.\n\n",
        PMI_SMALL_MAX, PMI_NCLASSES, group(o, PMI_POOL_SIZE), group(o, PMI_ARENA_SIZE));
+  outf(o, "Debug mode: %s.\n\n", pmi_debug_mode_name());
   outf(o, "class   size    pools     full   blocks in use    free blocks      untouched     bytes in use"
           "       bytes free  tail\n");
   outf(o, "-----  -----  -------  -------  --------------  -------------  -------------  ---------------"
@@ -234,8 +235,9 @@ static void report_text(out *o, const pm_stats *st) {
 }
 
 static void report_json(out *o, const pm_stats *st) {
-  outf(o, "{\"poolmalloc\": {\"version\": \"%d.%d\", \"pid\": %d, \"time\": %llu}, \"classes\": [",
-       POOLMALLOC_VERSION_MAJOR, POOLMALLOC_VERSION_MINOR, (int)getpid(), (unsigned long long)time(NULL));
+  outf(o, "{\"poolmalloc\": {\"version\": \"%d.%d\", \"pid\": %d, \"time\": %llu, \"debug\": \"%s\"}, \"classes\": [",
+       POOLMALLOC_VERSION_MAJOR, POOLMALLOC_VERSION_MINOR, (int)getpid(), (unsigned long long)time(NULL),
+       pmi_debug_mode_name());
   for (unsigned c = 0; c < PMI_NCLASSES; c++) {
     const pm_class_stats *cs = &st->classes[c];
     const char *sep = "{";

@@ -45,13 +45,22 @@
  *         |       ^
  *         +-------+  pools[i] describes the page at arena + i * 4 KiB
  *
- *    The pool header of pymalloc lives out of line, in the descriptor array
- *    of page 0, found by address arithmetic:
+ *    page 0, in 64-byte cache lines:
+ *    +--------------+----------+----------+-- ... --+-----------+
+ *    | arena header | pools[1] | pools[2] |         | pools[63] |
+ *    | (= pools[0]) |          |          |         |           |
+ *    +--------------+----------+----------+-- ... --+-----------+
+ *
+ *    The pool header of pymalloc lives out of line, as a 64-byte descriptor
+ *    in page 0, found by address arithmetic:
  *        arena = p & ~(ARENA_SIZE - 1),   pool = &arena->pools[(p >> 12) & 63].
+ *    pools[0] would describe page 0 itself, so the arena header takes its
+ *    place (a union); its fields are arranged so that read as a descriptor
+ *    it is a pool with capacity 0, which every free rejects.
  *    Why out of line: headers at the start of 4 KiB-aligned pages all map to
  *    the same few L1 cache sets, and a random-order free over many pools then
- *    thrashes them; packed 32-byte descriptors spread over 32 lines.  It also gives
- *    every pool the full 4 KiB for blocks (no header eats into the tail).
+ *    thrashes them; here each descriptor is one cache line of its own.  It
+ *    also gives every pool the full 4 KiB for blocks.
  *
  * ---------------------------------------------------------------------------
  * Pool states (as pymalloc's)
@@ -127,17 +136,16 @@ _Static_assert(PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "block counts must fit the 
 
 /* ---- blocks ---------------------------------------------------------------- */
 
-/* A free block.  Live blocks are the user's; these two words exist only while
+/* A free block.  Live blocks are the user's; these words exist only while
  * the block is free.  Every block is at least 16 bytes, so both fit. */
 typedef struct pmi_block {
   uintptr_t link;           /* next free block of the same list, encoded:
                                next ^ pmi_link_key (internal.h), so that an
                                overflow into a free block cannot simply aim
                                the allocator at an address of its choice */
-  uintptr_t key;            /* pmi_free_key while on a local free list,
-                               pmi_remote_key while on a thread_free stack,
-                               0 once handed out: a free that finds the key
-                               set is probably a double free (free.c checks) */
+  uintptr_t key;            /* pmi_remote_key while on a thread_free stack
+                               (a second remote free of it is a double free);
+                               cleared when its owner takes it */
 } pmi_block;
 
 /* ---- pools ----------------------------------------------------------------- */
@@ -160,6 +168,10 @@ enum pmi_pool_state {
  *   p.state == USED   <=>  p is on heap.usedpools[c]
  *   p.state == FULL   =>   p.used == p.capacity
  *   p on usedpools[c] and not its head => p has room and p.used > 0
+ *   popcount(p.live) == p.used; bit u of live is set <=> a block starting
+ *       at 16-byte unit u of the pool is handed out (the free fast path tests
+ *       and clears it: a double free, a pointer inside a block or one never
+ *       handed out finds it clear, without reading the block)
  */
 typedef struct pmi_pool {
   pmi_block *freeblock;      /* first free block; NULL: none (maybe untouched ones) */
@@ -170,6 +182,8 @@ typedef struct pmi_pool {
   uint16_t capacity;         /* blocks that fit in the pool; 0 unless USED/FULL */
   uint8_t  szidx;            /* size class while USED or FULL */
   uint8_t  state;            /* enum pmi_pool_state */
+  uint64_t live[PMI_POOL_SIZE / PMI_ALIGNMENT / 64];  /* handed-out blocks, a bit
+                                                          per 16-byte unit */
 } pmi_pool;
 
 /* ---- arenas ---------------------------------------------------------------- */
@@ -187,22 +201,32 @@ struct pmi_heap;
  *       (there nextarena/prevarena link the reserve list instead)
  */
 typedef struct pmi_arena {
-  _Atomic(struct pmi_heap *) heap;  /* owner; NULL while in the reserve */
-  pmi_pool *freepools;              /* EMPTY pools, singly linked by nextpool */
-  uint32_t nfreepools;              /* length of freepools */
-  uint32_t ntotalpools;             /* pools in this arena (63) */
-  struct pmi_arena *nextarena;      /* usable_arenas, or the reserve list */
-  struct pmi_arena *prevarena;      /* usable_arenas; NULL at the head */
-  struct pmi_arena *next_owned;     /* heap.arenas: every arena of the heap */
-  struct pmi_arena *prev_owned;
-  uint64_t retired_ms;              /* when it entered the reserve (also pads
-                                       the header to one cache line) */
-  pmi_pool pools[PMI_POOLS_PER_ARENA];  /* pools[i] describes page i */
+  union {
+    struct {
+      _Atomic(struct pmi_heap *) heap;  /* owner; NULL while in the reserve */
+      union {
+        pmi_pool *freepools;            /* EMPTY pools, singly linked by nextpool */
+        uint64_t retired_ms;            /* in the reserve: when it arrived */
+      };
+      uint32_t nfreepools;              /* length of freepools */
+      uint32_t ntotalpools;             /* pools in this arena (63) */
+      uint64_t zero_;                   /* always 0: where a descriptor keeps
+                                           used, capacity and state */
+      struct pmi_arena *nextarena;      /* usable_arenas, or the reserve list */
+      struct pmi_arena *prevarena;      /* usable_arenas; NULL at the head */
+      struct pmi_arena *next_owned;     /* heap.arenas: every arena of the heap */
+      struct pmi_arena *prev_owned;
+    };
+    pmi_pool pools[PMI_POOLS_PER_ARENA];  /* pools[i] describes page i, i >= 1 */
+  };
 } pmi_arena;
 
-_Static_assert(sizeof(pmi_pool) == 32, "a descriptor is half a cache line");
-_Static_assert(offsetof(pmi_arena, pools) == 64, "descriptors never straddle a cache line");
-_Static_assert(sizeof(pmi_arena) <= PMI_POOL_SIZE, "arena header must fit in page 0");
+_Static_assert(sizeof(pmi_pool) == 64, "a descriptor is one cache line");
+_Static_assert(offsetof(pmi_arena, zero_) == offsetof(pmi_pool, used) &&
+               offsetof(pmi_pool, state) < offsetof(pmi_arena, zero_) + 8,
+               "read as pools[0], the header is a pool of capacity 0");
+_Static_assert(offsetof(pmi_arena, prev_owned) + 8 <= sizeof(pmi_pool), "the header fits in pools[0]");
+_Static_assert(sizeof(pmi_arena) == PMI_POOL_SIZE, "header and descriptors fill page 0");
 
 /* ---- heaps ----------------------------------------------------------------- */
 
