@@ -25,10 +25,12 @@
  * frees it.  pm_collect() / malloc_trim() empty the quarantine, and the
  * blocks still in it are checked at exit.
  *
- * Under valgrind (RUNNING_ON_VALGRIND), the same dispatch is on and the
+ * Under valgrind's memcheck, the same dispatch is on and the
  * blocks are described to memcheck: the user bytes are a MALLOCLIKE block,
- * header and guards are NOACCESS, FREELIKE at free; the core's accesses to
- * blocks memcheck considers free run with error reporting disabled.  Large
+ * header and guards are NOACCESS, FREELIKE at free (the whole block stays
+ * NOACCESS while in the quarantine, and becomes addressable again when the
+ * core gets it back); the core's own accesses run with error reporting
+ * disabled.  Large
  * blocks are mapped directly (pmi_os_map) there, since the C library's
  * malloc is valgrind's own and a MALLOCLIKE block inside one of its blocks
  * would overlap it.
@@ -194,11 +196,21 @@ static void say_block(const dbg_hdr *h) {
   if (h->state == DBG_FREED) say_site("freed by", h->free_site);
 }
 
+/* The return address of the current call into the allocator (the program's
+ * call of free, realloc, ...), where the backtrace of a report starts. */
+static __thread void *tls_site __attribute__((tls_model("initial-exec")));
+
 static void say_backtrace(void) {
-  void *frames[48];
-  int n = backtrace(frames, 48);
+  void *frames[64];
+  int n = backtrace(frames, 64), start = 0;
+  for (int i = 0; i < n; i++) {
+    if (frames[i] == tls_site) {
+      start = i;
+      break;
+    }
+  }
   SAY("backtrace:");
-  backtrace_symbols_fd(frames, n, STDERR_FILENO);
+  backtrace_symbols_fd(frames + start, n - start, STDERR_FILENO);
 }
 
 static void say_head(const char *fn, const char *what, const void *p) {
@@ -249,6 +261,12 @@ static inline bool is_debug_block(const dbg_hdr *h, const void *user) {
   return h->magic == (dbg_key ^ (uintptr_t)user);
 }
 
+/* The fields a check relies on before it reads the block's bytes. */
+static inline bool header_sane(const dbg_hdr *h, uint32_t state) {
+  return h->state == state && h->offset >= DBG_HDR && (h->offset & (h->offset - 1)) == 0 &&
+         h->offset <= ((uint32_t)1 << 30) && h->size <= PTRDIFF_MAX;
+}
+
 /* The debug block whose header lies at h, if any (h must be readable). */
 static dbg_hdr *debug_block_at(dbg_hdr *h) {
   return is_debug_block(h, user_of(h)) ? h : NULL;
@@ -291,11 +309,16 @@ static enum kind classify(const void *p, dbg_hdr **out) {
     *out = h;
     return K_OURS;
   }
-  /* On this thread's stack?  (The main thread's: between here and the top.) */
+  /* On the main thread's stack (between here and its top)?  Other threads'
+   * stacks are not recognised: finding their bounds would allocate. */
   extern void *__libc_stack_end;
   uintptr_t here = (uintptr_t)__builtin_frame_address(0), top = (uintptr_t)__libc_stack_end;
-  if (here < top && top - here < ((uintptr_t)1 << 30) && a >= here && a < top + (1u << 20)) return K_STACK;
-  if (a > here && a - here < (64u << 10)) return K_STACK;            /* a caller's frame */
+  if (here < top && top - here < ((uintptr_t)1 << 30) && a >= here && a < top + (1u << 20) &&
+      pmi_os_thread_id() == (long)getpid())
+    return K_STACK;
+  /* Under memcheck the C library's malloc is valgrind's, which checks its
+   * own frees. */
+  if (dbg_valgrind) return K_FOREIGN;
   /* Does it look like a chunk of the C library's malloc?  The size word
    * before it: at least 32, a multiple of 16 (flag bits aside). */
   size_t head = ((const size_t *)p)[-1], size = head & ~(size_t)7;
@@ -356,9 +379,11 @@ static void dbg_release(dbg_hdr *h) {
     pmi_os_unmap(raw, page_round(total));
     return;
   }
+  /* Addressable again: the core writes its free-list link into the block,
+   * and reads it later from any thread (a thread's exit collects the frees
+   * other threads made of its blocks), outside these entry points. */
   VG(VALGRIND_MAKE_MEM_UNDEFINED(raw, total));
   pmi_free(raw);              /* a pool block, or one of the large path */
-  VG(VALGRIND_MAKE_MEM_NOACCESS(raw, total));
 }
 
 /* Checks the guards of a block; at free, realloc and in the quarantine. */
@@ -395,12 +420,28 @@ static unsigned q_head, q_count;
 static size_t q_bytes;
 
 /* Checks a block of the quarantine: freed, guards intact, every byte 0xDD. */
-static void check_freed(const char *fn, dbg_hdr *h) {
-  VG(VALGRIND_MAKE_MEM_DEFINED(raw_of(h), total_of(h->offset, h->size)));
+static void check_freed(const char *fn, dbg_hdr *h, size_t size) {
   const uint8_t *user = user_of(h);
-  if (h->state != DBG_FREED || !is_debug_block(h, user))
-    fault(fn, "write after free: the header of a freed block was overwritten", h, (uint8_t *)h, user + 16);
-  for (size_t i = 0; i < h->size; i++) {
+  VG(VALGRIND_MAKE_MEM_DEFINED(h, DBG_HDR));
+  if (!header_sane(h, DBG_FREED) || h->size != size || !is_debug_block(h, user)) {
+    say_head(fn, "write after free: the header of a freed block was overwritten", user);
+    SAY("block %p: %zu bytes requested; its header now reads:", (void *)user, size);
+    for (int i = 0; i < 4; i++) {
+      const uint8_t *a = (const uint8_t *)h + 16 * i;
+      SAY("  %p: %02x %02x %02x %02x %02x %02x %02x %02x  %02x %02x %02x %02x %02x %02x %02x %02x", (const void *)a,
+          a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9], a[10], a[11], a[12], a[13], a[14], a[15]);
+    }
+    say_backtrace();
+    abort();
+  }
+  VG(VALGRIND_MAKE_MEM_DEFINED(raw_of(h), total_of(h->offset, h->size)));
+  size_t i = 0;
+  for (; i + 8 <= h->size; i += 8) {        /* the common case, a word at a time */
+    uint64_t w;
+    memcpy(&w, user + i, 8);
+    if (w != 0xDDDDDDDDDDDDDDDDull) break;
+  }
+  for (; i < h->size; i++) {
     if (user[i] != DBG_DEAD) {
       size_t last = i, nbad = 0;
       for (size_t j = i; j < h->size; j++)
@@ -435,21 +476,24 @@ static void q_push(dbg_hdr *h, size_t n) {
       pthread_mutex_unlock(&q_lock);
       return;
     }
+    size_t old_size = q_size[q_head];
     dbg_hdr *old = q_pop_locked();
     pthread_mutex_unlock(&q_lock);
-    check_freed("free", old);
+    check_freed("free", old, old_size);
     dbg_release(old);
   }
 }
 
 void pmi_debug_collect(void) {
+  tls_site = NULL;
   VG_ENTER();
   for (;;) {
     pthread_mutex_lock(&q_lock);
+    size_t size = q_size[q_head];
     dbg_hdr *h = q_count ? q_pop_locked() : NULL;
     pthread_mutex_unlock(&q_lock);
     if (h == NULL) break;
-    check_freed("pm_collect", h);
+    check_freed("pm_collect", h, size);
     dbg_release(h);
   }
   VG_LEAVE();
@@ -479,8 +523,8 @@ static void dbg_free(const char *fn, void *p, void *site) {
   uint8_t *user = p;
   VG(VALGRIND_MAKE_MEM_DEFINED(h, DBG_HDR));
   if (h->state == DBG_FREED) fault(fn, "double free: the block was already freed", h, (uint8_t *)h, user + 32);
-  if (h->state != DBG_ALIVE) fault(fn, "the header of the block is damaged (a write before its start)", h,
-                                   (uint8_t *)h, user + 16);
+  if (!header_sane(h, DBG_ALIVE))
+    fault_ptr(fn, "the header of the block is damaged (a write before its start)", p, NULL);
   VG(VALGRIND_MAKE_MEM_DEFINED(user + h->size, tail_len(h)));
   check_guards(fn, h);
   VG(VALGRIND_MAKE_MEM_DEFINED(user, h->size));
@@ -494,8 +538,9 @@ static void dbg_free(const char *fn, void *p, void *site) {
 }
 
 void pmi_debug_free(void *p) {
+  tls_site = __builtin_return_address(0);
   VG_ENTER();
-  dbg_free("free", p, __builtin_return_address(0));
+  dbg_free("free", p, tls_site);
   VG_LEAVE();
 }
 
@@ -523,6 +568,7 @@ void *pmi_debug_memalign(size_t alignment, size_t size) {
 
 void *pmi_debug_realloc(void *p, size_t size) {
   void *site = __builtin_return_address(0);
+  tls_site = site;
   if (p == NULL) return dbg_alloc(size, PMI_ALIGNMENT, false, site);
   if (size == 0) {            /* glibc: frees the block and returns NULL */
     VG_ENTER();
@@ -538,9 +584,8 @@ void *pmi_debug_realloc(void *p, size_t size) {
     VG(VALGRIND_MAKE_MEM_DEFINED(h, DBG_HDR));
     if (h->state == DBG_FREED)
       fault("realloc", "realloc of a freed block", h, (uint8_t *)h, (uint8_t *)p + 32);
-    if (h->state != DBG_ALIVE)
-      fault("realloc", "the header of the block is damaged (a write before its start)", h, (uint8_t *)h,
-            (uint8_t *)p + 16);
+    if (!header_sane(h, DBG_ALIVE))
+      fault_ptr("realloc", "the header of the block is damaged (a write before its start)", p, NULL);
     VG(VALGRIND_MAKE_MEM_DEFINED((uint8_t *)p + h->size, tail_len(h)));
     check_guards("realloc", h);
     VG(VALGRIND_MAKE_MEM_NOACCESS((uint8_t *)p + h->size, tail_len(h)));
@@ -572,14 +617,17 @@ void *pmi_debug_realloc(void *p, size_t size) {
 
 size_t pmi_debug_usable_size(void *p) {
   if (p == NULL) return 0;
+  tls_site = __builtin_return_address(0);
   VG_ENTER();
   dbg_hdr *h;
   size_t n = 0;
   switch (classify(p, &h)) {
   case K_OURS:
     VG(VALGRIND_MAKE_MEM_DEFINED(h, DBG_HDR));
-    if (h->state != DBG_ALIVE) fault("malloc_usable_size", "the block is not alive (freed, or its header damaged)",
-                                     h, (uint8_t *)h, (uint8_t *)p + 16);
+    if (h->state == DBG_FREED)
+      fault("malloc_usable_size", "the block is not alive (it was freed)", h, (uint8_t *)h, (uint8_t *)p + 16);
+    if (!header_sane(h, DBG_ALIVE))
+      fault_ptr("malloc_usable_size", "the header of the block is damaged (a write before its start)", p, NULL);
     n = h->size;
     VG(VALGRIND_MAKE_MEM_NOACCESS(h, DBG_HDR));
     break;
@@ -603,7 +651,12 @@ const char *pmi_debug_mode_name(void) {
 void pmi_debug_init(void) {
   dbg_fill = pmi_option(debug) != 0;
 #if PMI_HAVE_VALGRIND
-  dbg_valgrind = RUNNING_ON_VALGRIND != 0;
+  /* Memcheck only: it answers a client request that other tools (callgrind,
+   * massif, ...) ignore, so that those see poolmalloc as it normally runs. */
+  if (RUNNING_ON_VALGRIND) {
+    int probe = 0;
+    dbg_valgrind = (long)VALGRIND_MAKE_MEM_DEFINED(&probe, sizeof probe) == -1;
+  }
 #endif
   dbg_key = (uintptr_t)(pmi_os_random() * 0xD6E8FEB86659FD93ull) | 1;
   pmi_debug_active = dbg_fill || dbg_valgrind;
@@ -628,11 +681,12 @@ __attribute__((constructor(102))) static void debug_start(void) {
 /* At exit, the blocks still in the quarantine are checked (not freed). */
 __attribute__((destructor(101))) static void debug_end(void) {
   if (!pmi_debug_active) return;
+  tls_site = NULL;
   VG_ENTER();
   pthread_mutex_lock(&q_lock);
   for (unsigned i = 0; i < q_count; i++) {
     dbg_hdr *h = q_ring[(q_head + i) % Q_MAX];
-    check_freed("exit", h);
+    check_freed("exit", h, q_size[(q_head + i) % Q_MAX]);
     VG(VALGRIND_MAKE_MEM_NOACCESS(raw_of(h), total_of(h->offset, h->size)));
   }
   pthread_mutex_unlock(&q_lock);

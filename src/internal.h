@@ -9,6 +9,11 @@
 
 #include "types.h"
 
+/* Everything declared here stays inside the library: with hidden visibility
+ * the compiler reaches globals such as pmi_link_key directly, not through
+ * the GOT (one load less on the fast paths). */
+#pragma GCC visibility push(hidden)
+
 #define pmi_likely(x)   __builtin_expect(!!(x), 1)
 #define pmi_unlikely(x) __builtin_expect(!!(x), 0)
 #define pmi_noinline    __attribute__((noinline))
@@ -196,7 +201,7 @@ extern _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
  * valgrind), the pm_* entry points hand every call to these functions, which
  * wrap each block in a header and guards and call the core underneath
  * through pmi_malloc / pmi_free (the fast paths without the dispatch). */
-extern int pmi_debug_active;                 /* read-mostly; set once, at init */
+extern int pmi_debug_active;   /* read-mostly; set once, at init */
 void   pmi_debug_init(void);                 /* from pmi_process_init; allocates nothing */
 void  *pmi_debug_malloc(size_t size);
 void  *pmi_debug_calloc(size_t n, size_t size);
@@ -211,5 +216,7 @@ void   pmi_free(void *p);                    /* pm_free without the dispatch */
 
 /* ---- check.c --------------------------------------------------------------- */
 int    pmi_check_heap(pmi_heap *heap, int verbose);
+
+#pragma GCC visibility pop
 
 #endif /* PM_INTERNAL_H */

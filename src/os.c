@@ -76,15 +76,22 @@ size_t pmi_os_page_size(void) {
 }
 
 /* A per-process secret: the 16 random bytes the kernel gives every process
- * (AT_RANDOM), mixed with an address so that it differs between libraries. */
+ * (AT_RANDOM), mixed with an address (so that it differs between libraries)
+ * and a call count (so that each caller gets its own). */
 uint64_t pmi_os_random(void) {
-  uint64_t x = (uintptr_t)&pmi_os_random;
-  const uint64_t *r = (const uint64_t *)getauxval(AT_RANDOM);
-  if (r != NULL) x ^= r[0] * 0x9E3779B97F4A7C15ull ^ r[1];
+  static _Atomic uint64_t calls;
+  uint64_t x = (uintptr_t)&pmi_os_random + atomic_fetch_add(&calls, 1) * 0xD1B54A32D192ED03ull;
+  const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+  if (r != NULL) {
+    uint64_t r0, r1;   /* AT_RANDOM is not 8-byte aligned */
+    memcpy(&r0, r, 8);
+    memcpy(&r1, r + 8, 8);
+    x ^= r0 * 0x9E3779B97F4A7C15ull ^ r1;
+  }
   x ^= x >> 31;
   x *= 0xBF58476D1CE4E5B9ull;
   x ^= x >> 29;
-  return x | 1;   /* never 0: 0 marks a block in use */
+  return x | 1;
 }
 
 uint64_t pmi_os_now_ms(void) {

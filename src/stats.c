@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gc_internal.h"
 #include "internal.h"
 
 void pmi_counters_sum(pmi_counters *out) {
@@ -170,6 +171,32 @@ static double pct(unsigned long long part, unsigned long long whole) {
   return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
+/* The object layer's section, when a program used it (poolgc.h). */
+static void report_gc_text(out *o) {
+  pmi_gc_stats_report gc;
+  pmi_gc_stats_snapshot(&gc);
+  if (!gc.used) return;
+  outf(o, "\ncycle collector (poolgc.h): %s objects tracked, %s frozen\n", group(o, gc.tracked), group(o, gc.frozen));
+  outf(o, "gen  collections      collected  uncollectable  pause total (ms)  longest (ms)\n");
+  for (int g = 0; g < PMI_GC_NGEN; g++)
+    outf(o, "%3d  %11s  %13s  %13s  %16.3f  %12.3f\n", g, group(o, (unsigned long long)gc.gen[g].collections),
+         group(o, (unsigned long long)gc.gen[g].collected), group(o, (unsigned long long)gc.gen[g].uncollectable),
+         (double)gc.gen[g].pause_total_ns / 1e6, (double)gc.gen[g].pause_max_ns / 1e6);
+}
+
+static void report_gc_json(out *o) {
+  pmi_gc_stats_report gc;
+  pmi_gc_stats_snapshot(&gc);
+  if (!gc.used) return;
+  outf(o, ", \"gc\": {\"tracked\": %zu, \"frozen\": %zu, \"generations\": [", gc.tracked, gc.frozen);
+  for (int g = 0; g < PMI_GC_NGEN; g++)
+    outf(o, "%s{\"collections\": %ld, \"collected\": %ld, \"uncollectable\": %ld, \"pause_total_ns\": %llu, "
+            "\"pause_max_ns\": %llu}",
+         g ? ", " : "", gc.gen[g].collections, gc.gen[g].collected, gc.gen[g].uncollectable,
+         (unsigned long long)gc.gen[g].pause_total_ns, (unsigned long long)gc.gen[g].pause_max_ns);
+  outf(o, "]}");
+}
+
 static void report_text(out *o, const pm_stats *st) {
   outf(o, "poolmalloc %d.%d statistics, pid %d\n", POOLMALLOC_VERSION_MAJOR, POOLMALLOC_VERSION_MINOR, (int)getpid());
   outf(o, "Small block threshold = %u, in %u size classes; pools of %s bytes in arenas of %s bytes.\n\n",
@@ -230,6 +257,7 @@ static void report_text(out *o, const pm_stats *st) {
 #define PMI_COUNTER_TEXT(name, doc) PMI_TEXT_LINE(#name, st->counters.name);
   PM_COUNTER_LIST(PMI_COUNTER_TEXT)
 #undef PMI_COUNTER_TEXT
+  report_gc_text(o);
 #undef PMI_TEXT_PART
 #undef PMI_TEXT_LINE
 }
@@ -269,8 +297,10 @@ static void report_json(out *o, const pm_stats *st) {
 #define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, st->counters.name), sep = ", ";
   PM_COUNTER_LIST(PMI_JSON_FIELD)
 #undef PMI_JSON_FIELD
-  outf(o, ", \"mmap_calls\": %llu, \"munmap_calls\": %llu}, \"heaps\": {\"total\": %llu, \"owned\": %llu}}\n",
+  outf(o, ", \"mmap_calls\": %llu, \"munmap_calls\": %llu}, \"heaps\": {\"total\": %llu, \"owned\": %llu}",
        st->mmap_calls, st->munmap_calls, st->heaps, st->heaps_owned);
+  report_gc_json(o);
+  outf(o, "}\n");
 }
 
 static void report(out *o, int format) {

@@ -63,6 +63,23 @@ done
 # Interval reports: one JSON document per line, plus the one at exit.
 run interval 0 -- "${J[@]}" POOLMALLOC_STATS_INTERVAL=1 POOLMALLOC_STATS_FILE="$tmp/interval.%p.json" "$tmp/w" sleep 2600
 "$py" "$here/check_report.py" "$tmp"/interval.*.json --docs 3 || fail=1
+# The object layer's section: collections, objects collected, pauses.
+cc -O1 -I"$PM_SOURCE_DIR/include" "$here/gc_workload.c" "$POOLMALLOC_LIB" -Wl,-rpath,"$(dirname "$POOLMALLOC_LIB")" -o "$tmp/gcw"
+run gc 0 -- POOLMALLOC_STATS=json POOLMALLOC_STATS_FILE="$tmp/gc.%p.json" "$tmp/gcw"
+json gc --docs 1
+"$py" - "$tmp"/gc.*.json <<'PY' || fail=1
+import json, sys
+d = json.load(open(sys.argv[1]))
+g = d["gc"]["generations"]
+assert len(g) == 3 and g[2]["collections"] == 1 and g[2]["collected"] == 2000, g
+assert g[2]["pause_max_ns"] > 0 and g[2]["pause_total_ns"] >= g[2]["pause_max_ns"], g
+print("ok: gc section", g[2])
+PY
+run gctext 0 -- POOLMALLOC_STATS=1 "$tmp/gcw"
+grep -q '^cycle collector' "$tmp/gctext.err" || { echo "FAIL gctext: no GC section"; fail=1; }
+run nogc 0 -- POOLMALLOC_STATS=1 LD_PRELOAD="$POOLMALLOC_LIB" "$tmp/w" shape 10 10
+grep -q '^cycle collector' "$tmp/nogc.err" && { echo "FAIL nogc: a GC section without the layer"; fail=1; }
+
 # Bad values: one warning line naming variable and value; the run goes on.
 run badfile 0 -- POOLMALLOC_STATS=1 POOLMALLOC_STATS_FILE=/nonexistent/dir/r.txt LD_PRELOAD="$POOLMALLOC_LIB" "$tmp/w" shape 10 10
 grep -q '^poolmalloc: POOLMALLOC_STATS_FILE=/nonexistent/dir/r.txt' "$tmp/badfile.err" || { echo "FAIL badfile: no warning"; fail=1; }
