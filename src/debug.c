@@ -321,9 +321,7 @@ static enum kind classify(const void *p, dbg_hdr **out) {
   if (dbg_valgrind) return K_FOREIGN;
   /* Does it look like a chunk of the C library's malloc?  The size word
    * before it: at least 32, a multiple of 16 (flag bits aside). */
-  size_t head = ((const size_t *)p)[-1], size = head & ~(size_t)7;
-  if (size < 32 || (size & 15) != 0 || size > ((size_t)1 << 46)) return K_WILD;
-  return K_FOREIGN;
+  return pmi_large_plausible(p) ? K_FOREIGN : K_WILD;
 }
 
 /* ---- allocation ----------------------------------------------------------- */

@@ -55,6 +55,7 @@ pmi_noinline static void free_foreign(void *p) {
   if (p == NULL) return;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
     report("free", p, "invalid pointer (not from malloc, misaligned):");
+  if (!pmi_large_plausible(p)) report("free", p, "invalid pointer (not from malloc):");
   int saved = errno;
   pmi_large_free(p);
   errno = saved;

@@ -179,6 +179,7 @@ void  *pmi_large_memalign(size_t alignment, size_t size);
 void   pmi_large_free(void *p);
 size_t pmi_large_usable_size(void *p);
 int    pmi_large_trim(size_t pad);
+bool   pmi_large_plausible(const void *mem);  /* looks like a glibc block */
 void   pmi_large_peak(int64_t *bytes_now, int64_t *bytes_peak);
 int    pmi_large_mallopt(int param, int value);
 struct mallinfo2;

@@ -223,6 +223,8 @@ static void case_double_free_orphan(bad_case *c) {
 
 static void case_large_misaligned(bad_case *c) { free(launder(c->ptr)); }
 
+static void case_realloc_foreign(bad_case *c) { (void)!realloc(launder(c->ptr), 100); }
+
 /* every block of p's pool freed (the pool empties), then p freed again */
 #define POOL_MATES 64
 static void case_double_free_emptied_pool(bad_case *c) {
@@ -310,6 +312,15 @@ int main(void) {
   p = malloc(5000);
   cases[n++] = (bad_case){"free(p + 8), large block", "free", "invalid pointer", NULL,
                           (char *)p + 8, case_large_misaligned, p, NULL};
+
+  /* Pointers neither poolmalloc nor the C library handed out, 16-aligned
+   * so that only the look of the word before them gives them away. */
+  static _Alignas(16) char static_area[256];
+  memset(static_area, 0x5a, sizeof static_area);
+  cases[n++] = (bad_case){"free of a static array", "free", "invalid pointer", NULL,
+                          static_area + 64, case_large_misaligned, NULL, NULL};
+  cases[n++] = (bad_case){"realloc of a static array", "realloc", "invalid pointer", NULL,
+                          static_area + 128, case_realloc_foreign, NULL, NULL};
 
   if (!PMT_GLIBC) {
     for (int i = 0; i < n; i++) {
