@@ -110,28 +110,29 @@ PM_API void   pm_counters_get(pm_counters *out);
   X(bytes_free,       "(free_blocks + untouched_blocks) * block_size")        \
   X(tail_waste,       "bytes at the end of each pool no block fits in")
 
+/* The docs double as the labels of the text report. */
 #define PM_ARENA_STATS(X)                                                       \
-  X(mapped,           "arenas mapped now (owned by heaps, or in the reserve)")\
-  X(peak,             "most arenas mapped at once")                           \
-  X(total_mapped,     "arenas mapped from the OS since start")                \
-  X(total_unmapped,   "arenas returned to the OS since start")                \
-  X(reserve,          "empty arenas kept mapped for reuse")                   \
-  X(empty_pools,      "empty pools in arenas owned by heaps")
+  X(mapped,           "arenas mapped now")                                    \
+  X(peak,             "arenas high-water mark")                               \
+  X(total_mapped,     "arenas mapped since start")                            \
+  X(total_unmapped,   "arenas returned to the OS")                            \
+  X(reserve,          "arenas in the reserve (empty, kept mapped)")           \
+  X(empty_pools,      "empty pools in owned arenas")
 
 #define PM_TOTAL_STATS(X)                                                       \
   X(mapped_bytes,     "bytes mapped for arenas")                              \
-  X(in_use_bytes,     "bytes in small blocks handed out")                     \
-  X(free_block_bytes, "bytes in freed blocks inside used pools")              \
-  X(untouched_bytes,  "bytes of used pools never handed out")                 \
-  X(tail_waste_bytes, "bytes at pool ends no block fits in")                  \
-  X(empty_pool_bytes, "bytes in empty pools of owned arenas")                 \
-  X(header_bytes,     "bytes of arena header pages (descriptors)")            \
-  X(reserve_bytes,    "bytes of arenas in the reserve")
+  X(in_use_bytes,     "  in small blocks in use")                             \
+  X(free_block_bytes, "  in free blocks of used pools")                       \
+  X(untouched_bytes,  "  untouched in used pools")                            \
+  X(tail_waste_bytes, "  pool-tail waste")                                    \
+  X(empty_pool_bytes, "  in empty pools of owned arenas")                     \
+  X(header_bytes,     "  arena headers (pool descriptors)")                   \
+  X(reserve_bytes,    "  in the reserve")
 
 #define PM_LARGE_STATS(X)                                                       \
-  X(live,             "large blocks allocated and not freed")                 \
-  X(live_bytes,       "their usable bytes")                                   \
-  X(peak_bytes,       "most live large bytes at once (to within 256 KiB per thread)")
+  X(live,             "large blocks live")                                    \
+  X(live_bytes,       "large bytes live")                                     \
+  X(peak_bytes,       "large bytes peak (within 256 KiB a thread)")
 
 #define PM_ARENA_FILL_BUCKETS 8   /* arenas by share of pools in use, in eighths */
 #define PM_NCLASSES 32

@@ -54,6 +54,7 @@ void pmi_process_init(void) {
 
 __attribute__((constructor(101))) static void process_start(void) {
   pmi_process_init();
+  pmi_stats_keep_stderr();
   pmi_stats_start_interval();   /* not in pmi_process_init: it may run inside malloc */
 }
 

@@ -192,6 +192,7 @@ struct mallinfo2 pmi_large_mallinfo2(void);
 void   pmi_counters_sum(pmi_counters *out);
 void   pmi_stats_at_exit(void);
 void   pmi_stats_start_interval(void);
+void   pmi_stats_keep_stderr(void);
 
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);

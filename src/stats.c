@@ -214,13 +214,10 @@ static void report_text(out *o, const pm_stats *st) {
          group(o, cs->bytes_free), cs->tail_waste);
   }
   outf(o, "\n");
-#define PMI_TEXT_LINE(label, value) outf(o, "# %-40s = %15s\n", label, group(o, value))
-  PMI_TEXT_LINE("arenas mapped now", st->arenas.mapped);
-  PMI_TEXT_LINE("arenas high-water mark", st->arenas.peak);
-  PMI_TEXT_LINE("arenas mapped since start", st->arenas.total_mapped);
-  PMI_TEXT_LINE("arenas returned to the OS", st->arenas.total_unmapped);
-  PMI_TEXT_LINE("arenas in the reserve", st->arenas.reserve);
-  PMI_TEXT_LINE("empty pools in owned arenas", st->arenas.empty_pools);
+#define PMI_TEXT_LINE(label, value) outf(o, "# %-44s = %15s\n", label, group(o, value))
+#define PMI_ARENA_TEXT(name, doc) PMI_TEXT_LINE(doc, st->arenas.name);
+  PM_ARENA_STATS(PMI_ARENA_TEXT)
+#undef PMI_ARENA_TEXT
   outf(o, "\narenas by share of pools in use:\n");
   unsigned long long most = 1;
   for (int i = 0; i < PM_ARENA_FILL_BUCKETS; i++) most = st->arena_fill[i] > most ? st->arena_fill[i] : most;
@@ -234,21 +231,15 @@ static void report_text(out *o, const pm_stats *st) {
   }
   outf(o, "\n");
   unsigned long long mapped = st->totals.mapped_bytes;
-  outf(o, "# %-40s = %15s\n", "bytes mapped for arenas", group(o, mapped));
-#define PMI_TEXT_PART(label, value) \
-  outf(o, "#   %-38s = %15s  %5.1f%%\n", label, group(o, value), pct(value, mapped))
-  PMI_TEXT_PART("in small blocks in use", st->totals.in_use_bytes);
-  PMI_TEXT_PART("in free blocks", st->totals.free_block_bytes);
-  PMI_TEXT_PART("untouched in used pools", st->totals.untouched_bytes);
-  PMI_TEXT_PART("pool-tail waste", st->totals.tail_waste_bytes);
-  PMI_TEXT_PART("in empty pools", st->totals.empty_pool_bytes);
-  PMI_TEXT_PART("arena headers (pool descriptors)", st->totals.header_bytes);
-  PMI_TEXT_PART("in the reserve", st->totals.reserve_bytes);
-  outf(o, "# %-40s = %14.1f%%\n", "fragmentation (1 - in use / held)", 100.0 * st->fragmentation);
+#define PMI_TOTAL_TEXT(name, doc) \
+  outf(o, "# %-44s = %15s  %5.1f%%\n", doc, group(o, st->totals.name), pct(st->totals.name, mapped));
+  PM_TOTAL_STATS(PMI_TOTAL_TEXT)
+#undef PMI_TOTAL_TEXT
+  outf(o, "# %-44s = %14.1f%%\n", "fragmentation (1 - in use / held)", 100.0 * st->fragmentation);
   outf(o, "\n");
-  PMI_TEXT_LINE("large blocks live", st->large.live);
-  PMI_TEXT_LINE("large bytes live", st->large.live_bytes);
-  PMI_TEXT_LINE("large bytes peak", st->large.peak_bytes);
+#define PMI_LARGE_TEXT(name, doc) PMI_TEXT_LINE(doc, st->large.name);
+  PM_LARGE_STATS(PMI_LARGE_TEXT)
+#undef PMI_LARGE_TEXT
   outf(o, "\n");
   PMI_TEXT_LINE("heaps", st->heaps);
   PMI_TEXT_LINE("heaps owned by a live thread", st->heaps_owned);
@@ -258,7 +249,6 @@ static void report_text(out *o, const pm_stats *st) {
   PM_COUNTER_LIST(PMI_COUNTER_TEXT)
 #undef PMI_COUNTER_TEXT
   report_gc_text(o);
-#undef PMI_TEXT_PART
 #undef PMI_TEXT_LINE
 }
 
@@ -334,9 +324,20 @@ pmi_export void pm_stats_print(FILE *file, int format) {
 
 /* POOLMALLOC_STATS_FILE with %p replaced by the process id; stderr if unset
  * or unwritable (with one warning). */
+/* Many programs close stderr on their way out (coreutils' close_stdout
+ * does), before the report at exit is written: when a report is asked for
+ * on stderr, a copy of it is kept from the start, high and close-on-exec. */
+static int stderr_copy = STDERR_FILENO;
+
+void pmi_stats_keep_stderr(void) {
+  if (pmi_option(stats) == PMI_STATS_OFF || pmi_option_str(stats_file) != NULL) return;
+  int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 900);
+  if (fd >= 0) stderr_copy = fd;
+}
+
 static int open_report(void) {
   const char *pattern = pmi_option_str(stats_file);
-  if (pattern == NULL) return STDERR_FILENO;
+  if (pattern == NULL) return stderr_copy;
   char path[1024];
   size_t j = 0;
   for (const char *s = pattern; *s != '\0' && j < sizeof path - 24; s++) {
@@ -360,7 +361,7 @@ static void write_report(void) {
   long format = pmi_option(stats);
   int fd = open_report();
   pm_stats_write(fd, format == PMI_STATS_JSON ? PM_STATS_JSON : PM_STATS_TEXT);
-  if (fd != STDERR_FILENO) close(fd);
+  if (fd != STDERR_FILENO && fd != stderr_copy) close(fd);
 }
 
 void pmi_stats_at_exit(void) {

@@ -60,6 +60,9 @@ for want in '^poolmalloc .* statistics' '^class +size +pools' '^ +12 +208 ' '20,
   grep -Eq "$want" "$tmp/text.err" || { echo "FAIL text: no line matching $want"; fail=1; }
 done
 [ -s "$tmp/text.out" ] && { echo "FAIL text: the report reached stdout"; fail=1; }
+# A program that closes stderr on its way out (coreutils do) still reports.
+run closes 0 -- POOLMALLOC_STATS=1 LD_PRELOAD="$POOLMALLOC_LIB" ls "$PM_SOURCE_DIR"
+grep -q '^class' "$tmp/closes.err" || { echo "FAIL closes: no report from ls"; fail=1; }
 # Interval reports: one JSON document per line, plus the one at exit.
 run interval 0 -- "${J[@]}" POOLMALLOC_STATS_INTERVAL=1 POOLMALLOC_STATS_FILE="$tmp/interval.%p.json" "$tmp/w" sleep 2600
 "$py" "$here/check_report.py" "$tmp"/interval.*.json --docs 3 || fail=1
