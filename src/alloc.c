@@ -38,6 +38,7 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
 }
 
 pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
+  pmi_remote_flush();   /* this thread's batch of frees for other heaps */
   if (heap == &pmi_heap_empty) {                 /* first malloc of this thread */
     heap = pmi_heap_for_thread();
     if (heap == NULL) {                          /* past its own exit */

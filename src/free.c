@@ -61,8 +61,51 @@ pmi_noinline static void free_foreign(void *p) {
   errno = saved;
 }
 
-/* A block of another heap: push it on the owner's thread_free stack.  Its
- * live bit belongs to the owner; the owner clears it when it takes the block. */
+/* ---- remote frees --------------------------------------------------------- *
+ * A block of another heap goes onto the owner's thread_free stack.  One CAS
+ * per block would move the stack's cache line between the two threads on
+ * every free, so a thread gathers the blocks it frees for one owner into a
+ * batch (a chain, in thread-local storage) and pushes the chain with one CAS
+ * when it reaches PMI_REMOTE_BATCH blocks, when the owner changes, and when
+ * the thread enters malloc's slow path, calls malloc_trim or exits.  Frees
+ * into a heap no thread owns are pushed at once, so that they are reclaimed
+ * at once.  A block's live bit belongs to its owner, which clears it when it
+ * takes the block. */
+#define PMI_REMOTE_BATCH 32
+static __thread pmi_block *batch_first __attribute__((tls_model("initial-exec")));
+static __thread pmi_block *batch_last __attribute__((tls_model("initial-exec")));
+static __thread pmi_heap *batch_owner __attribute__((tls_model("initial-exec")));
+static __thread uint32_t batch_count __attribute__((tls_model("initial-exec")));
+static __thread uint8_t batch_off __attribute__((tls_model("initial-exec")));   /* thread past its exit */
+
+static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
+  pmi_block *head = atomic_load_explicit(&owner->thread_free, memory_order_relaxed);
+  do {
+    pmi_link_set(last, head);
+  } while (!atomic_compare_exchange_weak(&owner->thread_free, &head, first));
+  if (!atomic_load(&owner->owned)) {
+    int saved = errno;
+    pmi_heap_reclaim_unowned(owner);
+    errno = saved;
+  }
+}
+
+void pmi_remote_flush(void) {
+  pmi_block *first = batch_first;
+  if (first == NULL) return;
+  pmi_heap *owner = batch_owner;
+  pmi_block *last = batch_last;
+  batch_first = batch_last = NULL;
+  batch_owner = NULL;
+  batch_count = 0;
+  remote_push(owner, first, last);
+}
+
+void pmi_remote_thread_exit(void) {
+  pmi_remote_flush();
+  batch_off = 1;
+}
+
 pmi_noinline static void free_remote(pmi_arena *arena, void *p) {
   pmi_heap *owner = atomic_load_explicit(&arena->heap, memory_order_acquire);
   pmi_pool *pool = pmi_pool_of(arena, p);
@@ -71,15 +114,20 @@ pmi_noinline static void free_remote(pmi_arena *arena, void *p) {
   if (fault != NULL) report("free", p, fault);
   pmi_block *block = p;
   block->key = pmi_remote_key;
-  pmi_block *head = atomic_load_explicit(&owner->thread_free, memory_order_relaxed);
-  do {
-    pmi_link_set(block, head);
-  } while (!atomic_compare_exchange_weak(&owner->thread_free, &head, block));
-  if (!atomic_load(&owner->owned)) {
-    int saved = errno;
-    pmi_heap_reclaim_unowned(owner);
-    errno = saved;
+  if (pmi_unlikely(batch_off || !pmi_load_relaxed(&owner->owned))) {
+    remote_push(owner, block, block);
+    return;
   }
+  if (batch_owner != owner) {
+    pmi_remote_flush();
+    if (pmi_unlikely(pmi_heap_tls == &pmi_heap_empty)) pmi_heap_register_exit();
+    batch_owner = owner;
+    batch_last = block;
+  } else {
+    pmi_link_set(block, batch_first);
+  }
+  batch_first = block;
+  if (++batch_count >= PMI_REMOTE_BATCH) pmi_remote_flush();
 }
 
 /* A free of our own block that needs more than a push: the pool becomes

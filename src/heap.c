@@ -155,6 +155,7 @@ pmi_heap *pmi_heap_for_thread(void) {
 /* The pthread key destructor.  Other destructors may still malloc and free
  * after it: see the comment at the top of this file. */
 static void heap_thread_exit(void *arg) {
+  pmi_remote_thread_exit();
   pmi_heap *heap = pmi_heap_tls;
   if (heap == &pmi_heap_empty) return;
   pmi_heap_tls = &pmi_heap_empty;
@@ -171,6 +172,12 @@ static void heap_thread_exit(void *arg) {
   heaps_abandoned = heap;
   pmi_heaps_unlock();
   pmi_heap_reclaim_unowned(heap);
+}
+
+/* A thread without a heap that holds a batch of remote frees needs the exit
+ * destructor too: any non-NULL value registers it. */
+void pmi_heap_register_exit(void) {
+  if (pthread_getspecific(heap_key) == NULL) pthread_setspecific(heap_key, &pmi_heap_empty);
 }
 
 void pmi_heap_setup(void) {

@@ -160,6 +160,7 @@ void   pmi_heap_fork_prepare(void);
 void   pmi_heap_fork_parent(void);
 void   pmi_heap_fork_child(void);
 void   pmi_heap_setup(void);
+void   pmi_heap_register_exit(void);  /* run the exit destructor even without a heap */
 void  *pmi_heap_malloc_locked(size_t size);   /* for threads past their own exit */
 
 /* ---- alloc.c / free.c: the generic (slow) paths ----------------------------- */
@@ -167,6 +168,8 @@ void  *pmi_malloc_generic(pmi_heap *heap, size_t size);
 void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
 void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
 pmi_pool *pmi_check_live_block(const char *fn, const void *p);
+void   pmi_remote_flush(void);        /* push this thread's batch of remote frees */
+void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
 size_t pmi_usable_size(const void *p);
 extern uintptr_t pmi_remote_key;
 

@@ -33,6 +33,7 @@ pmi_export int pm_collect(int force) {
   pmi_heap *heap = pmi_heap_tls;
   pm_counters before, after;
   if (pmi_unlikely(pmi_debug_active)) pmi_debug_collect();   /* check and empty the quarantine */
+  pmi_remote_flush();
   pm_counters_get(&before);
   if (heap != &pmi_heap_empty) {
     pmi_heap_lock(heap);
