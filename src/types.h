@@ -162,8 +162,10 @@ enum pmi_pool_state {
  * Invariants, for a pool p of class c (size = (c + 1) * 16):
  *   p.capacity == POOL_SIZE / size              (while USED or FULL)
  *   p.used + |p.freeblock list| + (p.capacity - p.ncarved) == p.capacity
- *       (blocks handed out + free blocks + untouched blocks; blocks waiting on
- *        the heap's thread_free stack still count as used)
+ *       (blocks handed out + free blocks + untouched blocks; blocks freed by
+ *        another thread still count as used until the owner takes them from
+ *        its thread_free stack, and so do those still in the freeing
+ *        thread's batch, free.c)
  *   p.state == EMPTY  <=>  p is on arena.freepools (and p.used == 0)
  *   p.state == USED   <=>  p is on heap.usedpools[c]
  *   p.state == FULL   =>   p.used == p.capacity
