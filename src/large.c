@@ -48,9 +48,20 @@ static void large_flush(int64_t delta) {
   while (now > peak && !atomic_compare_exchange_weak(&large_bytes_peak, &peak, now)) {}
 }
 
+/* The usable size of a block glibc handed out and has not freed, read from
+ * its chunk header as glibc's own malloc_usable_size does (glibc 2.26+
+ * without memory tagging): the chunk size with three flag bits, less one
+ * word of header, or two for an mmapped chunk, which cannot borrow the next
+ * chunk's first word.  Inline, because the accounting needs it on every
+ * large malloc and free. */
+static inline size_t chunk_usable(const void *p) {
+  size_t head = ((const size_t *)p)[-1];
+  return (head & ~(size_t)7) - ((head & 2) ? 2 : 1) * sizeof(size_t);
+}
+
 static void *large_account(void *p, int sign) {
   if (p == NULL) return NULL;
-  int64_t bytes = sign * (int64_t)pmi_large_usable_size(p);
+  int64_t bytes = sign * (int64_t)chunk_usable(p);
   pmi_heap *heap = pmi_heap_tls;
   if (heap == &pmi_heap_empty) {
     large_flush(bytes);
@@ -84,10 +95,10 @@ void pmi_large_free(void *p) {
 }
 
 void *pmi_large_realloc(void *p, size_t size) {
-  size_t old = pmi_large_usable_size(p);
+  size_t old = chunk_usable(p);
   void *q = __libc_realloc(p, size);
   if (q == NULL) return NULL;
-  int64_t delta = (int64_t)pmi_large_usable_size(q) - (int64_t)old;
+  int64_t delta = (int64_t)chunk_usable(q) - (int64_t)old;
   pmi_heap *heap = pmi_heap_tls;
   if (heap == &pmi_heap_empty) {
     large_flush(delta);
@@ -101,10 +112,7 @@ void *pmi_large_realloc(void *p, size_t size) {
 size_t pmi_large_usable_size(void *p) {
   if (p == NULL) return 0;
   if (libc_usable_size != NULL) return libc_usable_size(p);
-  /* Before init: glibc's chunk header holds the size with three flag bits;
-   * an mmapped chunk (bit 1) has no next-chunk word to lend. */
-  size_t head = ((size_t *)p)[-1];
-  return (head & ~(size_t)7) - ((head & 2) ? 2 : 1) * sizeof(size_t);
+  return chunk_usable(p);   /* before init */
 }
 
 /* Could mem be a block of the C library's malloc?  The checks glibc's own

@@ -1,0 +1,174 @@
+/*
+ * ops.c: the single-thread microbenchmarks as plain loops with a fixed count,
+ * for counting instructions under callgrind (valgrind --tool=callgrind).
+ *
+ *   bench_ops [N] [NAME-SUBSTRING]
+ *
+ * Each scenario first runs N operations to warm the allocator up (arenas
+ * mapped, free lists filled), then zeroes callgrind's counters, runs N
+ * operations again and asks callgrind to dump its counters under the
+ * scenario's name.  bench/run.py divides each dump's instruction total by N:
+ * instructions per operation, loop overhead included (the same few
+ * instructions for every allocator).  Outside valgrind the client requests
+ * are no-ops and the program prints nanoseconds per operation instead.
+ *
+ * One operation is what one item is in micro.cc: a malloc+free pair, one block
+ * of a batch (allocated and later freed), one realloc call.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench_util.h"
+
+#if defined(__has_include)
+#if __has_include(<valgrind/callgrind.h>)
+#include <valgrind/callgrind.h>
+#define BENCH_HAVE_CALLGRIND 1
+#endif
+#endif
+#ifndef BENCH_HAVE_CALLGRIND
+#define CALLGRIND_ZERO_STATS
+#define CALLGRIND_DUMP_STATS_AT(name) ((void)(name))
+#endif
+
+#define TABLE (1u << 14)
+static unsigned sizes512[TABLE], sizes1000[TABLE];
+static void *volatile sink;
+
+typedef void scenario_fn(long n, long arg);
+
+static void pair(long n, long size) {
+  for (long i = 0; i < n; i++) {
+    void *p = malloc((size_t)size);
+    sink = p;
+    free(p);
+  }
+}
+
+static void pair_random(long n, long max) {
+  const unsigned *t = max <= 512 ? sizes512 : sizes1000;
+  for (long i = 0; i < n; i++) {
+    void *p = malloc(t[i & (TABLE - 1)]);
+    sink = p;
+    free(p);
+  }
+}
+
+enum { FIFO, LIFO, RANDOM };
+#define BATCH 1000
+static unsigned perm[BATCH];
+
+static void batch(long n, long order) {
+  void *v[BATCH];
+  unsigned k = 0;
+  for (long done = 0; done < n; done += BATCH) {
+    for (int i = 0; i < BATCH; i++) v[i] = malloc(sizes512[k++ & (TABLE - 1)]);
+    sink = v[0];
+    if (order == FIFO)
+      for (int i = 0; i < BATCH; i++) free(v[i]);
+    else if (order == LIFO)
+      for (int i = BATCH; i-- > 0;) free(v[i]);
+    else
+      for (int i = 0; i < BATCH; i++) free(v[perm[i]]);
+  }
+}
+
+static void calloc_pair(long n, long size) {
+  for (long i = 0; i < n; i++) {
+    void *p = calloc(1, (size_t)size);
+    sink = p;
+    free(p);
+  }
+}
+
+static void realloc_step(long n, long max) {
+  long calls = 0;
+  while (calls < n) {
+    char *p = malloc(16);
+    for (long s = 32; s <= max && calls < n; s += 16, calls++) {
+      p = realloc(p, (size_t)s);
+      p[s - 1] = 1;
+    }
+    free(p);
+  }
+}
+
+static void realloc_double(long n, long max) {
+  long calls = 0;
+  while (calls < n) {
+    char *p = malloc(16);
+    for (long s = 32; s <= max && calls < n; s *= 2, calls++) {
+      p = realloc(p, (size_t)s);
+      p[s - 1] = 1;
+    }
+    free(p);
+  }
+}
+
+static void aligned(long n, long align) {
+  for (long i = 0; i < n; i++) {
+    void *p = aligned_alloc((size_t)align, 64);
+    sink = p;
+    free(p);
+  }
+}
+
+/* Names match micro.cc's benchmark names (single-thread instances). */
+static const struct {
+  const char *name;
+  scenario_fn *fn;
+  long arg;
+  long scale; /* divides N for the slow scenarios */
+} scenarios[] = {
+    {"BM_pair/16", pair, 16, 1},
+    {"BM_pair/64", pair, 64, 1},
+    {"BM_pair/128", pair, 128, 1},
+    {"BM_pair/256", pair, 256, 1},
+    {"BM_pair/512", pair, 512, 1},
+    {"BM_pair_random/512", pair_random, 512, 1},
+    {"BM_pair_random/1000", pair_random, 1000, 1},
+    {"BM_batch<kFifo>/1000", batch, FIFO, 1},
+    {"BM_batch<kLifo>/1000", batch, LIFO, 1},
+    {"BM_batch<kRandom>/1000", batch, RANDOM, 1},
+    {"BM_calloc/64", calloc_pair, 64, 1},
+    {"BM_calloc/512", calloc_pair, 512, 1},
+    {"BM_calloc/4096", calloc_pair, 4096, 1},
+    {"BM_realloc_step/1024", realloc_step, 1024, 1},
+    {"BM_realloc_double/65536", realloc_double, 65536, 4},
+    {"BM_aligned/16", aligned, 16, 1},
+    {"BM_aligned/64", aligned, 64, 1},
+    {"BM_aligned/4096", aligned, 4096, 1},
+};
+
+int main(int argc, char **argv) {
+  long n = bench_arg(argc, argv, 1, 100000);
+  const char *filter = argc > 2 ? argv[2] : "";
+  bench_rng r;
+  bench_rng_seed(&r, 1);
+  for (unsigned i = 0; i < TABLE; i++) sizes512[i] = (unsigned)bench_rng_range(&r, 8, 512);
+  bench_rng_seed(&r, 2);
+  for (unsigned i = 0; i < TABLE; i++) sizes1000[i] = (unsigned)bench_rng_range(&r, 8, 1000);
+  for (unsigned i = 0; i < BATCH; i++) perm[i] = i;
+  bench_rng_seed(&r, 42);
+  for (unsigned i = BATCH - 1; i > 0; i--) {
+    unsigned j = (unsigned)bench_rng_range(&r, 0, i), t = perm[i];
+    perm[i] = perm[j];
+    perm[j] = t;
+  }
+
+  for (size_t s = 0; s < sizeof scenarios / sizeof scenarios[0]; s++) {
+    if (!strstr(scenarios[s].name, filter)) continue;
+    long count = n / scenarios[s].scale;
+    count -= count % BATCH; /* whole batches */
+    if (count < BATCH) count = BATCH;
+    scenarios[s].fn(count, scenarios[s].arg); /* warm-up */
+    double t0 = bench_now();
+    CALLGRIND_ZERO_STATS;
+    scenarios[s].fn(count, scenarios[s].arg);
+    CALLGRIND_DUMP_STATS_AT(scenarios[s].name);
+    double t1 = bench_now();
+    printf("OPS name=%s ops=%ld ns_per_op=%.2f\n", scenarios[s].name, count, (t1 - t0) * 1e9 / (double)count);
+  }
+  return 0;
+}
