@@ -27,8 +27,9 @@ pmi_cold _Noreturn static void report(const char *fn, const void *p, const char 
   pmi_fatal("%s(): %s %p", fn, fault, p);
 }
 
-/* Why p is not a live block of its pool, or NULL if it is one. */
-static const char *block_fault(pmi_pool *pool, const void *p) {
+/* Why p is not a live block of its pool, or NULL if it is one; from the
+ * descriptor alone, which only the owner may read cheaply. */
+static const char *block_fault_owned(pmi_pool *pool, const void *p) {
   if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL)
     return "invalid pointer (inside an arena, but not in a pool in use):";
   unsigned units = pmi_block_units(p);
@@ -37,9 +38,30 @@ static const char *block_fault(pmi_pool *pool, const void *p) {
   if (units / (pool->szidx + 1u) >= pool->ncarved) return "invalid pointer (a block never handed out):";
   if (!(*pmi_live_word(pool, units) & pmi_live_bit(units)))
     return "double free or corruption: block already freed,";
-  if (((const pmi_block *)p)->key == pmi_remote_key)
-    return "double free or corruption: block already freed by another thread,";
   return NULL;
+}
+
+/* The same, and not waiting in a remote batch or thread_free stack. */
+static const char *block_fault(pmi_pool *pool, const void *p) {
+  const char *fault = block_fault_owned(pool, p);
+  if (fault == NULL && ((const pmi_block *)p)->key == pmi_remote_key)
+    fault = "double free or corruption: block already freed by another thread,";
+  return fault;
+}
+
+/* The owner takes a block another thread freed (heap.c's collection).  The
+ * freeing thread checked only what it could without reading the owner's
+ * descriptor (its cache line is the owner's, and hot); the rest is checked
+ * here, and a fault is reported as that free's. */
+void pmi_free_collected(pmi_heap *heap, pmi_block *block) {
+  pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
+  block->key = 0;
+  const char *fault = block_fault_owned(pool, block);
+  if (fault != NULL) report("free", block, fault);
+  unsigned units = pmi_block_units(block);
+  *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
+  heap->counters.free_remote++;   /* counted by the owner: no atomics */
+  pmi_free_block(heap, pool, block);
 }
 
 pmi_pool *pmi_check_live_block(const char *fn, const void *p) {
@@ -108,11 +130,14 @@ void pmi_remote_thread_exit(void) {
 
 pmi_noinline static void free_remote(pmi_arena *arena, void *p) {
   pmi_heap *owner = atomic_load_explicit(&arena->heap, memory_order_acquire);
-  pmi_pool *pool = pmi_pool_of(arena, p);
-  if (owner == NULL) report("free", p, "invalid pointer (inside a retired arena):");
-  const char *fault = block_fault(pool, p);
-  if (fault != NULL) report("free", p, fault);
   pmi_block *block = p;
+  if (owner == NULL) report("free", p, "invalid pointer (inside a retired arena):");
+  if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
+    report("free", p, "invalid pointer (not the start of a block):");
+  if (((uintptr_t)p & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE)
+    report("free", p, "invalid pointer (inside an arena, but not in a pool in use):");
+  if (block->key == pmi_remote_key)
+    report("free", p, "double free or corruption: block already freed by another thread,");
   block->key = pmi_remote_key;
   if (pmi_unlikely(batch_off || !pmi_load_relaxed(&owner->owned))) {
     remote_push(owner, block, block);

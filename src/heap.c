@@ -85,17 +85,7 @@ void pmi_heap_collect_locked(pmi_heap *heap) {
   pmi_block *block = atomic_exchange_explicit(&heap->thread_free, NULL, memory_order_acquire);
   while (block != NULL) {
     pmi_block *next = pmi_link_get(block);
-    pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
-    block->key = 0;
-    unsigned units = pmi_block_units(block);
-    uint64_t *word = pmi_live_word(pool, units);
-    /* Its live bit is clear if this heap also freed it meanwhile. */
-    if (pmi_unlikely(!(*word & pmi_live_bit(units))))
-      pmi_fatal("free(): double free or corruption: block already freed (once by another thread) %p",
-                (void *)block);
-    *word &= ~pmi_live_bit(units);
-    heap->counters.free_remote++;   /* counted by the owner: no atomics */
-    pmi_free_block(heap, pool, block);
+    pmi_free_collected(heap, block);
     block = next;
   }
 }

@@ -169,6 +169,7 @@ void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
 void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
 pmi_pool *pmi_check_live_block(const char *fn, const void *p);
 void   pmi_remote_flush(void);        /* push this thread's batch of remote frees */
+void   pmi_free_collected(pmi_heap *heap, pmi_block *block);  /* the owner takes a remote free */
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
 size_t pmi_usable_size(const void *p);
 extern uintptr_t pmi_remote_key;

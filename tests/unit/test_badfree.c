@@ -177,7 +177,8 @@ static void case_realloc_interior(bad_case *c) {
   launder(q);
 }
 
-/* the second free comes from another thread: the remote-free path */
+/* the second free comes from another thread: the remote-free path, which
+ * does not read the owner's descriptor; caught when the owner collects */
 static void *free_it(void *p) {
   free(p);
   return NULL;
@@ -187,6 +188,7 @@ static void case_double_free_remote(bad_case *c) {
   pthread_t t;
   if (pthread_create(&t, NULL, free_it, launder(c->a)) != 0) _exit(3);
   pthread_join(t, NULL);
+  pm_collect(0);
 }
 
 /* another thread frees it first, then the owner: caught at the latest
