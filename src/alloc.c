@@ -38,7 +38,6 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
 }
 
 pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
-  pmi_remote_flush();   /* this thread's batch of frees for other heaps */
   if (heap == &pmi_heap_empty) {                 /* first malloc of this thread */
     heap = pmi_heap_for_thread();
     if (heap == NULL) {                          /* past its own exit */
@@ -60,6 +59,7 @@ pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
     heap->counters.malloc_small++;
     return pmi_pool_pop(pool, pmi_pool_carve(pool));
   }
+  pmi_remote_flush();   /* this thread's batch of frees for other heaps */
   pmi_heap_lock(heap);
   void *p = pmi_heap_malloc_small(heap, size);
   pmi_heap_unlock(heap);

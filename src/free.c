@@ -78,9 +78,7 @@ pmi_noinline static void free_foreign(void *p) {
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
     report("free", p, "invalid pointer (not from malloc, misaligned):");
   if (!pmi_large_plausible(p)) report("free", p, "invalid pointer (not from malloc):");
-  int saved = errno;
-  pmi_large_free(p);
-  errno = saved;
+  pmi_large_free(p);   /* glibc's free keeps errno (2.33 and later) */
 }
 
 /* ---- remote frees --------------------------------------------------------- *
