@@ -61,6 +61,7 @@ static void arena_format(pmi_arena *arena) {
     pool->state = PMI_POOL_EMPTY;
     pool->capacity = 0;
     pool->used = 0;
+    pool->ncarved = 0;   /* nothing to keep for pmi_pool_init */
     pool->freeblock = NULL;
     pool->prevpool = NULL;
     pool->nextpool = arena->freepools;

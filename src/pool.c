@@ -11,15 +11,21 @@
  * NULL test.  Nothing ever writes to it. */
 pmi_pool pmi_pool_sentinel = { .state = PMI_POOL_HEADER };
 
+/* An EMPTY pool becomes a USED pool of class szidx.  A pool that served
+ * the same class before still has every block it carved on its free list
+ * (its used count reached 0), so the list is kept and nothing is carved
+ * again: a program that fills and empties the same pools over and over (a
+ * batch allocated and freed) pays for carving once. */
 void pmi_pool_init(pmi_heap *heap, pmi_pool *pool, unsigned szidx) {
-  pmi_assert(pool->state == PMI_POOL_EMPTY);
-  pool->szidx = (uint8_t)szidx;
+  pmi_assert(pool->state == PMI_POOL_EMPTY && pool->used == 0);
+  if (pool->szidx != szidx || pool->ncarved == 0) {
+    pool->szidx = (uint8_t)szidx;
+    pool->ncarved = 0;
+    pool->freeblock = NULL;
+    memset(pool->live, 0, sizeof pool->live);
+  }
   pool->capacity = (uint16_t)(PMI_POOL_SIZE / pmi_class_size(szidx));
-  pool->used = 0;
-  pool->ncarved = 0;
-  pool->freeblock = NULL;
   pool->nextpool = pool->prevpool = NULL;
-  memset(pool->live, 0, sizeof pool->live);
   pool->state = PMI_POOL_USED;
   heap->counters.pools_initialised++;
 }

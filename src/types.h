@@ -166,7 +166,9 @@ enum pmi_pool_state {
  *        another thread still count as used until the owner takes them from
  *        its thread_free stack, and so do those still in the freeing
  *        thread's batch, free.c)
- *   p.state == EMPTY  <=>  p is on arena.freepools (and p.used == 0)
+ *   p.state == EMPTY  <=>  p is on arena.freepools (and p.used == 0; its
+ *       free list still holds its p.ncarved blocks of class c, reused as
+ *       they are if it serves class c again)
  *   p.state == USED   <=>  p is on heap.usedpools[c]
  *   p.state == FULL   =>   p.used == p.capacity
  *   p on usedpools[c] and not its head => p has room and p.used > 0
