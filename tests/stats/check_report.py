@@ -2,7 +2,8 @@
 document; its figures must agree with each other.  Extra checks by flag:
   --class-in-use SIZE MIN MAX   blocks in use in SIZE's class within [MIN, MAX]
   --reserve-empty                no arena in the reserve
-  --docs N                       exactly N documents in all"""
+  --docs N                       exactly N documents in all
+  --min-docs N                   at least N documents"""
 import json
 import sys
 
@@ -52,6 +53,9 @@ def main(argv):
         elif argv[i] == "--docs":
             opts["docs"] = int(argv[i + 1])
             i += 2
+        elif argv[i] == "--min-docs":
+            opts["min_docs"] = int(argv[i + 1])
+            i += 2
         else:
             files.append(argv[i])
             i += 1
@@ -62,6 +66,8 @@ def main(argv):
     assert docs, "no report"
     if "docs" in opts:
         assert len(docs) == opts["docs"], f"{len(docs)} documents, expected {opts['docs']}"
+    if "min_docs" in opts:
+        assert len(docs) >= opts["min_docs"], f"{len(docs)} documents, expected at least {opts['min_docs']}"
     for d in docs:
         check(d)
     last = docs[-1]
