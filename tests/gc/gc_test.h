@@ -76,4 +76,22 @@ static inline node *node_new(const pm_type *t, const char *name) {
   return n;
 }
 
+
+/* The model's mark from the roots, independent of the collector: reach[i]
+ * is set for every object i reachable from a root through edge[][] (the
+ * property tests compare the collector's verdict with it). */
+static inline void gc_test_mark(int n, const char *root, const int (*edge)[NODE_REFS], char *reach, int *stack) {
+  int sp = 0;
+  memset(reach, 0, (size_t)n);
+  for (int i = 0; i < n; i++)
+    if (root[i] && !reach[i]) { reach[i] = 1; stack[sp++] = i; }
+  while (sp) {
+    int i = stack[--sp];
+    for (int k = 0; k < NODE_REFS; k++) {
+      int j = edge[i][k];
+      if (j >= 0 && !reach[j]) { reach[j] = 1; stack[sp++] = j; }
+    }
+  }
+}
+
 #endif

@@ -59,17 +59,7 @@ static void weak_cb(void *w, void *arg) {
 
 static void mark_model(void) {
   static int stack[MAXN];
-  int sp = 0;
-  memset(reach, 0, sizeof reach);
-  for (int i = 0; i < n; i++)
-    if (root[i] && !reach[i]) { reach[i] = 1; stack[sp++] = i; }
-  while (sp) {
-    int i = stack[--sp];
-    for (int k = 0; k < NODE_REFS; k++) {
-      int j = edge[i][k];
-      if (j >= 0 && !reach[j]) { reach[j] = 1; stack[sp++] = j; }
-    }
-  }
+  gc_test_mark(n, root, (const int (*)[NODE_REFS])edge, reach, stack);
 }
 
 static void collect_all(void) {
