@@ -152,6 +152,7 @@ pmi_export int pm_check(void) {
   for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
     if (h != self && atomic_load(&h->owned)) continue;   /* another thread's: not ours to stop */
     pmi_heap_lock(h);
+    if (h != self) pmi_heap_repair_locked(h);
     errors += pmi_check_heap(h, 1);
     pmi_heap_unlock(h);
   }

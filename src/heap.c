@@ -108,6 +108,7 @@ void pmi_heap_reclaim_unowned(pmi_heap *heap) {
       pmi_heap_unlock(heap);
       return;
     }
+    pmi_heap_repair_locked(heap);
     pmi_heap_collect_locked(heap);
     atomic_store(&heap->lock, 0);
   }
@@ -131,6 +132,7 @@ pmi_heap *pmi_heap_for_thread(void) {
   if (heap == NULL) return NULL;
 
   pmi_heap_lock(heap);   /* a freeing thread may be reclaiming it right now */
+  pmi_heap_repair_locked(heap);
   atomic_store(&heap->owned, 1);
   if (adopted) heap->counters.heaps_adopted++;
   heap->counters.threads_seen++;
@@ -209,11 +211,63 @@ void pmi_heap_fork_child(void) {
   for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) {
     if (h != self && atomic_load(&h->owned)) {
       atomic_store(&h->owned, 0);
-      pmi_heap_release_retained(h);
+      h->repair = 1;   /* repaired when first used: a child that execs pays nothing */
       h->next_abandoned = heaps_abandoned;
       heaps_abandoned = h;
     }
     atomic_store(&h->lock, 0);
   }
   atomic_store(&heaps_lock_, 0);
+}
+
+/* The heap of a thread that did not survive a fork.  Its lists are whole
+ * (splices are made under the lock fork takes), but its thread may have
+ * been inside a fast path: one pool's used count or free list may disagree
+ * with its live bitmap.  Every pool is rebuilt from its bitmap, then the
+ * pools whose state no longer fits their list are moved; the moves that may
+ * give a pool back to its arena (and so retire the arena) wait until the
+ * walk over the arenas is done. */
+void pmi_heap_repair_locked(pmi_heap *heap) {
+  if (!heap->repair) return;
+  heap->repair = 0;
+  for (pmi_arena *a = heap->arenas; a != NULL; a = a->next_owned)
+    for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++)
+      if (a->pools[i].state == PMI_POOL_USED || a->pools[i].state == PMI_POOL_FULL) pmi_pool_rebuild(&a->pools[i]);
+  pmi_pool *to_release = NULL, *to_push = NULL;
+  for (unsigned c = 0; c < PMI_NCLASSES; c++) {
+    pmi_pool *head = heap->usedpools[c];
+    if (head == &pmi_pool_sentinel) continue;
+    for (pmi_pool *p = head->nextpool, *next; p != NULL; p = next) {
+      next = p->nextpool;
+      if (p->used == 0) {                                   /* only the head may be empty */
+        pmi_usedpools_unlink(heap, p);
+        p->nextpool = to_release;
+        to_release = p;
+      } else if (p->freeblock == NULL && p->ncarved == p->capacity) {   /* nor exhausted */
+        pmi_usedpools_unlink(heap, p);
+        p->state = PMI_POOL_FULL;
+      }
+    }
+  }
+  for (pmi_arena *a = heap->arenas; a != NULL; a = a->next_owned)
+    for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
+      pmi_pool *p = &a->pools[i];
+      if (p->state == PMI_POOL_FULL && p->used < p->capacity) {   /* full pools have no room */
+        p->nextpool = to_push;
+        to_push = p;
+      }
+    }
+  while (to_push != NULL) {
+    pmi_pool *p = to_push;
+    to_push = p->nextpool;
+    pmi_usedpools_push(heap, p);
+  }
+  while (to_release != NULL) {
+    pmi_pool *p = to_release;
+    to_release = p->nextpool;
+    p->nextpool = NULL;
+    heap->counters.pools_emptied++;
+    pmi_arena_give_pool(heap, p);
+  }
+  pmi_heap_release_retained(heap);
 }

@@ -141,6 +141,7 @@ void   pmi_usedpools_unlink(pmi_heap *heap, pmi_pool *pool);
 void   pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool);
 void   pmi_pool_release_empty(pmi_heap *heap, pmi_pool *pool);
 void   pmi_pool_free_slow(pmi_heap *heap, pmi_pool *pool);
+void   pmi_pool_rebuild(pmi_pool *pool);
 
 /* ---- heap.c: per-thread heaps ---------------------------------------------- */
 extern pmi_heap pmi_heap_empty;
@@ -152,6 +153,7 @@ bool   pmi_heap_trylock(pmi_heap *heap);
 void   pmi_heap_collect(pmi_heap *heap);  /* take thread_free, free each block */
 void   pmi_heap_collect_locked(pmi_heap *heap);
 void   pmi_heap_reclaim_unowned(pmi_heap *heap);
+void   pmi_heap_repair_locked(pmi_heap *heap);   /* after fork, see pmi_heap.repair */
 void   pmi_heap_release_retained(pmi_heap *heap);
 pmi_heap *pmi_heap_first(void);          /* the list of all heaps */
 void   pmi_heaps_lock(void);

@@ -113,6 +113,28 @@ void pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
   }
 }
 
+/* Recomputes a pool's used count and free list from its live bitmap (the
+ * one record that a single store keeps right), for a pool whose owner may
+ * have been stopped half-way through a malloc or free by a fork. */
+void pmi_pool_rebuild(pmi_pool *pool) {
+  size_t size = pmi_class_size(pool->szidx);
+  char *base = pmi_pool_base(pool);
+  pmi_block *list = NULL;
+  unsigned used = 0;
+  for (unsigned i = pool->ncarved; i-- > 0;) {
+    pmi_block *b = (pmi_block *)(base + i * size);
+    unsigned units = pmi_block_units(b);
+    if (*pmi_live_word(pool, units) & pmi_live_bit(units)) {
+      used++;
+    } else {
+      pmi_link_set(b, list);
+      list = b;
+    }
+  }
+  pool->freeblock = list;
+  pool->used = (uint16_t)used;
+}
+
 /* Sends every empty pool kept at the head of usedpools back to its arena
  * (thread exit, malloc_trim). */
 void pmi_heap_release_retained(pmi_heap *heap) {

@@ -269,6 +269,10 @@ typedef struct pmi_heap {
   struct pmi_heap *next_abandoned;                   /* the abandoned list */
   _Atomic int owned;                                 /* a live thread owns it */
   _Atomic int lock;                                  /* spin lock, see above */
+  uint8_t repair;      /* left by a thread that was inside malloc or free
+                          when another thread forked: in this child, one of
+                          its pools may be half-updated (heap.c repairs it
+                          before anyone uses the heap) */
   /* Remote frees land here, on a cache line of their own so that other
    * threads pushing do not slow the owner's fast path. */
   _Alignas(64) _Atomic(pmi_block *) thread_free;

@@ -158,6 +158,38 @@ static void test_arena_returned(pmi_heap *heap) {
   pmi_option(arena_decay_ms) = saved_decay;
 }
 
+/* After a fork, a heap whose thread was stopped inside malloc or free is
+ * repaired from the live bitmaps: here the half-done operations are made by
+ * hand, as a fork could leave them. */
+static void test_fork_repair(pmi_heap *heap) {
+  const size_t size = 256;   /* 16 blocks per pool */
+  void *a[16], *b[3];
+  for (int i = 0; i < 16; i++) a[i] = pm_malloc(size);
+  for (int i = 0; i < 3; i++) b[i] = pm_malloc(size);   /* a's pool is now FULL */
+  pmi_pool *pa = pool_of(a[0]), *pb = pool_of(b[0]);
+  EXPECT(pa->state == PMI_POOL_FULL && pb->state == PMI_POOL_USED && pa != pb);
+  pmi_heap_lock(heap);
+  /* a malloc stopped after taking a block off pb's list, before counting it */
+  pmi_block *taken = pb->freeblock;
+  pb->freeblock = pmi_link_get(taken);
+  /* a free stopped after clearing b[2]'s live bit, before pushing it */
+  unsigned u = pmi_block_units(b[2]);
+  *pmi_live_word(pb, u) &= ~pmi_live_bit(u);
+  /* every block of the full pool freed, as far as the bitmap knows */
+  memset(pa->live, 0, sizeof pa->live);
+  EXPECT(pmi_check_heap(heap, 0) > 0);
+  heap->repair = 1;
+  pmi_heap_repair_locked(heap);
+  EXPECT(heap->repair == 0);
+  EXPECT(pmi_check_heap(heap, 1) == 0);
+  pmi_heap_unlock(heap);
+  EXPECT(pb->used == 2);                      /* b[0], b[1] */
+  EXPECT(pa->state != PMI_POOL_FULL);         /* back on usedpools, or to its arena */
+  pm_free(b[0]);
+  pm_free(b[1]);
+  EXPECT(pm_check() == 0);
+}
+
 static void *run(void *arg) {
   pm_free(pm_malloc(1));                        /* create this thread's heap */
   pmi_heap *heap = pmi_heap_tls;
@@ -166,6 +198,7 @@ static void *run(void *arg) {
   test_retained_pool(heap);
   test_fullest_first(heap);
   test_arena_returned(heap);
+  test_fork_repair(heap);
   return NULL;
 }
 
