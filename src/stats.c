@@ -365,7 +365,12 @@ static void write_report(void) {
 }
 
 void pmi_stats_at_exit(void) {
-  if (pmi_option(stats) != PMI_STATS_OFF) write_report();
+  if (pmi_option(stats) == PMI_STATS_OFF) return;
+  /* This thread's batch of frees for other heaps, and the frees waiting for
+   * it, belong in the last report. */
+  pmi_remote_flush();
+  pmi_heap_collect(pmi_heap_tls);
+  write_report();
 }
 
 /* POOLMALLOC_STATS_INTERVAL: a thread that appends a report every N seconds.
