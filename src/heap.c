@@ -103,7 +103,7 @@ void pmi_heap_collect(pmi_heap *heap) {
  * (both sides use sequentially consistent operations). */
 void pmi_heap_reclaim_unowned(pmi_heap *heap) {
   while (atomic_load(&heap->thread_free) != NULL) {
-    if (pmi_load_relaxed(&heap->lock) || atomic_exchange(&heap->lock, 1)) return;
+    if (!pmi_heap_trylock(heap)) return;
     if (atomic_load(&heap->owned)) {   /* adopted meanwhile: the owner collects */
       pmi_heap_unlock(heap);
       return;

@@ -140,7 +140,6 @@ void   pmi_pool_init(pmi_heap *heap, pmi_pool *pool, unsigned szidx);
 void   pmi_usedpools_unlink(pmi_heap *heap, pmi_pool *pool);
 void   pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool);
 void   pmi_pool_release_empty(pmi_heap *heap, pmi_pool *pool);
-void   pmi_pool_free_slow(pmi_heap *heap, pmi_pool *pool);
 void   pmi_pool_rebuild(pmi_pool *pool);
 
 /* ---- heap.c: per-thread heaps ---------------------------------------------- */
@@ -173,7 +172,6 @@ pmi_pool *pmi_check_live_block(const char *fn, const void *p);
 void   pmi_remote_flush(void);        /* push this thread's batch of remote frees */
 void   pmi_free_collected(pmi_heap *heap, pmi_block *block);  /* the owner takes a remote free */
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
-size_t pmi_usable_size(const void *p);
 extern uintptr_t pmi_remote_key;
 
 /* ---- large.c: the large-object path (the C library's malloc today) -------- */
