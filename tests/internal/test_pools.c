@@ -9,7 +9,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 static int failures;
 #define EXPECT(cond)                                                   \

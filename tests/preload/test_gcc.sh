@@ -21,7 +21,7 @@ if command -v g++ >/dev/null 2>&1; then
   have_gxx=1
 fi
 cp -a "$PM_SOURCE_DIR/src" "$PM_SOURCE_DIR/include" "$work/"
-pm_log "inputs: gen.c $(wc -l <"$work/gen.c") lines, $(ls "$work"/src/*.c 2>/dev/null | wc -l) files in src/"
+pm_log "inputs: gen.c $(wc -l <"$work/gen.c") lines, $(ls "$work"/src/*/*.c 2>/dev/null | wc -l) files in src/"
 
 # Runs in its own copy of $work; everything it prints is compared.
 compile_all() {
@@ -32,14 +32,14 @@ compile_all() {
     g++ -std=gnu++17 -O1 -S -o - gen.cc
     echo "gen.cc: exit $?"
   fi
-  for f in src/*.c; do
+  for f in src/*/*.c; do
     [[ -e $f ]] || continue
     gcc -std=gnu11 -O2 -g -fdebug-prefix-map="$PWD"=. -D_GNU_SOURCE -DPM_CHECKS=1 \
         -DPM_BUILDING_LIBRARY=1 -fPIC -Iinclude -Isrc -Wall -Wextra -S -o - "$f"
     rc=$?
     echo "$f -S: exit $rc"
     gcc -std=gnu11 -O2 -g -fdebug-prefix-map="$PWD"=. -D_GNU_SOURCE -DPM_CHECKS=1 \
-        -DPM_BUILDING_LIBRARY=1 -fPIC -Iinclude -Isrc -c -o "obj/$(basename "$f" .c).o" "$f" 2>/dev/null
+        -DPM_BUILDING_LIBRARY=1 -fPIC -Iinclude -Isrc -c -o "obj/$(basename "$(dirname "$f")")_$(basename "$f" .c).o" "$f" 2>/dev/null
     echo "$f -c: exit $?"
   done
   (cd obj && sha256sum -- *.o 2>/dev/null) || true

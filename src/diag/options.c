@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 const pmi_choice pmi_choices_stats[] = {
   {"0", PMI_STATS_OFF}, {"off", PMI_STATS_OFF}, {"no", PMI_STATS_OFF},

@@ -11,7 +11,7 @@
  * The root is 256 KiB of zero BSS, never touched unless used; a leaf is
  * 16 KiB, mapped on first use and never freed (a process with arenas spread
  * over n distinct 4 GiB ranges spends 16 KiB each). */
-#include "internal.h"
+#include "core/internal.h"
 
 _Atomic(uint8_t *) pmi_arenamap_root[(size_t)1 << PMI_MAP_ROOT_BITS];
 

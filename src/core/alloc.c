@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* ---- the small-object slow path ---------------------------------------- */
 

@@ -21,7 +21,7 @@
 #include <sched.h>
 #include <string.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 pmi_heap pmi_heap_empty = {
   .usedpools = { [0 ... PMI_NCLASSES - 1] = &pmi_pool_sentinel },

@@ -2,7 +2,7 @@
  * and their pools, and usable_arenas, and verifies every equation of types.h.
  * Tests call it through pm_check(); the debug build (POOLMALLOC_CHECKS=ON)
  * also has assertions at each splice. */
-#include "internal.h"
+#include "core/internal.h"
 
 typedef struct checker {
   int errors;

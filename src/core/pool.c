@@ -4,7 +4,7 @@
  * list runs with heap->lock held (or on a heap no other thread can reach). */
 #include <string.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* The pool every empty usedpools[] slot points at: no free block and no
  * capacity, so the malloc fast path falls through to the slow path without a

@@ -13,7 +13,7 @@
  * weakref that only garbage refers to is itself in the unreachable set, and
  * its callback is not run (CPython's rule).
  */
-#include "gc_internal.h"
+#include "gc/gc_internal.h"
 
 #include <errno.h>
 #include <string.h>

@@ -11,7 +11,7 @@
  * outermost deallocation empties that list in a loop, so a chain of any
  * length is released with bounded stack (CPython's Py_TRASHCAN).
  */
-#include "gc_internal.h"
+#include "gc/gc_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -38,7 +38,7 @@
  * order is invisible to programs: no finalizer or weakref is left to run
  * when the delete step starts (those that are go through object.c).
  */
-#include "gc_internal.h"
+#include "gc/gc_internal.h"
 
 #include <errno.h>
 #include <stdio.h>

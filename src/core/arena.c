@@ -28,7 +28,7 @@
 #include <errno.h>
 #include <sched.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 static pmi_arena *reserve;          /* empty arenas, newest first, by nextarena */
 static pmi_arena *reserve_tail;     /* the oldest, linked back by prevarena */

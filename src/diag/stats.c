@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gc_internal.h"
-#include "internal.h"
+#include "gc/gc_internal.h"
+#include "core/internal.h"
 
 void pmi_counters_sum(pmi_counters *out) {
   memset(out, 0, sizeof *out);

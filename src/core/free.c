@@ -13,7 +13,7 @@
  * caught when the owner takes it (heap.c). */
 #include <errno.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 uintptr_t pmi_remote_key = 2;   /* these two are set from the kernel's */
 uintptr_t pmi_link_key = 0;     /* random bytes at process start */

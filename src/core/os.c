@@ -12,7 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 /* System calls made, for the statistics report. */
 static _Atomic uint64_t mmap_calls, munmap_calls;

@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "types.h"
+#include "core/types.h"
 
 /* Everything declared here stays inside the library: with hidden visibility
  * the compiler reaches globals such as pmi_link_key directly, not through
@@ -190,7 +190,7 @@ struct mallinfo2;
 struct mallinfo2 pmi_large_mallinfo2(void);
 
 /* ---- options.c -------------------------------------------------------------- */
-#include "options.h"
+#include "diag/options.h"
 
 /* ---- stats.c ------------------------------------------------------------- */
 void   pmi_counters_sum(pmi_counters *out);

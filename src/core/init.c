@@ -9,7 +9,7 @@
 #include <pthread.h>
 #include <sched.h>
 
-#include "internal.h"
+#include "core/internal.h"
 
 _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
 static __thread uint8_t tls_initialising __attribute__((tls_model("initial-exec")));
