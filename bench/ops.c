@@ -36,30 +36,32 @@
 static unsigned sizes512[TABLE], sizes1000[TABLE];
 static void *volatile sink;
 
-typedef void scenario_fn(long n, long arg);
+typedef long scenario_fn(long n, long arg);   /* returns the operations done */
 
-static void pair(long n, long size) {
+static long pair(long n, long size) {
   for (long i = 0; i < n; i++) {
     void *p = malloc((size_t)size);
     sink = p;
     free(p);
   }
+  return n;
 }
 
-static void pair_random(long n, long max) {
+static long pair_random(long n, long max) {
   const unsigned *t = max <= 512 ? sizes512 : sizes1000;
   for (long i = 0; i < n; i++) {
     void *p = malloc(t[i & (TABLE - 1)]);
     sink = p;
     free(p);
   }
+  return n;
 }
 
 enum { FIFO, LIFO, RANDOM };
 #define BATCH 1000
 static unsigned perm[BATCH];
 
-static void batch(long n, long order) {
+static long batch(long n, long order) {
   void *v[BATCH];
   unsigned k = 0;
   for (long done = 0; done < n; done += BATCH) {
@@ -72,17 +74,19 @@ static void batch(long n, long order) {
     else
       for (int i = 0; i < BATCH; i++) free(v[perm[i]]);
   }
+  return n;
 }
 
-static void calloc_pair(long n, long size) {
+static long calloc_pair(long n, long size) {
   for (long i = 0; i < n; i++) {
     void *p = calloc(1, (size_t)size);
     sink = p;
     free(p);
   }
+  return n;
 }
 
-static void realloc_step(long n, long max) {
+static long realloc_step(long n, long max) {
   long calls = 0;
   while (calls < n) {
     char *p = malloc(16);
@@ -92,9 +96,10 @@ static void realloc_step(long n, long max) {
     }
     free(p);
   }
+  return n;
 }
 
-static void realloc_double(long n, long max) {
+static long realloc_double(long n, long max) {
   long calls = 0;
   while (calls < n) {
     char *p = malloc(16);
@@ -104,14 +109,50 @@ static void realloc_double(long n, long max) {
     }
     free(p);
   }
+  return n;
 }
 
-static void aligned(long n, long align) {
+static long aligned(long n, long align) {
   for (long i = 0; i < n; i++) {
     void *p = aligned_alloc((size_t)align, 64);
     sink = p;
     free(p);
   }
+  return n;
+}
+
+/* Binary trees of 48-byte nodes, built depth first and dropped children
+ * first, as a program's short-lived object graphs are.  One operation is one
+ * node, allocated and freed; the walks are part of the loop. */
+typedef struct tree_node {
+  struct tree_node *left, *right;
+  long key, pad[3];
+} tree_node;
+_Static_assert(sizeof(tree_node) == 48, "48-byte nodes");
+
+static tree_node *tree_build(int depth, long key) {
+  tree_node *t = malloc(sizeof *t);
+  t->key = key;
+  t->left = depth > 0 ? tree_build(depth - 1, 2 * key) : NULL;
+  t->right = depth > 0 ? tree_build(depth - 1, 2 * key + 1) : NULL;
+  return t;
+}
+
+static void tree_drop(tree_node *t) {
+  if (t == NULL) return;
+  tree_drop(t->left);
+  tree_drop(t->right);
+  free(t);
+}
+
+static long tree(long n, long depth) {
+  long nodes = (2L << depth) - 1, done;
+  for (done = 0; done < n; done += nodes) {
+    tree_node *t = tree_build((int)depth, 1);
+    sink = t;
+    tree_drop(t);
+  }
+  return done;
 }
 
 /* Names match micro.cc's benchmark names (single-thread instances). */
@@ -139,6 +180,7 @@ static const struct {
     {"BM_aligned/16", aligned, 16, 1},
     {"BM_aligned/64", aligned, 64, 1},
     {"BM_aligned/4096", aligned, 4096, 1},
+    {"BM_tree/10", tree, 10, 1},
 };
 
 int main(int argc, char **argv) {
@@ -165,7 +207,7 @@ int main(int argc, char **argv) {
     scenarios[s].fn(count, scenarios[s].arg); /* warm-up */
     double t0 = bench_now();
     CALLGRIND_ZERO_STATS;
-    scenarios[s].fn(count, scenarios[s].arg);
+    count = scenarios[s].fn(count, scenarios[s].arg);
     CALLGRIND_DUMP_STATS_AT(scenarios[s].name);
     double t1 = bench_now();
     printf("OPS name=%s ops=%ld ns_per_op=%.2f\n", scenarios[s].name, count, (t1 - t0) * 1e9 / (double)count);

@@ -6,6 +6,7 @@ run by hand once build-bench/ holds the programs:
 
     python3 bench/run.py [--quick] [--reps N] [--build DIR] [--allocators a,b]
                          [--only REGEX] [--no-callgrind] [--out NAME]
+                         [--extra NAME=PATH ...]
 
 Every benchmark program runs once per allocator per repetition, the
 allocator preloaded with LD_PRELOAD (glibc: no preload).  Allocators alternate
@@ -16,6 +17,12 @@ ru_maxrss, ops/s from the program's own BENCH line or Google Benchmark's JSON.
 Every figure in the table is the median of the repetitions, with min-max.
 Instruction counts come from one callgrind run of bench_ops per allocator
 (exact and repeatable; no repetitions needed).
+
+--extra NAME=PATH (repeatable) adds any allocator by the path of a shared
+library to preload; it is measured like the others and gets a column of its
+own in every table.  The published table (latest) stays reproducible from
+Debian packages alone: with --extra the report is written as NAME = extra
+(quick-extra with --quick) unless --out says otherwise.
 
 Writes bench/results/NAME.md, NAME.json and NAME.png (NAME: latest, or quick
 with --quick).  Never fails because a benchmark is slow: a crash or a non-zero
@@ -450,7 +457,8 @@ def repro_command(b, env):
 # The functions of bench/ops.c that run a scenario: the inclusive cost of the
 # calls they make is split between allocating (malloc, calloc, realloc,
 # aligned_alloc) and freeing.
-OPS_SCENARIO_FUNCTIONS = {"pair", "pair_random", "batch", "calloc_pair", "realloc_step", "realloc_double", "aligned"}
+OPS_SCENARIO_FUNCTIONS = {"pair", "pair_random", "batch", "calloc_pair", "realloc_step", "realloc_double", "aligned",
+                          "tree_build", "tree_drop"}
 
 
 def parse_callgrind_dump(path):
@@ -465,7 +473,8 @@ def parse_callgrind_dump(path):
             if after_calls:  # the inclusive cost of the call just named
                 after_calls = False
                 parts = line.split()
-                if cur in OPS_SCENARIO_FUNCTIONS and callee and len(parts) >= 2:
+                if (cur in OPS_SCENARIO_FUNCTIONS and callee and callee not in OPS_SCENARIO_FUNCTIONS
+                        and len(parts) >= 2):
                     split[1 if "free" in callee else 0] += int(parts[1])
                 continue
             if line.startswith("desc: Trigger: Client Request: "):
@@ -475,8 +484,8 @@ def parse_callgrind_dump(path):
             elif line.startswith(("fn=", "cfn=")):
                 m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
                 if m:
-                    if m.group(2):
-                        names[m.group(1)] = m.group(2)
+                    if m.group(2):  # a recursive call's name carries a suffix: tree_build'2
+                        names[m.group(1)] = re.sub(r"'\d+$", "", m.group(2))
                     if line.startswith("fn="):
                         cur = names.get(m.group(1))
                     else:
@@ -865,6 +874,20 @@ def write_chart(out_base, data, workdir):
 
 
 # ---------------------------------------------------------------------------
+def parse_extras(items):
+    """--extra NAME=PATH arguments -> {NAME: PATH}, in order; a bad one ends the run."""
+    known = {n for n, _, _ in ALLOCATOR_SONAMES} | {PYMALLOC}
+    out = {}
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not path or not re.fullmatch(r"[A-Za-z0-9_.+-]+", name):
+            sys.exit("bench/run.py: --extra wants NAME=PATH (NAME of letters, digits, _.+-), got %r" % item)
+        if name in known or name in out:
+            sys.exit("bench/run.py: --extra %s: that column name is already taken" % name)
+        out[name] = path
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="headline subset, small inputs (under a minute)")
@@ -875,6 +898,9 @@ def main():
                     "(the instruction counts run when it matches 'callgrind')")
     ap.add_argument("--no-callgrind", action="store_true", help="skip the instruction counts")
     ap.add_argument("--out", default=None, help="report base name in bench/results (default latest/quick)")
+    ap.add_argument("--extra", action="append", default=[], metavar="NAME=PATH",
+                    help="also measure the allocator in the shared library PATH (preloaded), under the "
+                    "column NAME; repeatable")
     ap.add_argument("--timeout", type=float, default=180, help="seconds before a run is killed")
     args = ap.parse_args()
     user_args, skip = [], False  # the command line as given, less --build
@@ -886,7 +912,10 @@ def main():
         elif not x.startswith("--build="):
             user_args.append(x)
     reps = args.reps or 3
-    out_name = args.out or ("quick" if args.quick else "latest")
+    extras = parse_extras(args.extra)
+    out_name = args.out or ("quick" if args.quick else "latest") + ("-extra" if extras else "")
+    if out_name == "latest-extra":
+        out_name = "extra"
     bindir = os.path.join(args.build, "bench")
     global RUSAGE_WRAPPER
     if os.path.exists(os.path.join(bindir, "bench_rusage")):
@@ -899,6 +928,11 @@ def main():
     t_start = time.time()
 
     allocs, missing = find_allocators(args.build, [a for a in wanted if a != PYMALLOC])
+    for name, path in extras.items():
+        if os.path.exists(path):
+            allocs[name] = os.path.realpath(path)
+        else:
+            missing[name] = "%s does not exist" % path
     for a, p in list(allocs.items()):
         ok, why = check_preload(a, p)
         if not ok:
@@ -946,8 +980,10 @@ def main():
     data = {
         "quick": args.quick, "reps": reps, "allocators": list(allocs), "missing": missing,
         "versions": {a: ("" if a in ("glibc", PYMALLOC, "poolmalloc") else
+                         "(%s)" % allocs[a] if a in extras else
                          pkg_version(dict((n, p) for n, _, p in ALLOCATOR_SONAMES).get(a)))
                      for a in allocs},
+        "extras": {a: allocs[a] for a in extras if a in allocs},
         "machine": machine_info(), "command": "scripts/bench" + "".join(" " + shlex.quote(x) for x in user_args),
         "order": [b.name for b in benches], "kinds": {b.name: b.kind for b in benches},
         "commands": {b.name: " ".join(shlex.quote(c) for c in b.cmd) for b in benches},

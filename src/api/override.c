@@ -30,7 +30,7 @@ pmi_export void free_aligned_sized(void *p, size_t alignment, size_t size) { pm_
 /* ---- glibc's malloc extensions ------------------------------------------ */
 
 pmi_export int pm_collect(int force) {
-  pmi_heap *heap = pmi_heap_tls;
+  pmi_heap *heap = pmi_heap_own();
   pm_counters before, after;
   if (pmi_unlikely(pmi_debug_active)) pmi_debug_collect();   /* check and empty the quarantine */
   pmi_remote_flush();

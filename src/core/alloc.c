@@ -1,6 +1,10 @@
-/* alloc.c: malloc and its relatives.  The fast path is pm_malloc: one TLS
- * load, one table lookup, pop the pool's free list.  Everything else goes to
- * pmi_malloc_generic, which is not inlined. */
+/* alloc.c: malloc and its relatives.  The fast path is pm_malloc: the TLS
+ * heap, the head pool of the size class from heap->usedpools, its first free
+ * block; the block's decoded link is checked to stay in the pool before it
+ * becomes the new head of the list; the pool's used count, the block's live
+ * bit and the heap's malloc counter are updated.  Nothing else is tested:
+ * there is no debug-mode branch (types.h, internal.h "debug.c").
+ * Everything else goes to pmi_malloc_generic, which is not inlined. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -37,15 +41,26 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
   return pmi_pool_pop(pool, pool->freeblock);
 }
 
+static void *malloc_slow(pmi_heap *heap, size_t size);
+
+/* A thread without a heap: its first malloc, or one past its own exit. */
+static void *malloc_without_heap(size_t size) {
+  pmi_heap *heap = pmi_heap_for_thread();
+  if (heap != NULL) return malloc_slow(heap, size);
+  if (size - 1 < PMI_SMALL_MAX) return pmi_heap_malloc_locked(size);
+  if (size == 0) return pmi_heap_malloc_locked(1);
+  return malloc_slow(&pmi_heap_empty, size);     /* large: no heap needed */
+}
+
 pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
-  if (heap == &pmi_heap_empty) {                 /* first malloc of this thread */
-    heap = pmi_heap_for_thread();
-    if (heap == NULL) {                          /* past its own exit */
-      if (size - 1 < PMI_SMALL_MAX) return pmi_heap_malloc_locked(size);
-      if (size == 0) return pmi_heap_malloc_locked(1);
-      goto large;
-    }
+  if (heap == &pmi_heap_empty) {   /* no heap yet, or debug mode (every call) */
+    if (pmi_unlikely(pmi_debug_active)) return pmi_debug_malloc(size);
+    return malloc_without_heap(size);
   }
+  return malloc_slow(heap, size);
+}
+
+static void *malloc_slow(pmi_heap *heap, size_t size) {
   if (size - 1 >= PMI_SMALL_MAX) {
     if (size != 0) goto large;
     size = 1;                                    /* malloc(0): a unique block */
@@ -73,9 +88,8 @@ large:
   return pmi_large_malloc(size);
 }
 
-/* The fast path, shared by pm_malloc and pmi_malloc (no debug dispatch). */
-static inline __attribute__((always_inline)) void *malloc_core(size_t size) {
-  pmi_heap *heap = pmi_heap_tls;
+/* The fast path, shared by pm_malloc and pmi_malloc. */
+static inline __attribute__((always_inline)) void *malloc_core(pmi_heap *heap, size_t size) {
   if (pmi_likely(size - 1 < PMI_SMALL_MAX)) {    /* 1..512; 0 wraps around */
     pmi_pool *pool = heap->usedpools[pmi_size_class(size)];
     pmi_block *block = pool->freeblock;
@@ -87,17 +101,20 @@ static inline __attribute__((always_inline)) void *malloc_core(size_t size) {
   return pmi_malloc_generic(heap, size);
 }
 
-void *pmi_malloc(size_t size) { return malloc_core(size); }
-
-pmi_export void *pm_malloc(size_t size) {
-  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_malloc(size);
-  return malloc_core(size);
+/* The core underneath the debug allocator: the thread's own heap, which in
+ * debug mode is not pmi_heap_tls. */
+void *pmi_malloc(size_t size) {
+  pmi_heap *heap = pmi_heap_own();
+  if (heap == &pmi_heap_empty) return malloc_without_heap(size);
+  return malloc_core(heap, size);
 }
+
+pmi_export void *pm_malloc(size_t size) { return malloc_core(pmi_heap_tls, size); }
 
 /* ---- calloc, realloc ------------------------------------------------------ */
 
 static void count(size_t offset) {
-  pmi_heap *heap = pmi_heap_tls;
+  pmi_heap *heap = pmi_heap_own();
   if (heap != &pmi_heap_empty) (*(uint64_t *)((char *)&heap->counters + offset))++;
 }
 #define PMI_COUNT(field) count(offsetof(pmi_counters, field))

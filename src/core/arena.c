@@ -55,6 +55,7 @@ size_t pmi_arena_reserve_count(void) { return reserve_count; }
  * others are EMPTY and linked on freepools in address order. */
 static void arena_format(pmi_arena *arena) {
   arena->zero_ = 0;
+  arena->header_state = PMI_POOL_HEADER;
   arena->freepools = NULL;
   for (unsigned i = PMI_POOLS_PER_ARENA - 1; i >= PMI_FIRST_POOL; i--) {
     pmi_pool *pool = &arena->pools[i];
@@ -163,7 +164,7 @@ static void reserve_decay(pmi_heap *heap, uint64_t now) {
 
 void pmi_arena_release_reserve(size_t keep) {
   pmi_arena *arena;
-  while ((arena = reserve_pop_old(keep, 0, true)) != NULL) arena_unmap(pmi_heap_tls, arena);
+  while ((arena = reserve_pop_old(keep, 0, true)) != NULL) arena_unmap(pmi_heap_own(), arena);
 }
 
 static void usable_unlink(pmi_heap *heap, pmi_arena *arena) {

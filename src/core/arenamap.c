@@ -1,51 +1,49 @@
-/* arenamap.c: the arena map, a two-level radix tree over the 47-bit user
- * address space with one byte per 256 KiB arena slot (CPython's arena map
- * idea).  pmi_arenamap_contains (internal.h) answers "is p in one of our
- * arenas?" in O(1) without reading *p, so that free and realloc can hand
- * pointers from the C library's own malloc back to it.
+/* arenamap.c: the arena map, one byte per 256 KiB slot of the 47-bit user
+ * address space (CPython's arena map idea), in one flat array.
+ * pmi_arenamap_kind (internal.h) answers "what is p in?" in O(1) without
+ * reading *p, so that free and realloc can hand pointers from the C
+ * library's own malloc back to it.
  *
- *    address bits:  46 ........ 32 | 31 ........ 18 | 17 ... 0
- *                   root index     | leaf index     | offset in the arena
- *                   (15 bits)      | (14 bits)      |
+ *    address bits:  46 ................ 18 | 17 ... 0
+ *                   slot index (29 bits)   | offset in the arena
  *
- * The root is 256 KiB of zero BSS, never touched unless used; a leaf is
- * 16 KiB, mapped on first use and never freed (a process with arenas spread
- * over n distinct 4 GiB ranges spends 16 KiB each). */
+ * The array is 512 MiB of address space, reserved once at start-up and
+ * never committed as a whole: the kernel gives a page of it memory when an
+ * arena's byte is first written, so a process whose arenas lie within 1 GiB
+ * of each other spends one 4 KiB page on the map.  A lookup is one shift, a
+ * bounds compare and a byte load (the two-level tree it replaces needed a
+ * second dependent load).  Until the reservation exists, pmi_arenamap_slots
+ * is 0 and every lookup answers "not ours"; if it cannot be made, no arena
+ * can be registered and the pools are never used (every allocation goes to
+ * the large path). */
 #include "core/internal.h"
 
-_Atomic(uint8_t *) pmi_arenamap_root[(size_t)1 << PMI_MAP_ROOT_BITS];
+_Atomic(_Atomic uint8_t *) pmi_arenamap;
+_Atomic uintptr_t pmi_arenamap_slots;
 
-_Static_assert(PMI_MAP_ROOT_BITS + PMI_MAP_LEAF_BITS + PMI_ARENA_SHIFT == 47,
-               "the arena map must cover the 47-bit user address space");
-
-static size_t arenamap_index(pmi_arena *arena, _Atomic(uint8_t *) **slot) {
-  uintptr_t a = (uintptr_t)arena;
-  *slot = &pmi_arenamap_root[a >> (PMI_ARENA_SHIFT + PMI_MAP_LEAF_BITS)];
-  return (a >> PMI_ARENA_SHIFT) & ((1u << PMI_MAP_LEAF_BITS) - 1);
+void pmi_arenamap_init(void) {
+  if (pmi_load_relaxed(&pmi_arenamap) != NULL) return;
+  _Atomic uint8_t *map = pmi_os_reserve(PMI_MAP_SLOTS);
+  if (map == NULL) {
+    pmi_warning("cannot reserve the %zu MiB arena map: small blocks come from the C library",
+                (size_t)(PMI_MAP_SLOTS >> 20));
+    return;
+  }
+  atomic_store_explicit(&pmi_arenamap, map, memory_order_release);
+  atomic_store_explicit(&pmi_arenamap_slots, PMI_MAP_SLOTS, memory_order_release);
 }
 
 bool pmi_arenamap_add(pmi_arena *arena) {
-  if ((uintptr_t)arena >> 47) return false;   /* beyond the map: not usable */
-  _Atomic(uint8_t *) *slot;
-  size_t i = arenamap_index(arena, &slot);
-  uint8_t *leaf = atomic_load_explicit(slot, memory_order_acquire);
-  if (leaf == NULL) {
-    uint8_t *fresh = pmi_os_map((size_t)1 << PMI_MAP_LEAF_BITS);
-    if (fresh == NULL) return false;
-    if (atomic_compare_exchange_strong(slot, &leaf, fresh)) {
-      leaf = fresh;
-    } else {
-      pmi_os_unmap(fresh, (size_t)1 << PMI_MAP_LEAF_BITS);  /* another thread won */
-    }
-  }
-  atomic_store_explicit((_Atomic uint8_t *)&leaf[i], 1, memory_order_release);
+  uintptr_t slot = (uintptr_t)arena >> PMI_ARENA_SHIFT;
+  _Atomic uint8_t *map = atomic_load_explicit(&pmi_arenamap, memory_order_acquire);
+  if (map == NULL || slot >= PMI_MAP_SLOTS) return false;   /* beyond the map: not usable */
+  atomic_store_explicit(&map[slot], PMI_MAP_POOLS, memory_order_release);
   return true;
 }
 
 void pmi_arenamap_remove(pmi_arena *arena) {
-  _Atomic(uint8_t *) *slot;
-  size_t i = arenamap_index(arena, &slot);
-  uint8_t *leaf = atomic_load_explicit(slot, memory_order_acquire);
-  pmi_assert(leaf != NULL && leaf[i] == 1);
-  atomic_store_explicit((_Atomic uint8_t *)&leaf[i], 0, memory_order_release);
+  uintptr_t slot = (uintptr_t)arena >> PMI_ARENA_SHIFT;
+  _Atomic uint8_t *map = pmi_load_relaxed(&pmi_arenamap);
+  pmi_assert(map != NULL && slot < PMI_MAP_SLOTS && map[slot] == PMI_MAP_POOLS);
+  atomic_store_explicit(&map[slot], PMI_MAP_NONE, memory_order_release);
 }

@@ -1,9 +1,21 @@
 /* free.c: free, and the checks that keep a bad pointer from corrupting the
- * pools.  The fast path is pm_free: an arena-map lookup (is it ours?), one
- * compare of the arena's owner with this thread's heap, a test-and-clear of
- * the block's bit in its pool's live bitmap, and a push on the pool's free
- * list.  It never reads the block being freed (only writes its link), so a
- * free of a block that is not in cache does not wait for it.
+ * pools.  The fast path is pm_free:
+ *   1. one arena-map lookup answers "16-byte aligned and in an arena of
+ *      pools?" (internal.h, pmi_arenamap_pool_block); anything else goes to
+ *      the one function for all that is not a pool block, free_not_pool;
+ *   2. one compare of the arena's owner with this thread's heap; another
+ *      owner (or debug mode, where pmi_heap_tls is pmi_heap_empty) goes to
+ *      free_not_local;
+ *   3. the block's bit in its pool's live bitmap must be set, and the pool's
+ *      free list must not be empty (a full pool, whose first free relinks
+ *      it, has an empty list; so has the arena header read as pools[0]);
+ *      both are read before anything is written, else free_local_slow;
+ *   4. clear the bit, push the block (its link encoded), and decrement used:
+ *      if it reaches 0 the pool has emptied (the head pool never gets
+ *      there, types.h) and pmi_pool_emptied decides where it goes.
+ * No counter is written: frees are counted as mallocs less blocks in use
+ * (stats.c).  It never reads the block being freed (only writes its link),
+ * so a free of a block that is not in cache does not wait for it.
  *
  * The live bitmap (a bit per 16-byte unit, in the pool's descriptor) catches,
  * for the cost of a bit test: a double free, a pointer inside a block, a
@@ -17,6 +29,7 @@
 
 uintptr_t pmi_remote_key = 2;   /* these two are set from the kernel's */
 uintptr_t pmi_link_key = 0;     /* random bytes at process start */
+
 
 pmi_cold _Noreturn void pmi_link_corrupt(const void *block, const void *next) {
   pmi_fatal("heap corruption: the free block at %p links to %p, outside its pool "
@@ -71,14 +84,35 @@ pmi_pool *pmi_check_live_block(const char *fn, const void *p) {
   return pool;
 }
 
+pmi_noinline static void free_local_slow(void *p);
+
 /* A pointer outside our arenas: a large block, or one the C library handed
  * out before poolmalloc was loaded or through __libc_malloc. */
-pmi_noinline static void free_foreign(void *p) {
+static void free_foreign(void *p) {
   if (p == NULL) return;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
     report("free", p, "invalid pointer (not from malloc, misaligned):");
   if (!pmi_large_plausible(p)) report("free", p, "invalid pointer (not from malloc):");
   pmi_large_free(p);   /* glibc's free keeps errno (2.33 and later) */
+}
+
+/* Everything free's first test sends away: NULL, foreign and large blocks,
+ * and misaligned pointers (into a pool arena or not).  The one non-inlined
+ * function for all that is not a pool block. */
+static void free_not_pool_core(void *p) {
+  if (pmi_arenamap_kind(p) == PMI_MAP_POOLS) {   /* misaligned, in a pool arena */
+    free_local_slow(p);
+    return;
+  }
+  free_foreign(p);
+}
+
+pmi_noinline static void free_not_pool(void *p) {
+  if (pmi_unlikely(pmi_debug_active)) {
+    pmi_debug_free(p);
+    return;
+  }
+  free_not_pool_core(p);
 }
 
 /* ---- remote frees --------------------------------------------------------- *
@@ -126,7 +160,8 @@ void pmi_remote_thread_exit(void) {
   batch_off = 1;
 }
 
-pmi_noinline static void free_remote(pmi_arena *arena, void *p) {
+static void free_remote(void *p) {
+  pmi_arena *arena = pmi_arena_of(p);
   pmi_heap *owner = atomic_load_explicit(&arena->heap, memory_order_acquire);
   pmi_block *block = p;
   if (owner == NULL) report("free", p, "invalid pointer (inside a retired arena):");
@@ -153,65 +188,65 @@ pmi_noinline static void free_remote(pmi_arena *arena, void *p) {
   if (++batch_count >= PMI_REMOTE_BATCH) pmi_remote_flush();
 }
 
-/* A free of our own block that needs more than a push: the pool becomes
- * empty or leaves the full state, or the pointer is bad. */
-pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
-  const char *fault = block_fault(pool, block);
-  if (fault != NULL) report("free", block, fault);
-  int saved = errno;
-  unsigned units = pmi_block_units(block);
-  *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
-  heap->counters.free_small++;
-  pmi_heap_lock(heap);
-  pmi_free_block(heap, pool, block);
-  pmi_heap_unlock(heap);
-  errno = saved;
-}
-
-/* The fast path, shared by pm_free and pmi_free (no debug dispatch). */
-static inline __attribute__((always_inline)) void free_core(void *p) {
-  if (pmi_unlikely(!pmi_arenamap_contains(p))) {
-    free_foreign(p);
-    return;
-  }
-  pmi_arena *arena = pmi_arena_of(p);
-  pmi_heap *heap = pmi_heap_tls;
-  if (pmi_unlikely(pmi_load_relaxed(&arena->heap) != heap)) {
-    free_remote(arena, p);
-    return;
-  }
-  pmi_pool *pool = pmi_pool_of(arena, p);
-  unsigned units = pmi_block_units(p);
-  uint64_t *word = pmi_live_word(pool, units);
-  uint64_t bit = pmi_live_bit(units);
-  unsigned used = pool->used;
-  /* The block must be a live block start (16-aligned, its unit's live bit
-   * set), and the pool must not change state: used in [2, capacity - 1], or
-   * used == 1 in the head pool of its class, which stays as the allocation
-   * pool when it empties (a malloc/free loop of one block lives here).  A
-   * pool not in use has capacity 0, and so has the arena header read as
-   * pools[0]. */
-  if (pmi_unlikely(((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || !(*word & bit) ||
-                   (used - 2u >= pool->capacity - 2u &&
-                    !(used == 1 && heap->usedpools[pool->szidx] == pool)))) {
-    free_local_slow(heap, pool, p);
-    return;
-  }
-  *word &= ~bit;
-  pmi_pool_push(pool, p);
-  pool->used = (uint16_t)(used - 1);
-  heap->counters.free_small++;
-}
-
-void pmi_free(void *p) { free_core(p); }
-
-pmi_export void pm_free(void *p) {
+/* A pool block of another heap, or any pool block in debug mode. */
+pmi_noinline static void free_not_local(void *p) {
   if (pmi_unlikely(pmi_debug_active)) {
     pmi_debug_free(p);
     return;
   }
-  free_core(p);
+  free_remote(p);
 }
+
+/* A free of our own block that the fast path did not take: the pointer is
+ * bad, or the pool's free list is empty (the pool is full, or its list ran
+ * dry while it still has untouched blocks).  Takes every check from the
+ * start, from the descriptor alone. */
+pmi_noinline static void free_local_slow(void *p) {
+  pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
+  const char *fault = block_fault(pool, p);
+  if (fault != NULL) report("free", p, fault);
+  pmi_heap *heap = pmi_load_relaxed(&pmi_arena_of(p)->heap);
+  int saved = errno;
+  unsigned units = pmi_block_units(p);
+  *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
+  pmi_heap_lock(heap);
+  pmi_free_block(heap, pool, p);
+  pmi_heap_unlock(heap);
+  errno = saved;
+}
+
+/* The fast path, shared by pm_free and pmi_free; heap is the caller's. */
+static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void *p, bool core) {
+  uintptr_t r = pmi_rotate_units(p);   /* low bits: p's 16-byte unit number */
+  if (pmi_unlikely(!pmi_arenamap_pool_block(r))) {
+    if (core) free_not_pool_core(p);
+    else free_not_pool(p);
+    return;
+  }
+  pmi_arena *arena = pmi_arena_of(p);
+  if (pmi_unlikely(pmi_load_relaxed(&arena->heap) != heap)) {
+    if (core) free_remote(p);
+    else free_not_local(p);
+    return;
+  }
+  pmi_pool *pool = pmi_pool_of(arena, p);
+  uint64_t *word = (uint64_t *)((char *)pool->live + ((r >> 3) & ((PMI_LIVE_WORDS - 1) * 8)));   /* live[(r >> 6) % WORDS] */
+  uint64_t w = *word;
+  pmi_block *next = pool->freeblock;
+  if (pmi_unlikely(!((w >> (r & 63)) & 1) || next == NULL)) {
+    free_local_slow(p);
+    return;
+  }
+  *word = w ^ ((uint64_t)1 << (r & 63));   /* the bit is set: clears it */
+  pmi_link_set(p, next);
+  pool->freeblock = p;
+  if (pmi_unlikely(--pool->used == 0)) pmi_pool_emptied(heap, pool);
+}
+
+/* The core underneath the debug allocator: the thread's own heap. */
+void pmi_free(void *p) { free_core(pmi_heap_own(), p, true); }
+
+pmi_export void pm_free(void *p) { free_core(pmi_heap_tls, p, false); }
 
 pmi_export void pm_free_sized(void *p, size_t size) { pm_free(p); }
 pmi_export void pm_free_aligned_sized(void *p, size_t alignment, size_t size) { pm_free(p); }

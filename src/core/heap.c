@@ -139,16 +139,25 @@ pmi_heap *pmi_heap_for_thread(void) {
   pmi_heap_collect_locked(heap);
   pmi_heap_unlock(heap);
 
-  pmi_heap_tls = heap;
+  /* In debug mode pmi_heap_tls stays on pmi_heap_empty, so that every call
+   * misses the fast paths and reaches the debug allocator; the core finds
+   * the heap through the key (pmi_heap_own). */
+  if (!pmi_debug_active) pmi_heap_tls = heap;
   pthread_setspecific(heap_key, heap);   /* registers heap_thread_exit */
   return heap;
+}
+
+pmi_heap *pmi_heap_own(void) {
+  if (pmi_likely(!pmi_debug_active)) return pmi_heap_tls;
+  pmi_heap *heap = tls_done ? NULL : pthread_getspecific(heap_key);
+  return heap != NULL ? heap : &pmi_heap_empty;
 }
 
 /* The pthread key destructor.  Other destructors may still malloc and free
  * after it: see the comment at the top of this file. */
 static void heap_thread_exit(void *arg) {
   pmi_remote_thread_exit();
-  pmi_heap *heap = pmi_heap_tls;
+  pmi_heap *heap = pmi_debug_active ? (pmi_heap *)arg : pmi_heap_tls;
   if (heap == &pmi_heap_empty) return;
   pmi_heap_tls = &pmi_heap_empty;
   tls_done = 1;
@@ -207,7 +216,7 @@ void pmi_heap_fork_parent(void) {
 }
 
 void pmi_heap_fork_child(void) {
-  pmi_heap *self = pmi_heap_tls;
+  pmi_heap *self = pmi_heap_own();
   for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) {
     if (h != self && atomic_load(&h->owned)) {
       atomic_store(&h->owned, 0);
@@ -232,14 +241,15 @@ void pmi_heap_repair_locked(pmi_heap *heap) {
   heap->repair = 0;
   for (pmi_arena *a = heap->arenas; a != NULL; a = a->next_owned)
     for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++)
-      if (a->pools[i].state == PMI_POOL_USED || a->pools[i].state == PMI_POOL_FULL) pmi_pool_rebuild(&a->pools[i]);
+      if (a->pools[i].state == PMI_POOL_USED || a->pools[i].state == PMI_POOL_FULL) pmi_pool_rebuild(heap, &a->pools[i]);
   pmi_pool *to_release = NULL, *to_push = NULL;
+  heap->nspare = pmi_heap_count_spares(heap);   /* used counts may have changed */
   for (unsigned c = 0; c < PMI_NCLASSES; c++) {
     pmi_pool *head = heap->usedpools[c];
     if (head == &pmi_pool_sentinel) continue;
     for (pmi_pool *p = head->nextpool, *next; p != NULL; p = next) {
       next = p->nextpool;
-      if (p->used == 0) {                                   /* only the head may be empty */
+      if (p->used == 0) {                                   /* a spare, or emptied mid-free */
         pmi_usedpools_unlink(heap, p);
         p->nextpool = to_release;
         to_release = p;

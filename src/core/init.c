@@ -41,6 +41,7 @@ void pmi_process_init(void) {
   pmi_remote_key = (uintptr_t)(r * 0x9E3779B97F4A7C15ull) | 2;
   pmi_link_key = (uintptr_t)((r ^ (r >> 29)) * 0xBF58476D1CE4E5B9ull);
   pmi_options_init();
+  pmi_arenamap_init();
   pmi_debug_init();
   pmi_heap_setup();
   /* Registered early, so that (handlers running in reverse order) our

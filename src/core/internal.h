@@ -34,14 +34,17 @@
 
 /* ---- size classes --------------------------------------------------------- */
 
-static inline unsigned pmi_size_class(size_t n) { return (unsigned)((n - 1) >> PMI_ALIGNMENT_SHIFT); }
+static inline size_t pmi_size_class(size_t n) { return (n - 1) >> PMI_ALIGNMENT_SHIFT; }
 static inline size_t pmi_class_size(unsigned szidx) { return (size_t)(szidx + 1) << PMI_ALIGNMENT_SHIFT; }
 
 static inline pmi_arena *pmi_arena_of(const void *p) {
   return (pmi_arena *)((uintptr_t)p & ~(PMI_ARENA_SIZE - 1));
 }
 static inline pmi_pool *pmi_pool_of(pmi_arena *arena, const void *p) {
-  return &arena->pools[((uintptr_t)p >> PMI_POOL_SHIFT) & (PMI_POOLS_PER_ARENA - 1)];
+  /* &arena->pools[(p >> POOL_SHIFT) % POOLS_PER_ARENA], as one shift and mask:
+   * descriptors are 64 bytes (types.h) */
+  uintptr_t offset = ((uintptr_t)p >> (PMI_POOL_SHIFT - 6)) & ((uintptr_t)(PMI_POOLS_PER_ARENA - 1) << 6);
+  return (pmi_pool *)((char *)arena + offset);
 }
 /* The address of the page a descriptor describes. */
 static inline char *pmi_pool_base(pmi_pool *pool) {
@@ -50,17 +53,26 @@ static inline char *pmi_pool_base(pmi_pool *pool) {
 }
 
 /* ---- free-list links -------------------------------------------------------
- * Links are stored xor a per-process secret, and every link the allocator
- * follows is checked to stay inside its pool (all free lists but the
- * thread_free stacks are per pool): a corrupted link is reported, not
- * followed.  Cost: one xor per push and pop, one compare per pop. */
+ * A block's link is stored as next ^ block ^ a per-process secret, and every
+ * link the allocator follows is checked to stay inside its pool (all free
+ * lists but the thread_free stacks are per pool): a corrupted link is
+ * reported, not followed.  Mixing in the block's own address makes the
+ * check cheap: next ^ block is the stored link ^ the secret, so the link
+ * stays in the pool exactly when that is below POOL_SIZE (or next is NULL,
+ * when it equals the block's address).  Cost: two xors per push, one per pop
+ * and one compare. */
 extern uintptr_t pmi_link_key;
-static inline pmi_block *pmi_link_get(const pmi_block *b) { return (pmi_block *)(b->link ^ pmi_link_key); }
-static inline void pmi_link_set(pmi_block *b, const pmi_block *next) { b->link = (uintptr_t)next ^ pmi_link_key; }
-static inline bool pmi_link_in_pool(const pmi_block *b, const pmi_block *next) {
-  return ((uintptr_t)b ^ (uintptr_t)next) < PMI_POOL_SIZE || next == NULL;
+static inline pmi_block *pmi_link_get(const pmi_block *b) {
+  return (pmi_block *)(b->link ^ pmi_link_key ^ (uintptr_t)b);
 }
+static inline void pmi_link_set(pmi_block *b, const pmi_block *next) {
+  b->link = (uintptr_t)next ^ pmi_link_key ^ (uintptr_t)b;
+}
+/* next ^ block, from the link alone; in the pool <=> < POOL_SIZE or == block */
+static inline uintptr_t pmi_link_offset(const pmi_block *b) { return b->link ^ pmi_link_key; }
 _Noreturn void pmi_link_corrupt(const void *block, const void *next);
+struct pmi_pool;
+void *pmi_pool_pop_last(struct pmi_pool *pool, pmi_block *block);   /* next NULL, or corrupt */
 
 /* ---- the live bitmap ----------------------------------------------------- *
  * pool.live has a bit per 16-byte unit of the pool; the bit of a block's
@@ -75,12 +87,13 @@ static inline uint64_t pmi_live_bit(unsigned units) { return (uint64_t)1 << (uni
 
 /* Pops block, the head of pool's free list, and hands it out. */
 static inline void *pmi_pool_pop(pmi_pool *pool, pmi_block *block) {
-  pmi_block *next = pmi_link_get(block);
-  if (pmi_unlikely(!pmi_link_in_pool(block, next))) pmi_link_corrupt(block, next);
+  uintptr_t offset = pmi_link_offset(block);
+  pmi_block *next = (pmi_block *)(offset ^ (uintptr_t)block);
+  if (pmi_unlikely(offset >= PMI_POOL_SIZE)) return pmi_pool_pop_last(pool, block);
   pool->freeblock = next;
   pool->used++;
-  unsigned units = pmi_block_units(block);
-  *pmi_live_word(pool, units) |= pmi_live_bit(units);
+  uintptr_t u = (uintptr_t)block >> PMI_ALIGNMENT_SHIFT;   /* the bit: u mod 64 */
+  pool->live[(u >> 6) & (PMI_LIVE_WORDS - 1)] |= (uint64_t)1 << (u & 63);
   return block;
 }
 
@@ -93,6 +106,7 @@ static inline void pmi_pool_push(pmi_pool *pool, pmi_block *block) {
 
 /* ---- os.c: the only file that talks to the kernel ------------------------- */
 void  *pmi_os_map(size_t size);                       /* zeroed, page-aligned */
+void  *pmi_os_reserve(size_t size);                   /* the same, not committed */
 void  *pmi_os_map_aligned(size_t size, size_t align, void *hint);
 void   pmi_os_unmap(void *p, size_t size);
 void   pmi_os_write(int fd, const char *s, size_t n);
@@ -106,20 +120,42 @@ _Noreturn void pmi_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 
 void   pmi_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 _Noreturn void pmi_assert_fail(const char *cond, const char *file, int line, const char *func);
 
-/* ---- arenamap.c: is this address in one of our arenas? -------------------- */
+/* ---- arenamap.c: is this address in one of our arenas? -------------------- *
+ * One byte per 256 KiB slot of the 47-bit user address space, in one flat
+ * array reserved (not committed) at start-up: slot i is the byte for
+ * addresses [i << ARENA_SHIFT, (i + 1) << ARENA_SHIFT).  Its values: */
+#define PMI_MAP_NONE   0u   /* not ours */
+#define PMI_MAP_POOLS  1u   /* an arena of pools */
+#define PMI_MAP_SLOTS  ((uintptr_t)1 << (47 - PMI_ARENA_SHIFT))
+void   pmi_arenamap_init(void);    /* from pmi_process_init, before any arena */
 bool   pmi_arenamap_add(pmi_arena *arena);
 void   pmi_arenamap_remove(pmi_arena *arena);
-extern _Atomic(uint8_t *) pmi_arenamap_root[];
-#define PMI_MAP_LEAF_BITS 14
-#define PMI_MAP_ROOT_BITS (47 - PMI_ARENA_SHIFT - PMI_MAP_LEAF_BITS)
+extern _Atomic(_Atomic uint8_t *) pmi_arenamap;    /* the map, NULL until reserved */
+extern _Atomic uintptr_t pmi_arenamap_slots;       /* PMI_MAP_SLOTS once reserved, else 0 */
 
-/* O(1), and never reads the memory p points to. */
-static inline bool pmi_arenamap_contains(const void *p) {
+static inline unsigned pmi_arenamap_slot_kind(uintptr_t slot) {
+  if (pmi_unlikely(slot >= pmi_load_relaxed(&pmi_arenamap_slots))) return PMI_MAP_NONE;
+  /* A plain byte read: a byte is written whole, and a relaxed atomic load
+   * would keep the compiler from folding it into the compare. */
+  return ((const uint8_t *)pmi_load_relaxed(&pmi_arenamap))[slot];
+}
+
+/* What kind of region p is in: O(1), and never reads the memory p points to. */
+static inline unsigned pmi_arenamap_kind(const void *p) {
+  return pmi_arenamap_slot_kind((uintptr_t)p >> PMI_ARENA_SHIFT);
+}
+static inline bool pmi_arenamap_contains(const void *p) { return pmi_arenamap_kind(p) != PMI_MAP_NONE; }
+
+/* free's first test: p is 16-byte aligned and in an arena of pools.  The
+ * address is rotated right by 4 before the shift, so that a misaligned
+ * pointer's low bits land above the slot index and it finds no slot: one
+ * lookup answers both questions. */
+static inline uintptr_t pmi_rotate_units(const void *p) {
   uintptr_t a = (uintptr_t)p;
-  uintptr_t top = a >> (PMI_ARENA_SHIFT + PMI_MAP_LEAF_BITS);
-  if (pmi_unlikely(top >= ((uintptr_t)1 << PMI_MAP_ROOT_BITS))) return false;
-  uint8_t *leaf = pmi_load_relaxed(&pmi_arenamap_root[top]);
-  return leaf != NULL && leaf[(a >> PMI_ARENA_SHIFT) & ((1u << PMI_MAP_LEAF_BITS) - 1)] != 0;
+  return (a >> PMI_ALIGNMENT_SHIFT) | (a << (64 - PMI_ALIGNMENT_SHIFT));
+}
+static inline bool pmi_arenamap_pool_block(uintptr_t rotated) {
+  return pmi_arenamap_slot_kind(rotated >> (PMI_ARENA_SHIFT - PMI_ALIGNMENT_SHIFT)) == PMI_MAP_POOLS;
 }
 
 /* ---- arena.c: arenas, usable_arenas, the reserve --------------------------- */
@@ -140,12 +176,24 @@ void   pmi_pool_init(pmi_heap *heap, pmi_pool *pool, unsigned szidx);
 void   pmi_usedpools_unlink(pmi_heap *heap, pmi_pool *pool);
 void   pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool);
 void   pmi_pool_release_empty(pmi_heap *heap, pmi_pool *pool);
-void   pmi_pool_rebuild(pmi_pool *pool);
+void   pmi_pool_rebuild(pmi_heap *heap, pmi_pool *pool);
+void   pmi_pool_emptied(pmi_heap *heap, pmi_pool *pool);   /* free's fast path: used hit 0 */
+void   pmi_heap_release_spares(pmi_heap *heap);
+unsigned pmi_heap_count_spares(const pmi_heap *heap);
+static inline bool pmi_pool_is_head(const pmi_heap *heap, const pmi_pool *pool) {
+  return heap->usedpools[pool->szidx] == pool;
+}
+/* Blocks of pool handed out: used less the head's bias (types.h). */
+static inline unsigned pmi_pool_nused(const pmi_heap *heap, const pmi_pool *pool) {
+  return pool->used - (unsigned)pmi_pool_is_head(heap, pool);
+}
 
 /* ---- heap.c: per-thread heaps ---------------------------------------------- */
 extern pmi_heap pmi_heap_empty;
 extern __thread pmi_heap *pmi_heap_tls __attribute__((tls_model("initial-exec")));
 pmi_heap *pmi_heap_for_thread(void);     /* the caller's heap, created or adopted */
+pmi_heap *pmi_heap_own(void);            /* the caller's heap, also in debug mode;
+                                            &pmi_heap_empty if it has none */
 void   pmi_heap_lock(pmi_heap *heap);
 void   pmi_heap_unlock(pmi_heap *heap);
 bool   pmi_heap_trylock(pmi_heap *heap);
@@ -166,6 +214,7 @@ void  *pmi_heap_malloc_locked(size_t size);   /* for threads past their own exit
 
 /* ---- alloc.c / free.c: the generic (slow) paths ----------------------------- */
 void  *pmi_malloc_generic(pmi_heap *heap, size_t size);
+uint64_t pmi_heap_small_frees(pmi_heap *heap);   /* derived, not counted: stats.c */
 void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
 void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
 pmi_pool *pmi_check_live_block(const char *fn, const void *p);
@@ -204,9 +253,12 @@ extern _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
 
 /* ---- debug.c: POOLMALLOC_DEBUG=1 and valgrind support ----------------------
  * When pmi_debug_active is set (POOLMALLOC_DEBUG=1, or running under
- * valgrind), the pm_* entry points hand every call to these functions, which
- * wrap each block in a header and guards and call the core underneath
- * through pmi_malloc / pmi_free (the fast paths without the dispatch). */
+ * valgrind), every call reaches these functions, which wrap each block in a
+ * header and guards and call the core underneath through pmi_malloc /
+ * pmi_free.  malloc and free test nothing for it: in debug mode every
+ * thread's pmi_heap_tls stays on pmi_heap_empty, so malloc's fast path finds
+ * no free block and free's finds an arena owned by another heap, and both
+ * slow paths dispatch here. */
 extern int pmi_debug_active;   /* read-mostly; set once, at init */
 void   pmi_debug_init(void);                 /* from pmi_process_init; allocates nothing */
 void  *pmi_debug_malloc(size_t size);

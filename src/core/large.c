@@ -62,7 +62,7 @@ static inline size_t chunk_usable(const void *p) {
 static void *large_account(void *p, int sign) {
   if (p == NULL) return NULL;
   int64_t bytes = sign * (int64_t)chunk_usable(p);
-  pmi_heap *heap = pmi_heap_tls;
+  pmi_heap *heap = pmi_heap_own();
   if (heap == &pmi_heap_empty) {
     large_flush(bytes);
     return p;
@@ -99,7 +99,7 @@ void *pmi_large_realloc(void *p, size_t size) {
   void *q = __libc_realloc(p, size);
   if (q == NULL) return NULL;
   int64_t delta = (int64_t)chunk_usable(q) - (int64_t)old;
-  pmi_heap *heap = pmi_heap_tls;
+  pmi_heap *heap = pmi_heap_own();
   if (heap == &pmi_heap_empty) {
     large_flush(delta);
   } else {

@@ -37,6 +37,17 @@ void *pmi_os_map(size_t size) {
   return p == MAP_FAILED ? NULL : p;
 }
 
+/* Address space for a large table that is written sparsely (the arena
+ * map): readable and writable, but not counted against the commit limit;
+ * the kernel gives it memory page by page as it is written. */
+void *pmi_os_reserve(size_t size) {
+  int saved = errno;
+  atomic_fetch_add_explicit(&mmap_calls, 1, memory_order_relaxed);
+  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  errno = saved;
+  return p == MAP_FAILED ? NULL : p;
+}
+
 void pmi_os_unmap(void *p, size_t size) {
   if (p != NULL && os_munmap(p, size) != 0)
     pmi_warning("munmap(%p, %zu) failed: %s", p, size, strerror(errno));

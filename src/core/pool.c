@@ -2,6 +2,7 @@
  * on and off heap->usedpools[szidx], and given back to its arena when empty.
  * The state machine is drawn in types.h; every function here that splices a
  * list runs with heap->lock held (or on a heap no other thread can reach). */
+#include <errno.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -30,6 +31,18 @@ void pmi_pool_init(pmi_heap *heap, pmi_pool *pool, unsigned szidx) {
   heap->counters.pools_initialised++;
 }
 
+/* pmi_pool_pop's way out when block's link leaves the pool: block is the
+ * last of the list (its link is NULL), or the link is corrupt. */
+pmi_noinline void *pmi_pool_pop_last(pmi_pool *pool, pmi_block *block) {
+  pmi_block *next = pmi_link_get(block);
+  if (next != NULL) pmi_link_corrupt(block, next);
+  pool->freeblock = NULL;
+  pool->used++;
+  uintptr_t u = (uintptr_t)block >> PMI_ALIGNMENT_SHIFT;
+  pool->live[(u >> 6) & (PMI_LIVE_WORDS - 1)] |= (uint64_t)1 << (u & 63);
+  return block;
+}
+
 /* Links the next run of untouched blocks onto the (empty) free list.  Only
  * about PMI_CARVE_BYTES are written, so a pool that serves few blocks never
  * touches the rest of its page. */
@@ -54,13 +67,27 @@ static bool pool_is_exhausted(const pmi_pool *pool) {
   return pool->freeblock == NULL && pool->ncarved == pool->capacity;
 }
 
+/* The head of usedpools[c] counts one use more than it has blocks out
+ * (types.h): these two move that bias with the head. */
+static void head_enter(pmi_pool *pool) { pool->used++; }
+static void head_leave(pmi_pool *pool) { pool->used--; }
+
+/* Takes pool off usedpools[c]; a head takes its bias with it, and the next
+ * pool, if any, becomes the head. */
 void pmi_usedpools_unlink(pmi_heap *heap, pmi_pool *pool) {
   pmi_assert(pool->state == PMI_POOL_USED);
+  unsigned c = pool->szidx;
   if (pool->prevpool != NULL) {
+    if (pool->used == 0) heap->nspare--;   /* a spare leaves */
     pool->prevpool->nextpool = pool->nextpool;
   } else {
-    pmi_assert(heap->usedpools[pool->szidx] == pool);
-    heap->usedpools[pool->szidx] = pool->nextpool != NULL ? pool->nextpool : &pmi_pool_sentinel;
+    pmi_assert(heap->usedpools[c] == pool);
+    head_leave(pool);
+    heap->usedpools[c] = pool->nextpool != NULL ? pool->nextpool : &pmi_pool_sentinel;
+    if (pool->nextpool != NULL) {
+      if (pool->nextpool->used == 0) heap->nspare--;   /* a spare, in use again */
+      head_enter(pool->nextpool);
+    }
   }
   if (pool->nextpool != NULL) pool->nextpool->prevpool = pool->prevpool;
   pool->nextpool = pool->prevpool = NULL;
@@ -68,32 +95,78 @@ void pmi_usedpools_unlink(pmi_heap *heap, pmi_pool *pool) {
 
 /* An empty pool leaves usedpools for its arena's freepools. */
 void pmi_pool_release_empty(pmi_heap *heap, pmi_pool *pool) {
-  pmi_assert(pool->used == 0);
   pmi_usedpools_unlink(heap, pool);
+  pmi_assert(pool->used == 0);
   heap->counters.pools_emptied++;
   pmi_arena_give_pool(heap, pool);
 }
 
+/* A pool other than the head whose last block was freed: it stays on its
+ * list as a spare while the heap has fewer than PMI_SPARE_POOLS and a
+ * thread owns it, else it goes back to its arena. */
+static void pool_emptied_locked(pmi_heap *heap, pmi_pool *pool) {
+  pmi_assert(pool->used == 0 && !pmi_pool_is_head(heap, pool));
+  heap->nspare++;   /* it is a spare now; unlinking it counts it out again */
+  if (heap->nspare > PMI_SPARE_POOLS || !pmi_load_relaxed(&heap->owned)) pmi_pool_release_empty(heap, pool);
+}
+
+/* free's fast path found used at 0 after its push. */
+pmi_noinline void pmi_pool_emptied(pmi_heap *heap, pmi_pool *pool) {
+  if (heap->nspare < PMI_SPARE_POOLS) {   /* no lock: only the owner touches nspare */
+    heap->nspare++;
+    return;
+  }
+  int saved = errno;
+  pmi_heap_lock(heap);
+  pool_emptied_locked(heap, pool);
+  pmi_heap_unlock(heap);
+  errno = saved;
+}
+
+unsigned pmi_heap_count_spares(const pmi_heap *heap) {
+  unsigned n = 0;
+  for (unsigned c = 0; c < PMI_NCLASSES; c++) {
+    pmi_pool *head = heap->usedpools[c];
+    if (head == &pmi_pool_sentinel) continue;
+    for (pmi_pool *p = head->nextpool; p != NULL; p = p->nextpool) n += p->used == 0;
+  }
+  return n;
+}
+
+/* Sends the spares back to their arenas (thread exit, malloc_trim). */
+void pmi_heap_release_spares(pmi_heap *heap) {
+  for (unsigned c = 0; c < PMI_NCLASSES && heap->nspare > 0; c++) {
+    pmi_pool *head = heap->usedpools[c];
+    if (head == &pmi_pool_sentinel) continue;
+    for (pmi_pool *p = head->nextpool, *next; p != NULL; p = next) {
+      next = p->nextpool;
+      if (p->used == 0) pmi_pool_release_empty(heap, p);
+    }
+  }
+}
+
 /* Makes pool the head of usedpools[szidx].  The old head is the only pool of
- * the list allowed to be exhausted or empty (types.h); as it stops being the
- * head it becomes FULL or goes back to its arena, keeping that invariant. */
+ * the list allowed to be exhausted (types.h); as it stops being the head it
+ * becomes FULL if it is, and a spare (or goes back to its arena) if it has
+ * no block out, keeping the invariants. */
 void pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool) {
   unsigned c = pool->szidx;
   pmi_pool *head = heap->usedpools[c];
-  if (head != &pmi_pool_sentinel) {
-    if (pool_is_exhausted(head)) {
-      pmi_usedpools_unlink(heap, head);
-      head->state = PMI_POOL_FULL;
-    } else if (head->used == 0) {
-      pmi_pool_release_empty(heap, head);
-    }
+  if (head != &pmi_pool_sentinel && pool_is_exhausted(head)) {
+    pmi_usedpools_unlink(heap, head);
+    head->state = PMI_POOL_FULL;
     head = heap->usedpools[c];
   }
   pool->state = PMI_POOL_USED;
   pool->prevpool = NULL;
   pool->nextpool = head != &pmi_pool_sentinel ? head : NULL;
-  if (head != &pmi_pool_sentinel) head->prevpool = pool;
   heap->usedpools[c] = pool;
+  head_enter(pool);
+  if (head != &pmi_pool_sentinel) {
+    head->prevpool = pool;
+    head_leave(head);
+    if (head->used == 0) pool_emptied_locked(heap, head);   /* it had no block out */
+  }
 }
 
 /* Frees a block that is known to be a live block start into its pool and
@@ -101,22 +174,22 @@ void pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool) {
  * holds its lock), has cleared the block's live bit and counted the free. */
 void pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
   pmi_pool_push(pool, block);
-  unsigned used = pool->used--;
+  pool->used--;
   if (pool->state == PMI_POOL_FULL) {          /* FULL -> USED */
     pmi_usedpools_push(heap, pool);
     return;
   }
-  if (used == 1) {                             /* USED -> EMPTY */
-    if (heap->usedpools[pool->szidx] == pool && pmi_load_relaxed(&heap->owned))
-      return;  /* kept as the allocation pool: see "USED -> EMPTY" in types.h */
-    pmi_pool_release_empty(heap, pool);
+  if (pool->used == 0) {                       /* USED -> EMPTY */
+    pool_emptied_locked(heap, pool);
+  } else if (pool->used == 1 && pmi_pool_is_head(heap, pool) && !pmi_load_relaxed(&heap->owned)) {
+    pmi_pool_release_empty(heap, pool);        /* no thread allocates from it */
   }
 }
 
 /* Recomputes a pool's used count and free list from its live bitmap (the
  * one record that a single store keeps right), for a pool whose owner may
  * have been stopped half-way through a malloc or free by a fork. */
-void pmi_pool_rebuild(pmi_pool *pool) {
+void pmi_pool_rebuild(pmi_heap *heap, pmi_pool *pool) {
   size_t size = pmi_class_size(pool->szidx);
   char *base = pmi_pool_base(pool);
   pmi_block *list = NULL;
@@ -132,14 +205,18 @@ void pmi_pool_rebuild(pmi_pool *pool) {
     }
   }
   pool->freeblock = list;
-  pool->used = (uint16_t)used;
+  pool->used = (uint16_t)(used + (pool->state == PMI_POOL_USED && pmi_pool_is_head(heap, pool)));
 }
 
-/* Sends every empty pool kept at the head of usedpools back to its arena
- * (thread exit, malloc_trim). */
+/* Sends every empty pool kept on usedpools (the spares, and heads with no
+ * block out) back to its arena (thread exit, malloc_trim). */
 void pmi_heap_release_retained(pmi_heap *heap) {
+  pmi_heap_release_spares(heap);
   for (unsigned c = 0; c < PMI_NCLASSES; c++) {
     pmi_pool *head = heap->usedpools[c];
-    if (head != &pmi_pool_sentinel && head->used == 0) pmi_pool_release_empty(heap, head);
+    while (head != &pmi_pool_sentinel && head->used == 1) {   /* only its bias */
+      pmi_pool_release_empty(heap, head);
+      head = heap->usedpools[c];
+    }
   }
 }

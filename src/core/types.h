@@ -56,7 +56,8 @@
  *        arena = p & ~(ARENA_SIZE - 1),   pool = &arena->pools[(p >> 12) & 63].
  *    pools[0] would describe page 0 itself, so the arena header takes its
  *    place (a union); its fields are arranged so that read as a descriptor
- *    it is a pool with capacity 0, which every free rejects.
+ *    it is a pool with an empty free list (which sends a free to the slow
+ *    path) in state HEADER (which the slow path rejects).
  *    Why out of line: headers at the start of 4 KiB-aligned pages all map to
  *    the same few L1 cache sets, and a random-order free over many pools then
  *    thrashes them; here each descriptor is one cache line of its own.  It
@@ -79,10 +80,17 @@
  *                      path never tests for fullness.
  *      FULL  -> USED   the first free into a full pool links it back at the
  *                      head of usedpools[szidx].
- *      USED  -> EMPTY  the last block is freed.  If the pool is the head of
- *                      usedpools[szidx] it stays there, empty, so that a
- *                      malloc/free loop of one block never pays the round trip
- *                      through freepools; otherwise it goes back to its arena.
+ *      USED  -> EMPTY  the last block is freed.  The head of usedpools[szidx]
+ *                      never empties in this sense: being the head counts as
+ *                      one use (see pmi_pool.used), so that a malloc/free loop
+ *                      of one block never leaves the fast path.  Any other
+ *                      pool that empties stays on its list as a spare while
+ *                      the heap keeps fewer than PMI_SPARE_POOLS of them, so
+ *                      that a batch or a tree allocated and dropped over and
+ *                      over does not take and set up pools each time
+ *                      (hysteresis); otherwise it goes back to its arena.
+ *                      Spares go back at thread exit and malloc_trim, and
+ *                      when the heap has no owner.
  *
  * ---------------------------------------------------------------------------
  * Threads
@@ -125,6 +133,10 @@
  * many bytes, at least one block.  Carving touches only what is handed out soon. */
 #define PMI_CARVE_BYTES     2048u
 
+/* Empty pools a heap keeps on its usedpools lists (the spares) instead of
+ * giving them back to their arenas: at most one arena's worth per thread. */
+#define PMI_SPARE_POOLS     PMI_ARENA_POOLS
+
 #if PMI_SMALL_MAX % PMI_ALIGNMENT != 0
 #error "the largest pool block must be a multiple of the alignment"
 #endif
@@ -140,7 +152,8 @@ _Static_assert(PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "block counts must fit the 
  * the block is free.  Every block is at least 16 bytes, so both fit. */
 typedef struct pmi_block {
   uintptr_t link;           /* next free block of the same list, encoded:
-                               next ^ pmi_link_key (internal.h), so that an
+                               next ^ this block ^ pmi_link_key (internal.h),
+                               so that an
                                overflow into a free block cannot simply aim
                                the allocator at an address of its choice */
   uintptr_t key;            /* pmi_remote_key while on a thread_free stack
@@ -149,6 +162,9 @@ typedef struct pmi_block {
 } pmi_block;
 
 /* ---- pools ----------------------------------------------------------------- */
+
+#define PMI_LIVE_WORDS (PMI_POOL_SIZE / PMI_ALIGNMENT / 64)   /* a bit per 16-byte unit */
+_Static_assert((PMI_LIVE_WORDS & (PMI_LIVE_WORDS - 1)) == 0, "the live words are indexed by a mask");
 
 enum pmi_pool_state {
   PMI_POOL_HEADER = 0,   /* pools[0]: the arena's own page, never a pool */
@@ -161,7 +177,8 @@ enum pmi_pool_state {
  *
  * Invariants, for a pool p of class c (size = (c + 1) * 16):
  *   p.capacity == POOL_SIZE / size              (while USED or FULL)
- *   p.used + |p.freeblock list| + (p.capacity - p.ncarved) == p.capacity
+ *   head(p) = 1 if p is the head of its heap's usedpools[c], else 0
+ *   p.used - head(p) + |p.freeblock list| + (p.capacity - p.ncarved) == p.capacity
  *       (blocks handed out + free blocks + untouched blocks; blocks freed by
  *        another thread still count as used until the owner takes them from
  *        its thread_free stack, and so do those still in the freeing
@@ -171,8 +188,8 @@ enum pmi_pool_state {
  *       they are if it serves class c again)
  *   p.state == USED   <=>  p is on heap.usedpools[c]
  *   p.state == FULL   =>   p.used == p.capacity
- *   p on usedpools[c] and not its head => p has room and p.used > 0
- *   popcount(p.live) == p.used; bit u of live is set <=> a block starting
+ *   p on usedpools[c] and not its head => p has room (p.used == 0: a spare)
+ *   popcount(p.live) == p.used - head(p); bit u of live is set <=> a block starting
  *       at 16-byte unit u of the pool is handed out (the free fast path tests
  *       and clears it: a double free, a pointer inside a block or one never
  *       handed out finds it clear, without reading the block)
@@ -181,12 +198,15 @@ typedef struct pmi_pool {
   pmi_block *freeblock;      /* first free block; NULL: none (maybe untouched ones) */
   struct pmi_pool *nextpool; /* usedpools[c] list, or arena freepools list */
   struct pmi_pool *prevpool; /* usedpools[c] list only; NULL at the head */
-  uint16_t used;             /* blocks handed out and not yet freed here */
+  uint16_t used;             /* blocks handed out and not yet freed here,
+                                plus one while the pool is the head of its
+                                usedpools list (so that free's one test,
+                                --used == 0, never fires for the head) */
   uint16_t ncarved;          /* blocks carved from the untouched tail so far */
   uint16_t capacity;         /* blocks that fit in the pool; 0 unless USED/FULL */
   uint8_t  szidx;            /* size class while USED or FULL */
   uint8_t  state;            /* enum pmi_pool_state */
-  uint64_t live[PMI_POOL_SIZE / PMI_ALIGNMENT / 64];  /* handed-out blocks, a bit
+  uint64_t live[PMI_LIVE_WORDS];  /* handed-out blocks, a bit
                                                           per 16-byte unit */
 } pmi_pool;
 
@@ -207,15 +227,18 @@ struct pmi_heap;
 typedef struct pmi_arena {
   union {
     struct {
+      uint64_t zero_;                   /* always 0: read as pools[0].freeblock,
+                                           an empty free list */
       _Atomic(struct pmi_heap *) heap;  /* owner; NULL while in the reserve */
       union {
         pmi_pool *freepools;            /* EMPTY pools, singly linked by nextpool */
         uint64_t retired_ms;            /* in the reserve: when it arrived */
       };
       uint32_t nfreepools;              /* length of freepools */
-      uint32_t ntotalpools;             /* pools in this arena (63) */
-      uint64_t zero_;                   /* always 0: where a descriptor keeps
-                                           used, capacity and state */
+      uint16_t ntotalpools;             /* pools in this arena (63) */
+      uint8_t  pad_;
+      uint8_t  header_state;            /* always PMI_POOL_HEADER: read as
+                                           pools[0].state */
       struct pmi_arena *nextarena;      /* usable_arenas, or the reserve list */
       struct pmi_arena *prevarena;      /* usable_arenas; NULL at the head */
       struct pmi_arena *next_owned;     /* heap.arenas: every arena of the heap */
@@ -226,9 +249,9 @@ typedef struct pmi_arena {
 } pmi_arena;
 
 _Static_assert(sizeof(pmi_pool) == 64, "a descriptor is one cache line");
-_Static_assert(offsetof(pmi_arena, zero_) == offsetof(pmi_pool, used) &&
-               offsetof(pmi_pool, state) < offsetof(pmi_arena, zero_) + 8,
-               "read as pools[0], the header is a pool of capacity 0");
+_Static_assert(offsetof(pmi_arena, zero_) == offsetof(pmi_pool, freeblock) &&
+               offsetof(pmi_arena, header_state) == offsetof(pmi_pool, state),
+               "read as pools[0], the header is a pool with no free list, in state HEADER");
 _Static_assert(offsetof(pmi_arena, prev_owned) + 8 <= sizeof(pmi_pool), "the header fits in pools[0]");
 _Static_assert(sizeof(pmi_arena) == PMI_POOL_SIZE, "header and descriptors fill page 0");
 
@@ -250,7 +273,10 @@ typedef struct pmi_counters {
  * Invariants:
  *   usedpools[c] == &pmi_pool_sentinel  or  the head of a NULL-terminated,
  *       doubly linked list of USED pools of class c
- *   only the head of usedpools[c] may be exhausted or empty (used == 0)
+ *   only the head of usedpools[c] may be exhausted; it is never empty in
+ *       the sense of used == 0 (it holds the bias of pmi_pool.used)
+ *   nspare == #{ p on some usedpools[c], not its head, p.used == 0 }
+ *       <= PMI_SPARE_POOLS  (the spares)
  *   nfp2lasta[n] == the last arena on usable_arenas with nfreepools == n,
  *       or NULL if there is none   (pymalloc's trick for O(1) re-sorting)
  *   narenas == |arenas list|
@@ -261,6 +287,8 @@ typedef struct pmi_counters {
 typedef struct pmi_heap {
   pmi_pool *usedpools[PMI_NCLASSES];                 /* the fast path reads this */
   pmi_counters counters;
+  unsigned nspare;                                   /* empty pools kept on
+                                                        usedpools lists */
   pmi_arena *usable_arenas;                          /* fullest first */
   pmi_arena *nfp2lasta[PMI_POOLS_PER_ARENA + 1];
   pmi_arena *arenas;                                 /* every arena of the heap */

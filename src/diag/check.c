@@ -38,26 +38,30 @@ static unsigned free_list_length(checker *ck, pmi_pool *pool) {
   return n;
 }
 
-static void check_pool(checker *ck, pmi_pool *pool) {
+static void check_pool(checker *ck, pmi_heap *heap, pmi_pool *pool) {
+  unsigned used = pmi_pool_nused(heap, pool);   /* less the head's bias */
   CHECK(ck, pool->szidx < PMI_NCLASSES, "pool %p: class %u", (void *)pool, pool->szidx);
   CHECK(ck, pool->capacity == PMI_POOL_SIZE / pmi_class_size(pool->szidx),
         "pool %p: capacity %u", (void *)pool, pool->capacity);
   CHECK(ck, pool->ncarved <= pool->capacity, "pool %p: carved %u > capacity", (void *)pool, pool->ncarved);
   unsigned nfree = free_list_length(ck, pool);
-  /* used + free + untouched == capacity */
-  CHECK(ck, pool->used + nfree + (pool->capacity - pool->ncarved) == pool->capacity,
-        "pool %p: used %u + free %u + untouched %u != capacity %u", (void *)pool, pool->used, nfree,
+  /* used - head + free + untouched == capacity */
+  CHECK(ck, used + nfree + (pool->capacity - pool->ncarved) == pool->capacity,
+        "pool %p: used %u + free %u + untouched %u != capacity %u", (void *)pool, used, nfree,
         pool->capacity - pool->ncarved, pool->capacity);
   unsigned live = 0;
   for (unsigned w = 0; w < sizeof pool->live / sizeof pool->live[0]; w++) live += (unsigned)__builtin_popcountll(pool->live[w]);
-  /* popcount(live) == used */
-  CHECK(ck, live == pool->used, "pool %p: %u blocks marked live, used %u", (void *)pool, live, pool->used);
+  /* popcount(live) == used - head */
+  CHECK(ck, live == used, "pool %p: %u blocks marked live, used %u", (void *)pool, live, used);
+  CHECK(ck, pool->used > 0 || pool->state == PMI_POOL_USED,
+        "pool %p: full with no block out", (void *)pool);
   if (pool->state == PMI_POOL_FULL)
     CHECK(ck, pool->used == pool->capacity, "full pool %p has %u of %u used", (void *)pool,
           pool->used, pool->capacity);
 }
 
 static void check_usedpools(checker *ck, pmi_heap *heap, size_t *nused) {
+  unsigned nspare = 0;
   for (unsigned c = 0; c < PMI_NCLASSES; c++) {
     pmi_pool *prev = NULL;
     pmi_pool *head = heap->usedpools[c];
@@ -68,8 +72,10 @@ static void check_usedpools(checker *ck, pmi_heap *heap, size_t *nused) {
       CHECK(ck, p->szidx == c, "pool %p of class %u on usedpools[%u]", (void *)p, p->szidx, c);
       CHECK(ck, p->prevpool == prev, "pool %p: prevpool link broken", (void *)p);
       CHECK(ck, pmi_load_relaxed(&pmi_arena_of(p)->heap) == heap, "pool %p on usedpools of another heap", (void *)p);
-      if (p != head) {
-        CHECK(ck, p->used > 0, "pool %p: empty but not the head of usedpools[%u]", (void *)p, c);
+      if (p == head) {
+        CHECK(ck, p->used >= 1, "head pool %p of usedpools[%u] without its bias", (void *)p, c);
+      } else {
+        nspare += p->used == 0;
         CHECK(ck, p->freeblock != NULL || p->ncarved < p->capacity,
               "pool %p: exhausted but not the head of usedpools[%u]", (void *)p, c);
       }
@@ -80,6 +86,9 @@ static void check_usedpools(checker *ck, pmi_heap *heap, size_t *nused) {
       }
     }
   }
+  /* nspare == #{ empty pools on usedpools but not their head } <= SPARE_POOLS */
+  CHECK(ck, nspare == heap->nspare && nspare <= PMI_SPARE_POOLS, "nspare %u, but %u spares on usedpools",
+        heap->nspare, nspare);
 }
 
 static void check_arena(checker *ck, pmi_heap *heap, pmi_arena *arena, size_t *nused) {
@@ -92,8 +101,8 @@ static void check_arena(checker *ck, pmi_heap *heap, pmi_arena *arena, size_t *n
     pmi_pool *pool = &arena->pools[i];
     switch (pool->state) {
     case PMI_POOL_EMPTY: nempty++; break;
-    case PMI_POOL_USED: (*nused)++; check_pool(ck, pool); break;
-    case PMI_POOL_FULL: check_pool(ck, pool); break;
+    case PMI_POOL_USED: (*nused)++; check_pool(ck, heap, pool); break;
+    case PMI_POOL_FULL: check_pool(ck, heap, pool); break;
     default: CHECK(ck, 0, "pool %p: bad state %u", (void *)pool, pool->state);
     }
   }
@@ -147,7 +156,7 @@ int pmi_check_heap(pmi_heap *heap, int verbose) {
 
 pmi_export int pm_check(void) {
   int errors = 0;
-  pmi_heap *self = pmi_heap_tls;
+  pmi_heap *self = pmi_heap_own();
   pmi_heaps_lock();
   for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
     if (h != self && atomic_load(&h->owned)) continue;   /* another thread's: not ours to stop */

@@ -19,6 +19,24 @@
 #include "gc/gc_internal.h"
 #include "core/internal.h"
 
+/* Frees of pool blocks are not counted on the fast path: every block a heap
+ * handed out is either still out (its pool's used count, less the head's
+ * bias), or came back through a local free, or through a remote free that
+ * the heap collected.  So, per heap:
+ *     free_small = malloc_small - free_remote - blocks out.
+ * Exact when the heap's thread is not running; otherwise as exact as any
+ * other counter read while its owner writes it. */
+uint64_t pmi_heap_small_frees(pmi_heap *h) {
+  uint64_t out = 0;
+  for (pmi_arena *a = h->arenas; a != NULL; a = a->next_owned)
+    for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
+      pmi_pool *p = &a->pools[i];
+      if (p->state == PMI_POOL_USED || p->state == PMI_POOL_FULL) out += pmi_pool_nused(h, p);
+    }
+  uint64_t gone = h->counters.malloc_small - h->counters.free_remote;
+  return gone > out ? gone - out : 0;
+}
+
 void pmi_counters_sum(pmi_counters *out) {
   memset(out, 0, sizeof *out);
   pmi_heaps_lock();
@@ -26,6 +44,9 @@ void pmi_counters_sum(pmi_counters *out) {
 #define PMI_COUNTER_ADD(name, doc) out->name += h->counters.name;
     PM_COUNTER_LIST(PMI_COUNTER_ADD)
 #undef PMI_COUNTER_ADD
+    pmi_heap_lock(h);   /* arenas are only retired under it */
+    out->free_small += pmi_heap_small_frees(h);
+    pmi_heap_unlock(h);
     out->large_live += h->counters.large_live;
     out->large_live_bytes += h->counters.large_live_bytes;
   }
@@ -42,7 +63,7 @@ pmi_export void pm_counters_get(pm_counters *out) {
 
 /* ---- the census ------------------------------------------------------------ */
 
-static void census_arena(pm_stats *st, pmi_arena *a) {
+static void census_arena(pm_stats *st, pmi_heap *h, pmi_arena *a) {
   unsigned in_use = 0;
   for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
     pmi_pool *p = &a->pools[i];
@@ -51,7 +72,8 @@ static void census_arena(pm_stats *st, pmi_arena *a) {
     in_use++;
     /* One read of each count, so that a pool's figures add up to its
      * capacity even while its owner allocates. */
-    unsigned used = p->used, carved = p->ncarved, capacity = p->capacity;
+    unsigned used = pmi_pool_nused(h, p), carved = p->ncarved, capacity = p->capacity;
+    if (used > capacity) used = 0;   /* read while its owner moved the head's bias */
     if (carved < used) carved = used;
     if (capacity < carved) capacity = carved;
     pm_class_stats *c = &st->classes[p->szidx];
@@ -76,7 +98,7 @@ pmi_export void pm_stats_get(pm_stats *st) {
     pmi_heap_lock(h);
     for (pmi_arena *a = h->arenas; a != NULL; a = a->next_owned) {
       owned_arenas++;
-      census_arena(st, a);
+      census_arena(st, h, a);
     }
     pmi_heap_unlock(h);
   }
@@ -369,7 +391,7 @@ void pmi_stats_at_exit(void) {
   /* This thread's batch of frees for other heaps, and the frees waiting for
    * it, belong in the last report. */
   pmi_remote_flush();
-  pmi_heap_collect(pmi_heap_tls);
+  pmi_heap_collect(pmi_heap_own());
   write_report();
 }
 

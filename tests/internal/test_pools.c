@@ -30,19 +30,21 @@ static void test_pool_states(pmi_heap *heap) {
   blocks[0] = pm_malloc(size);
   pmi_pool *pool = pool_of(blocks[0]);
   EXPECT(pool->state == PMI_POOL_USED && heap->usedpools[c] == pool);
-  EXPECT(pool->capacity == 16 && pool->used == 1);
+  /* The head of usedpools counts one use more than it has blocks out. */
+  EXPECT(pool->capacity == 16 && pool->used == 2 && pmi_pool_nused(heap, pool) == 1);
   /* Lazy carving: only the first run of blocks is linked. */
   EXPECT(pool->ncarved == PMI_CARVE_BYTES / size);
   for (int i = 1; i < 16; i++) {
     blocks[i] = pm_malloc(size);
     EXPECT(pool_of(blocks[i]) == pool);
   }
-  EXPECT(pool->used == 16 && pool->freeblock == NULL && pool->ncarved == 16);
+  EXPECT(pool->used == 17 && pool->freeblock == NULL && pool->ncarved == 16);
   /* The full pool leaves usedpools when the next malloc finds it exhausted. */
   void *next = pm_malloc(size);
   pmi_pool *pool2 = pool_of(next);
   EXPECT(pool2 != pool);
   EXPECT(pool->state == PMI_POOL_FULL && heap->usedpools[c] == pool2);
+  EXPECT(pool->used == 16 && pool2->used == 2);   /* the bias moved with the head */
   EXPECT(pm_check() == 0);
   /* FULL -> USED on the first free: back at the head. */
   pm_free(blocks[3]);
@@ -50,12 +52,22 @@ static void test_pool_states(pmi_heap *heap) {
   blocks[3] = pm_malloc(size);
   EXPECT(pool_of(blocks[3]) == pool);
   EXPECT(pm_check() == 0);
-  /* USED -> EMPTY: pool2 is not the head, so it goes back to its arena. */
+  /* USED -> EMPTY: pool2 is not the head; it stays on usedpools as a spare
+   * (so that the next batch does not take and set up a pool again) ... */
   pmi_arena *arena = pmi_arena_of(pool2);
   uint32_t nfree = arena->nfreepools;
   uint64_t emptied = heap->counters.pools_emptied;
+  unsigned nspare = heap->nspare;
   pm_free(next);
-  EXPECT(pool2->state == PMI_POOL_EMPTY && arena->nfreepools == nfree + 1);
+  EXPECT(pool2->state == PMI_POOL_USED && pool2->used == 0 && pool->nextpool == pool2);
+  EXPECT(heap->nspare == nspare + 1 && arena->nfreepools == nfree);
+  EXPECT(heap->counters.pools_emptied == emptied);
+  EXPECT(pm_check() == 0);
+  /* ... until malloc_trim (or thread exit) sends the spares to their arenas. */
+  pmi_heap_lock(heap);
+  pmi_heap_release_spares(heap);
+  pmi_heap_unlock(heap);
+  EXPECT(pool2->state == PMI_POOL_EMPTY && arena->nfreepools == nfree + 1 && heap->nspare == 0);
   EXPECT(heap->counters.pools_emptied == emptied + 1);
   EXPECT(arena->freepools == pool2);
   EXPECT(pm_check() == 0);
@@ -106,6 +118,10 @@ static void test_fullest_first(pmi_heap *heap) {
     (*count)++;
   }
   EXPECT(emptied1 == 10 && emptied2 == 3);
+  EXPECT(pm_check() == 0);
+  pmi_heap_lock(heap);   /* the emptied pools are spares until trimmed */
+  pmi_heap_release_spares(heap);
+  pmi_heap_unlock(heap);
   EXPECT(pm_check() == 0);
   /* usable_arenas: fullest first. */
   EXPECT(heap->usable_arenas == a2);
@@ -183,8 +199,11 @@ static void test_fork_repair(pmi_heap *heap) {
   EXPECT(heap->repair == 0);
   EXPECT(pmi_check_heap(heap, 1) == 0);
   pmi_heap_unlock(heap);
-  EXPECT(pb->used == 2);                      /* b[0], b[1] */
-  EXPECT(pa->state != PMI_POOL_FULL);         /* back on usedpools, or to its arena */
+  EXPECT(pmi_pool_nused(heap, pb) == 2);      /* b[0], b[1] */
+  /* Read through volatile: pa is computed from a pointer that pm_malloc
+   * returned (declared malloc-like), so the compiler may assume no call
+   * could have changed what it points at. */
+  EXPECT(*(volatile uint8_t *)&pa->state != PMI_POOL_FULL);   /* back on usedpools, or to its arena */
   pm_free(b[0]);
   pm_free(b[1]);
   EXPECT(pm_check() == 0);
