@@ -311,6 +311,17 @@ int main(void) {
   cases[n++] = (bad_case){"double free after its pool emptied", "free", "double free",
                           "invalid pointer", mates[POOL_MATES / 2], case_double_free_emptied_pool,
                           mates[POOL_MATES / 2], mates};
+  /* The arena's first page holds its header and the pool descriptors: a
+   * 16-aligned pointer there is in an arena of ours but in no pool.  free's
+   * fast path leaves on the header's empty free list (read as pools[0]),
+   * the slow path names the fault. */
+  p = malloc(32);
+  cases[n++] = (bad_case){"free of an arena's header page", "free", "invalid pointer", NULL,
+                          (void *)(((uintptr_t)p & ~(uintptr_t)(256 * 1024 - 1)) + 128), case_interior, p, NULL};
+  /* The block after a lone block: never handed out (its live bit clear). */
+  p = malloc(448);
+  cases[n++] = (bad_case){"free of a block never handed out", "free", "invalid pointer", "double free",
+                          (char *)p + 448, case_interior, p, NULL};
   p = malloc(5000);
   cases[n++] = (bad_case){"free(p + 8), large block", "free", "invalid pointer", NULL,
                           (char *)p + 8, case_large_misaligned, p, NULL};
