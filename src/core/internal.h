@@ -7,18 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/compiler.h"
+#include "base/message.h"
 #include "core/types.h"
 
 /* Everything declared here stays inside the library: with hidden visibility
  * the compiler reaches globals such as pmi_link_key directly, not through
  * the GOT (one load less on the fast paths). */
 #pragma GCC visibility push(hidden)
-
-#define pmi_likely(x)   __builtin_expect(!!(x), 1)
-#define pmi_unlikely(x) __builtin_expect(!!(x), 0)
-#define pmi_noinline    __attribute__((noinline))
-#define pmi_cold        __attribute__((cold, noinline))
-#define pmi_export      __attribute__((visibility("default")))
 
 #define pmi_load_relaxed(p)      atomic_load_explicit((p), memory_order_relaxed)
 #define pmi_store_relaxed(p, v)  atomic_store_explicit((p), (v), memory_order_relaxed)
@@ -42,6 +38,13 @@ static inline pmi_arena *pmi_arena_of(const void *p) {
 }
 static inline pmi_pool *pmi_pool_of(pmi_arena *arena, const void *p) {
   return &arena->pools[((uintptr_t)p >> PMI_POOL_SHIFT) & (PMI_POOLS_PER_ARENA - 1)];
+}
+/* The block size of the pool p (an address in an arena) lies in; 0 when that
+ * pool is not in use.  The one place a pointer's size class is found. */
+static inline size_t pmi_pool_block_size_of(const void *p) {
+  const pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
+  if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL) return 0;
+  return pmi_class_size(pool->szidx);
 }
 /* The address of the page a descriptor describes. */
 static inline char *pmi_pool_base(pmi_pool *pool) {
@@ -102,9 +105,12 @@ uint64_t pmi_os_now_ms(void);
 void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */
 long   pmi_os_thread_id(void);
 void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-_Noreturn void pmi_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void   pmi_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-_Noreturn void pmi_assert_fail(const char *cond, const char *file, int line, const char *func);
+
+/* ---- lock.c: the spin lock of every core list ------------------------------
+ * Spin locks, because they are held for a few list splices and must be
+ * re-initialisable in a forked child (a store of 0). */
+void   pmi_spin_lock(_Atomic int *lock);
+static inline void pmi_spin_unlock(_Atomic int *lock) { atomic_store_explicit(lock, 0, memory_order_release); }
 
 /* ---- arenamap.c: is this address in one of our arenas? -------------------- */
 bool   pmi_arenamap_add(pmi_arena *arena);
