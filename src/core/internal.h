@@ -178,6 +178,8 @@ pmi_pool *pmi_check_live_block(const char *fn, const void *p);
 void   pmi_remote_flush(void);        /* push this thread's batch of remote frees */
 void   pmi_free_collected(pmi_heap *heap, pmi_block *block);  /* the owner takes a remote free */
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
+void  *pmi_malloc(size_t size);        /* pm_malloc without the debug dispatch */
+void   pmi_free(void *p);              /* pm_free without the debug dispatch */
 extern uintptr_t pmi_remote_key;
 
 /* ---- large.c: the large-object path (the C library's malloc today) -------- */
@@ -195,39 +197,13 @@ int    pmi_large_mallopt(int param, int value);
 struct mallinfo2;
 struct mallinfo2 pmi_large_mallinfo2(void);
 
-/* ---- options.c -------------------------------------------------------------- */
-#include "diag/options.h"
-
-/* ---- stats.c ------------------------------------------------------------- */
-void   pmi_counters_sum(pmi_counters *out);
-void   pmi_stats_at_exit(void);
-void   pmi_stats_start_interval(void);
-void   pmi_stats_keep_stderr(void);
-
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);
 extern _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
 
-/* ---- debug.c: POOLMALLOC_DEBUG=1 and valgrind support ----------------------
- * When pmi_debug_active is set (POOLMALLOC_DEBUG=1, or running under
- * valgrind), the pm_* entry points hand every call to these functions, which
- * wrap each block in a header and guards and call the core underneath
- * through pmi_malloc / pmi_free (the fast paths without the dispatch). */
-extern int pmi_debug_active;   /* read-mostly; set once, at init */
-void   pmi_debug_init(void);                 /* from pmi_process_init; allocates nothing */
-void  *pmi_debug_malloc(size_t size);
-void  *pmi_debug_calloc(size_t n, size_t size);
-void  *pmi_debug_realloc(void *p, size_t size);
-void  *pmi_debug_memalign(size_t alignment, size_t size);
-void   pmi_debug_free(void *p);
-size_t pmi_debug_usable_size(void *p);
-void   pmi_debug_collect(void);              /* check and empty the quarantine */
-const char *pmi_debug_mode_name(void);       /* "off", "on", "valgrind", "on+valgrind" */
-void  *pmi_malloc(size_t size);              /* pm_malloc without the dispatch */
-void   pmi_free(void *p);                    /* pm_free without the dispatch */
-
-/* ---- check.c --------------------------------------------------------------- */
-int    pmi_check_heap(pmi_heap *heap, int verbose);
+/* ---- the diagnostics the core calls (options, debug dispatch, the report
+ *      at exit): diag/diag.h ------------------------------------------------ */
+#include "diag/diag.h"
 
 #pragma GCC visibility pop
 
