@@ -7,18 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/compiler.h"
+#include "base/message.h"
 #include "core/types.h"
 
 /* Everything declared here stays inside the library: with hidden visibility
  * the compiler reaches globals such as pmi_link_key directly, not through
  * the GOT (one load less on the fast paths). */
 #pragma GCC visibility push(hidden)
-
-#define pmi_likely(x)   __builtin_expect(!!(x), 1)
-#define pmi_unlikely(x) __builtin_expect(!!(x), 0)
-#define pmi_noinline    __attribute__((noinline))
-#define pmi_cold        __attribute__((cold, noinline))
-#define pmi_export      __attribute__((visibility("default")))
 
 #define pmi_load_relaxed(p)      atomic_load_explicit((p), memory_order_relaxed)
 #define pmi_store_relaxed(p, v)  atomic_store_explicit((p), (v), memory_order_relaxed)
@@ -45,6 +41,13 @@ static inline pmi_pool *pmi_pool_of(pmi_arena *arena, const void *p) {
    * descriptors are 64 bytes (types.h) */
   uintptr_t offset = ((uintptr_t)p >> (PMI_POOL_SHIFT - 6)) & ((uintptr_t)(PMI_POOLS_PER_ARENA - 1) << 6);
   return (pmi_pool *)((char *)arena + offset);
+}
+/* The block size of the pool p (an address in an arena) lies in; 0 when that
+ * pool is not in use.  The one place a pointer's size class is found. */
+static inline size_t pmi_pool_block_size_of(const void *p) {
+  const pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
+  if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL) return 0;
+  return pmi_class_size(pool->szidx);
 }
 /* The address of the page a descriptor describes. */
 static inline char *pmi_pool_base(pmi_pool *pool) {
@@ -116,9 +119,12 @@ uint64_t pmi_os_now_ms(void);
 void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */
 long   pmi_os_thread_id(void);
 void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-_Noreturn void pmi_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void   pmi_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-_Noreturn void pmi_assert_fail(const char *cond, const char *file, int line, const char *func);
+
+/* ---- lock.c: the spin lock of every core list ------------------------------
+ * Spin locks, because they are held for a few list splices and must be
+ * re-initialisable in a forked child (a store of 0). */
+void   pmi_spin_lock(_Atomic int *lock);
+static inline void pmi_spin_unlock(_Atomic int *lock) { atomic_store_explicit(lock, 0, memory_order_release); }
 
 /* ---- arenamap.c: is this address in one of our arenas? -------------------- *
  * One byte per 256 KiB slot of the 47-bit user address space, in one flat
@@ -221,6 +227,8 @@ pmi_pool *pmi_check_live_block(const char *fn, const void *p);
 void   pmi_remote_flush(void);        /* push this thread's batch of remote frees */
 void   pmi_free_collected(pmi_heap *heap, pmi_block *block);  /* the owner takes a remote free */
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
+void  *pmi_malloc(size_t size);        /* malloc on the thread's own heap (debug.c's core) */
+void   pmi_free(void *p);              /* free from the thread's own heap (the same) */
 extern uintptr_t pmi_remote_key;
 
 /* ---- large.c: the large-object path (the C library's malloc today) -------- */
@@ -238,42 +246,13 @@ int    pmi_large_mallopt(int param, int value);
 struct mallinfo2;
 struct mallinfo2 pmi_large_mallinfo2(void);
 
-/* ---- options.c -------------------------------------------------------------- */
-#include "diag/options.h"
-
-/* ---- stats.c ------------------------------------------------------------- */
-void   pmi_counters_sum(pmi_counters *out);
-void   pmi_stats_at_exit(void);
-void   pmi_stats_start_interval(void);
-void   pmi_stats_keep_stderr(void);
-
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);
 extern _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
 
-/* ---- debug.c: POOLMALLOC_DEBUG=1 and valgrind support ----------------------
- * When pmi_debug_active is set (POOLMALLOC_DEBUG=1, or running under
- * valgrind), every call reaches these functions, which wrap each block in a
- * header and guards and call the core underneath through pmi_malloc /
- * pmi_free.  malloc and free test nothing for it: in debug mode every
- * thread's pmi_heap_tls stays on pmi_heap_empty, so malloc's fast path finds
- * no free block and free's finds an arena owned by another heap, and both
- * slow paths dispatch here. */
-extern int pmi_debug_active;   /* read-mostly; set once, at init */
-void   pmi_debug_init(void);                 /* from pmi_process_init; allocates nothing */
-void  *pmi_debug_malloc(size_t size);
-void  *pmi_debug_calloc(size_t n, size_t size);
-void  *pmi_debug_realloc(void *p, size_t size);
-void  *pmi_debug_memalign(size_t alignment, size_t size);
-void   pmi_debug_free(void *p);
-size_t pmi_debug_usable_size(void *p);
-void   pmi_debug_collect(void);              /* check and empty the quarantine */
-const char *pmi_debug_mode_name(void);       /* "off", "on", "valgrind", "on+valgrind" */
-void  *pmi_malloc(size_t size);              /* pm_malloc without the dispatch */
-void   pmi_free(void *p);                    /* pm_free without the dispatch */
-
-/* ---- check.c --------------------------------------------------------------- */
-int    pmi_check_heap(pmi_heap *heap, int verbose);
+/* ---- the diagnostics the core calls (options, debug dispatch, the report
+ *      at exit): diag/diag.h ------------------------------------------------ */
+#include "diag/diag.h"
 
 #pragma GCC visibility pop
 

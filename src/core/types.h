@@ -218,10 +218,9 @@ struct pmi_heap;
  *
  * Invariants:
  *   nfreepools == |freepools list| == #{ i : pools[i].state == EMPTY }
- *   ntotalpools == ARENA_POOLS
  *   arena on heap.usable_arenas  <=>  nfreepools > 0 and arena.heap == heap
  *   heap.usable_arenas is sorted by nfreepools ascending (fullest first)
- *   arena in the reserve  <=>  heap == NULL and nfreepools == ntotalpools
+ *   arena in the reserve  <=>  heap == NULL and nfreepools == ARENA_POOLS
  *       (there nextarena/prevarena link the reserve list instead)
  */
 typedef struct pmi_arena {
@@ -235,7 +234,7 @@ typedef struct pmi_arena {
         uint64_t retired_ms;            /* in the reserve: when it arrived */
       };
       uint32_t nfreepools;              /* length of freepools */
-      uint16_t ntotalpools;             /* pools in this arena (63) */
+      uint16_t unused_;
       uint8_t  pad_;
       uint8_t  header_state;            /* always PMI_POOL_HEADER: read as
                                            pools[0].state */

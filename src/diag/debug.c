@@ -590,8 +590,7 @@ void *pmi_debug_realloc(void *p, size_t size) {
     old = h->size;
     break;
   case K_FOREIGN:
-    old = pmi_arenamap_contains(p) ? pmi_class_size(pmi_pool_of(pmi_arena_of(p), p)->szidx)
-                                   : pmi_large_usable_size(p);
+    old = pmi_arenamap_contains(p) ? pmi_pool_block_size_of(p) : pmi_large_usable_size(p);
     break;
   case K_INSIDE:
     fault_ptr("realloc", "invalid pointer: not the start of a block (it points inside one)", p, h);
@@ -630,7 +629,7 @@ size_t pmi_debug_usable_size(void *p) {
     VG(VALGRIND_MAKE_MEM_NOACCESS(h, DBG_HDR));
     break;
   case K_FOREIGN:
-    n = pmi_arenamap_contains(p) ? pmi_class_size(pmi_pool_of(pmi_arena_of(p), p)->szidx) : pmi_large_usable_size(p);
+    n = pmi_arenamap_contains(p) ? pmi_pool_block_size_of(p) : pmi_large_usable_size(p);
     break;
   default:
     fault_ptr("malloc_usable_size", "invalid pointer: not a block from malloc", p, h);
