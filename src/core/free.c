@@ -224,7 +224,9 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
     return;
   }
   pmi_arena *arena = pmi_arena_of(p);
-  if (pmi_unlikely(pmi_load_relaxed(&arena->heap) != heap)) {
+  /* A plain read of the owner (a pointer is written whole), so that the
+   * compiler folds it into the compare as it cannot with a relaxed load. */
+  if (pmi_unlikely(*(pmi_heap *const *)&arena->heap != heap)) {
     if (core) free_remote(p);
     else free_not_local(p);
     return;
