@@ -3,7 +3,7 @@
  * block; the block's decoded link is checked to stay in the pool before it
  * becomes the new head of the list; the pool's used count, the block's live
  * bit and the heap's malloc counter are updated.  Nothing else is tested:
- * there is no debug-mode branch (types.h, internal.h "debug.c").
+ * there is no debug-mode branch (diag/diag.h, "debug.c").
  * Everything else goes to pmi_malloc_generic, which is not inlined. */
 #include <errno.h>
 #include <stdint.h>
