@@ -109,7 +109,11 @@ void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((fo
 /* ---- lock.c: the spin lock of every core list ------------------------------
  * Spin locks, because they are held for a few list splices and must be
  * re-initialisable in a forked child (a store of 0). */
-void   pmi_spin_lock(_Atomic int *lock);
+void   pmi_spin_wait(_Atomic int *lock);   /* the contended case, out of line */
+static inline void pmi_spin_lock(_Atomic int *lock) {
+  if (pmi_likely(!atomic_exchange_explicit(lock, 1, memory_order_acquire))) return;
+  pmi_spin_wait(lock);
+}
 static inline void pmi_spin_unlock(_Atomic int *lock) { atomic_store_explicit(lock, 0, memory_order_release); }
 
 /* ---- arenamap.c: is this address in one of our arenas? -------------------- */

@@ -6,12 +6,12 @@
 
 #include "core/internal.h"
 
-void pmi_spin_lock(_Atomic int *lock) {
+pmi_noinline void pmi_spin_wait(_Atomic int *lock) {
   unsigned spins = 0;
-  while (atomic_exchange_explicit(lock, 1, memory_order_acquire)) {
+  do {
     while (pmi_load_relaxed(lock)) {
       if (++spins > 64) sched_yield();
       else __builtin_ia32_pause();
     }
-  }
+  } while (atomic_exchange_explicit(lock, 1, memory_order_acquire));
 }
