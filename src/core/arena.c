@@ -42,11 +42,8 @@ void pmi_arena_mapped(size_t *now, size_t *peak) {
   *peak = atomic_load(&arenas_mapped_peak);
 }
 
-static void reserve_acquire(void) {
-  while (atomic_exchange_explicit(&reserve_lock, 1, memory_order_acquire))
-    sched_yield();
-}
-static void reserve_release(void) { atomic_store_explicit(&reserve_lock, 0, memory_order_release); }
+static void reserve_acquire(void) { pmi_lock_acquire(&reserve_lock); }
+static void reserve_release(void) { pmi_lock_release(&reserve_lock); }
 static void reserve_decay(pmi_heap *heap, uint64_t now);
 
 size_t pmi_arena_reserve_count(void) { return reserve_count; }
@@ -248,7 +245,7 @@ void pmi_arena_give_pool(pmi_heap *heap, pmi_pool *pool) {
 }
 
 /* fork: the reserve's lock is taken last (see heap.c) and reset in the child. */
-void pmi_arena_fork_prepare(void) { reserve_acquire(); }
-void pmi_arena_fork_parent(void) { reserve_release(); }
-void pmi_arena_fork_child(void) { atomic_store(&reserve_lock, 0); }
+void pmi_arena_fork_prepare(void) { pmi_lock_fork_take(&reserve_lock); }
+void pmi_arena_fork_parent(void) { pmi_lock_fork_give(&reserve_lock); }
+void pmi_arena_fork_child(void) { atomic_store(&reserve_lock, PMI_LOCK_FREE); }
 pmi_arena *pmi_arena_reserve_first(void) { return reserve; }

@@ -91,6 +91,36 @@ static inline void pmi_pool_push(pmi_pool *pool, pmi_block *block) {
   pool->freeblock = block;
 }
 
+/* ---- fork.c: the allocator's spin locks, and fork ---------------------------
+ * A lock is an _Atomic int: free, held, or held for a fork in progress (the
+ * forking thread passes through it, so that other libraries' atfork
+ * handlers may allocate; see fork.c).  Taking a free lock is one CAS. */
+#define PMI_LOCK_FREE 0
+#define PMI_LOCK_HELD 1
+#define PMI_LOCK_FORK 2
+void   pmi_lock_acquire_slow(_Atomic int *lock);
+static inline void pmi_lock_acquire(_Atomic int *lock) {
+  int expected = PMI_LOCK_FREE;
+  if (pmi_unlikely(!atomic_compare_exchange_weak_explicit(lock, &expected, PMI_LOCK_HELD, memory_order_acquire,
+                                                          memory_order_relaxed)))
+    pmi_lock_acquire_slow(lock);
+}
+static inline bool pmi_lock_try(_Atomic int *lock) {
+  int expected = PMI_LOCK_FREE;
+  return pmi_load_relaxed(lock) == PMI_LOCK_FREE &&
+         atomic_compare_exchange_strong_explicit(lock, &expected, PMI_LOCK_HELD, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+/* Held by us (a store ends it), or by the fork we are inside (the fork's
+ * parent handler ends it). */
+static inline void pmi_lock_release(_Atomic int *lock) {
+  if (pmi_likely(pmi_load_relaxed(lock) != PMI_LOCK_FORK))
+    atomic_store_explicit(lock, PMI_LOCK_FREE, memory_order_release);
+}
+void   pmi_lock_fork_take(_Atomic int *lock);   /* prepare: waits, then marks it the fork's */
+void   pmi_lock_fork_give(_Atomic int *lock);   /* parent */
+void   pmi_fork_setup(void);                    /* registers the atfork handlers */
+
 /* ---- os.c: the only file that talks to the kernel ------------------------- */
 void  *pmi_os_map(size_t size);                       /* zeroed, page-aligned */
 void  *pmi_os_map_aligned(size_t size, size_t align, void *hint);
@@ -216,6 +246,9 @@ void  *pmi_debug_memalign(size_t alignment, size_t size);
 void   pmi_debug_free(void *p);
 size_t pmi_debug_usable_size(void *p);
 void   pmi_debug_collect(void);              /* check and empty the quarantine */
+void   pmi_debug_fork_prepare(void);         /* the quarantine's lock, for fork.c */
+void   pmi_debug_fork_parent(void);
+void   pmi_debug_fork_child(void);
 const char *pmi_debug_mode_name(void);       /* "off", "on", "valgrind", "on+valgrind" */
 void  *pmi_malloc(size_t size);              /* pm_malloc without the dispatch */
 void   pmi_free(void *p);                    /* pm_free without the dispatch */
