@@ -146,7 +146,7 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     return q;
   }
   /* A large block, or one the C library handed out itself. */
-  if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || !pmi_large_plausible(p))
+  if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || !pmi_libc_owns(p))
     pmi_fatal("realloc(): invalid pointer (not from malloc): %p", p);
   if (size <= PMI_SMALL_MAX) {
     size_t old = pmi_large_usable_size(p);

@@ -127,6 +127,7 @@ void  *pmi_os_map_aligned(size_t size, size_t align, void *hint);
 void   pmi_os_unmap(void *p, size_t size);
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
+bool   pmi_os_mapped(const void *p, size_t n);        /* every page mapped? reads none */
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
 uint64_t pmi_os_now_ms(void);
 void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */
@@ -213,11 +214,16 @@ void  *pmi_large_memalign(size_t alignment, size_t size);
 void   pmi_large_free(void *p);
 size_t pmi_large_usable_size(void *p);
 int    pmi_large_trim(size_t pad);
-bool   pmi_large_plausible(const void *mem);  /* looks like a glibc block */
 void   pmi_large_peak(int64_t *bytes_now, int64_t *bytes_peak);
 int    pmi_large_mallopt(int param, int value);
 struct mallinfo2;
 struct mallinfo2 pmi_large_mallinfo2(void);
+
+/* ---- libc.c: does the C library's malloc own this pointer? ---------------
+ * For a pointer in none of poolmalloc's regions: true only if it lies where
+ * glibc allocates (its main heap, a thread arena's heap, an mmapped chunk)
+ * and its chunk header fits; reads no memory that may be unmapped. */
+bool   pmi_libc_owns(const void *p);
 
 /* ---- options.c -------------------------------------------------------------- */
 #include "diag/options.h"

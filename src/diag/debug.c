@@ -319,9 +319,8 @@ static enum kind classify(const void *p, dbg_hdr **out) {
   /* Under memcheck the C library's malloc is valgrind's, which checks its
    * own frees. */
   if (dbg_valgrind) return K_FOREIGN;
-  /* Does it look like a chunk of the C library's malloc?  The size word
-   * before it: at least 32, a multiple of 16 (flag bits aside). */
-  return pmi_large_plausible(p) ? K_FOREIGN : K_WILD;
+  /* Is it where the C library's malloc puts its blocks (libc.c)? */
+  return pmi_libc_owns(p) ? K_FOREIGN : K_WILD;
 }
 
 /* ---- allocation ----------------------------------------------------------- */

@@ -8,6 +8,7 @@
  * defines PMT_GLIBC and leaves them out. */
 #include <errno.h>
 #include <malloc.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -676,6 +677,17 @@ static void test_extensions(void) {
 
 /* ---- blocks the C library handed out itself -------------------------------- */
 
+static void *libc_blocks_thread(void *arg) {
+  void *(*out)[6] = arg;
+  static const size_t sizes[6] = {24, 100, 600, 5000, 60000, 300000};
+  for (int k = 0; k < 6; k++) {
+    out[0][k] = __libc_malloc(sizes[k]);
+    out[1][k] = __libc_malloc(sizes[k]);
+    if (out[1][k] != NULL) pmt_fill(out[1][k], 16, 31);
+  }
+  return NULL;
+}
+
 static void test_foreign(void) {
   static const size_t sizes[] = {1, 24, 100, 512, 513, 5000, 300000};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -707,6 +719,19 @@ static void test_foreign(void) {
       memset(q, 0x66, to[j]);
       A->free(q);
     }
+  }
+  /* Blocks of glibc's thread arenas (allocated by another thread), freed
+   * and reallocated here: they are where glibc allocates too. */
+  static void *theirs[2][6];
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, libc_blocks_thread, theirs) == 0);
+  pthread_join(t, NULL);
+  for (int k = 0; k < 6; k++) {
+    REQUIRE(theirs[0][k] != NULL && theirs[1][k] != NULL);
+    A->free(theirs[0][k]);
+    void *q = A->realloc(theirs[1][k], 700);
+    CHECKF(q != NULL && pmt_verify(q, 16, 31) == (size_t)-1, "realloc of a thread arena's block %d", k);
+    A->free(q);
   }
   /* A glibc block freed through the other names */
   void *p = __libc_malloc(64);
