@@ -90,6 +90,7 @@ static void fork_child(void) {
   pmi_heap_fork_child();
   atomic_store(&fork_thread, NULL);
   pmi_debug_fork_child();
+  pmi_stats_fork_child();
 }
 
 /* Called from pmi_process_init.  Registered as early as we can; the order

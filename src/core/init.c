@@ -27,6 +27,7 @@ void pmi_process_init(void) {
   pmi_remote_key = (uintptr_t)(r * 0x9E3779B97F4A7C15ull) | 2;
   pmi_link_key = (uintptr_t)((r ^ (r >> 29)) * 0xBF58476D1CE4E5B9ull);
   pmi_options_init();
+  pmi_stats_note_stderr();
   pmi_debug_init();
   pmi_heap_setup();
   pmi_fork_setup();
@@ -37,7 +38,6 @@ void pmi_process_init(void) {
 
 __attribute__((constructor(101))) static void process_start(void) {
   pmi_process_init();
-  pmi_stats_keep_stderr();
   pmi_stats_start_interval();   /* not in pmi_process_init: it may run inside malloc */
 }
 

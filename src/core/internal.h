@@ -126,6 +126,9 @@ void  *pmi_os_map(size_t size);                       /* zeroed, page-aligned */
 void  *pmi_os_map_aligned(size_t size, size_t align, void *hint);
 void   pmi_os_unmap(void *p, size_t size);
 void   pmi_os_write(int fd, const char *s, size_t n);
+void   pmi_os_stderr_note(bool keep);   /* at start: remember which file stderr is */
+int    pmi_os_stderr_open(void);        /* that file, or -1: never what fd 2 became */
+void   pmi_os_stderr_close(int fd);
 size_t pmi_os_page_size(void);
 bool   pmi_os_mapped(const void *p, size_t n);        /* every page mapped? reads none */
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
@@ -232,7 +235,8 @@ bool   pmi_libc_owns(const void *p);
 void   pmi_counters_sum(pmi_counters *out);
 void   pmi_stats_at_exit(void);
 void   pmi_stats_start_interval(void);
-void   pmi_stats_keep_stderr(void);
+void   pmi_stats_note_stderr(void);
+void   pmi_stats_fork_child(void);
 
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);
