@@ -236,11 +236,7 @@ pmi_export void *pm_pvalloc(size_t size) {
 pmi_export size_t pm_malloc_usable_size(void *p) {
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_usable_size(p);
   if (p == NULL) return 0;
-  if (pmi_arenamap_contains(p)) {
-    pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
-    if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL) return 0;
-    return pmi_class_size(pool->szidx);
-  }
+  if (pmi_arenamap_contains(p)) return pmi_pool_block_size_of(p);
   return pmi_large_usable_size(p);
 }
 

@@ -18,7 +18,6 @@
  * Heaps are never freed (their addresses stay valid for remote frees that
  * are in flight); they are recycled by adoption. */
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -38,14 +37,13 @@ static char *slab_next, *slab_end;   /* heaps are carved from mapped slabs */
 
 static pthread_key_t heap_key;
 
-/* ---- locks: spin locks (fork.c), because they are held for a few list
- *      splices and must be re-initialisable in a forked child --------------- */
+/* ---- locks: core/lock.c's spin lock ------------------------------------------ */
 
-void pmi_heap_lock(pmi_heap *heap) { pmi_lock_acquire(&heap->lock); }
-void pmi_heap_unlock(pmi_heap *heap) { pmi_lock_release(&heap->lock); }
-bool pmi_heap_trylock(pmi_heap *heap) { return pmi_lock_try(&heap->lock); }
-void pmi_heaps_lock(void) { pmi_lock_acquire(&heaps_lock_); }
-void pmi_heaps_unlock(void) { pmi_lock_release(&heaps_lock_); }
+void pmi_heap_lock(pmi_heap *heap) { pmi_spin_lock(&heap->lock); }
+void pmi_heap_unlock(pmi_heap *heap) { pmi_spin_unlock(&heap->lock); }
+bool pmi_heap_trylock(pmi_heap *heap) { return pmi_spin_trylock(&heap->lock); }
+void pmi_heaps_lock(void) { pmi_spin_lock(&heaps_lock_); }
+void pmi_heaps_unlock(void) { pmi_spin_unlock(&heaps_lock_); }
 pmi_heap *pmi_heap_first(void) { return heaps_all; }
 
 /* ---- creation and adoption --------------------------------------------------- */
@@ -185,13 +183,13 @@ void *pmi_heap_malloc_locked(size_t size) {
  * child become abandoned, so that their blocks stay freeable and their pools
  * are reused by the child's next thread. */
 void pmi_heap_fork_prepare(void) {
-  pmi_lock_fork_take(&heaps_lock_);
-  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_lock_fork_take(&h->lock);
+  pmi_spin_fork_take(&heaps_lock_);
+  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_spin_fork_take(&h->lock);
 }
 
 void pmi_heap_fork_parent(void) {
-  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_lock_fork_give(&h->lock);
-  pmi_lock_fork_give(&heaps_lock_);
+  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_spin_fork_give(&h->lock);
+  pmi_spin_fork_give(&heaps_lock_);
 }
 
 void pmi_heap_fork_child(void) {

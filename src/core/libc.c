@@ -98,12 +98,13 @@ static void heap_remember(uintptr_t base) {
 }
 
 /* The heap_info of the thread heap that would hold chunk, if it is one
- * and chunk lies in its part in use; NULL if not. */
-static const libc_heap_info *thread_heap(uintptr_t chunk, bool *known) {
+ * and chunk lies in its part in use; NULL if not.  With probe unset, only a
+ * heap already known is considered (no system call). */
+static const libc_heap_info *thread_heap(uintptr_t chunk, bool probe, bool *known) {
   uintptr_t base = chunk & ~(HEAP_MAX - 1);
   if (base == 0) return NULL;
   *known = heap_known(base);
-  if (!*known && !pmi_os_mapped((const void *)base, sizeof(libc_heap_info))) return NULL;
+  if (!*known && (!probe || !pmi_os_mapped((const void *)base, sizeof(libc_heap_info)))) return NULL;
   const libc_heap_info *h = (const libc_heap_info *)base;
   if (h->size > HEAP_MAX || chunk < base + sizeof *h || chunk - base >= h->size) return NULL;
   if (h->ar_ptr == NULL || ((uintptr_t)h->ar_ptr & (sizeof(void *) - 1)) != 0) return NULL;
@@ -125,17 +126,18 @@ bool pmi_libc_owns(const void *p) {
   uintptr_t a = (uintptr_t)p, chunk = a - 2 * sizeof(size_t);
   if ((a & (2 * sizeof(size_t) - 1)) != 0 || a < 4096) return false;
   /* Where the header two words before p lies decides whether it may be
-   * read: in the main heap, in the used part of a thread heap, or on a page
-   * the kernel says is mapped. */
+   * read: in the main heap, in the used part of a thread heap seen before,
+   * or on a page the kernel says is mapped. */
   uintptr_t start, end;
   main_heap(&start, &end);
   bool in_main = chunk >= start && chunk < end, known = false;
-  const libc_heap_info *h = in_main ? NULL : thread_heap(chunk, &known);
+  const libc_heap_info *h = in_main ? NULL : thread_heap(chunk, false, &known);
   if (!in_main && h == NULL && !pmi_os_mapped((const void *)chunk, 2 * sizeof(size_t))) return false;
   size_t head = ((const size_t *)chunk)[1], size = head & ~CHUNK_FLAGS;
   if (size < CHUNK_MIN || (size & (2 * sizeof(size_t) - 1)) != 0) return false;
-  if (head & CHUNK_MMAPPED) return is_mmapped_chunk(chunk, head);
+  if (head & CHUNK_MMAPPED) return !in_main && h == NULL && is_mmapped_chunk(chunk, head);
   if (head & CHUNK_NON_MAIN) {
+    if (h == NULL && !in_main) h = thread_heap(chunk, true, &known);
     if (h == NULL || size > h->size - (chunk - (uintptr_t)h)) return false;
     if (!known && h->ar_ptr == (const void *)(h + 1)) heap_remember((uintptr_t)h);   /* glibc keeps such a heap */
     return true;

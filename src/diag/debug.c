@@ -410,7 +410,7 @@ static void check_guards(const char *fn, dbg_hdr *h) {
 #define Q_MAX   1024u
 #define Q_BYTES ((size_t)4 << 20)
 
-static _Atomic int q_lock;   /* a pmi_lock (fork.c) */
+static _Atomic int q_lock;   /* core/lock.c's spin lock */
 static dbg_hdr *q_ring[Q_MAX];
 static size_t q_size[Q_MAX];
 static unsigned q_head, q_count;
@@ -463,19 +463,19 @@ static dbg_hdr *q_pop_locked(void) {
 
 static void q_push(dbg_hdr *h, size_t n) {
   for (;;) {
-    pmi_lock_acquire(&q_lock);
+    pmi_spin_lock(&q_lock);
     if (q_count == 0 || (q_count < Q_MAX && q_bytes + n <= Q_BYTES)) {
       unsigned i = (q_head + q_count) % Q_MAX;
       q_ring[i] = h;
       q_size[i] = n;
       q_count++;
       q_bytes += n;
-      pmi_lock_release(&q_lock);
+      pmi_spin_unlock(&q_lock);
       return;
     }
     size_t old_size = q_size[q_head];
     dbg_hdr *old = q_pop_locked();
-    pmi_lock_release(&q_lock);
+    pmi_spin_unlock(&q_lock);
     check_freed("free", old, old_size);
     dbg_release(old);
   }
@@ -485,10 +485,10 @@ void pmi_debug_collect(void) {
   tls_site = NULL;
   VG_ENTER();
   for (;;) {
-    pmi_lock_acquire(&q_lock);
+    pmi_spin_lock(&q_lock);
     size_t size = q_size[q_head];
     dbg_hdr *h = q_count ? q_pop_locked() : NULL;
-    pmi_lock_release(&q_lock);
+    pmi_spin_unlock(&q_lock);
     if (h == NULL) break;
     check_freed("pm_collect", h, size);
     dbg_release(h);
@@ -589,8 +589,7 @@ void *pmi_debug_realloc(void *p, size_t size) {
     old = h->size;
     break;
   case K_FOREIGN:
-    old = pmi_arenamap_contains(p) ? pmi_class_size(pmi_pool_of(pmi_arena_of(p), p)->szidx)
-                                   : pmi_large_usable_size(p);
+    old = pmi_arenamap_contains(p) ? pmi_pool_block_size_of(p) : pmi_large_usable_size(p);
     break;
   case K_INSIDE:
     fault_ptr("realloc", "invalid pointer: not the start of a block (it points inside one)", p, h);
@@ -629,7 +628,7 @@ size_t pmi_debug_usable_size(void *p) {
     VG(VALGRIND_MAKE_MEM_NOACCESS(h, DBG_HDR));
     break;
   case K_FOREIGN:
-    n = pmi_arenamap_contains(p) ? pmi_class_size(pmi_pool_of(pmi_arena_of(p), p)->szidx) : pmi_large_usable_size(p);
+    n = pmi_arenamap_contains(p) ? pmi_pool_block_size_of(p) : pmi_large_usable_size(p);
     break;
   default:
     fault_ptr("malloc_usable_size", "invalid pointer: not a block from malloc", p, h);
@@ -661,8 +660,8 @@ void pmi_debug_init(void) {
 
 /* fork.c takes the quarantine's lock first, in every mode (it is the one
  * that says which thread is forking). */
-void pmi_debug_fork_prepare(void) { pmi_lock_fork_take(&q_lock); }
-void pmi_debug_fork_parent(void) { pmi_lock_fork_give(&q_lock); }
+void pmi_debug_fork_prepare(void) { pmi_spin_fork_take(&q_lock); }
+void pmi_debug_fork_parent(void) { pmi_spin_fork_give(&q_lock); }
 void pmi_debug_fork_child(void) { atomic_store(&q_lock, PMI_LOCK_FREE); }
 
 /* After pmi_process_init (constructor 101): everything may allocate now. */
@@ -678,12 +677,12 @@ __attribute__((destructor(101))) static void debug_end(void) {
   if (!pmi_debug_active) return;
   tls_site = NULL;
   VG_ENTER();
-  pmi_lock_acquire(&q_lock);
+  pmi_spin_lock(&q_lock);
   for (unsigned i = 0; i < q_count; i++) {
     dbg_hdr *h = q_ring[(q_head + i) % Q_MAX];
     check_freed("exit", h, q_size[(q_head + i) % Q_MAX]);
     VG(VALGRIND_MAKE_MEM_NOACCESS(raw_of(h), total_of(h->offset, h->size)));
   }
-  pmi_lock_release(&q_lock);
+  pmi_spin_unlock(&q_lock);
   VG_LEAVE();
 }
