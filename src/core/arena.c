@@ -244,7 +244,7 @@ void pmi_arena_give_pool(pmi_heap *heap, pmi_pool *pool) {
 }
 
 /* fork: the reserve's lock is taken last (see heap.c) and reset in the child. */
-void pmi_arena_fork_prepare(void) { reserve_acquire(); }
-void pmi_arena_fork_parent(void) { reserve_release(); }
-void pmi_arena_fork_child(void) { atomic_store(&reserve_lock, 0); }
+void pmi_arena_fork_prepare(void) { pmi_spin_fork_take(&reserve_lock); }
+void pmi_arena_fork_parent(void) { pmi_spin_fork_give(&reserve_lock); }
+void pmi_arena_fork_child(void) { atomic_store(&reserve_lock, PMI_LOCK_FREE); }
 pmi_arena *pmi_arena_reserve_first(void) { return reserve; }

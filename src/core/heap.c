@@ -41,9 +41,7 @@ static pthread_key_t heap_key;
 
 void pmi_heap_lock(pmi_heap *heap) { pmi_spin_lock(&heap->lock); }
 void pmi_heap_unlock(pmi_heap *heap) { pmi_spin_unlock(&heap->lock); }
-bool pmi_heap_trylock(pmi_heap *heap) {
-  return !pmi_load_relaxed(&heap->lock) && !atomic_exchange(&heap->lock, 1);
-}
+bool pmi_heap_trylock(pmi_heap *heap) { return pmi_spin_trylock(&heap->lock); }
 void pmi_heaps_lock(void) { pmi_spin_lock(&heaps_lock_); }
 void pmi_heaps_unlock(void) { pmi_spin_unlock(&heaps_lock_); }
 pmi_heap *pmi_heap_first(void) { return heaps_all; }
@@ -194,13 +192,13 @@ void *pmi_heap_malloc_locked(size_t size) {
  * child become abandoned, so that their blocks stay freeable and their pools
  * are reused by the child's next thread. */
 void pmi_heap_fork_prepare(void) {
-  pmi_heaps_lock();
-  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_heap_lock(h);
+  pmi_spin_fork_take(&heaps_lock_);
+  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_spin_fork_take(&h->lock);
 }
 
 void pmi_heap_fork_parent(void) {
-  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_heap_unlock(h);
-  pmi_heaps_unlock();
+  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_spin_fork_give(&h->lock);
+  pmi_spin_fork_give(&heaps_lock_);
 }
 
 void pmi_heap_fork_child(void) {
@@ -212,9 +210,9 @@ void pmi_heap_fork_child(void) {
       h->next_abandoned = heaps_abandoned;
       heaps_abandoned = h;
     }
-    atomic_store(&h->lock, 0);
+    atomic_store(&h->lock, PMI_LOCK_FREE);
   }
-  atomic_store(&heaps_lock_, 0);
+  atomic_store(&heaps_lock_, PMI_LOCK_FREE);
 }
 
 /* The heap of a thread that did not survive a fork.  Its lists are whole

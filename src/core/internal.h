@@ -114,6 +114,7 @@ void  *pmi_os_map_aligned(size_t size, size_t align, void *hint);
 void   pmi_os_unmap(void *p, size_t size);
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
+bool   pmi_os_mapped(const void *p, size_t n);        /* every page mapped? reads none */
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
 uint64_t pmi_os_now_ms(void);
 void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */
@@ -122,9 +123,39 @@ void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((fo
 
 /* ---- lock.c: the spin lock of every core list ------------------------------
  * Spin locks, because they are held for a few list splices and must be
- * re-initialisable in a forked child (a store of 0). */
-void   pmi_spin_lock(_Atomic int *lock);
-static inline void pmi_spin_unlock(_Atomic int *lock) { atomic_store_explicit(lock, 0, memory_order_release); }
+ * re-initialisable in a forked child (a store of PMI_LOCK_FREE).  A lock is
+ * free, held, or held for a fork in progress: the forking thread passes
+ * through such a lock, so that other libraries' atfork handlers may
+ * allocate (see lock.c).  Taking a free lock is one CAS. */
+#define PMI_LOCK_FREE 0
+#define PMI_LOCK_HELD 1
+#define PMI_LOCK_FORK 2
+void   pmi_spin_lock_slow(_Atomic int *lock);
+static inline void pmi_spin_lock(_Atomic int *lock) {
+  int expected = PMI_LOCK_FREE;
+  if (pmi_unlikely(!atomic_compare_exchange_weak_explicit(lock, &expected, PMI_LOCK_HELD, memory_order_acquire,
+                                                          memory_order_relaxed)))
+    pmi_spin_lock_slow(lock);
+}
+static inline bool pmi_spin_trylock(_Atomic int *lock) {
+  int expected = PMI_LOCK_FREE;
+  return pmi_load_relaxed(lock) == PMI_LOCK_FREE &&
+         atomic_compare_exchange_strong_explicit(lock, &expected, PMI_LOCK_HELD, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+/* Held by us (a store ends it), or by the fork we are inside (the fork's
+ * parent handler ends it). */
+static inline void pmi_spin_unlock(_Atomic int *lock) {
+  if (pmi_likely(pmi_load_relaxed(lock) != PMI_LOCK_FORK))
+    atomic_store_explicit(lock, PMI_LOCK_FREE, memory_order_release);
+}
+void   pmi_spin_fork_take(_Atomic int *lock);   /* prepare: waits, then marks it the fork's */
+void   pmi_spin_fork_give(_Atomic int *lock);   /* parent */
+void   pmi_spin_fork_begin(void);               /* this thread is forking (holds the first lock) */
+void   pmi_spin_fork_end(void);
+
+/* ---- fork.c: the atfork handlers ----------------------------------------- */
+void   pmi_fork_setup(void);                    /* registers them */
 
 /* ---- arenamap.c: is this address in one of our arenas? -------------------- *
  * One byte per 256 KiB slot of the 47-bit user address space, in one flat
@@ -240,11 +271,16 @@ void  *pmi_large_memalign(size_t alignment, size_t size);
 void   pmi_large_free(void *p);
 size_t pmi_large_usable_size(void *p);
 int    pmi_large_trim(size_t pad);
-bool   pmi_large_plausible(const void *mem);  /* looks like a glibc block */
 void   pmi_large_peak(int64_t *bytes_now, int64_t *bytes_peak);
 int    pmi_large_mallopt(int param, int value);
 struct mallinfo2;
 struct mallinfo2 pmi_large_mallinfo2(void);
+
+/* ---- libc.c: does the C library's malloc own this pointer? ---------------
+ * For a pointer in none of poolmalloc's regions: true only if it lies where
+ * glibc allocates (its main heap, a thread arena's heap, an mmapped chunk)
+ * and its chunk header fits; reads no memory that may be unmapped. */
+bool   pmi_libc_owns(const void *p);
 
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);

@@ -80,6 +80,21 @@ void *pmi_os_map_aligned(size_t size, size_t align, void *hint) {
   return start;
 }
 
+/* Is every page of [p, p + n) mapped?  mincore fails with ENOMEM on a hole;
+ * it reads nothing of the memory itself.  n spans at most 16 pages. */
+bool pmi_os_mapped(const void *p, size_t n) {
+  size_t page = pmi_os_page_size();
+  uintptr_t first = (uintptr_t)p & ~(uintptr_t)(page - 1);
+  if (n == 0 || (uintptr_t)p > UINTPTR_MAX - n) return false;
+  size_t len = (uintptr_t)p + n - first;
+  unsigned char vec[16];
+  if ((len + page - 1) / page > sizeof vec) return false;
+  int saved = errno;
+  int r = mincore((void *)first, len, vec);
+  errno = saved;
+  return r == 0;
+}
+
 size_t pmi_os_page_size(void) {
   static size_t page;
   if (page == 0) page = (size_t)sysconf(_SC_PAGESIZE);

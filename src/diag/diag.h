@@ -16,7 +16,8 @@
 void   pmi_counters_sum(pmi_counters *out);
 void   pmi_stats_at_exit(void);
 void   pmi_stats_start_interval(void);
-void   pmi_stats_keep_stderr(void);
+void   pmi_stats_note_stderr(void);   /* at start: which file the report's stderr is */
+void   pmi_stats_fork_child(void);
 
 /* ---- debug.c: POOLMALLOC_DEBUG=1 and valgrind support ----------------------
  * When pmi_debug_active is set (POOLMALLOC_DEBUG=1, or running under
@@ -36,6 +37,9 @@ void  *pmi_debug_memalign(size_t alignment, size_t size);
 void   pmi_debug_free(void *p);
 size_t pmi_debug_usable_size(void *p);
 void   pmi_debug_collect(void);              /* check and empty the quarantine */
+void   pmi_debug_fork_prepare(void);         /* the quarantine's lock, for core/fork.c */
+void   pmi_debug_fork_parent(void);
+void   pmi_debug_fork_child(void);
 const char *pmi_debug_mode_name(void);       /* "off", "on", "valgrind", "on+valgrind" */
 
 /* ---- check.c --------------------------------------------------------------- */

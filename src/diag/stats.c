@@ -155,7 +155,8 @@ typedef struct pmi_report {
   size_t len;
   unsigned gnext;
   char gbuf[8][32];    /* for group(o, ) */
-  char buf[4096];
+  char *buf;           /* flushed when full */
+  size_t cap;
 } out;                 /* pmi_report, diag/report.h */
 
 static void out_flush(out *o) {
@@ -169,7 +170,7 @@ static void voutf(out *o, const char *fmt, va_list ap) {
   int n = vsnprintf(line, sizeof line, fmt, ap);
   if (n < 0) return;
   size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-  if (o->len + len > sizeof o->buf) out_flush(o);
+  if (o->len + len > o->cap) out_flush(o);
   memcpy(o->buf + o->len, line, len);
   o->len += len;
 }
@@ -331,6 +332,9 @@ static void report(out *o, int format) {
 
 pmi_export void pm_stats_write(int fd, int format) {
   out o;
+  char buf[4096];
+  o.buf = buf;
+  o.cap = sizeof buf;
   o.fd = fd;
   o.file = NULL;
   o.len = 0;
@@ -340,6 +344,9 @@ pmi_export void pm_stats_write(int fd, int format) {
 
 pmi_export void pm_stats_print(FILE *file, int format) {
   out o;
+  char buf[4096];
+  o.buf = buf;
+  o.cap = sizeof buf;
   o.fd = -1;
   o.file = file;
   o.len = 0;
@@ -350,22 +357,17 @@ pmi_export void pm_stats_print(FILE *file, int format) {
 
 /* ---- POOLMALLOC_STATS ------------------------------------------------------ */
 
-/* POOLMALLOC_STATS_FILE with %p replaced by the process id; stderr if unset
- * or unwritable (with one warning). */
-/* Many programs close stderr on their way out (coreutils' close_stdout
- * does), before the report at exit is written: when a report is asked for
- * on stderr, a copy of it is kept from the start, high and close-on-exec. */
-static int stderr_copy = STDERR_FILENO;
-
-void pmi_stats_keep_stderr(void) {
-  if (pmi_option(stats) == PMI_STATS_OFF || pmi_option_str(stats_file) != NULL) return;
-  int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 900);
-  if (fd >= 0) stderr_copy = fd;
+/* Where the reports go: POOLMALLOC_STATS_FILE (%p replaced by the process
+ * id), opened for each report; else, or if it cannot be opened (one
+ * warning), the stderr the process started with (base/message.c), never whatever
+ * descriptor 2 has become. */
+void pmi_stats_note_stderr(void) {
+  pmi_stderr_note(pmi_option(stats) != PMI_STATS_OFF || pmi_option(stats_interval) > 0);
 }
 
 static int open_report(void) {
   const char *pattern = pmi_option_str(stats_file);
-  if (pattern == NULL) return stderr_copy;
+  if (pattern == NULL) return pmi_stderr_open();
   char path[1024];
   size_t j = 0;
   for (const char *s = pattern; *s != '\0' && j < sizeof path - 24; s++) {
@@ -382,14 +384,44 @@ static int open_report(void) {
   static _Atomic int warned;
   if (!atomic_exchange(&warned, 1))
     pmi_warning("POOLMALLOC_STATS_FILE=%s cannot be opened for writing; the report goes to stderr", pattern);
-  return STDERR_FILENO;
+  return pmi_stderr_open();
 }
 
-static void write_report(void) {
+/* Reports from the interval thread and the one at exit never mix: each is
+ * written under report_lock, in one write(2) of report_out (so that other
+ * processes appending to the same file cannot split it either), and once
+ * the report at exit is out no other follows, so that the process does not
+ * end in the middle of one.  The lock is reset in a forked child (fork.c),
+ * whose interval thread is gone. */
+static _Atomic int report_lock;
+static bool report_closed;
+static out report_out;
+static char report_buf[32768];   /* a whole report is about 8 KiB */
+
+void pmi_stats_fork_child(void) {
+  atomic_store(&report_lock, PMI_LOCK_FREE);
+  report_closed = false;
+}
+
+static void write_report(bool last) {
   long format = pmi_option(stats);
-  int fd = open_report();
-  pm_stats_write(fd, format == PMI_STATS_JSON ? PM_STATS_JSON : PM_STATS_TEXT);
-  if (fd != STDERR_FILENO && fd != stderr_copy) close(fd);
+  pmi_spin_lock(&report_lock);
+  if (!report_closed) {
+    report_closed = last;
+    int fd = open_report();
+    if (fd >= 0) {
+      report_out.fd = fd;
+      report_out.buf = report_buf;
+      report_out.cap = sizeof report_buf;
+      report_out.file = NULL;
+      report_out.len = 0;
+      report_out.gnext = 0;
+      report(&report_out, format == PMI_STATS_JSON ? PM_STATS_JSON : PM_STATS_TEXT);
+      if (pmi_option_str(stats_file) != NULL) close(fd);
+      else pmi_stderr_close(fd);
+    }
+  }
+  pmi_spin_unlock(&report_lock);
 }
 
 void pmi_stats_at_exit(void) {
@@ -398,7 +430,7 @@ void pmi_stats_at_exit(void) {
    * it, belong in the last report. */
   pmi_remote_flush();
   pmi_heap_collect(pmi_heap_own());
-  write_report();
+  write_report(true);
 }
 
 /* POOLMALLOC_STATS_INTERVAL: a thread that appends a report every N seconds.
@@ -408,7 +440,7 @@ static void *interval_thread(void *arg) {
   for (;;) {
     struct timespec ts = {seconds, 0};
     while (nanosleep(&ts, &ts) != 0) {}
-    write_report();
+    write_report(false);
   }
   return NULL;
 }
