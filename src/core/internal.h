@@ -232,6 +232,7 @@ struct mallinfo2 pmi_large_mallinfo2(void);
  * glibc allocates (its main heap, a thread arena's heap, an mmapped chunk)
  * and its chunk header fits; reads no memory that may be unmapped. */
 bool   pmi_libc_owns(const void *p);
+void   pmi_libc_init(void);                     /* at start-up: notes the break */
 
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);

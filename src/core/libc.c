@@ -6,8 +6,9 @@
  * accept.  The answer comes without reading memory that may be unmapped:
  *
  *   main heap     [start_brk, current break): the kernel's start_brk (read
- *                 once from /proc/self/stat) and sbrk(0).  Every byte of it
- *                 is mapped, so the header before p may be read.
+ *                 once from /proc/self/stat; under valgrind, whose break is
+ *                 emulated, the break at start-up) and glibc's __curbrk.  Every byte
+ *                 of it is mapped, so the header before p may be read.
  *   thread arena  glibc's other arenas live in heaps of HEAP_MAX bytes,
  *                 aligned to HEAP_MAX, each starting with a heap_info (its
  *                 arena, the previous heap, the bytes in use).  The page
@@ -39,7 +40,11 @@ typedef struct libc_heap_info {
   size_t size;                  /* bytes of the heap in use (mapped read-write) */
 } libc_heap_info;
 
-static _Atomic uintptr_t heap_start;   /* the kernel's start_brk; 0 until read, 1 if unknown */
+extern void *__curbrk;                 /* glibc's current break (what sbrk(0) returns) */
+static _Atomic uintptr_t heap_start = UINTPTR_MAX;   /* where the main heap starts, once known */
+static uintptr_t brk_at_init;          /* the break when poolmalloc started */
+
+void pmi_libc_init(void) { brk_at_init = (uintptr_t)sbrk(0); }
 
 /* Field 47 of /proc/self/stat (proc(5)), read into a stack buffer. */
 static uintptr_t read_start_brk(void) {
@@ -69,12 +74,20 @@ static uintptr_t read_start_brk(void) {
 /* The main heap's bounds now. */
 static void main_heap(uintptr_t *start, uintptr_t *end) {
   uintptr_t s = atomic_load_explicit(&heap_start, memory_order_relaxed);
-  if (pmi_unlikely(s == 0)) {
+  if (pmi_unlikely(s == UINTPTR_MAX)) {
+    /* The kernel's start_brk, unless the break we saw at start-up is not
+     * above it in mapped memory: under valgrind the break is emulated
+     * elsewhere, and then the break at start-up is the heap's start (glibc
+     * allocates little before poolmalloc starts, and that little from the
+     * same emulated heap, above it, or from nothing). */
     s = read_start_brk();
+    uintptr_t init = brk_at_init != (uintptr_t)-1 ? brk_at_init : 0;
+    if (init > 1 && (s <= 1 || s > init || (s < init && !pmi_os_mapped((const void *)s, 1)))) s = init;
+    if (s <= 1) s = UINTPTR_MAX - 1;   /* unknown: no main heap */
     atomic_store_explicit(&heap_start, s, memory_order_relaxed);
   }
   *start = s;
-  *end = s > 1 ? (uintptr_t)sbrk(0) : 0;
+  *end = (uintptr_t)__curbrk;
 }
 
 /* Heaps that hold their arena (the first of each arena), known mapped. */
@@ -122,12 +135,8 @@ static bool is_mmapped_chunk(uintptr_t chunk, size_t head) {
   return pmi_os_mapped((const void *)(end - page), page);
 }
 
-bool pmi_libc_owns(const void *p) {
-  uintptr_t a = (uintptr_t)p, chunk = a - 2 * sizeof(size_t);
-  if ((a & (2 * sizeof(size_t) - 1)) != 0 || a < 4096) return false;
-  /* Where the header two words before p lies decides whether it may be
-   * read: in the main heap, in the used part of a thread heap seen before,
-   * or on a page the kernel says is mapped. */
+/* Everything but the common case. */
+pmi_noinline static bool libc_owns_slow(uintptr_t chunk) {
   uintptr_t start, end;
   main_heap(&start, &end);
   bool in_main = chunk >= start && chunk < end, known = false;
@@ -143,4 +152,21 @@ bool pmi_libc_owns(const void *p) {
     return true;
   }
   return in_main && size <= end - chunk;
+}
+
+/* Where the header two words before p lies decides whether it may be read:
+ * in the main heap, in the used part of a thread heap seen before, or on a
+ * page the kernel says is mapped.  The common case first: a chunk of the
+ * main heap, which fits below the break. */
+bool pmi_libc_owns(const void *p) {
+  uintptr_t a = (uintptr_t)p, chunk = a - 2 * sizeof(size_t);
+  if ((a & (2 * sizeof(size_t) - 1)) != 0 || a < 4096) return false;
+  uintptr_t start = atomic_load_explicit(&heap_start, memory_order_relaxed), end = (uintptr_t)__curbrk;
+  if (pmi_likely(chunk >= start && chunk < end)) {
+    size_t head = ((const size_t *)chunk)[1], size = head & ~CHUNK_FLAGS;
+    if (pmi_likely((head & (CHUNK_MMAPPED | CHUNK_NON_MAIN)) == 0 && size >= CHUNK_MIN &&
+                   (size & (2 * sizeof(size_t) - 1)) == 0 && size <= end - chunk))
+      return true;
+  }
+  return libc_owns_slow(chunk);
 }
