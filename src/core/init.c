@@ -18,12 +18,18 @@ static __thread uint8_t tls_initialising __attribute__((tls_model("initial-exec"
 static void fork_prepare(void) {
   pmi_heap_fork_prepare();
   pmi_arena_fork_prepare();
+  pmi_medium_fork_prepare();
+  pmi_huge_fork_prepare();
 }
 static void fork_parent(void) {
+  pmi_huge_fork_parent();
+  pmi_medium_fork_parent();
   pmi_arena_fork_parent();
   pmi_heap_fork_parent();
 }
 static void fork_child(void) {
+  pmi_huge_fork_child();
+  pmi_medium_fork_child();
   pmi_arena_fork_child();
   pmi_heap_fork_child();
 }
@@ -47,7 +53,7 @@ void pmi_process_init(void) {
    * prepare runs after the prepare handlers of libraries loaded later,
    * which may still allocate. */
   pthread_atfork(fork_prepare, fork_parent, fork_child);
-  pmi_large_init();
+  pmi_libc_init();
   atomic_store_explicit(&pmi_process_state, 2, memory_order_release);
   tls_initialising = 0;
 }
