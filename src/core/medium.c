@@ -112,6 +112,7 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
   reserve_release();
   if (m != NULL) {
     heap->counters.mediums_reused++;
+    if (pmi_load_relaxed(&reserve_count) > reserve_keep()) reserve_decay(heap, pmi_os_now_ms());
   } else {
     if (pmi_load_relaxed(&reserve_count) > reserve_keep()) reserve_decay(heap, pmi_os_now_ms());
     char *hint = pmi_load_relaxed(&map_hint);
