@@ -147,6 +147,28 @@ static size_t block_size_checked(const char *fn, void *p, unsigned kind) {
  * block in place is only worth it while it keeps most of its bytes). */
 static inline bool fits_in_place(size_t size, size_t old) { return size <= old && size >= old - old / 4; }
 
+/* A medium block that realloc grows is likely to grow again (a buffer, a
+ * vector, a string being built), and each move to the next class copies
+ * it.  So it moves with room to spare: to the class of half as much again,
+ * and past PMI_REALLOC_MAPPED_FROM to a mapping of its own, which grows in
+ * place to the end of its 256 KiB slot and beyond by mremap, never copied
+ * again (its mapping usually comes from the cache of freed ones). */
+#define PMI_REALLOC_MAPPED_FROM 16384u
+
+static void *realloc_grow(void *p, size_t old, size_t size) {
+  void *q;
+  if (size > PMI_REALLOC_MAPPED_FROM) {
+    q = pmi_huge_malloc(size, 0, false);
+  } else {
+    size_t roomy = old + old / 2;
+    q = pm_malloc(roomy > size ? roomy : size);
+  }
+  if (q == NULL) return NULL;                        /* p stays valid */
+  memcpy(q, p, old);
+  pm_free(p);
+  return q;
+}
+
 pmi_export void *pm_realloc(void *p, size_t size) {
   if (p == NULL) return pm_malloc(size);
   PMI_COUNT(realloc_calls);
@@ -175,15 +197,13 @@ pmi_export void *pm_realloc(void *p, size_t size) {
       PMI_COUNT(realloc_inplace);
       return p;
     }
+    if (size > old) return realloc_grow(p, old, size);
     break;
-  case PMI_REGION_HUGE:
-    if (size > PMI_MEDIUM_MAX) {
-      void *q = pmi_huge_realloc(p, size);
-      if (q == p) PMI_COUNT(realloc_inplace);
-      return q;
-    }
-    old = pmi_huge_usable_size("realloc", p);
-    break;
+  case PMI_REGION_HUGE: {
+    void *q = pmi_huge_realloc(p, size);
+    if (q == p) PMI_COUNT(realloc_inplace);
+    return q;
+  }
   default:
     /* A block the C library handed out itself: it stays with the C library
      * unless it moves to the pools. */

@@ -212,7 +212,7 @@ void *pmi_huge_malloc(size_t size, size_t alignment, bool zero) {
 /* The header of huge block p, or a report naming the pointer. */
 static huge_hdr *check_block(const char *fn, const void *p) {
   uintptr_t a = (uintptr_t)p;
-  if ((a & (pmi_os_page_size() - 1)) != 0)
+  if ((a & (PMI_POOL_SIZE - 1)) != 0)   /* blocks are page-aligned (pages are at least 4 KiB) */
     pmi_report(fn, p, "invalid pointer (inside a huge block, not its start):");
   huge_hdr *h = hdr_of(p);
   /* p - 64 is in the slot before p's when p starts a slot: read it only if
@@ -239,10 +239,20 @@ size_t pmi_huge_usable_size(const char *fn, const void *p) {
   return (size_t)(h->region + h->map_size - (const char *)p);
 }
 
-/* Resizes huge block p to size (> PMI_MEDIUM_MAX) without copying when the
- * OS allows; NULL with p intact when memory runs out. */
+/* Resizes huge block p to size without copying when the OS allows; NULL
+ * with p intact when memory runs out.  A block shrunk to a medium size
+ * moves to its class when that halves it at once, or when it is down to
+ * 8 KiB: a buffer that realloc grew here from a medium class (alloc.c) and
+ * shrinks in steps stays until then, not copied at every step. */
 void *pmi_huge_realloc(void *p, size_t size) {
   huge_hdr *h = check_block("realloc", p);
+  if (size < PMI_MEDIUM_MAX / 16 || (size <= PMI_MEDIUM_MAX && size < h->size / 2)) {
+    void *q = pmi_malloc(size);
+    if (q == NULL) return NULL;
+    memcpy(q, p, size);
+    pmi_huge_free(p);
+    return q;
+  }
   char *region = h->region;
   size_t offset = (size_t)((char *)p - region), map = h->map_size;
   if (size > PTRDIFF_MAX - offset - 2 * h->align) {
@@ -251,7 +261,12 @@ void *pmi_huge_realloc(void *p, size_t size) {
   }
   size_t want = slots_round(offset + size);
   ptrdiff_t dsize = (ptrdiff_t)size - (ptrdiff_t)h->size;
-  if (want <= map) {
+  if (want == map) {                   /* the common case: room in its slots */
+    h->size = size;
+    atomic_fetch_add_explicit(&live_bytes, (size_t)dsize, memory_order_relaxed);
+    return p;
+  }
+  if (want < map) {
     if (want < map - map / 4) {        /* saves a good share: the tail goes */
       region_unmap(region + want, map - want);
       h->map_size = want;
