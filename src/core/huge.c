@@ -14,11 +14,13 @@
  * writable).  The header sits just below the block: a free finds it at
  * p - 64 and believes it only if its magic is the per-process key xor p.
  *
- * Freed mappings wait in a small cache (PMI_HUGE_CACHE_ENTRIES mappings,
+ * Freed mappings wait in a small cache (PMI_HUGE_CACHE_ENTRIES runs,
  * PMI_HUGE_CACHE_BYTES in all) for POOLMALLOC_ARENA_DECAY_MS: a program that
  * frees a big buffer and allocates another at once (the common pattern)
  * then pays neither munmap, mmap, nor a page fault for each page (about 2 us
- * each here).  The cache is checked for old entries whenever a huge block is
+ * each here).  The cache is a best-fit list of page runs in whole slots:
+ * a run bigger than a request is split (its tail stays cached), and a freed
+ * mapping merges with a cached neighbour.  The cache is checked for old entries whenever a huge block is
  * allocated or freed; malloc_trim empties it.
  *
  * realloc grows a mapping in place with mremap when the address space after
@@ -104,9 +106,10 @@ static void unmap_all(cache_entry *e, unsigned n) {
   for (unsigned i = 0; i < n; i++) region_unmap(e[i].region, e[i].size);
 }
 
-/* The best cached mapping for map bytes aligned to align: the smallest that
- * is at least map and at most a quarter more (a bigger one would hold pages
- * the block never uses).  Removed from the cache; NULL if none. */
+/* The best cached run for map bytes aligned to align: the smallest that is
+ * at least map.  Its first map bytes are taken; a tail of a quarter or more
+ * (whole slots) stays in the cache, so a big freed mapping serves smaller
+ * requests with pages that are already faulted in.  NULL if none fits. */
 static char *cache_take(size_t map, size_t align, size_t *got) {
   cache_entry old[PMI_HUGE_CACHE_ENTRIES];
   char *region = NULL;
@@ -115,22 +118,32 @@ static char *cache_take(size_t map, size_t align, size_t *got) {
   unsigned best = cache_count;
   for (unsigned i = 0; i < cache_count; i++) {
     size_t s = cache[i].size;
-    if (s < map || s - map > map / 4 || ((uintptr_t)cache[i].region & (align - 1)) != 0) continue;
+    if (s < map || ((uintptr_t)cache[i].region & (align - 1)) != 0) continue;
     if (best == cache_count || s < cache[best].size) best = i;
   }
   if (best < cache_count) {
-    region = cache[best].region;
-    *got = cache[best].size;
+    cache_entry *e = &cache[best];
+    region = e->region;
+    if (e->size - map >= map / 4 && e->size - map >= PMI_ARENA_SIZE) {   /* split */
+      *got = map;
+      e->region += map;
+      e->size -= map;
+      e->align = PMI_ARENA_SIZE;
+    } else {
+      *got = e->size;
+      memmove(e, e + 1, (cache_count - best - 1) * sizeof *cache);
+      cache_count--;
+    }
     cache_bytes -= *got;
-    memmove(cache + best, cache + best + 1, (cache_count - best - 1) * sizeof *cache);
-    cache_count--;
   }
   unlock();
   unmap_all(old, n);
   return region;
 }
 
-/* A freed mapping into the cache, or back to the OS. */
+/* A freed mapping into the cache, merged with a cached neighbour if it has
+ * one (runs coalesce, so that the cache keeps a few large runs rather than
+ * many small ones), or back to the OS. */
 static void cache_put(char *region, size_t size, size_t align) {
   cache_entry old[PMI_HUGE_CACHE_ENTRIES + 1];
   uint64_t now = pmi_os_now_ms();
@@ -140,6 +153,21 @@ static void cache_put(char *region, size_t size, size_t align) {
   }
   lock();
   unsigned n = cache_decay_locked(now, old);
+  for (unsigned i = 0; i < cache_count;) {
+    cache_entry *e = &cache[i];
+    if ((e->region + e->size == region || region + size == e->region) && size + e->size <= PMI_HUGE_CACHE_BYTES / 2) {
+      if (e->region < region) {
+        region = e->region;
+        align = e->align;
+      }
+      size += e->size;
+      cache_bytes -= e->size;
+      memmove(e, e + 1, (cache_count - i - 1) * sizeof *cache);
+      cache_count--;
+      continue;   /* the run may now touch another one */
+    }
+    i++;
+  }
   while (cache_count > 0 && (cache_count == PMI_HUGE_CACHE_ENTRIES || cache_bytes + size > PMI_HUGE_CACHE_BYTES)) {
     old[n++] = cache[0];                     /* the oldest makes room */
     cache_bytes -= cache[0].size;

@@ -196,7 +196,7 @@ _Static_assert(PMI_MEDIUM_HEADER % 4096 == 0, "blocks of 4 KiB classes are page-
  * block.  The cache keeps this many freed mappings, up to this many bytes,
  * for POOLMALLOC_ARENA_DECAY_MS. */
 #define PMI_HUGE_CACHE_ENTRIES 16u
-#define PMI_HUGE_CACHE_BYTES   ((size_t)64 << 20)
+#define PMI_HUGE_CACHE_BYTES   ((size_t)32 << 20)
 
 /* ---- blocks ---------------------------------------------------------------- */
 
