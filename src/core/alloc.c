@@ -147,9 +147,9 @@ static size_t block_size_checked(const char *fn, void *p, unsigned kind) {
  * block in place is only worth it while it keeps most of its bytes). */
 static inline bool fits_in_place(size_t size, size_t old) { return size <= old && size >= old - old / 4; }
 
-/* A medium block that realloc grows is likely to grow again (a buffer, a
- * vector, a string being built), and each move to the next class copies
- * it.  So it moves with room to spare: to the class of half as much again,
+/* A block that realloc grows is likely to grow again (a buffer, a vector, a
+ * string being built), and each move to the next class copies it.  So it
+ * moves with room to spare: to the class of half as much again,
  * and past PMI_REALLOC_MAPPED_FROM to a mapping of its own, which grows in
  * place to the end of its 256 KiB slot and beyond by mremap, never copied
  * again (its mapping usually comes from the cache of freed ones). */
@@ -190,6 +190,7 @@ pmi_export void *pm_realloc(void *p, size_t size) {
       PMI_COUNT(realloc_inplace);
       return p;
     }
+    if (size > old) return realloc_grow(p, old, size);
     break;
   case PMI_REGION_MEDIUM:
     old = pmi_medium_check_live("realloc", p)->block_size;
