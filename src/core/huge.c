@@ -274,6 +274,13 @@ size_t pmi_huge_usable_size(const char *fn, const void *p) {
  * shrinks in steps stays until then, not copied at every step. */
 void *pmi_huge_realloc(void *p, size_t size) {
   huge_hdr *h = check_block("realloc", p);
+  size_t offset = (size_t)((char *)p - h->region), map = h->map_size;
+  size_t want = slots_round(offset + size);   /* no overflow: size <= PTRDIFF_MAX */
+  if (want == map && size >= PMI_MEDIUM_MAX / 16) {   /* the common case: room in its slots */
+    atomic_fetch_add_explicit(&live_bytes, size - h->size, memory_order_relaxed);
+    h->size = size;
+    return p;
+  }
   if (size < PMI_MEDIUM_MAX / 16 || (size <= PMI_MEDIUM_MAX && size < h->size / 2)) {
     void *q = pmi_malloc(size);
     if (q == NULL) return NULL;
@@ -282,19 +289,12 @@ void *pmi_huge_realloc(void *p, size_t size) {
     return q;
   }
   char *region = h->region;
-  size_t offset = (size_t)((char *)p - region), map = h->map_size;
   if (size > PTRDIFF_MAX - offset - 2 * h->align) {
     errno = ENOMEM;
     return NULL;
   }
-  size_t want = slots_round(offset + size);
   ptrdiff_t dsize = (ptrdiff_t)size - (ptrdiff_t)h->size;
-  if (want == map) {                   /* the common case: room in its slots */
-    h->size = size;
-    atomic_fetch_add_explicit(&live_bytes, (size_t)dsize, memory_order_relaxed);
-    return p;
-  }
-  if (want < map) {
+  if (want <= map) {
     if (want < map - map / 4) {        /* saves a good share: the tail goes */
       region_unmap(region + want, map - want);
       h->map_size = want;

@@ -309,6 +309,13 @@ static const char *fault_of(pmi_medium *m, const void *p) {
 
 pmi_medium *pmi_medium_check_live(const char *fn, const void *p) {
   pmi_medium *m = pmi_medium_of(p);
+  /* The common answer first, from the bitmap alone: a 128-aligned address
+   * whose unit is marked live is a live block start (units of the header
+   * page and of retired regions never are). */
+  unsigned units = pmi_medium_units(p);
+  if (pmi_likely(((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) == 0 && (*live_word(m, units) & live_bit(units)) &&
+                 ((const pmi_block *)p)->key != pmi_remote_key))
+    return m;
   if (pmi_load_relaxed(&m->heap) == NULL) pmi_report(fn, p, "invalid pointer (inside a retired medium region):");
   const char *fault = fault_of(m, p);
   if (fault != NULL) pmi_report(fn, p, fault);
