@@ -269,19 +269,21 @@ static void *aligned_alloc_checked(size_t alignment, size_t size) {
   return pmi_memalign(alignment, size);
 }
 
+/* a <= 2^63 */
 static size_t round_up_pow2(size_t a) {
   if (a <= 1) return 1;
-  if (a > ((size_t)1 << 62)) return 0;
   return (size_t)1 << (64 - __builtin_clzl(a - 1));
 }
 
+/* As glibc 2.36: an alignment above 2^63 can be no power of two and is
+ * EINVAL; any other is rounded up to one, so that a request too large to
+ * serve (2^63, or 2^62 + 1 rounded up to it) fails with ENOMEM. */
 pmi_export void *pm_memalign(size_t alignment, size_t size) {
-  size_t a = round_up_pow2(alignment);   /* glibc rounds a non-power-of-two up */
-  if (a == 0) {
+  if (alignment > SIZE_MAX / 2 + 1) {
     errno = EINVAL;
     return NULL;
   }
-  return aligned_alloc_checked(a, size);
+  return aligned_alloc_checked(round_up_pow2(alignment), size);
 }
 
 pmi_export void *pm_aligned_alloc(size_t alignment, size_t size) {
@@ -318,11 +320,7 @@ pmi_export void *pm_pvalloc(size_t size) {
 size_t pmi_usable_size(void *p) {
   if (p == NULL) return 0;
   unsigned kind = pmi_arenamap_kind(p);
-  if (kind == PMI_REGION_POOLS) {
-    pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
-    if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL) return 0;
-    return pmi_class_size(pool->szidx);
-  }
+  if (kind == PMI_REGION_POOLS) return pmi_pool_block_size_of(p);
   if (kind != PMI_REGION_NONE) return block_size_checked("malloc_usable_size", p, kind);
   return pmi_libc_usable_size(p);
 }

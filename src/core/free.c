@@ -23,7 +23,7 @@ pmi_cold _Noreturn void pmi_link_corrupt(const void *block, const void *next) {
             "(a write past the end of a block, or after its free)", block, next);
 }
 
-pmi_cold _Noreturn void pmi_report(const char *fn, const void *p, const char *fault) {
+pmi_cold _Noreturn void pmi_bad_pointer(const char *fn, const void *p, const char *fault) {
   pmi_fatal("%s(): %s %p", fn, fault, p);
 }
 
@@ -61,7 +61,7 @@ void pmi_free_collected(pmi_heap *heap, pmi_block *block) {
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
   block->key = 0;
   const char *fault = block_fault_owned(pool, block);
-  if (fault != NULL) pmi_report("free", block, fault);
+  if (fault != NULL) pmi_bad_pointer("free", block, fault);
   unsigned units = pmi_block_units(block);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
   heap->counters.free_remote++;   /* counted by the owner: no atomics */
@@ -71,7 +71,7 @@ void pmi_free_collected(pmi_heap *heap, pmi_block *block) {
 pmi_pool *pmi_check_live_block(const char *fn, const void *p) {
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
   const char *fault = block_fault(pool, p);
-  if (fault != NULL) pmi_report(fn, p, fault);
+  if (fault != NULL) pmi_bad_pointer(fn, p, fault);
   return pool;
 }
 
@@ -92,8 +92,8 @@ pmi_noinline static void free_foreign(void *p) {
   }
   if (p == NULL) return;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
-    pmi_report("free", p, "invalid pointer (not from malloc, misaligned):");
-  if (!pmi_libc_owns(p)) pmi_report("free", p, "invalid pointer (not from malloc):");
+    pmi_bad_pointer("free", p, "invalid pointer (not from malloc, misaligned):");
+  if (!pmi_libc_owns(p)) pmi_bad_pointer("free", p, "invalid pointer (not from malloc):");
   pmi_libc_free(p);   /* glibc's free keeps errno (2.33 and later) */
 }
 
@@ -148,7 +148,7 @@ void pmi_remote_thread_exit(void) {
 void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
   void *p = block;
   if (block->key == pmi_remote_key)
-    pmi_report("free", p, "double free or corruption: block already freed by another thread,");
+    pmi_bad_pointer("free", p, "double free or corruption: block already freed by another thread,");
   block->key = pmi_remote_key;
   if (pmi_unlikely(batch_off || !pmi_load_relaxed(&owner->owned))) {
     remote_push(owner, block, block);
@@ -168,11 +168,11 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
 
 pmi_noinline static void free_remote(pmi_arena *arena, void *p) {
   pmi_heap *owner = atomic_load_explicit(&arena->heap, memory_order_acquire);
-  if (owner == NULL) pmi_report("free", p, "invalid pointer (inside a retired arena):");
+  if (owner == NULL) pmi_bad_pointer("free", p, "invalid pointer (inside a retired arena):");
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
-    pmi_report("free", p, "invalid pointer (not the start of a block):");
+    pmi_bad_pointer("free", p, "invalid pointer (not the start of a block):");
   if (((uintptr_t)p & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE)
-    pmi_report("free", p, "invalid pointer (inside an arena, but not in a pool in use):");
+    pmi_bad_pointer("free", p, "invalid pointer (inside an arena, but not in a pool in use):");
   pmi_remote_free(owner, p);
 }
 
@@ -180,7 +180,7 @@ pmi_noinline static void free_remote(pmi_arena *arena, void *p) {
  * empty or leaves the full state, or the pointer is bad. */
 pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
   const char *fault = block_fault(pool, block);
-  if (fault != NULL) pmi_report("free", block, fault);
+  if (fault != NULL) pmi_bad_pointer("free", block, fault);
   int saved = errno;
   unsigned units = pmi_block_units(block);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);

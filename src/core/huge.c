@@ -28,7 +28,6 @@
  * no copy), and shrinks it by unmapping whole slots when that saves a
  * quarter or more. */
 #include <errno.h>
-#include <sched.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -61,10 +60,8 @@ static size_t cache_bytes;
 static _Atomic int cache_lock;
 static _Atomic(void *) map_hint;
 
-static void lock(void) {
-  while (atomic_exchange_explicit(&cache_lock, 1, memory_order_acquire)) sched_yield();
-}
-static void unlock(void) { atomic_store_explicit(&cache_lock, 0, memory_order_release); }
+static void lock(void) { pmi_spin_lock(&cache_lock); }
+static void unlock(void) { pmi_spin_unlock(&cache_lock); }
 
 static inline huge_hdr *hdr_of(const void *p) { return (huge_hdr *)((uintptr_t)p - sizeof(huge_hdr)); }
 
@@ -241,15 +238,15 @@ void *pmi_huge_malloc(size_t size, size_t alignment, bool zero) {
 static huge_hdr *check_block(const char *fn, const void *p) {
   uintptr_t a = (uintptr_t)p;
   if ((a & (PMI_POOL_SIZE - 1)) != 0)   /* blocks are page-aligned (pages are at least 4 KiB) */
-    pmi_report(fn, p, "invalid pointer (inside a huge block, not its start):");
+    pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
   huge_hdr *h = hdr_of(p);
   /* p - 64 is in the slot before p's when p starts a slot: read it only if
    * that slot is ours too. */
   if ((a & (PMI_ARENA_SIZE - 1)) == 0 && pmi_arenamap_kind(h) != PMI_REGION_HUGE)
-    pmi_report(fn, p, "invalid pointer (inside a huge block, not its start):");
+    pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
   if (h->magic == (key() ^ a)) return h;
-  if (h->magic == (key() ^ a ^ 1)) pmi_report(fn, p, "double free or corruption: huge block already freed,");
-  pmi_report(fn, p, "invalid pointer (inside a huge block, not its start):");
+  if (h->magic == (key() ^ a ^ 1)) pmi_bad_pointer(fn, p, "double free or corruption: huge block already freed,");
+  pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
 }
 
 void pmi_huge_free(void *p) {
@@ -351,6 +348,7 @@ void pmi_huge_figures_get(pmi_huge_figures *out) {
   unlock();
 }
 
-void pmi_huge_fork_prepare(void) { lock(); }
-void pmi_huge_fork_parent(void) { unlock(); }
-void pmi_huge_fork_child(void) { atomic_store(&cache_lock, 0); }
+/* fork: the cache's lock is taken last (fork.c). */
+void pmi_huge_fork_prepare(void) { pmi_spin_fork_take(&cache_lock); }
+void pmi_huge_fork_parent(void) { pmi_spin_fork_give(&cache_lock); }
+void pmi_huge_fork_child(void) { atomic_store(&cache_lock, PMI_LOCK_FREE); }

@@ -7,18 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/compiler.h"
+#include "base/message.h"
 #include "core/types.h"
 
 /* Everything declared here stays inside the library: with hidden visibility
  * the compiler reaches globals such as pmi_link_key directly, not through
  * the GOT (one load less on the fast paths). */
 #pragma GCC visibility push(hidden)
-
-#define pmi_likely(x)   __builtin_expect(!!(x), 1)
-#define pmi_unlikely(x) __builtin_expect(!!(x), 0)
-#define pmi_noinline    __attribute__((noinline))
-#define pmi_cold        __attribute__((cold, noinline))
-#define pmi_export      __attribute__((visibility("default")))
 
 #define pmi_load_relaxed(p)      atomic_load_explicit((p), memory_order_relaxed)
 #define pmi_store_relaxed(p, v)  atomic_store_explicit((p), (v), memory_order_relaxed)
@@ -42,6 +38,13 @@ static inline pmi_arena *pmi_arena_of(const void *p) {
 }
 static inline pmi_pool *pmi_pool_of(pmi_arena *arena, const void *p) {
   return &arena->pools[((uintptr_t)p >> PMI_POOL_SHIFT) & (PMI_POOLS_PER_ARENA - 1)];
+}
+/* The block size of the pool p (an address in an arena) lies in; 0 when that
+ * pool is not in use.  The one place a pointer's size class is found. */
+static inline size_t pmi_pool_block_size_of(const void *p) {
+  const pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
+  if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL) return 0;
+  return pmi_class_size(pool->szidx);
 }
 /* The address of the page a descriptor describes. */
 static inline char *pmi_pool_base(pmi_pool *pool) {
@@ -99,14 +102,48 @@ void  *pmi_os_remap(void *old, size_t old_size, size_t new_size, void *to);   /*
 void   pmi_os_decommit(void *p, size_t size);         /* madvise(MADV_DONTNEED) */
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
+bool   pmi_os_mapped(const void *p, size_t n);        /* every page mapped? reads none */
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
 uint64_t pmi_os_now_ms(void);
 void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */
 long   pmi_os_thread_id(void);
 void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-_Noreturn void pmi_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void   pmi_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-_Noreturn void pmi_assert_fail(const char *cond, const char *file, int line, const char *func);
+
+/* ---- lock.c: the spin lock of every core list ------------------------------
+ * Spin locks, because they are held for a few list splices and must be
+ * re-initialisable in a forked child (a store of PMI_LOCK_FREE).  A lock is
+ * free, held, or held for a fork in progress: the forking thread passes
+ * through such a lock, so that other libraries' atfork handlers may
+ * allocate (see lock.c).  Taking a free lock is one CAS. */
+#define PMI_LOCK_FREE 0
+#define PMI_LOCK_HELD 1
+#define PMI_LOCK_FORK 2
+void   pmi_spin_lock_slow(_Atomic int *lock);
+static inline void pmi_spin_lock(_Atomic int *lock) {
+  int expected = PMI_LOCK_FREE;
+  if (pmi_unlikely(!atomic_compare_exchange_weak_explicit(lock, &expected, PMI_LOCK_HELD, memory_order_acquire,
+                                                          memory_order_relaxed)))
+    pmi_spin_lock_slow(lock);
+}
+static inline bool pmi_spin_trylock(_Atomic int *lock) {
+  int expected = PMI_LOCK_FREE;
+  return pmi_load_relaxed(lock) == PMI_LOCK_FREE &&
+         atomic_compare_exchange_strong_explicit(lock, &expected, PMI_LOCK_HELD, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+/* Held by us (a store ends it), or by the fork we are inside (the fork's
+ * parent handler ends it). */
+static inline void pmi_spin_unlock(_Atomic int *lock) {
+  if (pmi_likely(pmi_load_relaxed(lock) != PMI_LOCK_FORK))
+    atomic_store_explicit(lock, PMI_LOCK_FREE, memory_order_release);
+}
+void   pmi_spin_fork_take(_Atomic int *lock);   /* prepare: waits, then marks it the fork's */
+void   pmi_spin_fork_give(_Atomic int *lock);   /* parent */
+void   pmi_spin_fork_begin(void);               /* this thread is forking (holds the first lock) */
+void   pmi_spin_fork_end(void);
+
+/* ---- fork.c: the atfork handlers ----------------------------------------- */
+void   pmi_fork_setup(void);                    /* registers them */
 
 /* ---- arenamap.c: which kind of our regions is this address in? ----------- */
 bool   pmi_arenamap_add(pmi_arena *arena);
@@ -183,11 +220,13 @@ void  *pmi_malloc_generic(pmi_heap *heap, size_t size);
 void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
 void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
 pmi_pool *pmi_check_live_block(const char *fn, const void *p);
-_Noreturn void pmi_report(const char *fn, const void *p, const char *fault);
+_Noreturn void pmi_bad_pointer(const char *fn, const void *p, const char *fault);
 void   pmi_remote_free(pmi_heap *owner, pmi_block *block);  /* checked; to owner's thread_free */
 void   pmi_remote_flush(void);        /* push this thread's batch of remote frees */
 void   pmi_free_collected(pmi_heap *heap, pmi_block *block);  /* the owner takes a remote free */
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
+void  *pmi_malloc(size_t size);        /* pm_malloc without the debug dispatch */
+void   pmi_free(void *p);              /* pm_free without the debug dispatch */
 extern uintptr_t pmi_remote_key;
 
 /* ---- medium.c: medium classes, 513 B .. 128 KiB ------------------------------ */
@@ -248,7 +287,6 @@ void   pmi_huge_fork_child(void);
 
 /* ---- libc.c: blocks the C library handed out itself ------------------------- */
 void   pmi_libc_init(void);
-bool   pmi_libc_owns(const void *mem);            /* could mem be a live glibc block? */
 void   pmi_libc_free(void *p);
 void  *pmi_libc_realloc(void *p, size_t size);
 size_t pmi_libc_usable_size(void *p);
@@ -256,44 +294,24 @@ int    pmi_libc_trim(size_t pad);
 int    pmi_libc_mallopt(int param, int value);
 struct mallinfo2;
 struct mallinfo2 pmi_libc_mallinfo2(void);
+/* libc.c: does the C library's malloc own this pointer?
+ * For a pointer in none of poolmalloc's regions: true only if it lies where
+ * glibc allocates (its main heap, a thread arena's heap, an mmapped chunk)
+ * and its chunk header fits; reads no memory that may be unmapped. */
+bool   pmi_libc_owns(const void *p);
 
 /* ---- alloc.c: the core's own entry points beneath debug mode --------------- */
 void  *pmi_memalign(size_t alignment, size_t size);   /* alignment: a power of two */
 size_t pmi_usable_size(void *p);
 
-/* ---- options.c -------------------------------------------------------------- */
-#include "diag/options.h"
-
-/* ---- stats.c ------------------------------------------------------------- */
-void   pmi_counters_sum(pmi_counters *out);
-void   pmi_stats_at_exit(void);
-void   pmi_stats_start_interval(void);
-void   pmi_stats_keep_stderr(void);
 
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);
 extern _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
 
-/* ---- debug.c: POOLMALLOC_DEBUG=1 and valgrind support ----------------------
- * When pmi_debug_active is set (POOLMALLOC_DEBUG=1, or running under
- * valgrind), the pm_* entry points hand every call to these functions, which
- * wrap each block in a header and guards and call the core underneath
- * through pmi_malloc / pmi_free (the fast paths without the dispatch). */
-extern int pmi_debug_active;   /* read-mostly; set once, at init */
-void   pmi_debug_init(void);                 /* from pmi_process_init; allocates nothing */
-void  *pmi_debug_malloc(size_t size);
-void  *pmi_debug_calloc(size_t n, size_t size);
-void  *pmi_debug_realloc(void *p, size_t size);
-void  *pmi_debug_memalign(size_t alignment, size_t size);
-void   pmi_debug_free(void *p);
-size_t pmi_debug_usable_size(void *p);
-void   pmi_debug_collect(void);              /* check and empty the quarantine */
-const char *pmi_debug_mode_name(void);       /* "off", "on", "valgrind", "on+valgrind" */
-void  *pmi_malloc(size_t size);              /* pm_malloc without the dispatch */
-void   pmi_free(void *p);                    /* pm_free without the dispatch */
-
-/* ---- check.c --------------------------------------------------------------- */
-int    pmi_check_heap(pmi_heap *heap, int verbose);
+/* ---- the diagnostics the core calls (options, debug dispatch, the report
+ *      at exit): diag/diag.h ------------------------------------------------ */
+#include "diag/diag.h"
 
 #pragma GCC visibility pop
 

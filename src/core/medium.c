@@ -29,7 +29,6 @@
  * (they are four arenas' worth) stay as long as they like, the others are
  * unmapped after POOLMALLOC_ARENA_DECAY_MS; malloc_trim empties it. */
 #include <errno.h>
-#include <sched.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -44,10 +43,8 @@ static _Atomic int reserve_lock;
 static _Atomic(void *) map_hint;
 static _Atomic size_t regions_now, regions_peak;
 
-static void reserve_acquire(void) {
-  while (atomic_exchange_explicit(&reserve_lock, 1, memory_order_acquire)) sched_yield();
-}
-static void reserve_release(void) { atomic_store_explicit(&reserve_lock, 0, memory_order_release); }
+static void reserve_acquire(void) { pmi_spin_lock(&reserve_lock); }
+static void reserve_release(void) { pmi_spin_unlock(&reserve_lock); }
 
 size_t pmi_medium_reserve_count(void) { return atomic_load(&reserve_count); }
 pmi_medium *pmi_medium_reserve_first(void) { return reserve; }
@@ -316,9 +313,9 @@ pmi_medium *pmi_medium_check_live(const char *fn, const void *p) {
   if (pmi_likely(((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) == 0 && (*live_word(m, units) & live_bit(units)) &&
                  ((const pmi_block *)p)->key != pmi_remote_key))
     return m;
-  if (pmi_load_relaxed(&m->heap) == NULL) pmi_report(fn, p, "invalid pointer (inside a retired medium region):");
+  if (pmi_load_relaxed(&m->heap) == NULL) pmi_bad_pointer(fn, p, "invalid pointer (inside a retired medium region):");
   const char *fault = fault_of(m, p);
-  if (fault != NULL) pmi_report(fn, p, fault);
+  if (fault != NULL) pmi_bad_pointer(fn, p, fault);
   return m;
 }
 
@@ -342,7 +339,7 @@ void pmi_medium_free_collected(pmi_heap *heap, pmi_block *block) {
   pmi_medium *m = pmi_medium_of(block);
   block->key = 0;
   const char *fault = fault_owned(m, block);
-  if (fault != NULL) pmi_report("free", block, fault);
+  if (fault != NULL) pmi_bad_pointer("free", block, fault);
   unsigned units = pmi_medium_units(block);
   *live_word(m, units) &= ~live_bit(units);
   heap->counters.free_remote++;
@@ -351,7 +348,7 @@ void pmi_medium_free_collected(pmi_heap *heap, pmi_block *block) {
 
 pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_block *block) {
   const char *fault = fault_of(m, block);
-  if (fault != NULL) pmi_report("free", block, fault);
+  if (fault != NULL) pmi_bad_pointer("free", block, fault);
   int saved = errno;
   unsigned units = pmi_medium_units(block);
   *live_word(m, units) &= ~live_bit(units);
@@ -366,10 +363,10 @@ pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_bloc
  * the owner's descriptor, then to the remote machinery. */
 pmi_noinline static void free_remote(pmi_medium *m, pmi_block *block) {
   pmi_heap *owner = atomic_load_explicit(&m->heap, memory_order_acquire);
-  if (owner == NULL) pmi_report("free", block, "invalid pointer (inside a retired medium region):");
+  if (owner == NULL) pmi_bad_pointer("free", block, "invalid pointer (inside a retired medium region):");
   if (((uintptr_t)block & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) != 0 ||
       ((uintptr_t)block & (PMI_MEDIUM_SIZE - 1)) < PMI_MEDIUM_HEADER)
-    pmi_report("free", block, "invalid pointer (not the start of a block):");
+    pmi_bad_pointer("free", block, "invalid pointer (not the start of a block):");
   pmi_remote_free(owner, block);
 }
 
@@ -465,6 +462,7 @@ void pmi_medium_repair_locked(pmi_heap *heap) {
   pmi_medium_release_retained(heap);
 }
 
-void pmi_medium_fork_prepare(void) { reserve_acquire(); }
-void pmi_medium_fork_parent(void) { reserve_release(); }
-void pmi_medium_fork_child(void) { atomic_store(&reserve_lock, 0); }
+/* fork: the medium reserve's lock is taken after the arena reserve's (fork.c). */
+void pmi_medium_fork_prepare(void) { pmi_spin_fork_take(&reserve_lock); }
+void pmi_medium_fork_parent(void) { pmi_spin_fork_give(&reserve_lock); }
+void pmi_medium_fork_child(void) { atomic_store(&reserve_lock, PMI_LOCK_FREE); }
