@@ -209,7 +209,8 @@ void pmi_pool_rebuild(pmi_heap *heap, pmi_pool *pool) {
 }
 
 /* Sends every empty pool kept on usedpools (the spares, and heads with no
- * block out) back to its arena (thread exit, malloc_trim). */
+ * block out) back to its arena, and every empty medium region kept at the
+ * head of usedmedium to its reserve (thread exit, malloc_trim). */
 void pmi_heap_release_retained(pmi_heap *heap) {
   pmi_heap_release_spares(heap);
   for (unsigned c = 0; c < PMI_NCLASSES; c++) {
@@ -219,4 +220,5 @@ void pmi_heap_release_retained(pmi_heap *heap) {
       head = heap->usedpools[c];
     }
   }
+  pmi_medium_release_retained(heap);
 }
