@@ -110,10 +110,15 @@ pmi_export void *pm_calloc(size_t n, size_t size) {
   }
   PMI_COUNT(calloc_calls);
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_calloc(n, size);
+  return pmi_calloc(total);
+}
+
+/* calloc of total bytes (already checked), without the dispatch. */
+void *pmi_calloc(size_t total) {
   if (total <= PMI_SMALL_MAX) {
     /* Pool blocks are recycled, so they are cleared; the large path (the C
      * library) skips clearing for memory fresh from the OS. */
-    void *p = pm_malloc(total);
+    void *p = pmi_malloc(total);
     if (p != NULL) memset(p, 0, total == 0 ? 1 : total);
     return p;
   }
@@ -124,8 +129,13 @@ pmi_export void *pm_realloc(void *p, size_t size) {
   if (p == NULL) return pm_malloc(size);
   PMI_COUNT(realloc_calls);
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_realloc(p, size);
+  return pmi_realloc(p, size);
+}
+
+/* realloc of a block p != NULL, without the dispatch. */
+void *pmi_realloc(void *p, size_t size) {
   if (size == 0) {            /* glibc: frees the block and returns NULL */
-    pm_free(p);
+    pmi_free(p);
     return NULL;
   }
   if (size > PTRDIFF_MAX) {
@@ -139,10 +149,10 @@ pmi_export void *pm_realloc(void *p, size_t size) {
       PMI_COUNT(realloc_inplace);
       return p;
     }
-    void *q = pm_malloc(size);
+    void *q = pmi_malloc(size);
     if (q == NULL) return NULL;                        /* p stays valid */
     memcpy(q, p, size < old ? size : old);
-    pm_free(p);
+    pmi_free(p);
     return q;
   }
   /* A large block, or one the C library handed out itself. */
@@ -150,7 +160,7 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     pmi_fatal("realloc(): invalid pointer (not from malloc): %p", p);
   if (size <= PMI_SMALL_MAX) {
     size_t old = pmi_large_usable_size(p);
-    void *q = pm_malloc(size);
+    void *q = pmi_malloc(size);
     if (q == NULL) return NULL;
     memcpy(q, p, size < old ? size : old);
     pmi_large_free(p);
@@ -177,14 +187,19 @@ pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
 static void *aligned_alloc_checked(size_t alignment, size_t size) {
   PMI_COUNT(aligned_calls);
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_memalign(alignment, size);
-  if (alignment <= PMI_ALIGNMENT) return pm_malloc(size);
+  return pmi_memalign(alignment, size);
+}
+
+/* Aligned allocation (alignment a power of two), without the dispatch. */
+void *pmi_memalign(size_t alignment, size_t size) {
+  if (alignment <= PMI_ALIGNMENT) return pmi_malloc(size);
   if (size > PTRDIFF_MAX || alignment > PTRDIFF_MAX / 2) {
     errno = ENOMEM;
     return NULL;
   }
   size_t rounded = (size + alignment - 1) & ~(alignment - 1);
   if (rounded == 0) rounded = alignment;
-  if (rounded <= PMI_SMALL_MAX) return pm_malloc(rounded);
+  if (rounded <= PMI_SMALL_MAX) return pmi_malloc(rounded);
   return pmi_large_memalign(alignment, size);
 }
 
@@ -233,6 +248,11 @@ pmi_export void *pm_pvalloc(size_t size) {
 
 pmi_export size_t pm_malloc_usable_size(void *p) {
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_usable_size(p);
+  return pmi_usable_size(p);
+}
+
+/* malloc_usable_size without the dispatch. */
+size_t pmi_usable_size(void *p) {
   if (p == NULL) return 0;
   if (pmi_arenamap_contains(p)) {
     pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);

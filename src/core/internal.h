@@ -197,6 +197,7 @@ void   pmi_counters_sum(pmi_counters *out);
 void   pmi_stats_at_exit(void);
 void   pmi_stats_start_interval(void);
 void   pmi_stats_keep_stderr(void);
+const char *pmi_stats_group(char *buf, unsigned long long v);   /* "1,234,567" */
 
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);
@@ -217,8 +218,54 @@ void   pmi_debug_free(void *p);
 size_t pmi_debug_usable_size(void *p);
 void   pmi_debug_collect(void);              /* check and empty the quarantine */
 const char *pmi_debug_mode_name(void);       /* "off", "on", "valgrind", "on+valgrind" */
-void  *pmi_malloc(size_t size);              /* pm_malloc without the dispatch */
-void   pmi_free(void *p);                    /* pm_free without the dispatch */
+/* The core's entry points without the dispatch, for what it dispatches to. */
+void  *pmi_malloc(size_t size);
+void   pmi_free(void *p);
+void  *pmi_calloc(size_t total);
+void  *pmi_realloc(void *p, size_t size);    /* p != NULL */
+void  *pmi_memalign(size_t alignment, size_t size);   /* a power of two */
+size_t pmi_usable_size(void *p);
+
+/* ---- profile.c, unwind.c: the heap profiler (POOLMALLOC_PROFILE=1) ---------
+ * The whole seam between allocator and profiler: the profiler turns the
+ * dispatch above on, and debug.c's entry points call pmi_profile_malloc
+ * after every allocation (with the size asked for) and pmi_profile_free
+ * before every free.  Nothing in core/ knows the profiler.  With the
+ * profiler off and debug mode on, each costs a subtraction and a load.
+ *
+ * Sampling: pmi_profile_left counts down the bytes this thread may allocate
+ * before the next sample; the allocation that takes it to zero or below is
+ * sampled.  Gaps are exponential with mean POOLMALLOC_PROFILE_RATE, so an
+ * allocation of n bytes is sampled with probability 1 - exp(-n / rate).
+ * Free: a block is looked up in the live set only when its slot of
+ * pmi_profile_filter (a count of sampled live blocks per hash slot) is not
+ * zero, so a free of an unsampled block costs a hash and a load. */
+#define PMI_UNWIND_MAX 64
+#define PMI_PROFILE_FILTER_BITS 16
+extern __thread int64_t pmi_profile_left __attribute__((tls_model("initial-exec")));
+extern _Atomic(uint32_t) *pmi_profile_filter;    /* NULL until the profiler runs */
+typedef struct pmi_sample { uintptr_t addr; uint64_t size; uint32_t site; } pmi_sample;
+void   pmi_profile_sample(void *p, size_t size, const void *site);
+bool   pmi_profile_take(const void *p, pmi_sample *out);   /* leaves the live set */
+void   pmi_profile_put(const pmi_sample *s);               /* back (a failed realloc) */
+void   pmi_profile_interval(void);                         /* with each interval report */
+bool   pmi_profile_on(void);
+struct pm_profile_stats;
+void   pmi_profile_stats(struct pm_profile_stats *out);
+unsigned pmi_unwind(void **frames, unsigned max, const void *site);
+void   pmi_unwind_prime(void);
+
+static inline unsigned pmi_profile_slot(const void *p) {
+  return (unsigned)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> (64 - PMI_PROFILE_FILTER_BITS));
+}
+static inline void pmi_profile_malloc(void *p, size_t size, const void *site) {
+  if (pmi_unlikely((pmi_profile_left -= (int64_t)size) <= 0)) pmi_profile_sample(p, size, site);
+}
+static inline void pmi_profile_free(const void *p) {
+  _Atomic(uint32_t) *filter = pmi_profile_filter;
+  pmi_sample s;
+  if (filter != NULL && pmi_load_relaxed(&filter[pmi_profile_slot(p)]) != 0) pmi_profile_take(p, &s);
+}
 
 /* ---- check.c --------------------------------------------------------------- */
 int    pmi_check_heap(pmi_heap *heap, int verbose);

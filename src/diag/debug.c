@@ -1,10 +1,13 @@
 /* debug.c: POOLMALLOC_DEBUG=1 (in the spirit of CPython's PYTHONMALLOC=debug)
- * and valgrind support.
+ * and valgrind support; and the dispatch the heap profiler rides on.
  *
- * When either is on, pmi_debug_active is set at start-up and every pm_*
- * entry point (hence malloc, free, ...) comes here first (one predictable
- * branch on the normal fast paths, nothing else).  Every block, small or
- * large, is then a "debug block" wrapped around the user's bytes:
+ * When any of the three is on, pmi_debug_active is set at start-up and every
+ * pm_* entry point (hence malloc, free, ...) comes here first (one
+ * predictable branch on the normal fast paths, nothing else).  With the
+ * profiler alone, the entry points below serve the core's blocks (pmi_malloc,
+ * pmi_realloc, ...) and tell the profiler (pmi_profile_malloc, _free).  With
+ * debug mode or valgrind, every block, small or
+ * large, is a "debug block" wrapped around the user's bytes:
  *
  *    raw (from the core)                      user (what malloc returns)
  *    |                                         |
@@ -67,6 +70,7 @@ int pmi_debug_active;
 
 static int dbg_fill;        /* POOLMALLOC_DEBUG=1: guards, fills, checks */
 static int dbg_valgrind;    /* running under valgrind */
+static int dbg_blocks;      /* either: blocks are debug blocks */
 static uintptr_t dbg_key;   /* per-process secret of the header magic */
 static _Atomic uint64_t dbg_serial;
 
@@ -536,6 +540,11 @@ static void dbg_free(const char *fn, void *p, void *site) {
 }
 
 void pmi_debug_free(void *p) {
+  pmi_profile_free(p);
+  if (!dbg_blocks) {
+    pmi_free(p);
+    return;
+  }
   tls_site = __builtin_return_address(0);
   VG_ENTER();
   dbg_free("free", p, tls_site);
@@ -543,29 +552,58 @@ void pmi_debug_free(void *p) {
 }
 
 void *pmi_debug_malloc(size_t size) {
-  return dbg_alloc(size, PMI_ALIGNMENT, false, __builtin_return_address(0));
+  void *site = __builtin_return_address(0);
+  void *p = dbg_blocks ? dbg_alloc(size, PMI_ALIGNMENT, false, site) : pmi_malloc(size);
+  pmi_profile_malloc(p, size, site);
+  return p;
 }
 
 void *pmi_debug_calloc(size_t n, size_t size) {
+  void *site = __builtin_return_address(0);
   size_t total;
   if (__builtin_mul_overflow(n, size, &total)) {
     errno = ENOMEM;
     return NULL;
   }
-  return dbg_alloc(total, PMI_ALIGNMENT, true, __builtin_return_address(0));
+  void *p = dbg_blocks ? dbg_alloc(total, PMI_ALIGNMENT, true, site) : pmi_calloc(total);
+  pmi_profile_malloc(p, total, site);
+  return p;
 }
 
 void *pmi_debug_memalign(size_t alignment, size_t size) {
-  if (alignment < PMI_ALIGNMENT) alignment = PMI_ALIGNMENT;
-  if (alignment > ((size_t)1 << 30)) {
-    errno = ENOMEM;
-    return NULL;
+  void *site = __builtin_return_address(0);
+  void *p;
+  if (!dbg_blocks) {
+    p = pmi_memalign(alignment, size);
+  } else {
+    if (alignment < PMI_ALIGNMENT) alignment = PMI_ALIGNMENT;
+    if (alignment > ((size_t)1 << 30)) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    p = dbg_alloc(size, alignment, false, site);
   }
-  return dbg_alloc(size, alignment, false, __builtin_return_address(0));
+  pmi_profile_malloc(p, size, site);
+  return p;
 }
 
+static void *dbg_realloc(void *p, size_t size, void *site);
+
+/* For the profiler, realloc is a free of the old block and an allocation of
+ * the new one (sampled afresh: a sample keeps the chance its size gives it).
+ * The old block leaves the live set before the core may hand its address
+ * to another thread, and comes back if the realloc fails. */
 void *pmi_debug_realloc(void *p, size_t size) {
   void *site = __builtin_return_address(0);
+  pmi_sample old;
+  bool sampled = pmi_profile_filter != NULL && pmi_profile_take(p, &old);
+  void *q = dbg_blocks ? dbg_realloc(p, size, site) : pmi_realloc(p, size);
+  if (q != NULL) pmi_profile_malloc(q, size, site);
+  else if (sampled && size != 0) pmi_profile_put(&old);
+  return q;
+}
+
+static void *dbg_realloc(void *p, size_t size, void *site) {
   tls_site = site;
   if (p == NULL) return dbg_alloc(size, PMI_ALIGNMENT, false, site);
   if (size == 0) {            /* glibc: frees the block and returns NULL */
@@ -614,6 +652,7 @@ void *pmi_debug_realloc(void *p, size_t size) {
 }
 
 size_t pmi_debug_usable_size(void *p) {
+  if (!dbg_blocks) return pmi_usable_size(p);
   if (p == NULL) return 0;
   tls_site = __builtin_return_address(0);
   VG_ENTER();
@@ -642,7 +681,7 @@ size_t pmi_debug_usable_size(void *p) {
 /* ---- start-up, fork, exit ----------------------------------------------------- */
 
 const char *pmi_debug_mode_name(void) {
-  if (!pmi_debug_active) return "off";
+  if (!dbg_blocks) return "off";
   return dbg_valgrind ? (dbg_fill ? "on+valgrind" : "valgrind") : "on";
 }
 
@@ -657,7 +696,8 @@ void pmi_debug_init(void) {
   }
 #endif
   dbg_key = (uintptr_t)(pmi_os_random() * 0xD6E8FEB86659FD93ull) | 1;
-  pmi_debug_active = dbg_fill || dbg_valgrind;
+  dbg_blocks = dbg_fill || dbg_valgrind;
+  pmi_debug_active = dbg_blocks || pmi_option(profile) != 0;
 }
 
 static void q_fork_prepare(void) { pthread_mutex_lock(&q_lock); }
@@ -666,7 +706,7 @@ static void q_fork_child(void) { pthread_mutex_unlock(&q_lock); }
 
 /* After pmi_process_init (constructor 101): everything may allocate now. */
 __attribute__((constructor(102))) static void debug_start(void) {
-  if (!pmi_debug_active) return;
+  if (!dbg_blocks) return;
   /* Registered after the core's handlers, so (prepare handlers running in
    * reverse order) the quarantine lock is taken before the heap locks, the
    * order free() takes them in. */
@@ -678,7 +718,7 @@ __attribute__((constructor(102))) static void debug_start(void) {
 
 /* At exit, the blocks still in the quarantine are checked (not freed). */
 __attribute__((destructor(101))) static void debug_end(void) {
-  if (!pmi_debug_active) return;
+  if (!dbg_blocks) return;
   tls_site = NULL;
   VG_ENTER();
   pthread_mutex_lock(&q_lock);
