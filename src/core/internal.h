@@ -243,9 +243,12 @@ size_t pmi_usable_size(void *p);
 #define PMI_UNWIND_MAX 64
 #define PMI_PROFILE_FILTER_BITS 16
 extern __thread int64_t pmi_profile_left __attribute__((tls_model("initial-exec")));
-extern _Atomic(uint32_t) *pmi_profile_filter;    /* NULL until the profiler runs */
+extern _Atomic(uint32_t) pmi_profile_filter[1u << PMI_PROFILE_FILTER_BITS];
 typedef struct pmi_sample { uintptr_t addr; uint64_t size; uint32_t site; } pmi_sample;
 void   pmi_profile_sample(void *p, size_t size, const void *site);
+void  *pmi_profile_malloc_sampled(size_t size, const void *site);   /* pmi_malloc, sampled */
+void   pmi_profile_forget(const void *p);
+void   pmi_profile_free_sampled(void *p);                        /* forget, pmi_free */
 bool   pmi_profile_take(const void *p, pmi_sample *out);   /* leaves the live set */
 void   pmi_profile_put(const pmi_sample *s);               /* back (a failed realloc) */
 void   pmi_profile_interval(void);                         /* with each interval report */
@@ -258,13 +261,18 @@ void   pmi_unwind_prime(void);
 static inline unsigned pmi_profile_slot(const void *p) {
   return (unsigned)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> (64 - PMI_PROFILE_FILTER_BITS));
 }
+/* Counts size down; true if this allocation is to be sampled. */
+static inline bool pmi_profile_sampled(size_t size) {
+  return pmi_unlikely((pmi_profile_left -= (int64_t)size) <= 0);
+}
 static inline void pmi_profile_malloc(void *p, size_t size, const void *site) {
-  if (pmi_unlikely((pmi_profile_left -= (int64_t)size) <= 0)) pmi_profile_sample(p, size, site);
+  if (pmi_profile_sampled(size)) pmi_profile_sample(p, size, site);
+}
+static inline bool pmi_profile_maybe_sampled(const void *p) {
+  return pmi_unlikely(pmi_load_relaxed(&pmi_profile_filter[pmi_profile_slot(p)]) != 0);
 }
 static inline void pmi_profile_free(const void *p) {
-  _Atomic(uint32_t) *filter = pmi_profile_filter;
-  pmi_sample s;
-  if (filter != NULL && pmi_load_relaxed(&filter[pmi_profile_slot(p)]) != 0) pmi_profile_take(p, &s);
+  if (pmi_profile_maybe_sampled(p)) pmi_profile_forget(p);
 }
 
 /* ---- check.c --------------------------------------------------------------- */

@@ -539,23 +539,35 @@ static void dbg_free(const char *fn, void *p, void *site) {
   q_push(h, n);
 }
 
-void pmi_debug_free(void *p) {
+pmi_noinline static void debug_free(void *p, void *site) {
   pmi_profile_free(p);
-  if (!dbg_blocks) {
-    pmi_free(p);
-    return;
-  }
-  tls_site = __builtin_return_address(0);
+  tls_site = site;
   VG_ENTER();
   dbg_free("free", p, tls_site);
   VG_LEAVE();
 }
 
-void *pmi_debug_malloc(size_t size) {
-  void *site = __builtin_return_address(0);
-  void *p = dbg_blocks ? dbg_alloc(size, PMI_ALIGNMENT, false, site) : pmi_malloc(size);
+/* malloc and free are the profiler's hot paths: with the profiler alone,
+ * a test, the count-down or the filter, and a jump to the core. */
+void pmi_debug_free(void *p) {
+  if (pmi_unlikely(dbg_blocks)) {
+    debug_free(p, __builtin_return_address(0));
+    return;
+  }
+  if (pmi_profile_maybe_sampled(p)) pmi_profile_free_sampled(p);
+  else pmi_free(p);
+}
+
+pmi_noinline static void *debug_malloc(size_t size, void *site) {
+  void *p = dbg_alloc(size, PMI_ALIGNMENT, false, site);
   pmi_profile_malloc(p, size, site);
   return p;
+}
+
+void *pmi_debug_malloc(size_t size) {
+  if (pmi_unlikely(dbg_blocks)) return debug_malloc(size, __builtin_return_address(0));
+  if (pmi_likely(!pmi_profile_sampled(size))) return pmi_malloc(size);
+  return pmi_profile_malloc_sampled(size, __builtin_return_address(0));
 }
 
 void *pmi_debug_calloc(size_t n, size_t size) {
@@ -596,7 +608,7 @@ static void *dbg_realloc(void *p, size_t size, void *site);
 void *pmi_debug_realloc(void *p, size_t size) {
   void *site = __builtin_return_address(0);
   pmi_sample old;
-  bool sampled = pmi_profile_filter != NULL && pmi_profile_take(p, &old);
+  bool sampled = pmi_profile_take(p, &old);
   void *q = dbg_blocks ? dbg_realloc(p, size, site) : pmi_realloc(p, size);
   if (q != NULL) pmi_profile_malloc(q, size, site);
   else if (sampled && size != 0) pmi_profile_put(&old);

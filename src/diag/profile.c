@@ -45,7 +45,9 @@
 #include "poolmalloc.h"
 
 __thread int64_t pmi_profile_left __attribute__((tls_model("initial-exec")));
-_Atomic(uint32_t) *pmi_profile_filter;
+/* In the library's zero-filled data: no test for "not mapped yet" on free,
+ * and no memory until a block is sampled (the pages are read as zero). */
+_Atomic(uint32_t) pmi_profile_filter[1u << PMI_PROFILE_FILTER_BITS];
 
 static __thread uint64_t tls_rng __attribute__((tls_model("initial-exec")));   /* 0: not seeded */
 static __thread uint8_t tls_busy __attribute__((tls_model("initial-exec")));   /* inside a sample */
@@ -356,8 +358,24 @@ void pmi_profile_sample(void *p, size_t size, const void *where) {
   tls_busy = 0;
 }
 
+void *pmi_profile_malloc_sampled(size_t size, const void *where) {
+  void *p = pmi_malloc(size);
+  pmi_profile_sample(p, size, where);
+  return p;
+}
+
+void pmi_profile_forget(const void *p) {
+  pmi_sample s;
+  pmi_profile_take(p, &s);
+}
+
+void pmi_profile_free_sampled(void *p) {
+  pmi_profile_forget(p);
+  pmi_free(p);
+}
+
 bool pmi_profile_take(const void *p, pmi_sample *out) {
-  if (pmi_profile_filter == NULL || p == NULL) return false;
+  if (p == NULL) return false;
   if (pmi_load_relaxed(&pmi_profile_filter[pmi_profile_slot(p)]) == 0) return false;
   pthread_mutex_lock(&prof.lock);
   bool found = live_remove_locked((uintptr_t)p, out);
@@ -381,7 +399,7 @@ void pmi_profile_stats(struct pm_profile_stats *out) {
   out->samples_live = prof.nlive;
   out->samples_total = prof.samples;
   out->stacks = prof.nstacks;
-  out->own_bytes = prof.own_bytes + ((size_t)1 << PMI_PROFILE_FILTER_BITS) * sizeof(uint32_t);
+  out->own_bytes = prof.own_bytes + sizeof pmi_profile_filter;
   double est = 0;
   site *sites = prof.sites.base;
   for (size_t i = 0; i < prof.nsites; i++) est += (double)sites[i].live_b * scale(sites[i].live_n, sites[i].live_b);
@@ -692,15 +710,8 @@ static void fork_child(void) {
 __attribute__((constructor(102))) static void profile_start(void) {
   if (!pmi_option(profile)) return;
   prof.rate = pmi_option(profile_rate);
-  size_t filter_bytes = ((size_t)1 << PMI_PROFILE_FILTER_BITS) * sizeof(uint32_t);
-  _Atomic(uint32_t) *filter = pmi_os_map(filter_bytes);
-  if (filter == NULL) {
-    pmi_warning("POOLMALLOC_PROFILE: cannot map the profiler's tables; profiling is off");
-    return;
-  }
   pmi_unwind_prime();
   pthread_atfork(fork_prepare, fork_parent, fork_child);
-  pmi_profile_filter = filter;
   prof.on = true;
 }
 
