@@ -239,16 +239,21 @@ size_t pmi_usable_size(void *p);
  * allocation of n bytes is sampled with probability 1 - exp(-n / rate).
  * Free: a block is looked up in the live set only when its slot of
  * pmi_profile_filter (a count of sampled live blocks per hash slot) is not
- * zero, so a free of an unsampled block costs a hash and a load. */
+ * zero, so a free of an unsampled block costs a hash and a load.  Debug mode
+ * keeps both tests failing (pmi_profile_pin), so that its blocks never meet
+ * the core's fast paths, and the profiler counts on in its slow path:
+ *   pmi_profile_filter[k] == pinned + |{ sampled live blocks in slot k }| */
 #define PMI_UNWIND_MAX 64
 #define PMI_PROFILE_FILTER_BITS 16
 extern __thread int64_t pmi_profile_left __attribute__((tls_model("initial-exec")));
 extern _Atomic(uint32_t) pmi_profile_filter[1u << PMI_PROFILE_FILTER_BITS];
 typedef struct pmi_sample { uintptr_t addr; uint64_t size; uint32_t site; } pmi_sample;
-void   pmi_profile_sample(void *p, size_t size, const void *site);
+void   pmi_profile_sample(void *p, size_t size, const void *site);   /* the count-down ran out */
 void  *pmi_profile_malloc_sampled(size_t size, const void *site);   /* pmi_malloc, sampled */
 void   pmi_profile_forget(const void *p);
 void   pmi_profile_free_sampled(void *p);                        /* forget, pmi_free */
+void   pmi_profile_pin(void);          /* debug mode: every malloc and free to the slow path */
+void   pmi_profile_pin_filter(void);
 bool   pmi_profile_take(const void *p, pmi_sample *out);   /* leaves the live set */
 void   pmi_profile_put(const pmi_sample *s);               /* back (a failed realloc) */
 void   pmi_profile_interval(void);                         /* with each interval report */

@@ -539,7 +539,11 @@ static void dbg_free(const char *fn, void *p, void *site) {
   q_push(h, n);
 }
 
-pmi_noinline static void debug_free(void *p, void *site) {
+pmi_noinline static void free_slow(void *p, void *site) {
+  if (!dbg_blocks) {
+    pmi_profile_free_sampled(p);
+    return;
+  }
   pmi_profile_free(p);
   tls_site = site;
   VG_ENTER();
@@ -548,26 +552,23 @@ pmi_noinline static void debug_free(void *p, void *site) {
 }
 
 /* malloc and free are the profiler's hot paths: with the profiler alone,
- * a test, the count-down or the filter, and a jump to the core. */
+ * the count-down or the filter, and a jump to the core.  Debug mode keeps
+ * both tests failing (pmi_profile_pin), and lives in the slow paths. */
 void pmi_debug_free(void *p) {
-  if (pmi_unlikely(dbg_blocks)) {
-    debug_free(p, __builtin_return_address(0));
-    return;
-  }
-  if (pmi_profile_maybe_sampled(p)) pmi_profile_free_sampled(p);
+  if (pmi_unlikely(pmi_profile_maybe_sampled(p))) free_slow(p, __builtin_return_address(0));
   else pmi_free(p);
 }
 
-pmi_noinline static void *debug_malloc(size_t size, void *site) {
+pmi_noinline static void *malloc_slow(size_t size, void *site) {
+  if (!dbg_blocks) return pmi_profile_malloc_sampled(size, site);
   void *p = dbg_alloc(size, PMI_ALIGNMENT, false, site);
-  pmi_profile_malloc(p, size, site);
+  pmi_profile_sample(p, size, site);
   return p;
 }
 
 void *pmi_debug_malloc(size_t size) {
-  if (pmi_unlikely(dbg_blocks)) return debug_malloc(size, __builtin_return_address(0));
   if (pmi_likely(!pmi_profile_sampled(size))) return pmi_malloc(size);
-  return pmi_profile_malloc_sampled(size, __builtin_return_address(0));
+  return malloc_slow(size, __builtin_return_address(0));
 }
 
 void *pmi_debug_calloc(size_t n, size_t size) {
@@ -608,7 +609,7 @@ static void *dbg_realloc(void *p, size_t size, void *site);
 void *pmi_debug_realloc(void *p, size_t size) {
   void *site = __builtin_return_address(0);
   pmi_sample old;
-  bool sampled = pmi_profile_take(p, &old);
+  bool sampled = pmi_profile_maybe_sampled(p) && pmi_profile_take(p, &old);
   void *q = dbg_blocks ? dbg_realloc(p, size, site) : pmi_realloc(p, size);
   if (q != NULL) pmi_profile_malloc(q, size, site);
   else if (sampled && size != 0) pmi_profile_put(&old);
@@ -709,6 +710,10 @@ void pmi_debug_init(void) {
 #endif
   dbg_key = (uintptr_t)(pmi_os_random() * 0xD6E8FEB86659FD93ull) | 1;
   dbg_blocks = dbg_fill || dbg_valgrind;
+  if (dbg_blocks) {
+    pmi_profile_pin();
+    pmi_profile_pin_filter();
+  }
   pmi_debug_active = dbg_blocks || pmi_option(profile) != 0;
 }
 

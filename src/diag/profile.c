@@ -323,20 +323,35 @@ static void live_add_locked(const pmi_sample *s) {
 
 /* ---- the hooks ---------------------------------------------------------------- */
 
+/* Debug mode pins the fast path's count-down below zero, so that every
+ * malloc reaches debug.c's slow path (where debug blocks are made), and
+ * counts the bytes to the next sample here instead. */
+static bool pinned;
+#define PINNED (INT64_MIN / 2)
+static __thread int64_t tls_pinned_left __attribute__((tls_model("initial-exec")));
+
+void pmi_profile_pin(void) { pinned = true; }
+
 void pmi_profile_sample(void *p, size_t size, const void *where) {
+  int64_t *left = &pmi_profile_left;
+  if (pinned) {
+    pmi_profile_left = PINNED;
+    left = &tls_pinned_left;
+    if (prof.on && tls_rng != 0 && (*left -= (int64_t)size) > 0) return;
+  }
   if (!prof.on) {
-    /* Off (debug mode alone), or not started yet: then every allocation
-     * comes here until the profiler starts. */
-    pmi_profile_left = pmi_option(profile) ? 0 : INT64_MAX / 2;
+    /* Not started yet (every allocation comes here until it starts), or
+     * debug mode alone. */
+    if (!pinned) pmi_profile_left = 0;
     return;
   }
   if (tls_busy) return;
   if (tls_rng == 0) {   /* this thread's first allocation since start */
     tls_rng = pmi_os_random() ^ (uintptr_t)&tls_rng ^ 1;
-    pmi_profile_left = next_gap() - (int64_t)size;
-    if (pmi_profile_left > 0 && prof.rate > 1) return;
+    *left = next_gap() - (int64_t)size;
+    if (*left > 0 && prof.rate > 1) return;
   }
-  pmi_profile_left = next_gap();
+  *left = next_gap();
   if (p == NULL) return;
   tls_busy = 1;
   int saved = errno;
@@ -374,8 +389,15 @@ void pmi_profile_free_sampled(void *p) {
   pmi_free(p);
 }
 
+/* In debug mode every slot is one more than its count: every free then
+ * reaches debug.c's slow path. */
+void pmi_profile_pin_filter(void) {
+  for (size_t k = 0; k < sizeof pmi_profile_filter / sizeof pmi_profile_filter[0]; k++)
+    pmi_store_relaxed(&pmi_profile_filter[k], 1);
+}
+
 bool pmi_profile_take(const void *p, pmi_sample *out) {
-  if (p == NULL) return false;
+  if (p == NULL || !prof.on) return false;
   if (pmi_load_relaxed(&pmi_profile_filter[pmi_profile_slot(p)]) == 0) return false;
   pthread_mutex_lock(&prof.lock);
   bool found = live_remove_locked((uintptr_t)p, out);
