@@ -60,6 +60,10 @@ grep -q '^heap profile: .* @ heap_v2/8192$' "$f" || { echo "FAIL sites: header";
 grep -q '^MAPPED_LIBRARIES:' "$f" || { echo "FAIL sites: no MAPPED_LIBRARIES"; fail=1; }
 # ... and allocated since start: churn's 100,000 mallocs and 200 reallocs (about 170 MB).
 pprof "$f" "$tmp/w" --alloc_space && near "$f.cum" churn 170e6 0.2
+if command -v dot >/dev/null; then   # --svg draws through graphviz
+  google-pprof --svg "$tmp/w" "$f" > "$tmp/graph.svg" 2>/dev/null && grep -q '<svg' "$tmp/graph.svg" ||
+    { echo "FAIL sites: google-pprof --svg"; fail=1; }
+fi
 grep -q 'top allocation sites by estimated live bytes' "$f.txt" && grep -q '^   1 ' "$f.txt" ||
   { echo "FAIL sites: summary"; cat "$f.txt"; fail=1; }
 "$py" - "$f.collapsed" <<'PY' || { echo "FAIL sites: collapsed"; fail=1; }
