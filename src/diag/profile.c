@@ -469,10 +469,10 @@ __attribute__((format(printf, 2, 3))) static void w_fmt(writer *w, const char *f
   if (n > 0) w_bytes(w, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
-/* Writes to path + suffix through a temporary name, so that a reader never
- * sees half a profile.  false (errno set) if it cannot. */
+/* Writes to path + suffix through a temporary name (per thread), so that a
+ * reader never sees half a profile.  false (errno set) if it cannot. */
 static bool w_open(writer *w, char *tmp, size_t cap, const char *path, const char *suffix) {
-  snprintf(tmp, cap, "%s%s.tmp", path, suffix);
+  snprintf(tmp, cap, "%s%s.tmp%ld", path, suffix, pmi_os_thread_id());   /* two dumps at once */
   w->fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   w->failed = w->fd < 0;
   w->len = 0;
