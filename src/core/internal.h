@@ -7,18 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/compiler.h"
+#include "base/message.h"
 #include "core/types.h"
 
 /* Everything declared here stays inside the library: with hidden visibility
  * the compiler reaches globals such as pmi_link_key directly, not through
  * the GOT (one load less on the fast paths). */
 #pragma GCC visibility push(hidden)
-
-#define pmi_likely(x)   __builtin_expect(!!(x), 1)
-#define pmi_unlikely(x) __builtin_expect(!!(x), 0)
-#define pmi_noinline    __attribute__((noinline))
-#define pmi_cold        __attribute__((cold, noinline))
-#define pmi_export      __attribute__((visibility("default")))
 
 #define pmi_load_relaxed(p)      atomic_load_explicit((p), memory_order_relaxed)
 #define pmi_store_relaxed(p, v)  atomic_store_explicit((p), (v), memory_order_relaxed)
@@ -42,6 +38,13 @@ static inline pmi_arena *pmi_arena_of(const void *p) {
 }
 static inline pmi_pool *pmi_pool_of(pmi_arena *arena, const void *p) {
   return &arena->pools[((uintptr_t)p >> PMI_POOL_SHIFT) & (PMI_POOLS_PER_ARENA - 1)];
+}
+/* The block size of the pool p (an address in an arena) lies in; 0 when that
+ * pool is not in use.  The one place a pointer's size class is found. */
+static inline size_t pmi_pool_block_size_of(const void *p) {
+  const pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
+  if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL) return 0;
+  return pmi_class_size(pool->szidx);
 }
 /* The address of the page a descriptor describes. */
 static inline char *pmi_pool_base(pmi_pool *pool) {
@@ -97,14 +100,48 @@ void  *pmi_os_map_aligned(size_t size, size_t align, void *hint);
 void   pmi_os_unmap(void *p, size_t size);
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
+bool   pmi_os_mapped(const void *p, size_t n);        /* every page mapped? reads none */
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
 uint64_t pmi_os_now_ms(void);
 void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */
 long   pmi_os_thread_id(void);
 void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-_Noreturn void pmi_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void   pmi_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-_Noreturn void pmi_assert_fail(const char *cond, const char *file, int line, const char *func);
+
+/* ---- lock.c: the spin lock of every core list ------------------------------
+ * Spin locks, because they are held for a few list splices and must be
+ * re-initialisable in a forked child (a store of PMI_LOCK_FREE).  A lock is
+ * free, held, or held for a fork in progress: the forking thread passes
+ * through such a lock, so that other libraries' atfork handlers may
+ * allocate (see lock.c).  Taking a free lock is one CAS. */
+#define PMI_LOCK_FREE 0
+#define PMI_LOCK_HELD 1
+#define PMI_LOCK_FORK 2
+void   pmi_spin_lock_slow(_Atomic int *lock);
+static inline void pmi_spin_lock(_Atomic int *lock) {
+  int expected = PMI_LOCK_FREE;
+  if (pmi_unlikely(!atomic_compare_exchange_weak_explicit(lock, &expected, PMI_LOCK_HELD, memory_order_acquire,
+                                                          memory_order_relaxed)))
+    pmi_spin_lock_slow(lock);
+}
+static inline bool pmi_spin_trylock(_Atomic int *lock) {
+  int expected = PMI_LOCK_FREE;
+  return pmi_load_relaxed(lock) == PMI_LOCK_FREE &&
+         atomic_compare_exchange_strong_explicit(lock, &expected, PMI_LOCK_HELD, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+/* Held by us (a store ends it), or by the fork we are inside (the fork's
+ * parent handler ends it). */
+static inline void pmi_spin_unlock(_Atomic int *lock) {
+  if (pmi_likely(pmi_load_relaxed(lock) != PMI_LOCK_FORK))
+    atomic_store_explicit(lock, PMI_LOCK_FREE, memory_order_release);
+}
+void   pmi_spin_fork_take(_Atomic int *lock);   /* prepare: waits, then marks it the fork's */
+void   pmi_spin_fork_give(_Atomic int *lock);   /* parent */
+void   pmi_spin_fork_begin(void);               /* this thread is forking (holds the first lock) */
+void   pmi_spin_fork_end(void);
+
+/* ---- fork.c: the atfork handlers ----------------------------------------- */
+void   pmi_fork_setup(void);                    /* registers them */
 
 /* ---- arenamap.c: is this address in one of our arenas? -------------------- */
 bool   pmi_arenamap_add(pmi_arena *arena);
@@ -172,6 +209,13 @@ pmi_pool *pmi_check_live_block(const char *fn, const void *p);
 void   pmi_remote_flush(void);        /* push this thread's batch of remote frees */
 void   pmi_free_collected(pmi_heap *heap, pmi_block *block);  /* the owner takes a remote free */
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
+/* The core's entry points without the dispatch, for what it dispatches to. */
+void  *pmi_malloc(size_t size);
+void   pmi_free(void *p);
+void  *pmi_calloc(size_t total);
+void  *pmi_realloc(void *p, size_t size);            /* p != NULL */
+void  *pmi_memalign(size_t alignment, size_t size);  /* a power of two */
+size_t pmi_usable_size(void *p);
 extern uintptr_t pmi_remote_key;
 
 /* ---- large.c: the large-object path (the C library's malloc today) -------- */
@@ -183,105 +227,24 @@ void  *pmi_large_memalign(size_t alignment, size_t size);
 void   pmi_large_free(void *p);
 size_t pmi_large_usable_size(void *p);
 int    pmi_large_trim(size_t pad);
-bool   pmi_large_plausible(const void *mem);  /* looks like a glibc block */
 void   pmi_large_peak(int64_t *bytes_now, int64_t *bytes_peak);
 int    pmi_large_mallopt(int param, int value);
 struct mallinfo2;
 struct mallinfo2 pmi_large_mallinfo2(void);
 
-/* ---- options.c -------------------------------------------------------------- */
-#include "diag/options.h"
-
-/* ---- stats.c ------------------------------------------------------------- */
-void   pmi_counters_sum(pmi_counters *out);
-void   pmi_stats_at_exit(void);
-void   pmi_stats_start_interval(void);
-void   pmi_stats_keep_stderr(void);
-const char *pmi_stats_group(char *buf, unsigned long long v);   /* "1,234,567" */
+/* ---- libc.c: does the C library's malloc own this pointer? ---------------
+ * For a pointer in none of poolmalloc's regions: true only if it lies where
+ * glibc allocates (its main heap, a thread arena's heap, an mmapped chunk)
+ * and its chunk header fits; reads no memory that may be unmapped. */
+bool   pmi_libc_owns(const void *p);
 
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);
 extern _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
 
-/* ---- debug.c: POOLMALLOC_DEBUG=1 and valgrind support ----------------------
- * When pmi_debug_active is set (POOLMALLOC_DEBUG=1, or running under
- * valgrind), the pm_* entry points hand every call to these functions, which
- * wrap each block in a header and guards and call the core underneath
- * through pmi_malloc / pmi_free (the fast paths without the dispatch). */
-extern int pmi_debug_active;   /* read-mostly; set once, at init */
-void   pmi_debug_init(void);                 /* from pmi_process_init; allocates nothing */
-void  *pmi_debug_malloc(size_t size);
-void  *pmi_debug_calloc(size_t n, size_t size);
-void  *pmi_debug_realloc(void *p, size_t size);
-void  *pmi_debug_memalign(size_t alignment, size_t size);
-void   pmi_debug_free(void *p);
-size_t pmi_debug_usable_size(void *p);
-void   pmi_debug_collect(void);              /* check and empty the quarantine */
-const char *pmi_debug_mode_name(void);       /* "off", "on", "valgrind", "on+valgrind" */
-/* The core's entry points without the dispatch, for what it dispatches to. */
-void  *pmi_malloc(size_t size);
-void   pmi_free(void *p);
-void  *pmi_calloc(size_t total);
-void  *pmi_realloc(void *p, size_t size);    /* p != NULL */
-void  *pmi_memalign(size_t alignment, size_t size);   /* a power of two */
-size_t pmi_usable_size(void *p);
-
-/* ---- profile.c, unwind.c: the heap profiler (POOLMALLOC_PROFILE=1) ---------
- * The whole seam between allocator and profiler: the profiler turns the
- * dispatch above on, and debug.c's entry points call pmi_profile_malloc
- * after every allocation (with the size asked for) and pmi_profile_free
- * before every free.  Nothing in core/ knows the profiler.  With the
- * profiler off and debug mode on, each costs a subtraction and a load.
- *
- * Sampling: pmi_profile_left counts down the bytes this thread may allocate
- * before the next sample; the allocation that takes it to zero or below is
- * sampled.  Gaps are exponential with mean POOLMALLOC_PROFILE_RATE, so an
- * allocation of n bytes is sampled with probability 1 - exp(-n / rate).
- * Free: a block is looked up in the live set only when its slot of
- * pmi_profile_filter (a count of sampled live blocks per hash slot) is not
- * zero, so a free of an unsampled block costs a hash and a load.  Debug mode
- * keeps both tests failing (pmi_profile_pin), so that its blocks never meet
- * the core's fast paths, and the profiler counts on in its slow path:
- *   pmi_profile_filter[k] == pinned + |{ sampled live blocks in slot k }| */
-#define PMI_UNWIND_MAX 64
-#define PMI_PROFILE_FILTER_BITS 16
-extern __thread int64_t pmi_profile_left __attribute__((tls_model("initial-exec")));
-extern _Atomic(uint32_t) pmi_profile_filter[1u << PMI_PROFILE_FILTER_BITS];
-typedef struct pmi_sample { uintptr_t addr; uint64_t size; uint32_t site; } pmi_sample;
-void   pmi_profile_sample(void *p, size_t size, const void *site);   /* the count-down ran out */
-void  *pmi_profile_malloc_sampled(size_t size, const void *site);   /* pmi_malloc, sampled */
-void   pmi_profile_forget(const void *p);
-void   pmi_profile_free_sampled(void *p);                        /* forget, pmi_free */
-void   pmi_profile_pin(void);          /* debug mode: every malloc and free to the slow path */
-void   pmi_profile_pin_filter(void);
-bool   pmi_profile_take(const void *p, pmi_sample *out);   /* leaves the live set */
-void   pmi_profile_put(const pmi_sample *s);               /* back (a failed realloc) */
-void   pmi_profile_interval(void);                         /* with each interval report */
-bool   pmi_profile_on(void);
-struct pm_profile_stats;
-void   pmi_profile_stats(struct pm_profile_stats *out);
-unsigned pmi_unwind(void **frames, unsigned max, const void *site);
-void   pmi_unwind_prime(void);
-
-static inline unsigned pmi_profile_slot(const void *p) {
-  return (unsigned)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> (64 - PMI_PROFILE_FILTER_BITS));
-}
-/* Counts size down; true if this allocation is to be sampled. */
-static inline bool pmi_profile_sampled(size_t size) {
-  return pmi_unlikely((pmi_profile_left -= (int64_t)size) <= 0);
-}
-static inline void pmi_profile_malloc(void *p, size_t size, const void *site) {
-  if (pmi_profile_sampled(size)) pmi_profile_sample(p, size, site);
-}
-static inline bool pmi_profile_maybe_sampled(const void *p) {
-  return pmi_unlikely(pmi_load_relaxed(&pmi_profile_filter[pmi_profile_slot(p)]) != 0);
-}
-static inline void pmi_profile_free(const void *p) {
-  if (pmi_profile_maybe_sampled(p)) pmi_profile_forget(p);
-}
-
-/* ---- check.c --------------------------------------------------------------- */
-int    pmi_check_heap(pmi_heap *heap, int verbose);
+/* ---- the diagnostics the core calls (options, debug dispatch, the report
+ *      at exit): diag/diag.h ------------------------------------------------ */
+#include "diag/diag.h"
 
 #pragma GCC visibility pop
 

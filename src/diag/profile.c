@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "diag/profile.h"
 #include "poolmalloc.h"
 
 __thread int64_t pmi_profile_left __attribute__((tls_model("initial-exec")));
@@ -397,7 +398,7 @@ void pmi_profile_pin_filter(void) {
 }
 
 bool pmi_profile_take(const void *p, pmi_sample *out) {
-  if (p == NULL || !prof.on) return false;
+  if (p == NULL || !prof.on || tls_busy) return false;
   if (pmi_load_relaxed(&pmi_profile_filter[pmi_profile_slot(p)]) == 0) return false;
   pthread_mutex_lock(&prof.lock);
   bool found = live_remove_locked((uintptr_t)p, out);
@@ -719,9 +720,19 @@ void pmi_profile_interval(void) {
 
 /* ---- start, fork, exit --------------------------------------------------------- */
 
-static void fork_prepare(void) { pthread_mutex_lock(&prof.lock); }
-static void fork_parent(void) { pthread_mutex_unlock(&prof.lock); }
+/* Other libraries' atfork handlers may allocate and free while the lock is
+ * held for the fork: this thread neither samples nor looks up then (a block
+ * it frees in that moment may stay in the live set). */
+static void fork_prepare(void) {
+  pthread_mutex_lock(&prof.lock);
+  tls_busy = 1;
+}
+static void fork_parent(void) {
+  tls_busy = 0;
+  pthread_mutex_unlock(&prof.lock);
+}
 static void fork_child(void) {
+  tls_busy = 0;
   pthread_mutex_unlock(&prof.lock);
   tls_rng ^= (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;   /* the child draws its own gaps */
 }

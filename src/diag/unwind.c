@@ -21,6 +21,7 @@
 #include <unwind.h>
 
 #include "core/internal.h"
+#include "diag/profile.h"
 
 /* The text of the object this file is in, when that object is a shared
  * library (not the main program, which the static library is linked into):
