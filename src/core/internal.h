@@ -263,8 +263,15 @@ void   pmi_remote_free(pmi_heap *owner, pmi_block *block);  /* checked; to owner
 void   pmi_remote_flush(void);        /* push this thread's batch of remote frees */
 void   pmi_free_collected(pmi_heap *heap, pmi_block *block);  /* the owner takes a remote free */
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
-void  *pmi_malloc(size_t size);        /* malloc on the thread's own heap (debug.c's core) */
-void   pmi_free(void *p);              /* free from the thread's own heap (the same) */
+/* The core's entry points without the dispatch, for what it dispatches to;
+ * they work on the thread's own heap, which in debug mode is not
+ * pmi_heap_tls (pmi_heap_own). */
+void  *pmi_malloc(size_t size);
+void   pmi_free(void *p);
+void  *pmi_calloc(size_t total);
+void  *pmi_realloc(void *p, size_t size);            /* p != NULL */
+void  *pmi_memalign(size_t alignment, size_t size);  /* a power of two */
+size_t pmi_usable_size(void *p);
 extern uintptr_t pmi_remote_key;
 
 /* ---- medium.c: medium classes, 513 B .. 128 KiB ------------------------------ */
@@ -339,9 +346,6 @@ struct mallinfo2 pmi_libc_mallinfo2(void);
 bool   pmi_libc_owns(const void *p);
 void   pmi_libc_init(void);                     /* at start-up: notes the break */
 
-/* ---- alloc.c: the core's own entry points beneath debug mode --------------- */
-void  *pmi_memalign(size_t alignment, size_t size);   /* alignment: a power of two */
-size_t pmi_usable_size(void *p);
 
 
 /* ---- init.c -------------------------------------------------------------- */

@@ -18,16 +18,18 @@ void   pmi_stats_at_exit(void);
 void   pmi_stats_start_interval(void);
 void   pmi_stats_note_stderr(void);   /* at start: which file the report's stderr is */
 void   pmi_stats_fork_child(void);
+const char *pmi_stats_group(char *buf, unsigned long long v);   /* "1,234,567" in 32 bytes */
 
 /* ---- debug.c: POOLMALLOC_DEBUG=1 and valgrind support ----------------------
- * When pmi_debug_active is set (POOLMALLOC_DEBUG=1, or running under
- * valgrind), every call reaches these functions, which wrap each block in a
- * header and guards and call the core underneath through pmi_malloc /
- * pmi_free (core/internal.h: the core on the thread's own heap).  malloc
- * and free test nothing for it: in debug mode every thread's pmi_heap_tls
- * stays on pmi_heap_empty, so malloc's fast path finds no free block and
- * free's finds an arena owned by another heap, and both slow paths
- * dispatch here. */
+ * When pmi_debug_active is set (POOLMALLOC_DEBUG=1, running under valgrind,
+ * or POOLMALLOC_PROFILE=1), every call reaches these functions, which wrap
+ * each block in a header and guards (debug mode) and tell the heap profiler
+ * (diag/profile.h), calling the core underneath through pmi_malloc,
+ * pmi_free, pmi_realloc, ... (core/internal.h: the core's entry points
+ * without the dispatch).  malloc and free test nothing for it: while it is
+ * set, every thread's pmi_heap_tls stays on pmi_heap_empty, so malloc's fast
+ * path finds no free block and free's finds an arena owned by another heap,
+ * and both slow paths dispatch here. */
 extern int pmi_debug_active;   /* read-mostly; set once, at init */
 void   pmi_debug_init(void);                 /* from pmi_process_init; allocates nothing */
 void  *pmi_debug_malloc(size_t size);
