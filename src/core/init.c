@@ -32,7 +32,6 @@ void pmi_process_init(void) {
   pmi_heap_setup();
   pmi_fork_setup();
   pmi_libc_init();
-  pmi_large_init();
   atomic_store_explicit(&pmi_process_state, 2, memory_order_release);
   tls_initialising = 0;
 }

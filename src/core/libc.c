@@ -20,8 +20,15 @@
  *                 checked to be mapped.
  *
  * The chunk header is then held to what glibc's free checks (size, flags,
- * alignment) and the chunk must fit inside its region. */
+ * alignment) and the chunk must fit inside its region.
+ *
+ * The blocks it owns are freed, resized and sized by the C library itself,
+ * reached through the __libc_* names glibc exports for exactly this purpose
+ * (never through malloc itself, which is ours); nothing above 512 bytes is
+ * allocated there any more (medium.c, huge.c). */
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -44,7 +51,6 @@ extern void *__curbrk;                 /* glibc's current break (what sbrk(0) re
 static _Atomic uintptr_t heap_start = UINTPTR_MAX;   /* where the main heap starts, once known */
 static uintptr_t brk_at_init;          /* the break when poolmalloc started */
 
-void pmi_libc_init(void) { brk_at_init = (uintptr_t)sbrk(0); }
 
 /* Field 47 of /proc/self/stat (proc(5)), read into a stack buffer. */
 static uintptr_t read_start_brk(void) {
@@ -170,3 +176,51 @@ bool pmi_libc_owns(const void *p) {
   }
   return libc_owns_slow(chunk);
 }
+
+/* ---- the C library's own calls --------------------------------------------- */
+
+extern void *__libc_realloc(void *p, size_t size);
+extern void  __libc_free(void *p);
+
+/* glibc has no __libc_ name for these; found with RTLD_NEXT at init (our
+ * own malloc_usable_size and malloc_trim come first in the search order). */
+static size_t (*libc_usable_size)(void *);
+static int (*libc_trim)(size_t);
+static struct mallinfo2 (*libc_mallinfo2)(void);
+static int (*libc_mallopt)(int, int);
+
+void pmi_libc_init(void) {
+  brk_at_init = (uintptr_t)sbrk(0);
+  libc_usable_size = (size_t (*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+  libc_trim = (int (*)(size_t))dlsym(RTLD_NEXT, "malloc_trim");
+  libc_mallinfo2 = (struct mallinfo2 (*)(void))dlsym(RTLD_NEXT, "mallinfo2");
+  libc_mallopt = (int (*)(int, int))dlsym(RTLD_NEXT, "mallopt");
+}
+
+/* The usable size of a block glibc handed out and has not freed, read from
+ * its chunk header as glibc's own malloc_usable_size does (glibc 2.26+
+ * without memory tagging), for calls before init. */
+static size_t chunk_usable(const void *p) {
+  size_t head = ((const size_t *)p)[-1];
+  return (head & ~(size_t)7) - ((head & 2) ? 2 : 1) * sizeof(size_t);
+}
+
+void pmi_libc_free(void *p) { __libc_free(p); }   /* glibc's free keeps errno (2.33+) */
+void *pmi_libc_realloc(void *p, size_t size) { return __libc_realloc(p, size); }
+
+size_t pmi_libc_usable_size(void *p) {
+  if (p == NULL) return 0;
+  if (libc_usable_size != NULL) return libc_usable_size(p);
+  return chunk_usable(p);
+}
+
+int pmi_libc_trim(size_t pad) { return libc_trim != NULL ? libc_trim(pad) : 0; }
+
+struct mallinfo2 pmi_libc_mallinfo2(void) {
+  struct mallinfo2 mi;
+  if (libc_mallinfo2 != NULL) return libc_mallinfo2();
+  memset(&mi, 0, sizeof mi);
+  return mi;
+}
+
+int pmi_libc_mallopt(int param, int value) { return libc_mallopt != NULL ? libc_mallopt(param, value) : 0; }

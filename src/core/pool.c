@@ -135,11 +135,12 @@ void pmi_pool_rebuild(pmi_pool *pool) {
   pool->used = (uint16_t)used;
 }
 
-/* Sends every empty pool kept at the head of usedpools back to its arena
- * (thread exit, malloc_trim). */
+/* Sends every empty pool kept at the head of usedpools back to its arena,
+ * and every such medium region to its reserve (thread exit, malloc_trim). */
 void pmi_heap_release_retained(pmi_heap *heap) {
   for (unsigned c = 0; c < PMI_NCLASSES; c++) {
     pmi_pool *head = heap->usedpools[c];
     if (head != &pmi_pool_sentinel && head->used == 0) pmi_pool_release_empty(heap, head);
   }
+  pmi_medium_release_retained(heap);
 }
