@@ -61,7 +61,8 @@ void pmi_stderr_note(bool keep) {
     if (start_stderr.path[0] != '\0') return;
   }
   struct rlimit lim;
-  int top = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < 65536 ? (int)lim.rlim_cur - 1 : 65535;
+  /* Not above 4095: a descriptor number sizes the kernel's table. */
+  int top = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < 4096 ? (int)lim.rlim_cur - 1 : 4095;
   for (int fd = top; fd > top - 16 && fd > 2; fd--) {
     if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;   /* the program's */
     if (dup3(STDERR_FILENO, fd, O_CLOEXEC) == fd) start_stderr.copy = fd;
@@ -82,6 +83,7 @@ int pmi_stderr_open(void) {
         close(fd);
         fd = -1;
       }
+      if (fd >= 0) fcntl(fd, F_SETFL, O_APPEND);   /* O_NONBLOCK was for the open only */
     }
     if (fd < 0 && start_stderr.copy >= 0 && is_start_stderr(start_stderr.copy)) fd = start_stderr.copy;
   }
