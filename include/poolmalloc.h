@@ -52,9 +52,10 @@ PM_API int    pm_owns(const void *p);
  * prints what is wrong on stderr and returns the number of violations. */
 PM_API int    pm_check(void);
 
-/* Collects frees that other threads made of this thread's blocks, and gives
- * back to the OS what the arena reserve policy allows.  Returns 1 if memory
- * was returned (as glibc's malloc_trim). */
+/* Collects frees that other threads made of this thread's blocks.  With
+ * force (malloc_trim), also collects every other heap it can lock, gives
+ * back the pages of empty pools and unmaps the arena reserve.  Returns 1 if
+ * memory was returned (as glibc's malloc_trim). */
 PM_API int    pm_collect(int force);
 
 /* Process-wide activity counters, summed over every heap, live or exited.
@@ -78,7 +79,11 @@ PM_API int    pm_collect(int force);
   X(arenas_reserved,   "empty arenas kept in the reserve instead of unmapped") \
   X(heaps_created,     "thread heaps created")                                 \
   X(heaps_adopted,     "heaps of exited threads taken over by a new thread")   \
-  X(threads_seen,      "threads that allocated")
+  X(threads_seen,      "threads that allocated")                               \
+  X(remote_pushes,     "batches of remote frees pushed onto an owner's stack (one CAS each)") \
+  X(purges,            "purges that gave memory back (purge thread, malloc_trim, failing allocations)") \
+  X(purge_bytes,       "bytes given back by purges (pages of empty pools, unmapped arenas)") \
+  X(purge_threads,     "times the purge thread was started")
 
 typedef struct pm_counters {
 #define PM_COUNTER_FIELD(name, doc) unsigned long long name;

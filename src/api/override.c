@@ -31,19 +31,16 @@ pmi_export void free_aligned_sized(void *p, size_t alignment, size_t size) { pm_
 
 pmi_export int pm_collect(int force) {
   pmi_heap *heap = pmi_heap_tls;
-  pm_counters before, after;
   if (pmi_unlikely(pmi_debug_active)) pmi_debug_collect();   /* check and empty the quarantine */
+  if (force) return pmi_release_all();
   pmi_remote_flush();
-  pm_counters_get(&before);
   if (heap != &pmi_heap_empty) {
     pmi_heap_lock(heap);
     pmi_heap_collect_locked(heap);
-    if (force) pmi_heap_release_retained(heap);
     pmi_heap_unlock(heap);
   }
-  if (force) pmi_arena_release_reserve(0);
-  pm_counters_get(&after);
-  return after.arenas_unmapped != before.arenas_unmapped;
+  pmi_purge_kick();
+  return 0;
 }
 
 pmi_export int malloc_trim(size_t pad) {

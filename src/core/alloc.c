@@ -15,7 +15,7 @@
  * else the head is full and leaves, else a fresh pool from the fullest arena. */
 void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
   unsigned c = pmi_size_class(size);
-  if (pmi_load_relaxed(&heap->thread_free) != NULL) pmi_heap_collect_locked(heap);
+  if (pmi_heap_has_remote(heap)) pmi_heap_collect_locked(heap);
   pmi_pool *pool;
   for (;;) {
     pool = heap->usedpools[c];
@@ -38,6 +38,7 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
 }
 
 pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
+  void *p;
   if (heap == &pmi_heap_empty) {                 /* first malloc of this thread */
     heap = pmi_heap_for_thread();
     if (heap == NULL) {                          /* past its own exit */
@@ -59,10 +60,16 @@ pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
     heap->counters.malloc_small++;
     return pmi_pool_pop(pool, pmi_pool_carve(pool));
   }
-  pmi_remote_flush();   /* this thread's batch of frees for other heaps */
+  pmi_remote_flush();   /* this thread's batches of frees for other heaps */
   pmi_heap_lock(heap);
-  void *p = pmi_heap_malloc_small(heap, size);
+  p = pmi_heap_malloc_small(heap, size);
   pmi_heap_unlock(heap);
+  pmi_purge_kick();
+  if (pmi_unlikely(p == NULL) && pmi_release_all()) {   /* out of address space */
+    pmi_heap_lock(heap);
+    p = pmi_heap_malloc_small(heap, size);
+    pmi_heap_unlock(heap);
+  }
   return p;
 
 large:
@@ -70,7 +77,9 @@ large:
     errno = ENOMEM;
     return NULL;
   }
-  return pmi_large_malloc(size);
+  p = pmi_large_malloc(size);
+  if (pmi_unlikely(p == NULL) && pmi_release_all()) p = pmi_large_malloc(size);
+  return p;
 }
 
 /* The fast path, shared by pm_malloc and pmi_malloc (no debug dispatch). */
@@ -117,7 +126,9 @@ pmi_export void *pm_calloc(size_t n, size_t size) {
     if (p != NULL) memset(p, 0, total == 0 ? 1 : total);
     return p;
   }
-  return pmi_large_calloc(1, total);
+  void *p = pmi_large_calloc(1, total);
+  if (pmi_unlikely(p == NULL) && pmi_release_all()) p = pmi_large_calloc(1, total);
+  return p;
 }
 
 pmi_export void *pm_realloc(void *p, size_t size) {
@@ -156,7 +167,9 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     pmi_large_free(p);
     return q;
   }
-  return pmi_large_realloc(p, size);
+  void *q = pmi_large_realloc(p, size);
+  if (pmi_unlikely(q == NULL) && pmi_release_all()) q = pmi_large_realloc(p, size);
+  return q;
 }
 
 pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
@@ -185,7 +198,9 @@ static void *aligned_alloc_checked(size_t alignment, size_t size) {
   size_t rounded = (size + alignment - 1) & ~(alignment - 1);
   if (rounded == 0) rounded = alignment;
   if (rounded <= PMI_SMALL_MAX) return pm_malloc(rounded);
-  return pmi_large_memalign(alignment, size);
+  void *p = pmi_large_memalign(alignment, size);
+  if (pmi_unlikely(p == NULL) && pmi_release_all()) p = pmi_large_memalign(alignment, size);
+  return p;
 }
 
 static size_t round_up_pow2(size_t a) {

@@ -9,27 +9,32 @@
  * for the cost of a bit test: a double free, a pointer inside a block, a
  * block never handed out, and a pointer into a pool not in use.  A
  * block freed by another thread carries pmi_remote_key until its owner takes
- * it, which catches a second remote free at once; any other mixture is
- * caught when the owner takes it (heap.c). */
+ * it, which catches a second remote free at once; the other orders are
+ * caught by the checks of remote.c's collection walk (a link rewritten by
+ * a local free) and of pmi_link_corrupt (a remote push rewrote the link of
+ * a block on a local free list). */
 #include <errno.h>
 
 #include "core/internal.h"
 
-uintptr_t pmi_remote_key = 2;   /* these two are set from the kernel's */
-uintptr_t pmi_link_key = 0;     /* random bytes at process start */
+uintptr_t pmi_link_key = 0;     /* set from the kernel's random bytes at start */
 
 pmi_cold _Noreturn void pmi_link_corrupt(const void *block, const void *next) {
+  /* A block on a local free list with the remote mark: another thread freed
+   * it after its owner did, and its push rewrote the link. */
+  if (((const pmi_block *)block)->key == pmi_remote_key)
+    pmi_fatal("free(): double free or corruption: block already freed, then freed by another thread, %p", block);
   pmi_fatal("heap corruption: the free block at %p links to %p, outside its pool "
             "(a write past the end of a block, or after its free)", block, next);
 }
 
-pmi_cold _Noreturn static void report(const char *fn, const void *p, const char *fault) {
+pmi_cold _Noreturn void pmi_free_report(const char *fn, const void *p, const char *fault) {
   pmi_fatal("%s(): %s %p", fn, fault, p);
 }
 
 /* Why p is not a live block of its pool, or NULL if it is one; from the
  * descriptor alone, which only the owner may read cheaply. */
-static const char *block_fault_owned(pmi_pool *pool, const void *p) {
+const char *pmi_block_fault_owned(pmi_pool *pool, const void *p) {
   if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL)
     return "invalid pointer (inside an arena, but not in a pool in use):";
   unsigned units = pmi_block_units(p);
@@ -43,7 +48,7 @@ static const char *block_fault_owned(pmi_pool *pool, const void *p) {
 
 /* The same, and not waiting in a remote batch or thread_free stack. */
 static const char *block_fault(pmi_pool *pool, const void *p) {
-  const char *fault = block_fault_owned(pool, p);
+  const char *fault = pmi_block_fault_owned(pool, p);
   if (fault == NULL && ((const pmi_block *)p)->key == pmi_remote_key)
     fault = "double free or corruption: block already freed by another thread,";
   return fault;
@@ -56,8 +61,8 @@ static const char *block_fault(pmi_pool *pool, const void *p) {
 void pmi_free_collected(pmi_heap *heap, pmi_block *block) {
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
   block->key = 0;
-  const char *fault = block_fault_owned(pool, block);
-  if (fault != NULL) report("free", block, fault);
+  const char *fault = pmi_block_fault_owned(pool, block);
+  if (fault != NULL) pmi_free_report("free", block, fault);
   unsigned units = pmi_block_units(block);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
   heap->counters.free_remote++;   /* counted by the owner: no atomics */
@@ -67,7 +72,7 @@ void pmi_free_collected(pmi_heap *heap, pmi_block *block) {
 pmi_pool *pmi_check_live_block(const char *fn, const void *p) {
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
   const char *fault = block_fault(pool, p);
-  if (fault != NULL) report(fn, p, fault);
+  if (fault != NULL) pmi_free_report(fn, p, fault);
   return pool;
 }
 
@@ -76,95 +81,38 @@ pmi_pool *pmi_check_live_block(const char *fn, const void *p) {
 pmi_noinline static void free_foreign(void *p) {
   if (p == NULL) return;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
-    report("free", p, "invalid pointer (not from malloc, misaligned):");
-  if (!pmi_large_plausible(p)) report("free", p, "invalid pointer (not from malloc):");
+    pmi_free_report("free", p, "invalid pointer (not from malloc, misaligned):");
+  if (!pmi_large_plausible(p)) pmi_free_report("free", p, "invalid pointer (not from malloc):");
   pmi_large_free(p);   /* glibc's free keeps errno (2.33 and later) */
 }
 
-/* ---- remote frees --------------------------------------------------------- *
- * A block of another heap goes onto the owner's thread_free stack.  One CAS
- * per block would move the stack's cache line between the two threads on
- * every free, so a thread gathers the blocks it frees for one owner into a
- * batch (a chain, in thread-local storage) and pushes the chain with one CAS
- * when it reaches PMI_REMOTE_BATCH blocks, when the owner changes, and when
- * the thread enters malloc's slow path, calls malloc_trim or exits.  Frees
- * into a heap no thread owns are pushed at once, so that they are reclaimed
- * at once.  A block's live bit belongs to its owner, which clears it when it
- * takes the block. */
-#define PMI_REMOTE_BATCH 32
-static __thread pmi_block *batch_first __attribute__((tls_model("initial-exec")));
-static __thread pmi_block *batch_last __attribute__((tls_model("initial-exec")));
-static __thread pmi_heap *batch_owner __attribute__((tls_model("initial-exec")));
-static __thread uint32_t batch_count __attribute__((tls_model("initial-exec")));
-static __thread uint8_t batch_off __attribute__((tls_model("initial-exec")));   /* thread past its exit */
-
-static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
-  pmi_block *head = atomic_load_explicit(&owner->thread_free, memory_order_relaxed);
-  do {
-    pmi_link_set(last, head);
-  } while (!atomic_compare_exchange_weak(&owner->thread_free, &head, first));
-  if (!atomic_load(&owner->owned)) {
-    int saved = errno;
-    pmi_heap_reclaim_unowned(owner);
-    errno = saved;
-  }
-}
-
-void pmi_remote_flush(void) {
-  pmi_block *first = batch_first;
-  if (first == NULL) return;
-  pmi_heap *owner = batch_owner;
-  pmi_block *last = batch_last;
-  batch_first = batch_last = NULL;
-  batch_owner = NULL;
-  batch_count = 0;
-  remote_push(owner, first, last);
-}
-
-void pmi_remote_thread_exit(void) {
-  pmi_remote_flush();
-  batch_off = 1;
-}
-
+/* A block of another heap: the checks that need no descriptor of the
+ * owner's, then remote.c's batch for that owner. */
 pmi_noinline static void free_remote(pmi_arena *arena, void *p) {
   pmi_heap *owner = atomic_load_explicit(&arena->heap, memory_order_acquire);
-  pmi_block *block = p;
-  if (owner == NULL) report("free", p, "invalid pointer (inside a retired arena):");
+  if (owner == NULL) pmi_free_report("free", p, "invalid pointer (inside a retired arena):");
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
-    report("free", p, "invalid pointer (not the start of a block):");
+    pmi_free_report("free", p, "invalid pointer (not the start of a block):");
   if (((uintptr_t)p & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE)
-    report("free", p, "invalid pointer (inside an arena, but not in a pool in use):");
-  if (block->key == pmi_remote_key)
-    report("free", p, "double free or corruption: block already freed by another thread,");
-  block->key = pmi_remote_key;
-  if (pmi_unlikely(batch_off || !pmi_load_relaxed(&owner->owned))) {
-    remote_push(owner, block, block);
-    return;
-  }
-  if (batch_owner != owner) {
-    pmi_remote_flush();
-    if (pmi_unlikely(pmi_heap_tls == &pmi_heap_empty)) pmi_heap_register_exit();
-    batch_owner = owner;
-    batch_last = block;
-  } else {
-    pmi_link_set(block, batch_first);
-  }
-  batch_first = block;
-  if (++batch_count >= PMI_REMOTE_BATCH) pmi_remote_flush();
+    pmi_free_report("free", p, "invalid pointer (inside an arena, but not in a pool in use):");
+  pmi_free_remote(owner, p);
 }
 
 /* A free of our own block that needs more than a push: the pool becomes
  * empty or leaves the full state, or the pointer is bad. */
+/* The checks and the live bit are under the lock: a FULL pool's descriptor
+ * is also written by other threads that hold it (remote.c). */
 pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
-  const char *fault = block_fault(pool, block);
-  if (fault != NULL) report("free", block, fault);
   int saved = errno;
+  pmi_heap_lock(heap);
+  const char *fault = block_fault(pool, block);
+  if (fault != NULL) pmi_free_report("free", block, fault);
   unsigned units = pmi_block_units(block);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
   heap->counters.free_small++;
-  pmi_heap_lock(heap);
   pmi_free_block(heap, pool, block);
   pmi_heap_unlock(heap);
+  pmi_purge_kick();
   errno = saved;
 }
 

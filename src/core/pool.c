@@ -100,6 +100,10 @@ void pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool) {
  * makes the state transition that follows.  The caller owns the heap (or
  * holds its lock), has cleared the block's live bit and counted the free. */
 void pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
+  if (pool->state == PMI_POOL_FULL && pool->nremote != 0) {
+    pmi_remote_apply(heap);   /* its held blocks first: then it is a plain pool */
+    if (pool->state == PMI_POOL_EMPTY) pmi_fatal("free(): double free or corruption: block already freed, %p", (void *)block);
+  }
   pmi_pool_push(pool, block);
   unsigned used = pool->used--;
   if (pool->state == PMI_POOL_FULL) {          /* FULL -> USED */
