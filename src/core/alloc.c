@@ -82,6 +82,27 @@ large:
   return p;
 }
 
+/* The large path's calls, retried once after pmi_release_all() has given
+ * back what the reserve, the decay and the other heaps held: memory this
+ * program freed serves its next request of any size. */
+pmi_noinline static void *large_calloc(size_t total) {
+  void *p = pmi_large_calloc(1, total);
+  if (pmi_unlikely(p == NULL) && pmi_release_all()) p = pmi_large_calloc(1, total);
+  return p;
+}
+
+pmi_noinline static void *large_realloc(void *p, size_t size) {
+  void *q = pmi_large_realloc(p, size);
+  if (pmi_unlikely(q == NULL) && pmi_release_all()) q = pmi_large_realloc(p, size);
+  return q;
+}
+
+pmi_noinline static void *large_memalign(size_t alignment, size_t size) {
+  void *p = pmi_large_memalign(alignment, size);
+  if (pmi_unlikely(p == NULL) && pmi_release_all()) p = pmi_large_memalign(alignment, size);
+  return p;
+}
+
 /* The fast path, shared by pm_malloc and pmi_malloc (no debug dispatch). */
 static inline __attribute__((always_inline)) void *malloc_core(size_t size) {
   pmi_heap *heap = pmi_heap_tls;
@@ -126,9 +147,7 @@ pmi_export void *pm_calloc(size_t n, size_t size) {
     if (p != NULL) memset(p, 0, total == 0 ? 1 : total);
     return p;
   }
-  void *p = pmi_large_calloc(1, total);
-  if (pmi_unlikely(p == NULL) && pmi_release_all()) p = pmi_large_calloc(1, total);
-  return p;
+  return large_calloc(total);
 }
 
 pmi_export void *pm_realloc(void *p, size_t size) {
@@ -167,9 +186,7 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     pmi_large_free(p);
     return q;
   }
-  void *q = pmi_large_realloc(p, size);
-  if (pmi_unlikely(q == NULL) && pmi_release_all()) q = pmi_large_realloc(p, size);
-  return q;
+  return large_realloc(p, size);
 }
 
 pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
@@ -198,9 +215,7 @@ static void *aligned_alloc_checked(size_t alignment, size_t size) {
   size_t rounded = (size + alignment - 1) & ~(alignment - 1);
   if (rounded == 0) rounded = alignment;
   if (rounded <= PMI_SMALL_MAX) return pm_malloc(rounded);
-  void *p = pmi_large_memalign(alignment, size);
-  if (pmi_unlikely(p == NULL) && pmi_release_all()) p = pmi_large_memalign(alignment, size);
-  return p;
+  return large_memalign(alignment, size);
 }
 
 static size_t round_up_pow2(size_t a) {

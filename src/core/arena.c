@@ -227,7 +227,6 @@ void pmi_arena_give_pool(pmi_heap *heap, pmi_pool *pool) {
   pool->nextpool = arena->freepools;
   pool->idle = 0;
   arena->freepools = pool;
-  pmi_purge_note();   /* its page may go back to the OS if it stays empty */
 
   uint32_t nf = arena->nfreepools;
   pmi_arena *lastnf = heap->nfp2lasta[nf];
@@ -236,6 +235,10 @@ void pmi_arena_give_pool(pmi_heap *heap, pmi_pool *pool) {
     heap->nfp2lasta[nf] = (prev != NULL && prev->nfreepools == nf) ? prev : NULL;
   }
   arena->nfreepools = ++nf;
+  /* Empty pools worth a purge thread: an arena at least half empty in a heap
+   * of a few MiB.  A small program (most commands) never starts one: a
+   * second thread would also switch the C library to its locked paths. */
+  if (pmi_unlikely(nf >= PMI_ARENA_POOLS / 2) && heap->narenas >= PMI_PURGE_MIN_ARENAS) pmi_purge_note();
 
   if (nf == arena->ntotalpools) {          /* wholly empty: leaves the heap */
     if (heap->nfp2lasta[nf] == arena) heap->nfp2lasta[nf] = NULL;

@@ -66,7 +66,7 @@ static void unlock_only(pmi_heap *heap) { atomic_store(&heap->lock, 0); }
  * (seq_cst store, then seq_cst loads: see remote.c). */
 void pmi_heap_unlock(pmi_heap *heap) {
   unlock_only(heap);
-  if (pmi_unlikely(atomic_load(&heap->thread_free) != NULL) && !atomic_load(&heap->owned))
+  if (pmi_unlikely(!atomic_load(&heap->owned)) && atomic_load(&heap->thread_free) != NULL)
     pmi_heap_reclaim_unowned(heap);
 }
 void pmi_heaps_lock(void) { spin_acquire(&heaps_lock_); }

@@ -100,16 +100,20 @@ void pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool) {
  * makes the state transition that follows.  The caller owns the heap (or
  * holds its lock), has cleared the block's live bit and counted the free. */
 void pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
-  if (pool->state == PMI_POOL_FULL && pool->nremote != 0) {
-    pmi_remote_apply(heap);   /* its held blocks first: then it is a plain pool */
-    if (pool->state == PMI_POOL_EMPTY) pmi_fatal("free(): double free or corruption: block already freed, %p", (void *)block);
-  }
-  pmi_pool_push(pool, block);
-  unsigned used = pool->used--;
-  if (pool->state == PMI_POOL_FULL) {          /* FULL -> USED */
+  if (pool->state == PMI_POOL_FULL) {
+    if (pmi_unlikely(pool->nremote != 0)) {   /* remote frees held for it (remote.c) */
+      pmi_remote_apply(heap);
+      if (pool->state != PMI_POOL_USED) pmi_free_report("free", block, "double free or corruption: block already freed,");
+      pmi_free_block(heap, pool, block);
+      return;
+    }
+    pmi_pool_push(pool, block);                /* FULL -> USED */
+    pool->used--;
     pmi_usedpools_push(heap, pool);
     return;
   }
+  pmi_pool_push(pool, block);
+  unsigned used = pool->used--;
   if (used == 1) {                             /* USED -> EMPTY */
     if (heap->usedpools[pool->szidx] == pool && pmi_load_relaxed(&heap->owned))
       return;  /* kept as the allocation pool: see "USED -> EMPTY" in types.h */

@@ -124,6 +124,10 @@
 #define PMI_FIRST_POOL      1u    /* page 0 is the arena header */
 #define PMI_ARENA_POOLS     (PMI_POOLS_PER_ARENA - PMI_FIRST_POOL)     /* 63 */
 
+/* A heap of at least this many arenas whose pools empty may need the purge
+ * thread (purge.c); below it (2 MiB), empty pools wait for malloc_trim. */
+#define PMI_PURGE_MIN_ARENAS 8u
+
 /* Blocks carved from a pool's untouched tail per slow-path visit: about this
  * many bytes, at least one block.  Carving touches only what is handed out soon. */
 #define PMI_CARVE_BYTES     2048u
