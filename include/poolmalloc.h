@@ -47,9 +47,13 @@ PM_API size_t pm_malloc_usable_size(void *p);
 PM_API int    pm_owns(const void *p);
 
 /* Walks every heap, arena and pool poolmalloc can reach safely from this
- * thread (its own heap and the heaps no thread owns) and verifies the counts
- * and list invariants of src/types.h.  Returns 0 when all hold; otherwise
- * prints what is wrong on stderr and returns the number of violations. */
+ * thread (its own heap and the heaps no thread owns) and the arena reserve,
+ * and verifies the counts and list invariants of src/core/types.h.  Returns
+ * 0 when all hold; otherwise prints what is wrong on stderr and returns the
+ * number of violations.  Not read-only: it takes the locks fork() takes (the
+ * list of heaps, each heap it walks, the reserve), so other threads' mallocs
+ * and frees wait while it runs, and first rebuilds an unowned heap that a
+ * fork left to be repaired, as that heap's next user would. */
 PM_API int    pm_check(void);
 
 /* Collects frees that other threads made of this thread's blocks.  With

@@ -1,13 +1,13 @@
 /* override.c: the C library's allocation API, exported under its own names
  * so that a preloaded or linked libpoolmalloc replaces glibc's malloc.  Each
  * is a thin forward to the pm_ function (a jump: the library is linked with
- * -Bsymbolic-functions). */
+ * -Bsymbolic-functions).  The C library's extensions (malloc_trim,
+ * mallinfo, ...) are in extensions.c. */
 #include <malloc.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include "core/internal.h"
+#include "base/compiler.h"
+#include "poolmalloc.h"
 
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
@@ -26,62 +26,3 @@ pmi_export size_t malloc_usable_size(void *p) { return pm_malloc_usable_size(p);
 pmi_export void cfree(void *p) { pm_free(p); }
 pmi_export void free_sized(void *p, size_t size) { pm_free_sized(p, size); }
 pmi_export void free_aligned_sized(void *p, size_t alignment, size_t size) { pm_free_aligned_sized(p, alignment, size); }
-
-/* ---- glibc's malloc extensions ------------------------------------------ */
-
-pmi_export int pm_collect(int force) {
-  pmi_heap *heap = pmi_heap_tls;
-  if (pmi_unlikely(pmi_debug_active)) pmi_debug_collect();   /* check and empty the quarantine */
-  if (force) return pmi_release_all();
-  pmi_remote_flush();
-  if (heap != &pmi_heap_empty) {
-    pmi_heap_lock(heap);
-    pmi_heap_collect_locked(heap);
-    pmi_heap_unlock(heap);
-  }
-  pmi_purge_kick();
-  return 0;
-}
-
-pmi_export int malloc_trim(size_t pad) {
-  int ours = pm_collect(1);
-  int theirs = pmi_large_trim(pad);
-  return ours || theirs;
-}
-
-/* glibc's figures for the large path, plus the pools': arena = bytes mapped,
- * uordblks = bytes handed out, fordblks = bytes held but free. */
-pmi_export struct mallinfo2 mallinfo2(void) {
-  struct mallinfo2 mi = pmi_large_mallinfo2();
-  pm_stats st;
-  pm_stats_get(&st);
-  mi.arena += st.totals.mapped_bytes;
-  mi.uordblks += st.totals.in_use_bytes;
-  mi.fordblks += st.totals.mapped_bytes - st.totals.in_use_bytes;
-  mi.usmblks = st.arenas.peak * PMI_ARENA_SIZE + st.large.peak_bytes;
-  return mi;
-}
-
-pmi_export struct mallinfo mallinfo(void) {
-  struct mallinfo2 m2 = mallinfo2();
-  struct mallinfo mi;
-  mi.arena = (int)m2.arena;
-  mi.ordblks = (int)m2.ordblks;
-  mi.smblks = (int)m2.smblks;
-  mi.hblks = (int)m2.hblks;
-  mi.hblkhd = (int)m2.hblkhd;
-  mi.usmblks = (int)m2.usmblks;
-  mi.fsmblks = (int)m2.fsmblks;
-  mi.uordblks = (int)m2.uordblks;
-  mi.fordblks = (int)m2.fordblks;
-  mi.keepcost = (int)m2.keepcost;
-  return mi;
-}
-
-pmi_export void malloc_stats(void) { pm_stats_write(STDERR_FILENO, PM_STATS_TEXT); }
-
-/* Accepted; the large path's parameters go to the C library, which serves it. */
-pmi_export int mallopt(int param, int value) {
-  pmi_large_mallopt(param, value);
-  return 1;
-}

@@ -176,7 +176,7 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     return q;
   }
   /* A large block, or one the C library handed out itself. */
-  if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || !pmi_large_plausible(p))
+  if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || !pmi_libc_owns(p))
     pmi_fatal("realloc(): invalid pointer (not from malloc): %p", p);
   if (size <= PMI_SMALL_MAX) {
     size_t old = pmi_large_usable_size(p);
@@ -218,19 +218,21 @@ static void *aligned_alloc_checked(size_t alignment, size_t size) {
   return large_memalign(alignment, size);
 }
 
+/* a <= 2^63 */
 static size_t round_up_pow2(size_t a) {
   if (a <= 1) return 1;
-  if (a > ((size_t)1 << 62)) return 0;
   return (size_t)1 << (64 - __builtin_clzl(a - 1));
 }
 
+/* As glibc 2.36: an alignment above 2^63 can be no power of two and is
+ * EINVAL; any other is rounded up to one, so that a request too large to
+ * serve (2^63, or 2^62 + 1 rounded up to it) fails with ENOMEM. */
 pmi_export void *pm_memalign(size_t alignment, size_t size) {
-  size_t a = round_up_pow2(alignment);   /* glibc rounds a non-power-of-two up */
-  if (a == 0) {
+  if (alignment > SIZE_MAX / 2 + 1) {
     errno = EINVAL;
     return NULL;
   }
-  return aligned_alloc_checked(a, size);
+  return aligned_alloc_checked(round_up_pow2(alignment), size);
 }
 
 pmi_export void *pm_aligned_alloc(size_t alignment, size_t size) {
@@ -264,11 +266,7 @@ pmi_export void *pm_pvalloc(size_t size) {
 pmi_export size_t pm_malloc_usable_size(void *p) {
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_usable_size(p);
   if (p == NULL) return 0;
-  if (pmi_arenamap_contains(p)) {
-    pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
-    if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL) return 0;
-    return pmi_class_size(pool->szidx);
-  }
+  if (pmi_arenamap_contains(p)) return pmi_pool_block_size_of(p);
   return pmi_large_usable_size(p);
 }
 

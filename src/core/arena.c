@@ -27,7 +27,6 @@
  * memory that is not given back is the most common complaint about
  * allocators. */
 #include <errno.h>
-#include <sched.h>
 
 #include "core/internal.h"
 
@@ -43,11 +42,8 @@ void pmi_arena_mapped(size_t *now, size_t *peak) {
   *peak = atomic_load(&arenas_mapped_peak);
 }
 
-static void reserve_acquire(void) {
-  while (atomic_exchange_explicit(&reserve_lock, 1, memory_order_acquire))
-    sched_yield();
-}
-static void reserve_release(void) { atomic_store_explicit(&reserve_lock, 0, memory_order_release); }
+static void reserve_acquire(void) { pmi_spin_lock(&reserve_lock); }
+static void reserve_release(void) { pmi_spin_unlock(&reserve_lock); }
 static void reserve_decay(pmi_heap *heap, uint64_t now);
 
 size_t pmi_arena_reserve_count(void) { return reserve_count; }
@@ -68,7 +64,7 @@ static void arena_format(pmi_arena *arena) {
     pool->nextpool = arena->freepools;
     arena->freepools = pool;
   }
-  arena->nfreepools = arena->ntotalpools = PMI_ARENA_POOLS;
+  arena->nfreepools = PMI_ARENA_POOLS;
   arena->nextarena = arena->prevarena = NULL;
 }
 
@@ -240,9 +236,8 @@ void pmi_arena_give_pool(pmi_heap *heap, pmi_pool *pool) {
    * second thread would also switch the C library to its locked paths. */
   if (pmi_unlikely(nf >= PMI_ARENA_POOLS / 2) && heap->narenas >= PMI_PURGE_MIN_ARENAS) pmi_purge_note();
 
-  if (nf == arena->ntotalpools) {          /* wholly empty: leaves the heap */
-    if (heap->nfp2lasta[nf] == arena) heap->nfp2lasta[nf] = NULL;
-    if (nf > 1) usable_unlink(heap, arena);
+  if (nf == PMI_ARENA_POOLS) {             /* wholly empty: leaves the heap */
+    usable_unlink(heap, arena);            /* it had nf - 1 > 0 free pools: on the list */
     arena_retire(heap, arena);
     return;
   }
@@ -266,7 +261,7 @@ void pmi_arena_give_pool(pmi_heap *heap, pmi_pool *pool) {
 }
 
 /* fork: the reserve's lock is taken last (see heap.c) and reset in the child. */
-void pmi_arena_fork_prepare(void) { reserve_acquire(); }
-void pmi_arena_fork_parent(void) { reserve_release(); }
-void pmi_arena_fork_child(void) { atomic_store(&reserve_lock, 0); }
+void pmi_arena_fork_prepare(void) { pmi_spin_fork_take(&reserve_lock); }
+void pmi_arena_fork_parent(void) { pmi_spin_fork_give(&reserve_lock); }
+void pmi_arena_fork_child(void) { atomic_store(&reserve_lock, PMI_LOCK_FREE); }
 pmi_arena *pmi_arena_reserve_first(void) { return reserve; }

@@ -77,12 +77,13 @@ pmi_pool *pmi_check_live_block(const char *fn, const void *p) {
 }
 
 /* A pointer outside our arenas: a large block, or one the C library handed
- * out before poolmalloc was loaded or through __libc_malloc. */
+ * out before poolmalloc was loaded or through __libc_malloc; anything else
+ * is reported (libc.c knows where glibc's blocks may be). */
 pmi_noinline static void free_foreign(void *p) {
   if (p == NULL) return;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
     pmi_free_report("free", p, "invalid pointer (not from malloc, misaligned):");
-  if (!pmi_large_plausible(p)) pmi_free_report("free", p, "invalid pointer (not from malloc):");
+  if (!pmi_libc_owns(p)) pmi_free_report("free", p, "invalid pointer (not from malloc):");
   pmi_large_free(p);   /* glibc's free keeps errno (2.33 and later) */
 }
 

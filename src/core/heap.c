@@ -19,7 +19,6 @@
  * Heaps are never freed (their addresses stay valid for remote frees that
  * are in flight); they are recycled by adoption. */
 #include <pthread.h>
-#include <sched.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -39,27 +38,22 @@ static char *slab_next, *slab_end;   /* heaps are carved from mapped slabs */
 
 static pthread_key_t heap_key;
 
-/* ---- locks: spin locks, because they are held for a few list splices and
- *      must be re-initialisable in a forked child ---------------------------- */
+/* ---- locks: core/lock.c's spin lock ------------------------------------------ */
 
-static void spin_acquire(_Atomic int *lock) {
-  unsigned spins = 0;
-  while (atomic_exchange_explicit(lock, 1, memory_order_acquire)) {
-    while (pmi_load_relaxed(lock)) {
-      if (++spins > 64) sched_yield();
-      else __builtin_ia32_pause();
-    }
-  }
-}
+void pmi_heap_lock(pmi_heap *heap) { pmi_spin_lock(&heap->lock); }
 
-void pmi_heap_lock(pmi_heap *heap) { spin_acquire(&heap->lock); }
-
-/* Both loads seq_cst: the pusher's side of the handshake (remote.c). */
+/* Both loads seq_cst, not core/lock.c's relaxed-then-acquire: the pusher's
+ * side of the handshake (remote.c). */
 bool pmi_heap_trylock(pmi_heap *heap) {
-  return !atomic_load(&heap->lock) && !atomic_exchange(&heap->lock, 1);
+  int expected = PMI_LOCK_FREE;
+  return atomic_load(&heap->lock) == PMI_LOCK_FREE && atomic_compare_exchange_strong(&heap->lock, &expected, PMI_LOCK_HELD);
 }
 
-static void unlock_only(pmi_heap *heap) { atomic_store(&heap->lock, 0); }
+/* core/lock.c's unlock with a seq_cst store (a lock taken for a fork is
+ * left to the fork's parent handler). */
+static void unlock_only(pmi_heap *heap) {
+  if (pmi_likely(pmi_load_relaxed(&heap->lock) != PMI_LOCK_FORK)) atomic_store(&heap->lock, PMI_LOCK_FREE);
+}
 
 /* A thread that freed into an unowned heap while we held its lock found
  * the lock taken and left its blocks to us: after unlocking, look again
@@ -69,8 +63,8 @@ void pmi_heap_unlock(pmi_heap *heap) {
   if (pmi_unlikely(!atomic_load(&heap->owned)) && atomic_load(&heap->thread_free) != NULL)
     pmi_heap_reclaim_unowned(heap);
 }
-void pmi_heaps_lock(void) { spin_acquire(&heaps_lock_); }
-void pmi_heaps_unlock(void) { atomic_store_explicit(&heaps_lock_, 0, memory_order_release); }
+void pmi_heaps_lock(void) { pmi_spin_lock(&heaps_lock_); }
+void pmi_heaps_unlock(void) { pmi_spin_unlock(&heaps_lock_); }
 pmi_heap *pmi_heap_first(void) { return heaps_all; }
 
 /* ---- creation and adoption --------------------------------------------------- */
@@ -201,13 +195,13 @@ void *pmi_heap_malloc_locked(size_t size) {
  * child become abandoned, so that their blocks stay freeable and their pools
  * are reused by the child's next thread. */
 void pmi_heap_fork_prepare(void) {
-  pmi_heaps_lock();
-  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_heap_lock(h);
+  pmi_spin_fork_take(&heaps_lock_);
+  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_spin_fork_take(&h->lock);
 }
 
 void pmi_heap_fork_parent(void) {
-  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_heap_unlock(h);
-  pmi_heaps_unlock();
+  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_spin_fork_give(&h->lock);
+  pmi_spin_fork_give(&heaps_lock_);
 }
 
 void pmi_heap_fork_child(void) {
@@ -219,9 +213,9 @@ void pmi_heap_fork_child(void) {
       h->next_abandoned = heaps_abandoned;
       heaps_abandoned = h;
     }
-    atomic_store(&h->lock, 0);
+    atomic_store(&h->lock, PMI_LOCK_FREE);
   }
-  atomic_store(&heaps_lock_, 0);
+  atomic_store(&heaps_lock_, PMI_LOCK_FREE);
 }
 
 /* The heap of a thread that did not survive a fork.  Its lists are whole

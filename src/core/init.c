@@ -6,7 +6,6 @@
  * itself: while it runs, the initialising thread's own allocations (dlsym may
  * calloc) go through, since everything they need is set up before the step
  * that can allocate. */
-#include <pthread.h>
 #include <sched.h>
 
 #include "core/internal.h"
@@ -14,20 +13,6 @@
 _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
 static __thread uint8_t tls_initialising __attribute__((tls_model("initial-exec")));
 
-
-static void fork_prepare(void) {
-  pmi_heap_fork_prepare();
-  pmi_arena_fork_prepare();
-}
-static void fork_parent(void) {
-  pmi_arena_fork_parent();
-  pmi_heap_fork_parent();
-}
-static void fork_child(void) {
-  pmi_arena_fork_child();
-  pmi_heap_fork_child();
-  pmi_purge_fork_child();
-}
 
 void pmi_process_init(void) {
   if (pmi_likely(atomic_load_explicit(&pmi_process_state, memory_order_acquire) == 2)) return;
@@ -43,12 +28,10 @@ void pmi_process_init(void) {
   pmi_remote_link_key = (uintptr_t)((r ^ (r >> 31)) * 0x94D049BB133111EBull);
   pmi_link_key = (uintptr_t)((r ^ (r >> 29)) * 0xBF58476D1CE4E5B9ull);
   pmi_options_init();
+  pmi_stats_note_stderr();
   pmi_debug_init();
   pmi_heap_setup();
-  /* Registered early, so that (handlers running in reverse order) our
-   * prepare runs after the prepare handlers of libraries loaded later,
-   * which may still allocate. */
-  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  pmi_fork_setup();
   pmi_large_init();
   atomic_store_explicit(&pmi_process_state, 2, memory_order_release);
   tls_initialising = 0;
@@ -56,7 +39,6 @@ void pmi_process_init(void) {
 
 __attribute__((constructor(101))) static void process_start(void) {
   pmi_process_init();
-  pmi_stats_keep_stderr();
   pmi_stats_start_interval();   /* not in pmi_process_init: it may run inside malloc */
 }
 

@@ -7,18 +7,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/compiler.h"
+#include "base/message.h"
 #include "core/types.h"
 
 /* Everything declared here stays inside the library: with hidden visibility
  * the compiler reaches globals such as pmi_link_key directly, not through
  * the GOT (one load less on the fast paths). */
 #pragma GCC visibility push(hidden)
-
-#define pmi_likely(x)   __builtin_expect(!!(x), 1)
-#define pmi_unlikely(x) __builtin_expect(!!(x), 0)
-#define pmi_noinline    __attribute__((noinline))
-#define pmi_cold        __attribute__((cold, noinline))
-#define pmi_export      __attribute__((visibility("default")))
 
 #define pmi_load_relaxed(p)      atomic_load_explicit((p), memory_order_relaxed)
 #define pmi_store_relaxed(p, v)  atomic_store_explicit((p), (v), memory_order_relaxed)
@@ -42,6 +38,13 @@ static inline pmi_arena *pmi_arena_of(const void *p) {
 }
 static inline pmi_pool *pmi_pool_of(pmi_arena *arena, const void *p) {
   return &arena->pools[((uintptr_t)p >> PMI_POOL_SHIFT) & (PMI_POOLS_PER_ARENA - 1)];
+}
+/* The block size of the pool p (an address in an arena) lies in; 0 when that
+ * pool is not in use.  The one place a pointer's size class is found. */
+static inline size_t pmi_pool_block_size_of(const void *p) {
+  const pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
+  if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL) return 0;
+  return pmi_class_size(pool->szidx);
 }
 /* The address of the page a descriptor describes. */
 static inline char *pmi_pool_base(pmi_pool *pool) {
@@ -98,14 +101,48 @@ void   pmi_os_unmap(void *p, size_t size);
 void   pmi_os_purge(void *p, size_t size);              /* pages back, mapping kept */
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
+bool   pmi_os_mapped(const void *p, size_t n);        /* every page mapped? reads none */
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
 uint64_t pmi_os_now_ms(void);
 void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */
 long   pmi_os_thread_id(void);
 void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-_Noreturn void pmi_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void   pmi_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-_Noreturn void pmi_assert_fail(const char *cond, const char *file, int line, const char *func);
+
+/* ---- lock.c: the spin lock of every core list ------------------------------
+ * Spin locks, because they are held for a few list splices and must be
+ * re-initialisable in a forked child (a store of PMI_LOCK_FREE).  A lock is
+ * free, held, or held for a fork in progress: the forking thread passes
+ * through such a lock, so that other libraries' atfork handlers may
+ * allocate (see lock.c).  Taking a free lock is one CAS. */
+#define PMI_LOCK_FREE 0
+#define PMI_LOCK_HELD 1
+#define PMI_LOCK_FORK 2
+void   pmi_spin_lock_slow(_Atomic int *lock);
+static inline void pmi_spin_lock(_Atomic int *lock) {
+  int expected = PMI_LOCK_FREE;
+  if (pmi_unlikely(!atomic_compare_exchange_weak_explicit(lock, &expected, PMI_LOCK_HELD, memory_order_acquire,
+                                                          memory_order_relaxed)))
+    pmi_spin_lock_slow(lock);
+}
+static inline bool pmi_spin_trylock(_Atomic int *lock) {
+  int expected = PMI_LOCK_FREE;
+  return pmi_load_relaxed(lock) == PMI_LOCK_FREE &&
+         atomic_compare_exchange_strong_explicit(lock, &expected, PMI_LOCK_HELD, memory_order_acquire,
+                                                 memory_order_relaxed);
+}
+/* Held by us (a store ends it), or by the fork we are inside (the fork's
+ * parent handler ends it). */
+static inline void pmi_spin_unlock(_Atomic int *lock) {
+  if (pmi_likely(pmi_load_relaxed(lock) != PMI_LOCK_FORK))
+    atomic_store_explicit(lock, PMI_LOCK_FREE, memory_order_release);
+}
+void   pmi_spin_fork_take(_Atomic int *lock);   /* prepare: waits, then marks it the fork's */
+void   pmi_spin_fork_give(_Atomic int *lock);   /* parent */
+void   pmi_spin_fork_begin(void);               /* this thread is forking (holds the first lock) */
+void   pmi_spin_fork_end(void);
+
+/* ---- fork.c: the atfork handlers ----------------------------------------- */
+void   pmi_fork_setup(void);                    /* registers them */
 
 /* ---- arenamap.c: is this address in one of our arenas? -------------------- */
 bool   pmi_arenamap_add(pmi_arena *arena);
@@ -201,6 +238,8 @@ typedef struct pmi_purge_counts {
   _Atomic uint64_t purges, purge_bytes, purge_threads, arenas_unmapped;
 } pmi_purge_counts;
 extern pmi_purge_counts pmi_purge_stats;
+void  *pmi_malloc(size_t size);        /* pm_malloc without the debug dispatch */
+void   pmi_free(void *p);              /* pm_free without the debug dispatch */
 
 /* ---- large.c: the large-object path (the C library's malloc today) -------- */
 void   pmi_large_init(void);
@@ -211,45 +250,24 @@ void  *pmi_large_memalign(size_t alignment, size_t size);
 void   pmi_large_free(void *p);
 size_t pmi_large_usable_size(void *p);
 int    pmi_large_trim(size_t pad);
-bool   pmi_large_plausible(const void *mem);  /* looks like a glibc block */
 void   pmi_large_peak(int64_t *bytes_now, int64_t *bytes_peak);
 int    pmi_large_mallopt(int param, int value);
 struct mallinfo2;
 struct mallinfo2 pmi_large_mallinfo2(void);
 
-/* ---- options.c -------------------------------------------------------------- */
-#include "diag/options.h"
-
-/* ---- stats.c ------------------------------------------------------------- */
-void   pmi_counters_sum(pmi_counters *out);
-void   pmi_stats_at_exit(void);
-void   pmi_stats_start_interval(void);
-void   pmi_stats_keep_stderr(void);
+/* ---- libc.c: does the C library's malloc own this pointer? ---------------
+ * For a pointer in none of poolmalloc's regions: true only if it lies where
+ * glibc allocates (its main heap, a thread arena's heap, an mmapped chunk)
+ * and its chunk header fits; reads no memory that may be unmapped. */
+bool   pmi_libc_owns(const void *p);
 
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);
 extern _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
 
-/* ---- debug.c: POOLMALLOC_DEBUG=1 and valgrind support ----------------------
- * When pmi_debug_active is set (POOLMALLOC_DEBUG=1, or running under
- * valgrind), the pm_* entry points hand every call to these functions, which
- * wrap each block in a header and guards and call the core underneath
- * through pmi_malloc / pmi_free (the fast paths without the dispatch). */
-extern int pmi_debug_active;   /* read-mostly; set once, at init */
-void   pmi_debug_init(void);                 /* from pmi_process_init; allocates nothing */
-void  *pmi_debug_malloc(size_t size);
-void  *pmi_debug_calloc(size_t n, size_t size);
-void  *pmi_debug_realloc(void *p, size_t size);
-void  *pmi_debug_memalign(size_t alignment, size_t size);
-void   pmi_debug_free(void *p);
-size_t pmi_debug_usable_size(void *p);
-void   pmi_debug_collect(void);              /* check and empty the quarantine */
-const char *pmi_debug_mode_name(void);       /* "off", "on", "valgrind", "on+valgrind" */
-void  *pmi_malloc(size_t size);              /* pm_malloc without the dispatch */
-void   pmi_free(void *p);                    /* pm_free without the dispatch */
-
-/* ---- check.c --------------------------------------------------------------- */
-int    pmi_check_heap(pmi_heap *heap, int verbose);
+/* ---- the diagnostics the core calls (options, debug dispatch, the report
+ *      at exit): diag/diag.h ------------------------------------------------ */
+#include "diag/diag.h"
 
 #pragma GCC visibility pop
 

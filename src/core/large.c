@@ -115,22 +115,6 @@ size_t pmi_large_usable_size(void *p) {
   return chunk_usable(p);   /* before init */
 }
 
-/* Could mem be a block of the C library's malloc?  The checks glibc's own
- * free makes before it aborts ("free(): invalid pointer", "invalid size",
- * "munmap_chunk(): invalid pointer"), made first so that the report names
- * the pointer.  It reads the word before mem, as glibc's free would. */
-bool pmi_large_plausible(const void *mem) {
-  const size_t *h = mem;
-  size_t head = h[-1], size = head & ~(size_t)7;
-  uintptr_t chunk = (uintptr_t)mem - 2 * sizeof(size_t);
-  if (size < 4 * sizeof(size_t) || (size & 15) != 0 || chunk > UINTPTR_MAX - size) return false;
-  if (head & 2) {   /* mmapped: it and its size are whole pages */
-    size_t prev = h[-2];
-    if ((((chunk - prev) | (prev + size)) & (pmi_os_page_size() - 1)) != 0) return false;
-  }
-  return true;
-}
-
 int pmi_large_trim(size_t pad) { return libc_trim != NULL ? libc_trim(pad) : 0; }
 
 struct mallinfo2 pmi_large_mallinfo2(void) {

@@ -1,6 +1,6 @@
-/* os.c: every call poolmalloc makes into the kernel, behind one small
- * interface (internal.h, "os.c").  Nothing here allocates: error messages are
- * formatted on the stack and written with write(2). */
+/* os.c: every call the allocator makes into the kernel, behind one small
+ * interface (internal.h, "os.c").  Nothing here allocates.  (The messages on
+ * stderr have one writer of their own, base/message.c, for every layer.) */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -77,6 +77,21 @@ void *pmi_os_map_aligned(size_t size, size_t align, void *hint) {
   return start;
 }
 
+/* Is every page of [p, p + n) mapped?  mincore fails with ENOMEM on a hole;
+ * it reads nothing of the memory itself.  n spans at most 16 pages. */
+bool pmi_os_mapped(const void *p, size_t n) {
+  size_t page = pmi_os_page_size();
+  uintptr_t first = (uintptr_t)p & ~(uintptr_t)(page - 1);
+  if (n == 0 || (uintptr_t)p > UINTPTR_MAX - n) return false;
+  size_t len = (uintptr_t)p + n - first;
+  unsigned char vec[16];
+  if ((len + page - 1) / page > sizeof vec) return false;
+  int saved = errno;
+  int r = mincore((void *)first, len, vec);
+  errno = saved;
+  return r == 0;
+}
+
 size_t pmi_os_page_size(void) {
   static size_t page;
   if (page == 0) page = (size_t)sysconf(_SC_PAGESIZE);
@@ -110,51 +125,12 @@ uint64_t pmi_os_now_ms(void) {
 
 long pmi_os_thread_id(void) { return syscall(SYS_gettid); }
 
-void pmi_os_write(int fd, const char *s, size_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, s, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return;
-    }
-    s += w;
-    n -= (size_t)w;
-  }
-}
+/* Writing to a descriptor is base/message.c's (the one writer of messages). */
+void pmi_os_write(int fd, const char *s, size_t n) { pmi_write_all(fd, s, n); }
 
 void pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   vsnprintf(buf, cap, fmt, ap);
   va_end(ap);
-}
-
-static void os_vmessage(const char *fmt, va_list ap) {
-  char buf[512];
-  int saved = errno;
-  size_t n = (size_t)snprintf(buf, sizeof buf, "poolmalloc: ");
-  int m = vsnprintf(buf + n, sizeof buf - n - 1, fmt, ap);
-  if (m > 0) n += (size_t)m < sizeof buf - n - 1 ? (size_t)m : sizeof buf - n - 2;
-  buf[n++] = '\n';
-  pmi_os_write(STDERR_FILENO, buf, n);
-  errno = saved;
-}
-
-void pmi_warning(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  os_vmessage(fmt, ap);
-  va_end(ap);
-}
-
-_Noreturn void pmi_fatal(const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  os_vmessage(fmt, ap);
-  va_end(ap);
-  abort();
-}
-
-_Noreturn void pmi_assert_fail(const char *cond, const char *file, int line, const char *func) {
-  pmi_fatal("internal check failed: %s (%s:%d, %s)", cond, file, line, func);
 }

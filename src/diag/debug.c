@@ -319,9 +319,8 @@ static enum kind classify(const void *p, dbg_hdr **out) {
   /* Under memcheck the C library's malloc is valgrind's, which checks its
    * own frees. */
   if (dbg_valgrind) return K_FOREIGN;
-  /* Does it look like a chunk of the C library's malloc?  The size word
-   * before it: at least 32, a multiple of 16 (flag bits aside). */
-  return pmi_large_plausible(p) ? K_FOREIGN : K_WILD;
+  /* Is it where the C library's malloc puts its blocks (libc.c)? */
+  return pmi_libc_owns(p) ? K_FOREIGN : K_WILD;
 }
 
 /* ---- allocation ----------------------------------------------------------- */
@@ -411,7 +410,7 @@ static void check_guards(const char *fn, dbg_hdr *h) {
 #define Q_MAX   1024u
 #define Q_BYTES ((size_t)4 << 20)
 
-static pthread_mutex_t q_lock = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic int q_lock;   /* core/lock.c's spin lock */
 static dbg_hdr *q_ring[Q_MAX];
 static size_t q_size[Q_MAX];
 static unsigned q_head, q_count;
@@ -464,19 +463,19 @@ static dbg_hdr *q_pop_locked(void) {
 
 static void q_push(dbg_hdr *h, size_t n) {
   for (;;) {
-    pthread_mutex_lock(&q_lock);
+    pmi_spin_lock(&q_lock);
     if (q_count == 0 || (q_count < Q_MAX && q_bytes + n <= Q_BYTES)) {
       unsigned i = (q_head + q_count) % Q_MAX;
       q_ring[i] = h;
       q_size[i] = n;
       q_count++;
       q_bytes += n;
-      pthread_mutex_unlock(&q_lock);
+      pmi_spin_unlock(&q_lock);
       return;
     }
     size_t old_size = q_size[q_head];
     dbg_hdr *old = q_pop_locked();
-    pthread_mutex_unlock(&q_lock);
+    pmi_spin_unlock(&q_lock);
     check_freed("free", old, old_size);
     dbg_release(old);
   }
@@ -486,10 +485,10 @@ void pmi_debug_collect(void) {
   tls_site = NULL;
   VG_ENTER();
   for (;;) {
-    pthread_mutex_lock(&q_lock);
+    pmi_spin_lock(&q_lock);
     size_t size = q_size[q_head];
     dbg_hdr *h = q_count ? q_pop_locked() : NULL;
-    pthread_mutex_unlock(&q_lock);
+    pmi_spin_unlock(&q_lock);
     if (h == NULL) break;
     check_freed("pm_collect", h, size);
     dbg_release(h);
@@ -590,8 +589,7 @@ void *pmi_debug_realloc(void *p, size_t size) {
     old = h->size;
     break;
   case K_FOREIGN:
-    old = pmi_arenamap_contains(p) ? pmi_class_size(pmi_pool_of(pmi_arena_of(p), p)->szidx)
-                                   : pmi_large_usable_size(p);
+    old = pmi_arenamap_contains(p) ? pmi_pool_block_size_of(p) : pmi_large_usable_size(p);
     break;
   case K_INSIDE:
     fault_ptr("realloc", "invalid pointer: not the start of a block (it points inside one)", p, h);
@@ -630,7 +628,7 @@ size_t pmi_debug_usable_size(void *p) {
     VG(VALGRIND_MAKE_MEM_NOACCESS(h, DBG_HDR));
     break;
   case K_FOREIGN:
-    n = pmi_arenamap_contains(p) ? pmi_class_size(pmi_pool_of(pmi_arena_of(p), p)->szidx) : pmi_large_usable_size(p);
+    n = pmi_arenamap_contains(p) ? pmi_pool_block_size_of(p) : pmi_large_usable_size(p);
     break;
   default:
     fault_ptr("malloc_usable_size", "invalid pointer: not a block from malloc", p, h);
@@ -660,17 +658,15 @@ void pmi_debug_init(void) {
   pmi_debug_active = dbg_fill || dbg_valgrind;
 }
 
-static void q_fork_prepare(void) { pthread_mutex_lock(&q_lock); }
-static void q_fork_parent(void) { pthread_mutex_unlock(&q_lock); }
-static void q_fork_child(void) { pthread_mutex_unlock(&q_lock); }
+/* fork.c takes the quarantine's lock first, in every mode (it is the one
+ * that says which thread is forking). */
+void pmi_debug_fork_prepare(void) { pmi_spin_fork_take(&q_lock); }
+void pmi_debug_fork_parent(void) { pmi_spin_fork_give(&q_lock); }
+void pmi_debug_fork_child(void) { atomic_store(&q_lock, PMI_LOCK_FREE); }
 
 /* After pmi_process_init (constructor 101): everything may allocate now. */
 __attribute__((constructor(102))) static void debug_start(void) {
   if (!pmi_debug_active) return;
-  /* Registered after the core's handlers, so (prepare handlers running in
-   * reverse order) the quarantine lock is taken before the heap locks, the
-   * order free() takes them in. */
-  pthread_atfork(q_fork_prepare, q_fork_parent, q_fork_child);
   /* The first backtrace() loads libgcc_s (and allocates): now, not in a report. */
   void *frames[2];
   backtrace(frames, 2);
@@ -681,12 +677,12 @@ __attribute__((destructor(101))) static void debug_end(void) {
   if (!pmi_debug_active) return;
   tls_site = NULL;
   VG_ENTER();
-  pthread_mutex_lock(&q_lock);
+  pmi_spin_lock(&q_lock);
   for (unsigned i = 0; i < q_count; i++) {
     dbg_hdr *h = q_ring[(q_head + i) % Q_MAX];
     check_freed("exit", h, q_size[(q_head + i) % Q_MAX]);
     VG(VALGRIND_MAKE_MEM_NOACCESS(raw_of(h), total_of(h->offset, h->size)));
   }
-  pthread_mutex_unlock(&q_lock);
+  pmi_spin_unlock(&q_lock);
   VG_LEAVE();
 }

@@ -16,8 +16,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "gc/gc_internal.h"
 #include "core/internal.h"
+#include "diag/report.h"
 
 void pmi_counters_sum(pmi_counters *out) {
   memset(out, 0, sizeof *out);
@@ -134,14 +134,15 @@ pmi_export void pm_stats_get(pm_stats *st) {
 
 /* ---- output without malloc ------------------------------------------------- */
 
-typedef struct out {
+typedef struct pmi_report {
   int fd;          /* write here, or */
   FILE *file;      /* here */
   size_t len;
   unsigned gnext;
   char gbuf[8][32];    /* for group(o, ) */
-  char buf[4096];
-} out;
+  char *buf;           /* flushed when full */
+  size_t cap;
+} out;                 /* pmi_report, diag/report.h */
 
 static void out_flush(out *o) {
   if (o->file != NULL) fwrite(o->buf, 1, o->len, o->file);
@@ -149,17 +150,21 @@ static void out_flush(out *o) {
   o->len = 0;
 }
 
-__attribute__((format(printf, 2, 3))) static void outf(out *o, const char *fmt, ...) {
+static void voutf(out *o, const char *fmt, va_list ap) {
   char line[512];
-  va_list ap;
-  va_start(ap, fmt);
   int n = vsnprintf(line, sizeof line, fmt, ap);
-  va_end(ap);
   if (n < 0) return;
   size_t len = (size_t)n < sizeof line ? (size_t)n : sizeof line - 1;
-  if (o->len + len > sizeof o->buf) out_flush(o);
+  if (o->len + len > o->cap) out_flush(o);
   memcpy(o->buf + o->len, line, len);
   o->len += len;
+}
+
+__attribute__((format(printf, 2, 3))) static void outf(out *o, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  voutf(o, fmt, ap);
+  va_end(ap);
 }
 
 /* 1234567 -> "1,234,567", in one of the out's rotating buffers */
@@ -178,30 +183,32 @@ static double pct(unsigned long long part, unsigned long long whole) {
   return whole ? 100.0 * (double)part / (double)whole : 0.0;
 }
 
-/* The object layer's section, when a program used it (poolgc.h). */
-static void report_gc_text(out *o) {
-  pmi_gc_stats_report gc;
-  pmi_gc_stats_snapshot(&gc);
-  if (!gc.used) return;
-  outf(o, "\ncycle collector (poolgc.h): %s objects tracked, %s frozen\n", group(o, gc.tracked), group(o, gc.frozen));
-  outf(o, "gen  collections      collected  uncollectable  pause total (ms)  longest (ms)\n");
-  for (int g = 0; g < PMI_GC_NGEN; g++)
-    outf(o, "%3d  %11s  %13s  %13s  %16.3f  %12.3f\n", g, group(o, (unsigned long long)gc.gen[g].collections),
-         group(o, (unsigned long long)gc.gen[g].collected), group(o, (unsigned long long)gc.gen[g].uncollectable),
-         (double)gc.gen[g].pause_total_ns / 1e6, (double)gc.gen[g].pause_max_ns / 1e6);
+/* ---- sections of other layers (diag/report.h) ------------------------------ */
+
+static _Atomic(pmi_report_section) sections[PMI_REPORT_SECTIONS];
+
+void pmi_report_add_section(pmi_report_section fn) {
+  for (int i = 0; i < PMI_REPORT_SECTIONS; i++) {
+    pmi_report_section seen = NULL;
+    if (atomic_compare_exchange_strong(&sections[i], &seen, fn) || seen == fn) return;
+  }
+  pmi_fatal("internal: more than %d report sections", PMI_REPORT_SECTIONS);
 }
 
-static void report_gc_json(out *o) {
-  pmi_gc_stats_report gc;
-  pmi_gc_stats_snapshot(&gc);
-  if (!gc.used) return;
-  outf(o, ", \"gc\": {\"tracked\": %zu, \"frozen\": %zu, \"generations\": [", gc.tracked, gc.frozen);
-  for (int g = 0; g < PMI_GC_NGEN; g++)
-    outf(o, "%s{\"collections\": %ld, \"collected\": %ld, \"uncollectable\": %ld, \"pause_total_ns\": %llu, "
-            "\"pause_max_ns\": %llu}",
-         g ? ", " : "", gc.gen[g].collections, gc.gen[g].collected, gc.gen[g].uncollectable,
-         (unsigned long long)gc.gen[g].pause_total_ns, (unsigned long long)gc.gen[g].pause_max_ns);
-  outf(o, "]}");
+void pmi_report_printf(pmi_report *r, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  voutf(r, fmt, ap);
+  va_end(ap);
+}
+
+const char *pmi_report_count(pmi_report *r, unsigned long long v) { return group(r, v); }
+
+static void report_sections(out *o, int format) {
+  for (int i = 0; i < PMI_REPORT_SECTIONS; i++) {
+    pmi_report_section fn = atomic_load(&sections[i]);
+    if (fn != NULL) fn(o, format);
+  }
 }
 
 static void report_text(out *o, const pm_stats *st) {
@@ -255,7 +262,7 @@ static void report_text(out *o, const pm_stats *st) {
 #define PMI_COUNTER_TEXT(name, doc) PMI_TEXT_LINE(#name, st->counters.name);
   PM_COUNTER_LIST(PMI_COUNTER_TEXT)
 #undef PMI_COUNTER_TEXT
-  report_gc_text(o);
+  report_sections(o, PM_STATS_TEXT);
 #undef PMI_TEXT_LINE
 }
 
@@ -296,7 +303,7 @@ static void report_json(out *o, const pm_stats *st) {
 #undef PMI_JSON_FIELD
   outf(o, ", \"mmap_calls\": %llu, \"munmap_calls\": %llu}, \"heaps\": {\"total\": %llu, \"owned\": %llu}",
        st->mmap_calls, st->munmap_calls, st->heaps, st->heaps_owned);
-  report_gc_json(o);
+  report_sections(o, PM_STATS_JSON);
   outf(o, "}\n");
 }
 
@@ -310,6 +317,9 @@ static void report(out *o, int format) {
 
 pmi_export void pm_stats_write(int fd, int format) {
   out o;
+  char buf[4096];
+  o.buf = buf;
+  o.cap = sizeof buf;
   o.fd = fd;
   o.file = NULL;
   o.len = 0;
@@ -319,6 +329,9 @@ pmi_export void pm_stats_write(int fd, int format) {
 
 pmi_export void pm_stats_print(FILE *file, int format) {
   out o;
+  char buf[4096];
+  o.buf = buf;
+  o.cap = sizeof buf;
   o.fd = -1;
   o.file = file;
   o.len = 0;
@@ -329,22 +342,17 @@ pmi_export void pm_stats_print(FILE *file, int format) {
 
 /* ---- POOLMALLOC_STATS ------------------------------------------------------ */
 
-/* POOLMALLOC_STATS_FILE with %p replaced by the process id; stderr if unset
- * or unwritable (with one warning). */
-/* Many programs close stderr on their way out (coreutils' close_stdout
- * does), before the report at exit is written: when a report is asked for
- * on stderr, a copy of it is kept from the start, high and close-on-exec. */
-static int stderr_copy = STDERR_FILENO;
-
-void pmi_stats_keep_stderr(void) {
-  if (pmi_option(stats) == PMI_STATS_OFF || pmi_option_str(stats_file) != NULL) return;
-  int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 900);
-  if (fd >= 0) stderr_copy = fd;
+/* Where the reports go: POOLMALLOC_STATS_FILE (%p replaced by the process
+ * id), opened for each report; else, or if it cannot be opened (one
+ * warning), the stderr the process started with (base/message.c), never whatever
+ * descriptor 2 has become. */
+void pmi_stats_note_stderr(void) {
+  pmi_stderr_note(pmi_option(stats) != PMI_STATS_OFF || pmi_option(stats_interval) > 0);
 }
 
 static int open_report(void) {
   const char *pattern = pmi_option_str(stats_file);
-  if (pattern == NULL) return stderr_copy;
+  if (pattern == NULL) return pmi_stderr_open();
   char path[1024];
   size_t j = 0;
   for (const char *s = pattern; *s != '\0' && j < sizeof path - 24; s++) {
@@ -361,14 +369,44 @@ static int open_report(void) {
   static _Atomic int warned;
   if (!atomic_exchange(&warned, 1))
     pmi_warning("POOLMALLOC_STATS_FILE=%s cannot be opened for writing; the report goes to stderr", pattern);
-  return STDERR_FILENO;
+  return pmi_stderr_open();
 }
 
-static void write_report(void) {
+/* Reports from the interval thread and the one at exit never mix: each is
+ * written under report_lock, in one write(2) of report_out (so that other
+ * processes appending to the same file cannot split it either), and once
+ * the report at exit is out no other follows, so that the process does not
+ * end in the middle of one.  The lock is reset in a forked child (fork.c),
+ * whose interval thread is gone. */
+static _Atomic int report_lock;
+static bool report_closed;
+static out report_out;
+static char report_buf[32768];   /* a whole report is about 8 KiB */
+
+void pmi_stats_fork_child(void) {
+  atomic_store(&report_lock, PMI_LOCK_FREE);
+  report_closed = false;
+}
+
+static void write_report(bool last) {
   long format = pmi_option(stats);
-  int fd = open_report();
-  pm_stats_write(fd, format == PMI_STATS_JSON ? PM_STATS_JSON : PM_STATS_TEXT);
-  if (fd != STDERR_FILENO && fd != stderr_copy) close(fd);
+  pmi_spin_lock(&report_lock);
+  if (!report_closed) {
+    report_closed = last;
+    int fd = open_report();
+    if (fd >= 0) {
+      report_out.fd = fd;
+      report_out.buf = report_buf;
+      report_out.cap = sizeof report_buf;
+      report_out.file = NULL;
+      report_out.len = 0;
+      report_out.gnext = 0;
+      report(&report_out, format == PMI_STATS_JSON ? PM_STATS_JSON : PM_STATS_TEXT);
+      if (pmi_option_str(stats_file) != NULL) close(fd);
+      else pmi_stderr_close(fd);
+    }
+  }
+  pmi_spin_unlock(&report_lock);
 }
 
 void pmi_stats_at_exit(void) {
@@ -377,7 +415,7 @@ void pmi_stats_at_exit(void) {
    * it, belong in the last report. */
   pmi_remote_flush();
   pmi_heap_collect(pmi_heap_tls);
-  write_report();
+  write_report(true);
 }
 
 /* POOLMALLOC_STATS_INTERVAL: a thread that appends a report every N seconds.
@@ -387,7 +425,7 @@ static void *interval_thread(void *arg) {
   for (;;) {
     struct timespec ts = {seconds, 0};
     while (nanosleep(&ts, &ts) != 0) {}
-    write_report();
+    write_report(false);
   }
   return NULL;
 }

@@ -62,7 +62,7 @@ pmi_gc_state pmi_gc = {
 
 static bool table_mapped(size_t cap) { return cap * sizeof(void *) >= PMI_GC_MAP_MIN; }
 
-static pmi_gc_noinline bool vec_grow(void ***v, size_t *cap, size_t need) {
+static pmi_noinline bool vec_grow(void ***v, size_t *cap, size_t need) {
   size_t ncap = *cap ? *cap : 256;
   while (ncap < need) ncap *= 2;
   size_t nbytes = ncap * sizeof(void *), obytes = *cap * sizeof(void *);
@@ -90,7 +90,7 @@ void pmi_gc_vec_free(pmi_gc_vec *v) {
 }
 
 bool pmi_gc_vec_push(pmi_gc_vec *v, void *o) {
-  if (pmi_gc_unlikely(v->len == v->cap) && !vec_grow(&v->v, &v->cap, v->len + 1)) return false;
+  if (pmi_unlikely(v->len == v->cap) && !vec_grow(&v->v, &v->cap, v->len + 1)) return false;
   v->v[v->len++] = o;
   return true;
 }
@@ -99,7 +99,7 @@ static void vec_push_or_die(pmi_gc_vec *v, void *o) {
   if (!pmi_gc_vec_push(v, o)) pmi_obj_fatal(o, "out of memory in the collector's work lists");
 }
 
-static pmi_gc_noinline void gen_grow(pmi_gc_gen *g, size_t need) {
+static pmi_noinline void gen_grow(pmi_gc_gen *g, size_t need) {
   size_t cap = g->cap;
   if (need > ((size_t)1 << 31) || !vec_grow(&g->objs, &cap, need))
     pmi_obj_fatal(NULL, "out of memory growing a generation table (%zu objects)", need);
@@ -107,7 +107,7 @@ static pmi_gc_noinline void gen_grow(pmi_gc_gen *g, size_t need) {
 }
 
 static inline void gen_append(pmi_gc_gen *g, unsigned gi, pmi_obj_head *h, void *o) {
-  if (pmi_gc_unlikely(g->len == g->cap)) gen_grow(g, (size_t)g->len + 1);
+  if (pmi_unlikely(g->len == g->cap)) gen_grow(g, (size_t)g->len + 1);
   h->slot_ = g->len;
   g->objs[g->len++] = o;
   h->tinfo_ = (h->tinfo_ & ~(PMI_GC_F_GEN | PMI_GC_F_COLL | PMI_GC_F_MARK | PMI_GC_F_SEEN))
@@ -176,7 +176,7 @@ static inline void subtract_one(find_ctx *c, void *r) {
   c->zeros += base == 1;
 }
 
-static pmi_gc_noinline void subtract_flush(find_ctx *c) {
+static pmi_noinline void subtract_flush(find_ctx *c) {
   for (size_t i = 0; i < c->n; i++) subtract_one(c, c->buf[i]);
   c->n = 0;
 }
@@ -194,7 +194,7 @@ static int visit_subtract(void *r, void *arg) {
     return 0;
   }
   __builtin_prefetch(pmi_obj_head_of(r), 1);
-  if (pmi_gc_unlikely(c->n == PMI_GC_BATCH)) subtract_flush(c);
+  if (pmi_unlikely(c->n == PMI_GC_BATCH)) subtract_flush(c);
   c->buf[c->n++] = r;
   return 0;
 }
@@ -290,7 +290,7 @@ static long collect_done(int n, uint64_t t0, long collected) {
  * pins do on the general path, one pass cheaper.  A clear may untrack or
  * track such an object; that only toggles TRACKED, which the second pass
  * obeys for the rare object still referenced after all clears. */
-static pmi_gc_noinline long delete_all_garbage(int n, unsigned old, size_t len) {
+static pmi_noinline long delete_all_garbage(int n, unsigned old, size_t len) {
   pmi_gc_state *s = &pmi_gc;
   pmi_gc_gen *yg = &s->gens[n], *og = &s->gens[old];
   void **v = yg->objs;
@@ -317,7 +317,7 @@ static pmi_gc_noinline long delete_all_garbage(int n, unsigned old, size_t len) 
   for (size_t i = 0; i < len; i++) {
     void *o = v[i];
     pmi_obj_head *h = pmi_obj_head_of(o);
-    if (pmi_gc_likely(h->refcnt_ == 0)) {
+    if (pmi_likely(h->refcnt_ == 0)) {
       h->tinfo_ = 0;
       pm_free(h);
       freed++;
@@ -498,7 +498,7 @@ static long collect_main(int n) {
     for (size_t i = 0; i < u->len; i++) {
       void *o = u->v[i];
       pmi_obj_head *h = pmi_obj_head_of(o);
-      if (pmi_gc_unlikely(!(h->tinfo_ & PMI_GC_F_COLL))) {
+      if (pmi_unlikely(!(h->tinfo_ & PMI_GC_F_COLL))) {
         /* A clear untracked and tracked it again: an ordinary object now,
          * in generation 0; its pin is dropped the ordinary way. */
         collected--;
@@ -541,7 +541,7 @@ static long collect_with_callback(int n) {
 
 /* gc_collect_generations: the oldest generation over its threshold, except
  * that a full collection also waits for pending > total / 4. */
-static pmi_gc_noinline void collect_generations(void) {
+static pmi_noinline void collect_generations(void) {
   for (int i = PMI_GC_NGEN - 1; i >= 0; i--) {
     if (pmi_gc.gens[i].count > pmi_gc.gens[i].threshold) {
       if (i == PMI_GC_NGEN - 1 && pmi_gc.long_lived_pending < pmi_gc.long_lived_total / 4) continue;
@@ -562,7 +562,7 @@ void pmi_gc_maybe_collect(void) {
 
 PM_API long pm_gc_collect(int generation) {
   if (generation < 0 || generation >= PMI_GC_NGEN) { errno = EINVAL; return -1; }
-  pmi_gc.used = 1;
+  pmi_gc_use();
   if (pmi_gc.collecting) return 0;
   return collect_with_callback(generation);
 }
@@ -624,7 +624,7 @@ static void gen_move_all(unsigned from, unsigned to) {
 }
 
 PM_API void pm_gc_freeze(void) {
-  pmi_gc.used = 1;
+  pmi_gc_use();
   for (unsigned i = 0; i < PMI_GC_NGEN; i++) gen_move_all(i, PMI_GC_PERMANENT);
   pmi_gc.gens[0].count = 0;
 }

@@ -74,11 +74,8 @@
 #include <stddef.h>
 #include <stdbool.h>
 #include "poolgc.h"
-
-#define pmi_gc_likely(x)   __builtin_expect(!!(x), 1)
-#define pmi_gc_unlikely(x) __builtin_expect(!!(x), 0)
-#define pmi_gc_noinline    __attribute__((noinline))
-#define pmi_gc_cold        __attribute__((cold, noinline))
+#include "base/compiler.h"
+#include "base/message.h"
 
 typedef pm_object_head_ pmi_obj_head;
 _Static_assert(sizeof(pmi_obj_head) == 16, "the header keeps the payload 16-byte aligned");
@@ -112,9 +109,6 @@ static inline const pm_type *pmi_obj_type(const pmi_obj_head *h) {
 }
 static inline unsigned pmi_obj_gen(const pmi_obj_head *h) {
   return (unsigned)((h->tinfo_ & PMI_GC_F_GEN) >> PMI_GC_F_SHIFT);
-}
-static inline void pmi_obj_set_gen(pmi_obj_head *h, unsigned g) {
-  h->tinfo_ = (h->tinfo_ & ~PMI_GC_F_GEN) | ((uintptr_t)g << PMI_GC_F_SHIFT);
 }
 
 /* A generation: a dense table of its tracked objects (see above). */
@@ -189,6 +183,10 @@ void pmi_gc_maybe_collect(void);                 /* automatic collection if thre
 bool pmi_gc_vec_push(pmi_gc_vec *v, void *o);
 void pmi_gc_vec_free(pmi_gc_vec *v);             /* and leave it empty */
 void pmi_gc_stats_snapshot(pmi_gc_stats_report *out);
+
+/* report.c */
+void pmi_gc_first_use(void);                     /* sets pmi_gc.used, adds the report's section */
+static inline void pmi_gc_use(void) { if (pmi_unlikely(!pmi_gc.used)) pmi_gc_first_use(); }
 
 /* object.c */
 void pmi_obj_destroy_chain(void *o);             /* count is 0: finalize, clear weakrefs, clear, free (trashcan) */

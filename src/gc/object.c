@@ -15,24 +15,13 @@
 
 #include <errno.h>
 #include <stdarg.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 _Noreturn void pmi_obj_fatal(const void *o, const char *fmt, ...) {
-  char buf[512];
-  int n = snprintf(buf, sizeof buf, "poolgc: fatal: ");
   va_list ap;
   va_start(ap, fmt);
-  n += vsnprintf(buf + n, sizeof buf - (size_t)n, fmt, ap);
-  va_end(ap);
-  if (n > (int)sizeof buf - 2) n = (int)sizeof buf - 2;
-  buf[n++] = '\n';
-  ssize_t w = write(2, buf, (size_t)n);
-  (void)w;
-  (void)o;
-  abort();
+  pmi_vfatal("poolgc: fatal: ", fmt, ap);
 }
 
 static const char *type_name(const pmi_obj_head *h) {
@@ -40,7 +29,7 @@ static const char *type_name(const pmi_obj_head *h) {
   return t && t->name ? t->name : "?";
 }
 
-PM_API pmi_gc_cold void pm_object_bad_(const void *o, const char *what) {
+PM_API pmi_cold void pm_object_bad_(const void *o, const char *what) {
   const pmi_obj_head *h = pmi_obj_head_of(o);
   if ((h->tinfo_ & PMI_GC_MAGIC_MASK) != PMI_GC_MAGIC)
     pmi_obj_fatal(o, "%s(%p): not a poolgc object (no object header before it; "
@@ -49,7 +38,7 @@ PM_API pmi_gc_cold void pm_object_bad_(const void *o, const char *what) {
                 "(released once too often)", what, o, type_name(h));
 }
 
-PM_API pmi_gc_cold void pm_object_overflow_(void *o) {
+PM_API pmi_cold void pm_object_overflow_(void *o) {
   pmi_obj_fatal(o, "pm_incref(%p): reference count of a '%s' passed 2^32 - 1",
                 o, type_name(pmi_obj_head_of(o)));
 }
@@ -57,13 +46,13 @@ PM_API pmi_gc_cold void pm_object_overflow_(void *o) {
 /* The slow half of pm_decref: the count is 1 (the last reference) or 0 (a
  * bad decref); also checks that o is an object at all, which costs nothing
  * on the fast path. */
-PM_API pmi_gc_noinline void pm_object_dealloc_(void *o) {
+PM_API pmi_noinline void pm_object_dealloc_(void *o) {
   pmi_obj_head *h = pmi_obj_head_of(o);
-  if (pmi_gc_unlikely((h->tinfo_ & PMI_GC_MAGIC_MASK) != PMI_GC_MAGIC || h->refcnt_ == 0))
+  if (pmi_unlikely((h->tinfo_ & PMI_GC_MAGIC_MASK) != PMI_GC_MAGIC || h->refcnt_ == 0))
     pm_object_bad_(o, "pm_decref");
   h->refcnt_ = 0;
   /* Garbage that the collector is clearing: it frees it itself, after. */
-  if (pmi_gc_unlikely(pmi_gc.deleting) && (h->tinfo_ & PMI_GC_F_SEEN)) return;
+  if (pmi_unlikely(pmi_gc.deleting) && (h->tinfo_ & PMI_GC_F_SEEN)) return;
   pmi_obj_destroy_chain(o);
 }
 
@@ -72,7 +61,7 @@ PM_API void *pm_new(const pm_type *t) {
   if ((uintptr_t)t & ~PMI_GC_TYPE_MASK)
     pmi_obj_fatal(t, "pm_new: type '%s' lies above 2^48; tagged headers need 48-bit addresses",
                   t->name ? t->name : "?");
-  pmi_gc.used = 1;
+  pmi_gc_use();
   if (t->traverse) {
     /* CPython counts the allocation, and may collect, before the new object
      * is linked in; doing the same here keeps the new object (whose payload
@@ -82,7 +71,7 @@ PM_API void *pm_new(const pm_type *t) {
   }
   size_t n = sizeof(pmi_obj_head) + ((t->size + 15) & ~(size_t)15);
   pmi_obj_head *h = pm_malloc(n);
-  if (pmi_gc_unlikely(h == NULL)) {
+  if (pmi_unlikely(h == NULL)) {
     if (t->traverse && pmi_gc.gens[0].count > 0) pmi_gc.gens[0].count--;
     errno = ENOMEM;
     return NULL;

@@ -78,10 +78,12 @@ static inline node *node_new(const pm_type *t, const char *name) {
 
 
 /* The model's mark from the roots, independent of the collector: reach[i]
- * is set for every object i reachable from a root through edge[][] (the
+ * is set for every object i < n reachable from a root through edge[][] (the
  * property tests compare the collector's verdict with it). */
 static inline void gc_test_mark(int n, const char *root, const int (*edge)[NODE_REFS], char *reach, int *stack) {
   int sp = 0;
+  if (n <= 0)          /* nothing to mark; also tells memset its length is positive */
+    return;
   memset(reach, 0, (size_t)n);
   for (int i = 0; i < n; i++)
     if (root[i] && !reach[i]) { reach[i] = 1; stack[sp++] = i; }

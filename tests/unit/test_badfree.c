@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -323,6 +324,29 @@ int main(void) {
                           static_area + 64, case_large_misaligned, NULL, NULL};
   cases[n++] = (bad_case){"realloc of a static array", "realloc", "invalid pointer", NULL,
                           static_area + 128, case_realloc_foreign, NULL, NULL};
+
+  /* The same, behind a word that looks like a chunk header of glibc's
+   * (size 48, previous chunk in use): on the stack, in a static table. */
+  _Alignas(16) size_t frame[16] = {0, 0x31, 7, 7, 7, 7, 0, 0, 0, 0x31, 7, 7};   /* main's frame: live in the child */
+  cases[n++] = (bad_case){"free of a stack array behind a fake header", "free", "invalid pointer", NULL,
+                          &frame[2], case_large_misaligned, NULL, NULL};
+  cases[n++] = (bad_case){"realloc of a stack array behind a fake header", "realloc", "invalid pointer", NULL,
+                          &frame[10], case_realloc_foreign, NULL, NULL};
+  static _Alignas(16) size_t table[16] = {0, 0, 0, 0x31, 7, 7, 7, 7, 0, 0x31, 7, 7};
+  cases[n++] = (bad_case){"free of a static table behind a fake header", "free", "invalid pointer", NULL,
+                          &table[4], case_large_misaligned, NULL, NULL};
+  cases[n++] = (bad_case){"realloc of a static table behind a fake header", "realloc", "invalid pointer", NULL,
+                          &table[10], case_realloc_foreign, NULL, NULL};
+  /* The first byte of a mapping with nothing mapped before it: the word
+   * before the pointer cannot be read. */
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  char *two = mmap(NULL, 2 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(two != MAP_FAILED);
+  REQUIRE(munmap(two, page) == 0);
+  cases[n++] = (bad_case){"free of a page with nothing before it", "free", "invalid pointer", NULL,
+                          two + page, case_large_misaligned, NULL, NULL};
+  cases[n++] = (bad_case){"realloc of a page with nothing before it", "realloc", "invalid pointer", NULL,
+                          two + page, case_realloc_foreign, NULL, NULL};
 
   if (!PMT_GLIBC) {
     for (int i = 0; i < n; i++) {

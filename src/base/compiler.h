@@ -1,0 +1,12 @@
+/* compiler.h: the compiler hints every layer of the library uses, in one
+ * place (base/ includes nothing of the library's own). */
+#ifndef PM_BASE_COMPILER_H
+#define PM_BASE_COMPILER_H
+
+#define pmi_likely(x)   __builtin_expect(!!(x), 1)
+#define pmi_unlikely(x) __builtin_expect(!!(x), 0)
+#define pmi_noinline    __attribute__((noinline))
+#define pmi_cold        __attribute__((cold, noinline))
+#define pmi_export      __attribute__((visibility("default")))
+
+#endif /* PM_BASE_COMPILER_H */

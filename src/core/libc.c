@@ -1,0 +1,146 @@
+/* libc.c: where the C library's malloc allocates.  A pointer in none of
+ * poolmalloc's regions is handed to glibc only if it lies where glibc puts
+ * blocks and its chunk header fits; anything else (a stack or static
+ * address, a pointer into the middle of some mapping, one past the end of
+ * everything) is reported, never passed on for glibc to misread or to
+ * accept.  The answer comes without reading memory that may be unmapped:
+ *
+ *   main heap     [start_brk, current break): the kernel's start_brk (read
+ *                 once from /proc/self/stat) and sbrk(0).  Every byte of it
+ *                 is mapped, so the header before p may be read.
+ *   thread arena  glibc's other arenas live in heaps of HEAP_MAX bytes,
+ *                 aligned to HEAP_MAX, each starting with a heap_info (its
+ *                 arena, the previous heap, the bytes in use).  The page
+ *                 of the heap_info is checked to be mapped (mincore), once
+ *                 per heap that holds its arena (such a heap is never
+ *                 unmapped), every time for the others.
+ *   mmapped chunk one mapping per block, the header in the block's first
+ *                 page: that page and the mapping's first and last pages are
+ *                 checked to be mapped.
+ *
+ * The chunk header is then held to what glibc's free checks (size, flags,
+ * alignment) and the chunk must fit inside its region. */
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+
+#define CHUNK_MMAPPED    ((size_t)2)
+#define CHUNK_NON_MAIN   ((size_t)4)
+#define CHUNK_FLAGS      ((size_t)7)
+#define CHUNK_MIN        (4 * sizeof(size_t))
+#define HEAP_MAX         ((uintptr_t)64 << 20)     /* glibc's HEAP_MAX_SIZE on 64-bit */
+
+/* glibc's heap_info, the fields we read */
+typedef struct libc_heap_info {
+  void *ar_ptr;                 /* its arena */
+  struct libc_heap_info *prev;  /* the arena's previous heap */
+  size_t size;                  /* bytes of the heap in use (mapped read-write) */
+} libc_heap_info;
+
+static _Atomic uintptr_t heap_start;   /* the kernel's start_brk; 0 until read, 1 if unknown */
+
+/* Field 47 of /proc/self/stat (proc(5)), read into a stack buffer. */
+static uintptr_t read_start_brk(void) {
+  char buf[1024];
+  int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 1;
+  buf[n] = '\0';
+  char *s = strrchr(buf, ')');   /* the command name may hold spaces */
+  if (s == NULL) return 1;
+  unsigned field = 2;
+  uintptr_t value = 0;
+  for (s++; *s != '\0'; s++) {
+    if (*s == ' ') {
+      if (field == 47) break;
+      field++;
+      value = 0;
+    } else if (field == 47 && *s >= '0' && *s <= '9') {
+      value = value * 10 + (uintptr_t)(*s - '0');
+    }
+  }
+  return field == 47 && value != 0 ? value : 1;
+}
+
+/* The main heap's bounds now. */
+static void main_heap(uintptr_t *start, uintptr_t *end) {
+  uintptr_t s = atomic_load_explicit(&heap_start, memory_order_relaxed);
+  if (pmi_unlikely(s == 0)) {
+    s = read_start_brk();
+    atomic_store_explicit(&heap_start, s, memory_order_relaxed);
+  }
+  *start = s;
+  *end = s > 1 ? (uintptr_t)sbrk(0) : 0;
+}
+
+/* Heaps that hold their arena (the first of each arena), known mapped. */
+#define KNOWN_HEAPS 64
+static _Atomic uintptr_t known_heaps[KNOWN_HEAPS];
+
+static bool heap_known(uintptr_t base) {
+  for (unsigned i = 0; i < KNOWN_HEAPS; i++) {
+    uintptr_t k = atomic_load_explicit(&known_heaps[i], memory_order_relaxed);
+    if (k == base) return true;
+    if (k == 0) break;
+  }
+  return false;
+}
+
+static void heap_remember(uintptr_t base) {
+  for (unsigned i = 0; i < KNOWN_HEAPS; i++) {
+    uintptr_t k = 0;
+    if (atomic_compare_exchange_strong(&known_heaps[i], &k, base) || k == base) return;
+  }
+}
+
+/* The heap_info of the thread heap that would hold chunk, if it is one
+ * and chunk lies in its part in use; NULL if not.  With probe unset, only a
+ * heap already known is considered (no system call). */
+static const libc_heap_info *thread_heap(uintptr_t chunk, bool probe, bool *known) {
+  uintptr_t base = chunk & ~(HEAP_MAX - 1);
+  if (base == 0) return NULL;
+  *known = heap_known(base);
+  if (!*known && (!probe || !pmi_os_mapped((const void *)base, sizeof(libc_heap_info)))) return NULL;
+  const libc_heap_info *h = (const libc_heap_info *)base;
+  if (h->size > HEAP_MAX || chunk < base + sizeof *h || chunk - base >= h->size) return NULL;
+  if (h->ar_ptr == NULL || ((uintptr_t)h->ar_ptr & (sizeof(void *) - 1)) != 0) return NULL;
+  return h;
+}
+
+static bool is_mmapped_chunk(uintptr_t chunk, size_t head) {
+  size_t page = pmi_os_page_size(), size = head & ~CHUNK_FLAGS;
+  size_t offset = ((const size_t *)chunk)[0];   /* prev_size: from the mapping's start */
+  if (head & CHUNK_NON_MAIN) return false;
+  if (offset > chunk || size > UINTPTR_MAX - chunk || (((chunk - offset) | (offset + size)) & (page - 1)) != 0)
+    return false;
+  uintptr_t map = chunk - offset, end = chunk + size;
+  if (map != (chunk & ~(uintptr_t)(page - 1)) && !pmi_os_mapped((const void *)map, page)) return false;
+  return pmi_os_mapped((const void *)(end - page), page);
+}
+
+bool pmi_libc_owns(const void *p) {
+  uintptr_t a = (uintptr_t)p, chunk = a - 2 * sizeof(size_t);
+  if ((a & (2 * sizeof(size_t) - 1)) != 0 || a < 4096) return false;
+  /* Where the header two words before p lies decides whether it may be
+   * read: in the main heap, in the used part of a thread heap seen before,
+   * or on a page the kernel says is mapped. */
+  uintptr_t start, end;
+  main_heap(&start, &end);
+  bool in_main = chunk >= start && chunk < end, known = false;
+  const libc_heap_info *h = in_main ? NULL : thread_heap(chunk, false, &known);
+  if (!in_main && h == NULL && !pmi_os_mapped((const void *)chunk, 2 * sizeof(size_t))) return false;
+  size_t head = ((const size_t *)chunk)[1], size = head & ~CHUNK_FLAGS;
+  if (size < CHUNK_MIN || (size & (2 * sizeof(size_t) - 1)) != 0) return false;
+  if (head & CHUNK_MMAPPED) return !in_main && h == NULL && is_mmapped_chunk(chunk, head);
+  if (head & CHUNK_NON_MAIN) {
+    if (h == NULL && !in_main) h = thread_heap(chunk, true, &known);
+    if (h == NULL || size > h->size - (chunk - (uintptr_t)h)) return false;
+    if (!known && h->ar_ptr == (const void *)(h + 1)) heap_remember((uintptr_t)h);   /* glibc keeps such a heap */
+    return true;
+  }
+  return in_main && size <= end - chunk;
+}
