@@ -23,10 +23,10 @@
  *
  * Every chain walked here (thread_free, the deferred list) is checked link
  * by link before it is followed: the next block must lie in a pool of an
- * arena of H, carry the remote mark, and the walk is bounded by the blocks
- * H's arenas can hold.  A link that fails names the block it was read from:
- * that block was freed by another thread and then freed again by its owner
- * (whose free list push rewrote the link) or written after its free.
+ * arena of H, every block must carry the remote mark, and the walk is
+ * bounded by the blocks H's arenas can hold.  A failure names the block:
+ * it was freed by another thread and then freed again by its owner (whose
+ * free list push rewrote the link) or written after its free.
  *
  * Generic entry points (for region kinds other than pool arenas): a block
  * of any kind with at least 16 bytes is sent with pmi_free_remote(owner, p);
@@ -191,13 +191,11 @@ void pmi_free_remote(pmi_heap *owner, void *p) {
 /* ---- the collecting side ----------------------------------------------------- */
 
 /* May the walk follow a link to b?  It must be a 16-byte aligned address in
- * a pool page of an arena of heap, and carry the remote mark (read only
- * once the address is known to be ours). */
-static bool remote_block_ok(pmi_heap *heap, const pmi_block *b) {
+ * a pool page of an arena of heap (decided without reading b). */
+static bool remote_addr_ok(pmi_heap *heap, const pmi_block *b) {
   if (((uintptr_t)b & (PMI_ALIGNMENT - 1)) != 0 || !pmi_arenamap_contains(b)) return false;
   if (((uintptr_t)b & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE) return false;
-  if (pmi_load_relaxed(&pmi_arena_of(b)->heap) != heap) return false;
-  return b->key == pmi_remote_key;
+  return pmi_load_relaxed(&pmi_arena_of(b)->heap) == heap;
 }
 
 /* A FULL pool's held blocks become ordinary free blocks (owner, or holder
@@ -279,17 +277,26 @@ static void collected_free(pmi_heap *heap, pmi_block *block, bool as_owner) {
   }
 }
 
+/* Each block must still carry the remote mark (else it was written after
+ * its free: handed out again after a second, local free), and its link
+ * must lead to one of heap's blocks (else the owner's free rewrote it)
+ * before the walk goes on.  The next block's line is fetched while this one
+ * is freed: the walk is a chain of cache misses otherwise. */
 static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner) {
   if (block == NULL) return;
-  if (!remote_block_ok(heap, block))
+  if (!remote_addr_ok(heap, block))
     pmi_fatal("heap corruption: the remote free list of heap %p starts at %p, not one of its blocks",
               (void *)heap, (void *)block);
   size_t bound = heap->narenas * PMI_ARENA_POOLS * (PMI_POOL_SIZE / PMI_ALIGNMENT);
   while (block != NULL) {
     if (bound-- == 0)
       pmi_fatal("heap corruption: the remote free list of heap %p loops (at %p)", (void *)heap, (void *)block);
+    if (block->key != pmi_remote_key) pmi_free_report("free", block, fault_refreed);
     pmi_block *next = rlink_get(block);
-    if (next != NULL && !remote_block_ok(heap, next)) pmi_free_report("free", block, fault_refreed);
+    if (next != NULL) {
+      if (!remote_addr_ok(heap, next)) pmi_free_report("free", block, fault_refreed);
+      __builtin_prefetch(next, 1);
+    }
     collected_free(heap, block, as_owner);
     block = next;
   }
