@@ -33,7 +33,7 @@
 #endif
 
 #define TABLE (1u << 14)
-static unsigned sizes512[TABLE], sizes1000[TABLE];
+static unsigned sizes512[TABLE], sizes1000[TABLE], sizes16k[TABLE], sizes64k[TABLE], sizes4096[TABLE];
 static void *volatile sink;
 
 typedef void scenario_fn(long n, long arg);
@@ -47,7 +47,7 @@ static void pair(long n, long size) {
 }
 
 static void pair_random(long n, long max) {
-  const unsigned *t = max <= 512 ? sizes512 : sizes1000;
+  const unsigned *t = max <= 512 ? sizes512 : max <= 1000 ? sizes1000 : sizes16k;
   for (long i = 0; i < n; i++) {
     void *p = malloc(t[i & (TABLE - 1)]);
     sink = p;
@@ -74,6 +74,17 @@ static void batch(long n, long order) {
   }
 }
 
+/* 1000 live blocks of 513 B .. 64 KiB, freed in random order */
+static void batch_medium(long n, long max) {
+  void *v[BATCH];
+  unsigned k = 0;
+  for (long done = 0; done < n; done += BATCH) {
+    for (int i = 0; i < BATCH; i++) v[i] = malloc(sizes64k[k++ & (TABLE - 1)]);
+    sink = v[0];
+    for (int i = 0; i < BATCH; i++) free(v[perm[i]]);
+  }
+}
+
 static void calloc_pair(long n, long size) {
   for (long i = 0; i < n; i++) {
     void *p = calloc(1, (size_t)size);
@@ -87,6 +98,19 @@ static void realloc_step(long n, long max) {
   while (calls < n) {
     char *p = malloc(16);
     for (long s = 32; s <= max && calls < n; s += 16, calls++) {
+      p = realloc(p, (size_t)s);
+      p[s - 1] = 1;
+    }
+    free(p);
+  }
+}
+
+/* one buffer grown by realloc in 64-byte steps to max */
+static void realloc_step64(long n, long max) {
+  long calls = 0;
+  while (calls < n) {
+    char *p = malloc(64);
+    for (long s = 128; s <= max && calls < n; s += 64, calls++) {
       p = realloc(p, (size_t)s);
       p[s - 1] = 1;
     }
@@ -114,7 +138,17 @@ static void aligned(long n, long align) {
   }
 }
 
-/* Names match micro.cc's benchmark names (single-thread instances). */
+/* aligned_alloc(align, 64 .. align) then free */
+static void aligned_range(long n, long align) {
+  for (long i = 0; i < n; i++) {
+    void *p = aligned_alloc((size_t)align, sizes4096[i & (TABLE - 1)] % (size_t)align + 1);
+    sink = p;
+    free(p);
+  }
+}
+
+/* Names match micro.cc's benchmark names (single-thread instances); the
+ * medium ones (513 B and up) have no micro.cc twin. */
 static const struct {
   const char *name;
   scenario_fn *fn;
@@ -128,6 +162,8 @@ static const struct {
     {"BM_pair/512", pair, 512, 1},
     {"BM_pair_random/512", pair_random, 512, 1},
     {"BM_pair_random/1000", pair_random, 1000, 1},
+    {"BM_pair_random_medium/16384", pair_random, 16384, 1},
+    {"BM_batch_medium<kRandom>/65536", batch_medium, 65536, 1},
     {"BM_batch<kFifo>/1000", batch, FIFO, 1},
     {"BM_batch<kLifo>/1000", batch, LIFO, 1},
     {"BM_batch<kRandom>/1000", batch, RANDOM, 1},
@@ -135,10 +171,12 @@ static const struct {
     {"BM_calloc/512", calloc_pair, 512, 1},
     {"BM_calloc/4096", calloc_pair, 4096, 1},
     {"BM_realloc_step/1024", realloc_step, 1024, 1},
+    {"BM_realloc_step64/65536", realloc_step64, 65536, 1},
     {"BM_realloc_double/65536", realloc_double, 65536, 4},
     {"BM_aligned/16", aligned, 16, 1},
     {"BM_aligned/64", aligned, 64, 1},
     {"BM_aligned/4096", aligned, 4096, 1},
+    {"BM_aligned_range/4096", aligned_range, 4096, 1},
 };
 
 int main(int argc, char **argv) {
@@ -149,6 +187,12 @@ int main(int argc, char **argv) {
   for (unsigned i = 0; i < TABLE; i++) sizes512[i] = (unsigned)bench_rng_range(&r, 8, 512);
   bench_rng_seed(&r, 2);
   for (unsigned i = 0; i < TABLE; i++) sizes1000[i] = (unsigned)bench_rng_range(&r, 8, 1000);
+  bench_rng_seed(&r, 3);
+  for (unsigned i = 0; i < TABLE; i++) sizes16k[i] = (unsigned)bench_rng_range(&r, 513, 16384);
+  bench_rng_seed(&r, 4);
+  for (unsigned i = 0; i < TABLE; i++) sizes64k[i] = (unsigned)bench_rng_range(&r, 513, 65536);
+  bench_rng_seed(&r, 5);
+  for (unsigned i = 0; i < TABLE; i++) sizes4096[i] = (unsigned)bench_rng_range(&r, 63, 4095);
   for (unsigned i = 0; i < BATCH; i++) perm[i] = i;
   bench_rng_seed(&r, 42);
   for (unsigned i = BATCH - 1; i > 0; i--) {

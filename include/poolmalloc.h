@@ -42,8 +42,9 @@ PM_API size_t pm_malloc_usable_size(void *p);
 
 /* ---- poolmalloc's own --------------------------------------------------- */
 
-/* Nonzero when p lies in one of poolmalloc's arenas (a small block);
- * zero for large blocks and for memory poolmalloc does not own. O(1). */
+/* Nonzero when p lies in memory poolmalloc hands blocks out from (a pool
+ * arena, a medium region or a huge mapping); zero for memory it does not
+ * own, such as blocks the C library handed out itself.  O(1). */
 PM_API int    pm_owns(const void *p);
 
 /* Walks every heap, arena and pool poolmalloc can reach safely from this
@@ -67,10 +68,12 @@ PM_API int    pm_collect(int force);
  * per-heap counters inside the library, their merging and their reports. */
 #define PM_COUNTER_LIST(X)                                                      \
   X(malloc_small,      "allocations served from a pool (malloc, calloc, realloc, aligned)") \
-  X(malloc_large,      "allocations passed to the large-object path")          \
+  X(malloc_medium,     "allocations served from a medium region (513 B .. 128 KiB)") \
+  X(malloc_large,      "allocations served by a mapping of their own (huge blocks)") \
   X(free_small,        "frees of pool blocks")                                 \
-  X(free_large,        "frees of large blocks")                                \
-  X(free_remote,       "pool blocks freed by another thread (counted when collected)") \
+  X(free_medium,       "frees of medium blocks")                               \
+  X(free_large,        "frees of huge blocks")                                 \
+  X(free_remote,       "pool and medium blocks freed by another thread (counted when collected)") \
   X(calloc_calls,      "calls to calloc")                                      \
   X(realloc_calls,     "calls to realloc and reallocarray")                    \
   X(realloc_inplace,   "reallocs answered with the same block")               \
@@ -84,6 +87,11 @@ PM_API int    pm_collect(int force);
   X(heaps_created,     "thread heaps created")                                 \
   X(heaps_adopted,     "heaps of exited threads taken over by a new thread")   \
   X(threads_seen,      "threads that allocated")                               \
+  X(mediums_mapped,    "medium regions (1 MiB) mapped from the OS")            \
+  X(mediums_unmapped,  "medium regions returned to the OS")                    \
+  X(mediums_reused,    "medium regions taken from their reserve")              \
+  X(huge_cache_hits,   "huge blocks served from the cache of freed mappings")  \
+  X(huge_remaps,       "huge reallocs served by mremap (grown or moved without copying)") \
   X(remote_pushes,     "batches of remote frees pushed onto an owner's stack (one CAS each)") \
   X(purges,            "purges that gave memory back (purge thread, malloc_trim, failing allocations)") \
   X(purge_bytes,       "bytes given back by purges (pages of empty pools, unmapped arenas)") \
@@ -138,13 +146,33 @@ PM_API void   pm_counters_get(pm_counters *out);
   X(header_bytes,     "  arena headers (pool descriptors)")                   \
   X(reserve_bytes,    "  in the reserve")
 
+/* Medium regions: 1 MiB each, one medium class each.  Their bytes add up:
+ *   mapped_bytes = in_use_bytes + free_block_bytes + untouched_bytes
+ *                + tail_waste_bytes + header_bytes + reserve_bytes */
+#define PM_MEDIUM_STATS(X)                                                      \
+  X(regions,          "medium regions mapped now")                            \
+  X(peak,             "medium regions high-water mark")                       \
+  X(reserve,          "medium regions in the reserve (empty, kept mapped)")   \
+  X(mapped_bytes,     "bytes mapped for medium regions")                      \
+  X(in_use_bytes,     "  in medium blocks in use")                            \
+  X(free_block_bytes, "  in free medium blocks")                              \
+  X(untouched_bytes,  "  untouched in used regions")                          \
+  X(tail_waste_bytes, "  region-tail waste")                                  \
+  X(header_bytes,     "  region headers")                                     \
+  X(reserve_bytes,    "  in the reserve")
+
+/* Huge blocks (above 128 KiB, or aligned beyond 4 KiB): a mapping each. */
 #define PM_LARGE_STATS(X)                                                       \
-  X(live,             "large blocks live")                                    \
-  X(live_bytes,       "large bytes live")                                     \
-  X(peak_bytes,       "large bytes peak (within 256 KiB a thread)")
+  X(live,             "huge blocks live")                                     \
+  X(live_bytes,       "huge bytes live (requested)")                          \
+  X(mapped_bytes,     "huge bytes mapped for live blocks")                    \
+  X(peak_bytes,       "huge bytes mapped, high-water mark")                   \
+  X(cached,           "freed mappings in the cache")                          \
+  X(cached_bytes,     "bytes in the cache of freed mappings")
 
 #define PM_ARENA_FILL_BUCKETS 8   /* arenas by share of pools in use, in eighths */
 #define PM_NCLASSES 32
+#define PM_MEDIUM_NCLASSES 32
 
 typedef struct pm_class_stats {
 #define PM_STAT_FIELD(name, doc) unsigned long long name;
@@ -153,13 +181,19 @@ typedef struct pm_class_stats {
 
 typedef struct pm_stats {
   pm_class_stats classes[PM_NCLASSES];
+  /* the medium classes: "pools" counts regions, tail_waste is per region */
+  pm_class_stats medium_classes[PM_MEDIUM_NCLASSES];
   struct { PM_ARENA_STATS(PM_STAT_FIELD) } arenas;
   /* fill[i]: owned arenas with between i/8 and (i+1)/8 of their pools in
    * use (the last bucket includes full ones). */
   unsigned long long arena_fill[PM_ARENA_FILL_BUCKETS];
   struct { PM_TOTAL_STATS(PM_STAT_FIELD) } totals;
   double fragmentation;
+  struct { PM_MEDIUM_STATS(PM_STAT_FIELD) } medium;
   struct { PM_LARGE_STATS(PM_STAT_FIELD) } large;
+  /* over everything poolmalloc maps (arenas, medium regions, huge mappings
+   * and their cache): 1 - bytes in live blocks / bytes mapped */
+  double fragmentation_all;
   pm_counters counters;
   unsigned long long heaps, heaps_owned;   /* heaps now; those a live thread owns */
   unsigned long long mmap_calls, munmap_calls;

@@ -26,20 +26,23 @@ pmi_export int pm_collect(int force) {
 
 pmi_export int malloc_trim(size_t pad) {
   int ours = pm_collect(1);
-  int theirs = pmi_large_trim(pad);
+  int theirs = pmi_libc_trim(pad);
   return ours || theirs;
 }
 
-/* glibc's figures for the large path, plus the pools': arena = bytes mapped,
+/* glibc's figures for the blocks it handed out itself, plus ours: arena =
+ * bytes mapped for pools and medium regions, hblks/hblkhd = huge mappings,
  * uordblks = bytes handed out, fordblks = bytes held but free. */
 pmi_export struct mallinfo2 mallinfo2(void) {
-  struct mallinfo2 mi = pmi_large_mallinfo2();
+  struct mallinfo2 mi = pmi_libc_mallinfo2();
   pm_stats st;
   pm_stats_get(&st);
-  mi.arena += st.totals.mapped_bytes;
-  mi.uordblks += st.totals.in_use_bytes;
-  mi.fordblks += st.totals.mapped_bytes - st.totals.in_use_bytes;
-  mi.usmblks = st.arenas.peak * PMI_ARENA_SIZE + st.large.peak_bytes;
+  mi.arena += st.totals.mapped_bytes + st.medium.mapped_bytes;
+  mi.hblks += st.large.live;
+  mi.hblkhd += st.large.mapped_bytes;
+  mi.uordblks += st.totals.in_use_bytes + st.medium.in_use_bytes + st.large.live_bytes;
+  mi.fordblks += st.totals.mapped_bytes - st.totals.in_use_bytes + st.medium.mapped_bytes - st.medium.in_use_bytes;
+  mi.usmblks = st.arenas.peak * PMI_ARENA_SIZE + st.medium.peak * PMI_MEDIUM_SIZE + st.large.peak_bytes;
   return mi;
 }
 
@@ -61,8 +64,8 @@ pmi_export struct mallinfo mallinfo(void) {
 
 pmi_export void malloc_stats(void) { pm_stats_write(STDERR_FILENO, PM_STATS_TEXT); }
 
-/* Accepted; the large path's parameters go to the C library, which serves it. */
+/* Accepted; passed on to the C library for the blocks it still serves. */
 pmi_export int mallopt(int param, int value) {
-  pmi_large_mallopt(param, value);
+  pmi_libc_mallopt(param, value);
   return 1;
 }

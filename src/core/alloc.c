@@ -1,6 +1,7 @@
 /* alloc.c: malloc and its relatives.  The fast path is pm_malloc: one TLS
  * load, one table lookup, pop the pool's free list.  Everything else goes to
- * pmi_malloc_generic, which is not inlined. */
+ * pmi_malloc_generic, which is not inlined, and which begins with the medium
+ * classes' own fast path (the same three steps on usedmedium). */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -37,20 +38,49 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
   return pmi_pool_pop(pool, pool->freeblock);
 }
 
+/* Above the pools: a medium class, else a mapping of its own. */
+static inline void *malloc_medium(pmi_heap *heap, size_t size) {
+  unsigned c = pmi_medium_class(size);
+  pmi_medium *m = heap->usedmedium[c];
+  pmi_block *block = m->freeblock;
+  if (pmi_likely(block != NULL)) {
+    heap->counters.malloc_medium++;
+    return pmi_medium_pop(m, block);
+  }
+  void *p = pmi_medium_malloc_slow(heap, c);
+  if (pmi_unlikely(p == NULL)) {   /* as malloc_huge */
+    pmi_release_all();
+    p = pmi_medium_malloc_slow(heap, c);
+  }
+  return p;
+}
+
+static void *malloc_huge(size_t size) {
+  if (size > PTRDIFF_MAX) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = pmi_huge_malloc(size, 0, false);
+  /* Out of memory or address space: what the reserves, the decay and the
+   * other heaps hold goes back first (purge.c), then one more try. */
+  if (pmi_unlikely(p == NULL)) {
+    pmi_release_all();
+    p = pmi_huge_malloc(size, 0, false);
+  }
+  return p;
+}
+
 pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
   void *p;
+  /* First, the medium fast path: the head region of the class has a free
+   * block (the empty heap's slots have none, so a new thread falls through). */
+  if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) return malloc_medium(heap, size);
+  if (size > PMI_MEDIUM_MAX) return malloc_huge(size);
   if (heap == &pmi_heap_empty) {                 /* first malloc of this thread */
     heap = pmi_heap_for_thread();
-    if (heap == NULL) {                          /* past its own exit */
-      if (size - 1 < PMI_SMALL_MAX) return pmi_heap_malloc_locked(size);
-      if (size == 0) return pmi_heap_malloc_locked(1);
-      goto large;
-    }
+    if (heap == NULL) return pmi_heap_malloc_locked(size == 0 ? 1 : size);   /* past its own exit */
   }
-  if (size - 1 >= PMI_SMALL_MAX) {
-    if (size != 0) goto large;
-    size = 1;                                    /* malloc(0): a unique block */
-  }
+  if (size == 0) size = 1;                       /* malloc(0): a unique block */
   /* The common reason to be here: the head pool's list ran dry but its
    * untouched tail has blocks.  Carving needs no lock (only the owner
    * touches its pools); anything that splices a list does. */
@@ -65,41 +95,12 @@ pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
   p = pmi_heap_malloc_small(heap, size);
   pmi_heap_unlock(heap);
   pmi_purge_kick();
-  if (pmi_unlikely(p == NULL) && pmi_release_all()) {   /* out of address space */
+  if (pmi_unlikely(p == NULL)) {   /* out of address space: as malloc_huge */
+    pmi_release_all();
     pmi_heap_lock(heap);
     p = pmi_heap_malloc_small(heap, size);
     pmi_heap_unlock(heap);
   }
-  return p;
-
-large:
-  if (size > PTRDIFF_MAX) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  p = pmi_large_malloc(size);
-  if (pmi_unlikely(p == NULL) && pmi_release_all()) p = pmi_large_malloc(size);
-  return p;
-}
-
-/* The large path's calls, retried once after pmi_release_all() has given
- * back what the reserve, the decay and the other heaps held: memory this
- * program freed serves its next request of any size. */
-pmi_noinline static void *large_calloc(size_t total) {
-  void *p = pmi_large_calloc(1, total);
-  if (pmi_unlikely(p == NULL) && pmi_release_all()) p = pmi_large_calloc(1, total);
-  return p;
-}
-
-pmi_noinline static void *large_realloc(void *p, size_t size) {
-  void *q = pmi_large_realloc(p, size);
-  if (pmi_unlikely(q == NULL) && pmi_release_all()) q = pmi_large_realloc(p, size);
-  return q;
-}
-
-pmi_noinline static void *large_memalign(size_t alignment, size_t size) {
-  void *p = pmi_large_memalign(alignment, size);
-  if (pmi_unlikely(p == NULL) && pmi_release_all()) p = pmi_large_memalign(alignment, size);
   return p;
 }
 
@@ -140,14 +141,52 @@ pmi_export void *pm_calloc(size_t n, size_t size) {
   }
   PMI_COUNT(calloc_calls);
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_calloc(n, size);
-  if (total <= PMI_SMALL_MAX) {
-    /* Pool blocks are recycled, so they are cleared; the large path (the C
-     * library) skips clearing for memory fresh from the OS. */
+  if (total <= PMI_MEDIUM_MAX) {
+    /* Pool and medium blocks are recycled, so they are cleared; a huge
+     * block fresh from the OS is zero already. */
     void *p = pm_malloc(total);
     if (p != NULL) memset(p, 0, total == 0 ? 1 : total);
     return p;
   }
-  return large_calloc(total);
+  return pmi_huge_malloc(total, 0, true);
+}
+
+/* The usable size of a live block of ours, checked (fn names the caller in
+ * a report), or 0 for a pointer in none of our regions. */
+static size_t block_size_checked(const char *fn, void *p, unsigned kind) {
+  switch (kind) {
+  case PMI_REGION_POOLS: return pmi_class_size(pmi_check_live_block(fn, p)->szidx);
+  case PMI_REGION_MEDIUM: return pmi_medium_check_live(fn, p)->block_size;
+  case PMI_REGION_HUGE: return pmi_huge_usable_size(fn, p);
+  default: return 0;
+  }
+}
+
+/* realloc's rule for a block that can stay where it is: the new size fits,
+ * and is not under three quarters of the block (CPython's: shrinking a
+ * block in place is only worth it while it keeps most of its bytes). */
+static inline bool fits_in_place(size_t size, size_t old) { return size <= old && size >= old - old / 4; }
+
+/* A block that realloc grows is likely to grow again (a buffer, a vector, a
+ * string being built), and each move to the next class copies it.  So it
+ * moves with room to spare: to the class of half as much again,
+ * and past PMI_REALLOC_MAPPED_FROM to a mapping of its own, which grows in
+ * place to the end of its 256 KiB slot and beyond by mremap, never copied
+ * again (its mapping usually comes from the cache of freed ones). */
+#define PMI_REALLOC_MAPPED_FROM 16384u
+
+static void *realloc_grow(void *p, size_t old, size_t size) {
+  void *q;
+  if (size > PMI_REALLOC_MAPPED_FROM) {
+    q = pmi_huge_malloc(size, 0, false);
+  } else {
+    size_t roomy = old + old / 2;
+    q = pm_malloc(roomy > size ? roomy : size);
+  }
+  if (q == NULL) return NULL;                        /* p stays valid */
+  memcpy(q, p, old);
+  pm_free(p);
+  return q;
 }
 
 pmi_export void *pm_realloc(void *p, size_t size) {
@@ -162,31 +201,48 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  if (pmi_arenamap_contains(p)) {
-    pmi_pool *pool = pmi_check_live_block("realloc", p);
-    size_t old = pmi_class_size(pool->szidx);
+  unsigned kind = pmi_arenamap_kind(p);
+  size_t old;
+  switch (kind) {
+  case PMI_REGION_POOLS:
+    old = pmi_class_size(pmi_check_live_block("realloc", p)->szidx);
     if (size <= old && size > old - PMI_ALIGNMENT) {   /* same size class */
       PMI_COUNT(realloc_inplace);
       return p;
     }
-    void *q = pm_malloc(size);
-    if (q == NULL) return NULL;                        /* p stays valid */
-    memcpy(q, p, size < old ? size : old);
-    pm_free(p);
+    if (size > old) return realloc_grow(p, old, size);
+    break;
+  case PMI_REGION_MEDIUM:
+    old = pmi_medium_check_live("realloc", p)->block_size;
+    if (fits_in_place(size, old) && size > PMI_SMALL_MAX) {
+      PMI_COUNT(realloc_inplace);
+      return p;
+    }
+    if (size > old) return realloc_grow(p, old, size);
+    break;
+  case PMI_REGION_HUGE: {
+    void *q = pmi_huge_realloc(p, size);
+    if (q == p) PMI_COUNT(realloc_inplace);
     return q;
   }
-  /* A large block, or one the C library handed out itself. */
-  if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || !pmi_libc_owns(p))
-    pmi_fatal("realloc(): invalid pointer (not from malloc): %p", p);
-  if (size <= PMI_SMALL_MAX) {
-    size_t old = pmi_large_usable_size(p);
+  default:
+    /* A block the C library handed out itself: it stays with the C library
+     * unless it moves to the pools. */
+    if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || !pmi_libc_owns(p))
+      pmi_fatal("realloc(): invalid pointer (not from malloc): %p", p);
+    if (size > PMI_SMALL_MAX) return pmi_libc_realloc(p, size);
+    old = pmi_libc_usable_size(p);
     void *q = pm_malloc(size);
     if (q == NULL) return NULL;
     memcpy(q, p, size < old ? size : old);
-    pmi_large_free(p);
+    pmi_libc_free(p);
     return q;
   }
-  return large_realloc(p, size);
+  void *q = pm_malloc(size);
+  if (q == NULL) return NULL;                        /* p stays valid */
+  memcpy(q, p, size < old ? size : old);
+  pm_free(p);
+  return q;
 }
 
 pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
@@ -200,22 +256,37 @@ pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
 
 /* ---- aligned allocation ------------------------------------------------- */
 
-/* Blocks of class size s sit at multiples of s from a 4 KiB-aligned pool, so
- * a request rounded up to a multiple of a power-of-two alignment <= 512 is
- * served, aligned, from the pools at malloc's cost (C++'s aligned new takes
- * this path).  Anything larger goes to the large path. */
-static void *aligned_alloc_checked(size_t alignment, size_t size) {
-  PMI_COUNT(aligned_calls);
-  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_memalign(alignment, size);
-  if (alignment <= PMI_ALIGNMENT) return pm_malloc(size);
+/* Aligned blocks without over-allocating by the alignment:
+ *   - pool blocks of class size s sit at multiples of s from a 4 KiB-aligned
+ *     pool, so a request rounded up to a multiple of a power-of-two
+ *     alignment <= 512 is served from the pools at malloc's cost (C++'s
+ *     aligned new takes this path);
+ *   - medium blocks sit at 4 KiB + k * size in a 1 MiB-aligned region, so
+ *     for an alignment a <= 4 KiB the first medium class (from the request's
+ *     own) whose size is a multiple of a serves it: within four classes,
+ *     since each power of two is a class;
+ *   - anything else is a huge block, whose mapping is aligned as asked. */
+void *pmi_memalign(size_t alignment, size_t size) {
+  if (alignment <= PMI_ALIGNMENT) return pmi_malloc(size);
   if (size > PTRDIFF_MAX || alignment > PTRDIFF_MAX / 2) {
     errno = ENOMEM;
     return NULL;
   }
   size_t rounded = (size + alignment - 1) & ~(alignment - 1);
   if (rounded == 0) rounded = alignment;
-  if (rounded <= PMI_SMALL_MAX) return pm_malloc(rounded);
-  return large_memalign(alignment, size);
+  if (rounded <= PMI_SMALL_MAX) return pmi_malloc(rounded);
+  if (rounded <= PMI_MEDIUM_MAX && alignment <= PMI_MEDIUM_HEADER) {
+    unsigned c = pmi_medium_class(rounded);
+    while (pmi_medium_class_size(c) & (alignment - 1)) c++;
+    return pmi_malloc(pmi_medium_class_size(c));
+  }
+  return pmi_huge_malloc(size, alignment, false);
+}
+
+static void *aligned_alloc_checked(size_t alignment, size_t size) {
+  PMI_COUNT(aligned_calls);
+  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_memalign(alignment, size);
+  return pmi_memalign(alignment, size);
 }
 
 /* a <= 2^63 */
@@ -263,11 +334,20 @@ pmi_export void *pm_pvalloc(size_t size) {
   return pm_memalign(page, rounded == 0 ? page : rounded);
 }
 
-pmi_export size_t pm_malloc_usable_size(void *p) {
-  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_usable_size(p);
+/* The usable size of p, without the debug dispatch: the block's size for
+ * ours (0 for a pool pointer that is not in a pool in use), the C library's
+ * answer for its own. */
+size_t pmi_usable_size(void *p) {
   if (p == NULL) return 0;
-  if (pmi_arenamap_contains(p)) return pmi_pool_block_size_of(p);
-  return pmi_large_usable_size(p);
+  unsigned kind = pmi_arenamap_kind(p);
+  if (kind == PMI_REGION_POOLS) return pmi_pool_block_size_of(p);
+  if (kind != PMI_REGION_NONE) return block_size_checked("malloc_usable_size", p, kind);
+  return pmi_libc_usable_size(p);
 }
 
-pmi_export int pm_owns(const void *p) { return pmi_arenamap_contains(p); }
+pmi_export size_t pm_malloc_usable_size(void *p) {
+  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_usable_size(p);
+  return pmi_usable_size(p);
+}
+
+pmi_export int pm_owns(const void *p) { return pmi_arenamap_kind(p) != PMI_REGION_NONE; }

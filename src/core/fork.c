@@ -13,9 +13,13 @@ static void fork_prepare(void) {
   pmi_spin_fork_begin();
   pmi_heap_fork_prepare();
   pmi_arena_fork_prepare();
+  pmi_medium_fork_prepare();
+  pmi_huge_fork_prepare();
 }
 
 static void fork_parent(void) {
+  pmi_huge_fork_parent();
+  pmi_medium_fork_parent();
   pmi_arena_fork_parent();
   pmi_heap_fork_parent();
   pmi_spin_fork_end();
@@ -26,6 +30,8 @@ static void fork_parent(void) {
  * of the other threads become orphans (heap.c), and the interval thread of
  * the statistics is gone. */
 static void fork_child(void) {
+  pmi_huge_fork_child();
+  pmi_medium_fork_child();
   pmi_arena_fork_child();
   pmi_heap_fork_child();
   pmi_purge_fork_child();   /* the purge thread did not come along */

@@ -28,7 +28,7 @@ pmi_cold _Noreturn void pmi_link_corrupt(const void *block, const void *next) {
             "(a write past the end of a block, or after its free)", block, next);
 }
 
-pmi_cold _Noreturn void pmi_free_report(const char *fn, const void *p, const char *fault) {
+pmi_cold _Noreturn void pmi_bad_pointer(const char *fn, const void *p, const char *fault) {
   pmi_fatal("%s(): %s %p", fn, fault, p);
 }
 
@@ -59,10 +59,14 @@ static const char *block_fault(pmi_pool *pool, const void *p) {
  * descriptor (its cache line is the owner's, and hot); the rest is checked
  * here, and a fault is reported as that free's. */
 void pmi_free_collected(pmi_heap *heap, pmi_block *block) {
+  if (!pmi_arenamap_contains(block)) {   /* the only other kind sent here */
+    pmi_medium_free_collected(heap, block);
+    return;
+  }
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
   block->key = 0;
   const char *fault = pmi_block_fault_owned(pool, block);
-  if (fault != NULL) pmi_free_report("free", block, fault);
+  if (fault != NULL) pmi_bad_pointer("free", block, fault);
   unsigned units = pmi_block_units(block);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
   heap->counters.free_remote++;   /* counted by the owner: no atomics */
@@ -72,42 +76,53 @@ void pmi_free_collected(pmi_heap *heap, pmi_block *block) {
 pmi_pool *pmi_check_live_block(const char *fn, const void *p) {
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
   const char *fault = block_fault(pool, p);
-  if (fault != NULL) pmi_free_report(fn, p, fault);
+  if (fault != NULL) pmi_bad_pointer(fn, p, fault);
   return pool;
 }
 
-/* A pointer outside our arenas: a large block, or one the C library handed
- * out before poolmalloc was loaded or through __libc_malloc; anything else
- * is reported (libc.c knows where glibc's blocks may be). */
+/* free's one decision point for everything that is not in a pool arena: the
+ * arena map's byte says which kind of region p is in.  Outside all of ours
+ * it is a block the C library handed out (before poolmalloc was loaded, or
+ * through __libc_malloc), or no block at all. */
 pmi_noinline static void free_foreign(void *p) {
+  switch (pmi_arenamap_kind(p)) {
+  case PMI_REGION_MEDIUM:
+    pmi_medium_free(p);
+    return;
+  case PMI_REGION_HUGE:
+    pmi_huge_free(p);
+    return;
+  default:
+    break;
+  }
   if (p == NULL) return;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
-    pmi_free_report("free", p, "invalid pointer (not from malloc, misaligned):");
-  if (!pmi_libc_owns(p)) pmi_free_report("free", p, "invalid pointer (not from malloc):");
-  pmi_large_free(p);   /* glibc's free keeps errno (2.33 and later) */
+    pmi_bad_pointer("free", p, "invalid pointer (not from malloc, misaligned):");
+  if (!pmi_libc_owns(p)) pmi_bad_pointer("free", p, "invalid pointer (not from malloc):");
+  pmi_libc_free(p);   /* glibc's free keeps errno (2.33 and later) */
 }
 
 /* A block of another heap: the checks that need no descriptor of the
  * owner's, then remote.c's batch for that owner. */
 pmi_noinline static void free_remote(pmi_arena *arena, void *p) {
   pmi_heap *owner = atomic_load_explicit(&arena->heap, memory_order_acquire);
-  if (owner == NULL) pmi_free_report("free", p, "invalid pointer (inside a retired arena):");
+  if (owner == NULL) pmi_bad_pointer("free", p, "invalid pointer (inside a retired arena):");
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
-    pmi_free_report("free", p, "invalid pointer (not the start of a block):");
+    pmi_bad_pointer("free", p, "invalid pointer (not the start of a block):");
   if (((uintptr_t)p & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE)
-    pmi_free_report("free", p, "invalid pointer (inside an arena, but not in a pool in use):");
-  pmi_free_remote(owner, p);
+    pmi_bad_pointer("free", p, "invalid pointer (inside an arena, but not in a pool in use):");
+  pmi_remote_free(owner, (pmi_block *)p);
 }
 
 /* A free of our own block that needs more than a push: the pool becomes
- * empty or leaves the full state, or the pointer is bad. */
-/* The checks and the live bit are under the lock: a FULL pool's descriptor
- * is also written by other threads that hold it (remote.c). */
+ * empty or leaves the full state, or the pointer is bad.  The checks and
+ * the live bit are under the lock: a FULL pool's descriptor is also written
+ * by other threads that hold it (remote.c). */
 pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
   int saved = errno;
   pmi_heap_lock(heap);
   const char *fault = block_fault(pool, block);
-  if (fault != NULL) pmi_free_report("free", block, fault);
+  if (fault != NULL) pmi_bad_pointer("free", block, fault);
   unsigned units = pmi_block_units(block);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
   heap->counters.free_small++;

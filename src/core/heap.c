@@ -25,6 +25,7 @@
 
 pmi_heap pmi_heap_empty = {
   .usedpools = { [0 ... PMI_NCLASSES - 1] = &pmi_pool_sentinel },
+  .usedmedium = { [0 ... PMI_MEDIUM_NCLASSES - 1] = &pmi_medium_sentinel },
 };
 
 __thread pmi_heap *pmi_heap_tls __attribute__((tls_model("initial-exec"))) = &pmi_heap_empty;
@@ -80,6 +81,7 @@ static pmi_heap *heap_new_locked(void) {
   pmi_heap *heap = (pmi_heap *)slab_next;
   slab_next += size;
   for (unsigned c = 0; c < PMI_NCLASSES; c++) heap->usedpools[c] = &pmi_pool_sentinel;
+  for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) heap->usedmedium[c] = &pmi_medium_sentinel;
   heap->next_heap = heaps_all;
   heaps_all = heap;
   heap->counters.heaps_created++;
@@ -175,7 +177,8 @@ void pmi_heap_setup(void) {
 }
 
 /* malloc from a thread whose heap is gone (a later destructor allocating):
- * a shared heap that no thread owns, used under its lock. */
+ * a shared heap that no thread owns, used under its lock (size: 1 .. the
+ * largest medium class). */
 void *pmi_heap_malloc_locked(size_t size) {
   pmi_heaps_lock();
   if (heap_fallback == NULL) heap_fallback = heap_new_locked();
@@ -183,7 +186,8 @@ void *pmi_heap_malloc_locked(size_t size) {
   pmi_heaps_unlock();
   if (heap == NULL) return NULL;
   pmi_heap_lock(heap);
-  void *p = pmi_heap_malloc_small(heap, size);
+  void *p = size <= PMI_SMALL_MAX ? pmi_heap_malloc_small(heap, size)
+                                  : pmi_medium_malloc_locked(heap, pmi_medium_class(size));
   pmi_heap_unlock(heap);
   return p;
 }
@@ -268,5 +272,6 @@ void pmi_heap_repair_locked(pmi_heap *heap) {
     heap->counters.pools_emptied++;
     pmi_arena_give_pool(heap, p);
   }
+  pmi_medium_repair_locked(heap);
   pmi_heap_release_retained(heap);
 }

@@ -32,7 +32,7 @@ void pmi_process_init(void) {
   pmi_debug_init();
   pmi_heap_setup();
   pmi_fork_setup();
-  pmi_large_init();
+  pmi_libc_init();
   atomic_store_explicit(&pmi_process_state, 2, memory_order_release);
   tls_initialising = 0;
 }

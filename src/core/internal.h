@@ -99,6 +99,8 @@ void  *pmi_os_map(size_t size);                       /* zeroed, page-aligned */
 void  *pmi_os_map_aligned(size_t size, size_t align, void *hint);
 void   pmi_os_unmap(void *p, size_t size);
 void   pmi_os_purge(void *p, size_t size);              /* pages back, mapping kept */
+void  *pmi_os_remap(void *old, size_t old_size, size_t new_size, void *to);   /* mremap */
+void   pmi_os_decommit(void *p, size_t size);         /* madvise(MADV_DONTNEED) */
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
 bool   pmi_os_mapped(const void *p, size_t n);        /* every page mapped? reads none */
@@ -144,20 +146,32 @@ void   pmi_spin_fork_end(void);
 /* ---- fork.c: the atfork handlers ----------------------------------------- */
 void   pmi_fork_setup(void);                    /* registers them */
 
-/* ---- arenamap.c: is this address in one of our arenas? -------------------- */
+/* ---- arenamap.c: which kind of our regions is this address in? ----------- */
 bool   pmi_arenamap_add(pmi_arena *arena);
 void   pmi_arenamap_remove(pmi_arena *arena);
+bool   pmi_arenamap_set(const void *start, size_t size, uint8_t kind);  /* whole slots */
 extern _Atomic(uint8_t *) pmi_arenamap_root[];
 #define PMI_MAP_LEAF_BITS 14
 #define PMI_MAP_ROOT_BITS (47 - PMI_ARENA_SHIFT - PMI_MAP_LEAF_BITS)
 
-/* O(1), and never reads the memory p points to. */
+/* The kind of region p is in (enum pmi_region_kind).  O(1), and never reads
+ * the memory p points to. */
+static inline unsigned pmi_arenamap_kind(const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  uintptr_t top = a >> (PMI_ARENA_SHIFT + PMI_MAP_LEAF_BITS);
+  if (pmi_unlikely(top >= ((uintptr_t)1 << PMI_MAP_ROOT_BITS))) return PMI_REGION_NONE;
+  uint8_t *leaf = pmi_load_relaxed(&pmi_arenamap_root[top]);
+  if (leaf == NULL) return PMI_REGION_NONE;
+  return leaf[(a >> PMI_ARENA_SHIFT) & ((1u << PMI_MAP_LEAF_BITS) - 1)];
+}
+
+/* Is p in an arena of pools? */
 static inline bool pmi_arenamap_contains(const void *p) {
   uintptr_t a = (uintptr_t)p;
   uintptr_t top = a >> (PMI_ARENA_SHIFT + PMI_MAP_LEAF_BITS);
   if (pmi_unlikely(top >= ((uintptr_t)1 << PMI_MAP_ROOT_BITS))) return false;
   uint8_t *leaf = pmi_load_relaxed(&pmi_arenamap_root[top]);
-  return leaf != NULL && leaf[(a >> PMI_ARENA_SHIFT) & ((1u << PMI_MAP_LEAF_BITS) - 1)] != 0;
+  return leaf != NULL && leaf[(a >> PMI_ARENA_SHIFT) & ((1u << PMI_MAP_LEAF_BITS) - 1)] == PMI_REGION_POOLS;
 }
 
 /* ---- arena.c: arenas, usable_arenas, the reserve --------------------------- */
@@ -210,10 +224,11 @@ void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
 pmi_pool *pmi_check_live_block(const char *fn, const void *p);
 void   pmi_free_collected(pmi_heap *heap, pmi_block *block);  /* the owner takes a remote free */
 const char *pmi_block_fault_owned(pmi_pool *pool, const void *p);   /* why p is not live, or NULL */
-_Noreturn void pmi_free_report(const char *fn, const void *p, const char *fault);
+_Noreturn void pmi_bad_pointer(const char *fn, const void *p, const char *fault);
 
 /* ---- remote.c: frees from other threads, their collection ------------------ */
-void   pmi_free_remote(pmi_heap *owner, void *p);   /* any block of owner's, >= 16 bytes */
+void   pmi_remote_free(pmi_heap *owner, pmi_block *block);  /* any kind's block, checked as far as
+                                      its kind allows; to owner's batch (remote.c) */
 void   pmi_remote_flush(void);        /* push this thread's batches of remote frees */
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
 void   pmi_remote_apply(pmi_heap *heap);            /* owner: held blocks become free */
@@ -241,25 +256,82 @@ extern pmi_purge_counts pmi_purge_stats;
 void  *pmi_malloc(size_t size);        /* pm_malloc without the debug dispatch */
 void   pmi_free(void *p);              /* pm_free without the debug dispatch */
 
-/* ---- large.c: the large-object path (the C library's malloc today) -------- */
-void   pmi_large_init(void);
-void  *pmi_large_malloc(size_t size);
-void  *pmi_large_calloc(size_t n, size_t size);
-void  *pmi_large_realloc(void *p, size_t size);
-void  *pmi_large_memalign(size_t alignment, size_t size);
-void   pmi_large_free(void *p);
-size_t pmi_large_usable_size(void *p);
-int    pmi_large_trim(size_t pad);
-void   pmi_large_peak(int64_t *bytes_now, int64_t *bytes_peak);
-int    pmi_large_mallopt(int param, int value);
-struct mallinfo2;
-struct mallinfo2 pmi_large_mallinfo2(void);
+/* ---- medium.c: medium classes, 513 B .. 128 KiB ------------------------------ */
+extern pmi_medium pmi_medium_sentinel;
+static inline unsigned pmi_medium_class(size_t n) {
+  size_t m = n - 1;
+  unsigned b = 63u - (unsigned)__builtin_clzl(m);
+  return (unsigned)(m >> (b - 2)) + 4 * b - 40;
+}
+static inline size_t pmi_medium_class_size(unsigned c) {
+  return (size_t)(5 + (c & 3)) << ((c >> 2) + 7);
+}
+static inline pmi_medium *pmi_medium_of(const void *p) {
+  return (pmi_medium *)((uintptr_t)p & ~(PMI_MEDIUM_SIZE - 1));
+}
+static inline unsigned pmi_medium_units(const void *p) {
+  return (unsigned)(((uintptr_t)p & (PMI_MEDIUM_SIZE - 1)) >> PMI_MEDIUM_UNIT_SHIFT);
+}
+/* Pops block, the head of region m's free list, and hands it out. */
+static inline void *pmi_medium_pop(pmi_medium *m, pmi_block *block) {
+  pmi_block *next = pmi_link_get(block);
+  if (pmi_unlikely(((uintptr_t)block ^ (uintptr_t)next) >= PMI_MEDIUM_SIZE && next != NULL))
+    pmi_link_corrupt(block, next);
+  m->freeblock = next;
+  m->used++;
+  unsigned units = pmi_medium_units(block);
+  m->live[units >> 6] |= (uint64_t)1 << (units & 63);
+  return block;
+}
+void  *pmi_medium_malloc_slow(pmi_heap *heap, unsigned mclass);  /* heap may be pmi_heap_empty */
+void  *pmi_medium_malloc_locked(pmi_heap *heap, unsigned mclass);
+void   pmi_medium_free(void *p);                  /* the free of a pointer in a medium region */
+void   pmi_medium_free_collected(pmi_heap *heap, pmi_block *block);
+pmi_medium *pmi_medium_check_live(const char *fn, const void *p);  /* reports and aborts */
+void   pmi_medium_release_retained(pmi_heap *heap);
+void   pmi_medium_repair_locked(pmi_heap *heap);
+void   pmi_medium_release_reserve(size_t keep);
+size_t pmi_medium_reserve_count(void);
+void   pmi_medium_mapped(size_t *now, size_t *peak);
+void   pmi_medium_fork_prepare(void);
+void   pmi_medium_fork_parent(void);
+void   pmi_medium_fork_child(void);
+pmi_medium *pmi_medium_reserve_first(void);
 
-/* ---- libc.c: does the C library's malloc own this pointer? ---------------
+/* ---- huge.c: blocks with a mapping of their own --------------------------- */
+void  *pmi_huge_malloc(size_t size, size_t alignment, bool zero);
+void   pmi_huge_free(void *p);
+void  *pmi_huge_realloc(void *p, size_t size);
+size_t pmi_huge_usable_size(const char *fn, const void *p);   /* reports bad pointers */
+void   pmi_huge_trim(void);                       /* empties the cache */
+typedef struct pmi_huge_figures {
+  size_t live, live_bytes, mapped_bytes, peak_bytes, cached, cached_bytes;
+} pmi_huge_figures;
+void   pmi_huge_figures_get(pmi_huge_figures *out);
+void   pmi_huge_fork_prepare(void);
+void   pmi_huge_fork_parent(void);
+void   pmi_huge_fork_child(void);
+
+/* ---- libc.c: blocks the C library handed out itself ------------------------- */
+void   pmi_libc_init(void);
+void   pmi_libc_free(void *p);
+void  *pmi_libc_realloc(void *p, size_t size);
+size_t pmi_libc_usable_size(void *p);
+int    pmi_libc_trim(size_t pad);
+int    pmi_libc_mallopt(int param, int value);
+struct mallinfo2;
+struct mallinfo2 pmi_libc_mallinfo2(void);
+/* libc.c: does the C library's malloc own this pointer?
  * For a pointer in none of poolmalloc's regions: true only if it lies where
  * glibc allocates (its main heap, a thread arena's heap, an mmapped chunk)
  * and its chunk header fits; reads no memory that may be unmapped. */
 bool   pmi_libc_owns(const void *p);
+void   pmi_libc_init(void);                     /* at start-up: notes the break */
+
+/* ---- alloc.c: the core's own entry points beneath debug mode --------------- */
+void  *pmi_memalign(size_t alignment, size_t size);   /* alignment: a power of two */
+size_t pmi_usable_size(void *p);
+
 
 /* ---- init.c -------------------------------------------------------------- */
 void   pmi_process_init(void);

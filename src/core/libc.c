@@ -6,8 +6,9 @@
  * accept.  The answer comes without reading memory that may be unmapped:
  *
  *   main heap     [start_brk, current break): the kernel's start_brk (read
- *                 once from /proc/self/stat) and sbrk(0).  Every byte of it
- *                 is mapped, so the header before p may be read.
+ *                 once from /proc/self/stat; under valgrind, whose break is
+ *                 emulated, the break at start-up) and glibc's __curbrk.  Every byte
+ *                 of it is mapped, so the header before p may be read.
  *   thread arena  glibc's other arenas live in heaps of HEAP_MAX bytes,
  *                 aligned to HEAP_MAX, each starting with a heap_info (its
  *                 arena, the previous heap, the bytes in use).  The page
@@ -19,8 +20,15 @@
  *                 checked to be mapped.
  *
  * The chunk header is then held to what glibc's free checks (size, flags,
- * alignment) and the chunk must fit inside its region. */
+ * alignment) and the chunk must fit inside its region.
+ *
+ * The blocks it owns are freed, resized and sized by the C library itself,
+ * reached through the __libc_* names glibc exports for exactly this purpose
+ * (never through malloc itself, which is ours); nothing above 512 bytes is
+ * allocated there any more (medium.c, huge.c). */
+#include <dlfcn.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -39,7 +47,10 @@ typedef struct libc_heap_info {
   size_t size;                  /* bytes of the heap in use (mapped read-write) */
 } libc_heap_info;
 
-static _Atomic uintptr_t heap_start;   /* the kernel's start_brk; 0 until read, 1 if unknown */
+extern void *__curbrk;                 /* glibc's current break (what sbrk(0) returns) */
+static _Atomic uintptr_t heap_start = UINTPTR_MAX;   /* where the main heap starts, once known */
+static uintptr_t brk_at_init;          /* the break when poolmalloc started */
+
 
 /* Field 47 of /proc/self/stat (proc(5)), read into a stack buffer. */
 static uintptr_t read_start_brk(void) {
@@ -69,12 +80,20 @@ static uintptr_t read_start_brk(void) {
 /* The main heap's bounds now. */
 static void main_heap(uintptr_t *start, uintptr_t *end) {
   uintptr_t s = atomic_load_explicit(&heap_start, memory_order_relaxed);
-  if (pmi_unlikely(s == 0)) {
+  if (pmi_unlikely(s == UINTPTR_MAX)) {
+    /* The kernel's start_brk, unless the break we saw at start-up is not
+     * above it in mapped memory: under valgrind the break is emulated
+     * elsewhere, and then the break at start-up is the heap's start (glibc
+     * allocates little before poolmalloc starts, and that little from the
+     * same emulated heap, above it, or from nothing). */
     s = read_start_brk();
+    uintptr_t init = brk_at_init != (uintptr_t)-1 ? brk_at_init : 0;
+    if (init > 1 && (s <= 1 || s > init || (s < init && !pmi_os_mapped((const void *)s, 1)))) s = init;
+    if (s <= 1) s = UINTPTR_MAX - 1;   /* unknown: no main heap */
     atomic_store_explicit(&heap_start, s, memory_order_relaxed);
   }
   *start = s;
-  *end = s > 1 ? (uintptr_t)sbrk(0) : 0;
+  *end = (uintptr_t)__curbrk;
 }
 
 /* Heaps that hold their arena (the first of each arena), known mapped. */
@@ -122,12 +141,8 @@ static bool is_mmapped_chunk(uintptr_t chunk, size_t head) {
   return pmi_os_mapped((const void *)(end - page), page);
 }
 
-bool pmi_libc_owns(const void *p) {
-  uintptr_t a = (uintptr_t)p, chunk = a - 2 * sizeof(size_t);
-  if ((a & (2 * sizeof(size_t) - 1)) != 0 || a < 4096) return false;
-  /* Where the header two words before p lies decides whether it may be
-   * read: in the main heap, in the used part of a thread heap seen before,
-   * or on a page the kernel says is mapped. */
+/* Everything but the common case. */
+pmi_noinline static bool libc_owns_slow(uintptr_t chunk) {
   uintptr_t start, end;
   main_heap(&start, &end);
   bool in_main = chunk >= start && chunk < end, known = false;
@@ -144,3 +159,68 @@ bool pmi_libc_owns(const void *p) {
   }
   return in_main && size <= end - chunk;
 }
+
+/* Where the header two words before p lies decides whether it may be read:
+ * in the main heap, in the used part of a thread heap seen before, or on a
+ * page the kernel says is mapped.  The common case first: a chunk of the
+ * main heap, which fits below the break. */
+bool pmi_libc_owns(const void *p) {
+  uintptr_t a = (uintptr_t)p, chunk = a - 2 * sizeof(size_t);
+  if ((a & (2 * sizeof(size_t) - 1)) != 0 || a < 4096) return false;
+  uintptr_t start = atomic_load_explicit(&heap_start, memory_order_relaxed), end = (uintptr_t)__curbrk;
+  if (pmi_likely(chunk >= start && chunk < end)) {
+    size_t head = ((const size_t *)chunk)[1], size = head & ~CHUNK_FLAGS;
+    if (pmi_likely((head & (CHUNK_MMAPPED | CHUNK_NON_MAIN)) == 0 && size >= CHUNK_MIN &&
+                   (size & (2 * sizeof(size_t) - 1)) == 0 && size <= end - chunk))
+      return true;
+  }
+  return libc_owns_slow(chunk);
+}
+
+/* ---- the C library's own calls --------------------------------------------- */
+
+extern void *__libc_realloc(void *p, size_t size);
+extern void  __libc_free(void *p);
+
+/* glibc has no __libc_ name for these; found with RTLD_NEXT at init (our
+ * own malloc_usable_size and malloc_trim come first in the search order). */
+static size_t (*libc_usable_size)(void *);
+static int (*libc_trim)(size_t);
+static struct mallinfo2 (*libc_mallinfo2)(void);
+static int (*libc_mallopt)(int, int);
+
+void pmi_libc_init(void) {
+  brk_at_init = (uintptr_t)sbrk(0);
+  libc_usable_size = (size_t (*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
+  libc_trim = (int (*)(size_t))dlsym(RTLD_NEXT, "malloc_trim");
+  libc_mallinfo2 = (struct mallinfo2 (*)(void))dlsym(RTLD_NEXT, "mallinfo2");
+  libc_mallopt = (int (*)(int, int))dlsym(RTLD_NEXT, "mallopt");
+}
+
+/* The usable size of a block glibc handed out and has not freed, read from
+ * its chunk header as glibc's own malloc_usable_size does (glibc 2.26+
+ * without memory tagging), for calls before init. */
+static size_t chunk_usable(const void *p) {
+  size_t head = ((const size_t *)p)[-1];
+  return (head & ~(size_t)7) - ((head & 2) ? 2 : 1) * sizeof(size_t);
+}
+
+void pmi_libc_free(void *p) { __libc_free(p); }   /* glibc's free keeps errno (2.33+) */
+void *pmi_libc_realloc(void *p, size_t size) { return __libc_realloc(p, size); }
+
+size_t pmi_libc_usable_size(void *p) {
+  if (p == NULL) return 0;
+  if (libc_usable_size != NULL) return libc_usable_size(p);
+  return chunk_usable(p);
+}
+
+int pmi_libc_trim(size_t pad) { return libc_trim != NULL ? libc_trim(pad) : 0; }
+
+struct mallinfo2 pmi_libc_mallinfo2(void) {
+  struct mallinfo2 mi;
+  if (libc_mallinfo2 != NULL) return libc_mallinfo2();
+  memset(&mi, 0, sizeof mi);
+  return mi;
+}
+
+int pmi_libc_mallopt(int param, int value) { return libc_mallopt != NULL ? libc_mallopt(param, value) : 0; }

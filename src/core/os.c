@@ -77,6 +77,27 @@ void *pmi_os_map_aligned(size_t size, size_t align, void *hint) {
   return start;
 }
 
+/* Moves or resizes the mapping [old, old + old_size) to new_size bytes: in
+ * place when to is NULL (fails if the pages after it are taken), else onto
+ * to, replacing what is mapped there.  The pages move, their contents are
+ * not copied.  NULL on failure, errno kept. */
+void *pmi_os_remap(void *old, size_t old_size, size_t new_size, void *to) {
+  int saved = errno;
+  atomic_fetch_add_explicit(&mmap_calls, 1, memory_order_relaxed);
+  void *p = to == NULL ? mremap(old, old_size, new_size, 0)
+                       : mremap(old, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+  errno = saved;
+  return p == MAP_FAILED ? NULL : p;
+}
+
+/* Gives the pages of [p, p + size) back to the OS, keeping the mapping
+ * (they read as zero when next touched). */
+void pmi_os_decommit(void *p, size_t size) {
+  int saved = errno;
+  madvise(p, size, MADV_DONTNEED);
+  errno = saved;
+}
+
 /* Is every page of [p, p + n) mapped?  mincore fails with ENOMEM on a hole;
  * it reads nothing of the memory itself.  n spans at most 16 pages. */
 bool pmi_os_mapped(const void *p, size_t n) {

@@ -103,7 +103,7 @@ void pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
   if (pool->state == PMI_POOL_FULL) {
     if (pmi_unlikely(pool->nremote != 0)) {   /* remote frees held for it (remote.c) */
       pmi_remote_apply(heap);
-      if (pool->state != PMI_POOL_USED) pmi_free_report("free", block, "double free or corruption: block already freed,");
+      if (pool->state != PMI_POOL_USED) pmi_bad_pointer("free", block, "double free or corruption: block already freed,");
       pmi_free_block(heap, pool, block);
       return;
     }
@@ -143,11 +143,12 @@ void pmi_pool_rebuild(pmi_pool *pool) {
   pool->used = (uint16_t)used;
 }
 
-/* Sends every empty pool kept at the head of usedpools back to its arena
- * (thread exit, malloc_trim). */
+/* Sends every empty pool kept at the head of usedpools back to its arena,
+ * and every such medium region to its reserve (thread exit, malloc_trim). */
 void pmi_heap_release_retained(pmi_heap *heap) {
   for (unsigned c = 0; c < PMI_NCLASSES; c++) {
     pmi_pool *head = heap->usedpools[c];
     if (head != &pmi_pool_sentinel && head->used == 0) pmi_pool_release_empty(heap, head);
   }
+  pmi_medium_release_retained(heap);
 }

@@ -180,9 +180,12 @@ int pmi_release_all(void) {
   }
   pmi_heaps_unlock();
   pmi_arena_release_reserve(0);
+  pmi_medium_release_reserve(0);
+  pmi_huge_trim();
   count_purge(bytes);
   pmi_counters after;
   pmi_counters_sum(&after);
   return bytes != 0 || after.arenas_unmapped != before.arenas_unmapped ||
+         after.mediums_unmapped != before.mediums_unmapped ||
          atomic_load(&pmi_purge_stats.arenas_unmapped) != unmapped;
 }

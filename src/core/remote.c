@@ -6,7 +6,8 @@
  * ---------------------------------------------------------------------------
  *
  *   free(p), p in an arena of heap H, this thread's heap is not H
- *     -> pmi_free_remote(H, p): checks what it can without H's descriptors,
+ *     -> pmi_remote_free(H, p): free.c (or medium.c) has checked what it can
+ *        without H's descriptors; this
  *        marks the block (key = pmi_remote_key) and appends it to this
  *        thread's batch for H.  A thread keeps PMI_REMOTE_SLOTS batches, one
  *        per destination (snmalloc's remote cache), so that frees that
@@ -28,11 +29,13 @@
  * it was freed by another thread and then freed again by its owner (whose
  * free list push rewrote the link) or written after its free.
  *
- * Generic entry points (for region kinds other than pool arenas): a block
- * of any kind with at least 16 bytes is sent with pmi_free_remote(owner, p);
- * collection asks the arena map byte for the block's kind and hands it to
- * that kind's collected-free function (only pool arenas exist today:
- * collected_free below is the one switch to extend).
+ * Generic entry points (for every region kind with an owning heap): a block
+ * of any kind with at least 16 bytes is sent with pmi_remote_free(owner, p)
+ * (pool blocks from free.c, medium blocks from medium.c); collection asks
+ * the arena map byte for the block's kind: pmi_free_collected hands it to
+ * that kind's collected-free function when the owner collects, and a
+ * non-owner takes only pool blocks (collected_free below, the one switch to
+ * extend), leaving the others to the owner.
  *
  * ---------------------------------------------------------------------------
  * Collecting for a live owner (no help from it)
@@ -172,10 +175,10 @@ static remote_slot *slot_for(pmi_heap *owner) {
   return free_slot;
 }
 
-void pmi_free_remote(pmi_heap *owner, void *p) {
-  pmi_block *block = p;
+void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
+  void *p = block;
   if (block->key == pmi_remote_key)
-    pmi_free_report("free", p, "double free or corruption: block already freed by another thread,");
+    pmi_bad_pointer("free", p, "double free or corruption: block already freed by another thread,");
   block->key = pmi_remote_key;
   if (pmi_unlikely(batch_off || !pmi_load_relaxed(&owner->owned))) {
     remote_push(owner, block, block);
@@ -193,9 +196,16 @@ void pmi_free_remote(pmi_heap *owner, void *p) {
 /* May the walk follow a link to b?  It must be a 16-byte aligned address in
  * a pool page of an arena of heap (decided without reading b). */
 static bool remote_addr_ok(pmi_heap *heap, const pmi_block *b) {
-  if (((uintptr_t)b & (PMI_ALIGNMENT - 1)) != 0 || !pmi_arenamap_contains(b)) return false;
-  if (((uintptr_t)b & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE) return false;
-  return pmi_load_relaxed(&pmi_arena_of(b)->heap) == heap;
+  if (((uintptr_t)b & (PMI_ALIGNMENT - 1)) != 0) return false;
+  switch (pmi_arenamap_kind(b)) {
+  case PMI_REGION_POOLS:
+    if (((uintptr_t)b & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE) return false;
+    return pmi_load_relaxed(&pmi_arena_of(b)->heap) == heap;
+  case PMI_REGION_MEDIUM:   /* its owner is checked by medium.c when collected */
+    return true;
+  default:
+    return false;
+  }
 }
 
 /* A FULL pool's held blocks become ordinary free blocks (owner, or holder
@@ -233,7 +243,7 @@ void pmi_remote_apply(pmi_heap *heap) {
 /* A non-owner holding the lock takes block into its FULL pool. */
 static void hold_in_full_pool(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
   const char *fault = pmi_block_fault_owned(pool, block);
-  if (fault != NULL) pmi_free_report("free", block, fault);
+  if (fault != NULL) pmi_bad_pointer("free", block, fault);
   pmi_pool_push(pool, block);   /* live bit and mark stay until applied */
   if (pool->nremote++ == 0) {
     pool->nextpool = heap->remote_pools;
@@ -269,7 +279,7 @@ static void collected_free(pmi_heap *heap, pmi_block *block, bool as_owner) {
     return;
   }
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
-  if (pool->state == PMI_POOL_FULL) {
+  if (pmi_arenamap_contains(block) && pool->state == PMI_POOL_FULL) {
     hold_in_full_pool(heap, pool, block);
   } else {   /* the owner may be inside this pool: it takes the block itself */
     rlink_set(block, heap->remote_deferred);
@@ -287,14 +297,15 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner) {
   if (!remote_addr_ok(heap, block))
     pmi_fatal("heap corruption: the remote free list of heap %p starts at %p, not one of its blocks",
               (void *)heap, (void *)block);
-  size_t bound = heap->narenas * PMI_ARENA_POOLS * (PMI_POOL_SIZE / PMI_ALIGNMENT);
+  /* every pool block the heap's arenas hold, and room for its medium blocks */
+  size_t bound = heap->narenas * PMI_ARENA_POOLS * (PMI_POOL_SIZE / PMI_ALIGNMENT) + ((size_t)1 << 24);
   while (block != NULL) {
     if (bound-- == 0)
       pmi_fatal("heap corruption: the remote free list of heap %p loops (at %p)", (void *)heap, (void *)block);
-    if (block->key != pmi_remote_key) pmi_free_report("free", block, fault_refreed);
+    if (block->key != pmi_remote_key) pmi_bad_pointer("free", block, fault_refreed);
     pmi_block *next = rlink_get(block);
     if (next != NULL) {
-      if (!remote_addr_ok(heap, next)) pmi_free_report("free", block, fault_refreed);
+      if (!remote_addr_ok(heap, next)) pmi_bad_pointer("free", block, fault_refreed);
       __builtin_prefetch(next, 1);
     }
     collected_free(heap, block, as_owner);

@@ -5,10 +5,15 @@
  * The layers, from the OS up
  * ---------------------------------------------------------------------------
  *
- *    malloc(n), n <= 512                 malloc(n), n > 512 or big alignment
- *          |                                       |
- *    heap (one per thread)                   large path (large.c)
- *      usedpools[size class] -> pool            = the C library's malloc
+ *    malloc(n), n <= 512          513 <= n <= 128 KiB             n > 128 KiB,
+ *          |                             |                       alignment > 4 KiB
+ *    heap (one per thread)        the same heap                        |
+ *      usedpools[size class]        usedmedium[medium class]     huge path (huge.c):
+ *          |                             |                       a mapping of its own,
+ *          |                      medium region (medium.c):      256 KiB-aligned; a
+ *          |                      1 MiB, 1 MiB-aligned, one      small cache of freed
+ *          |                      medium class; header page,     mappings; mremap for
+ *          |                      then blocks, lazily carved     realloc
  *          |
  *    pool: 4 KiB, one size class, free-block list, lazily carved
  *          |
@@ -17,7 +22,9 @@
  *           the other 63 pages are pools
  *          |
  *    arena map (arenamap.c): one byte per 256 KiB of address space,
- *           answers "is this pointer in a pool?" without touching the pointer
+ *           the kind of region a pointer is in (enum pmi_region_kind),
+ *           found without touching the pointer; 0: not ours, which free,
+ *           realloc and malloc_usable_size hand to the C library (libc.c)
  *
  * ---------------------------------------------------------------------------
  * Size classes
@@ -141,6 +148,63 @@ _Static_assert(PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "block counts must fit the 
 #error "an arena must hold more than one pool"
 #endif
 
+/* ---- region kinds: the byte the arena map keeps per 256 KiB slot ----------- */
+
+enum pmi_region_kind {
+  PMI_REGION_NONE = 0,     /* not ours: the C library's, or nobody's */
+  PMI_REGION_POOLS = 1,    /* a 256 KiB arena of pools (arena.c) */
+  PMI_REGION_MEDIUM = 2,   /* one of the four slots of a 1 MiB medium region (medium.c) */
+  PMI_REGION_HUGE = 3,     /* a slot of a directly mapped block (huge.c) */
+};
+
+/* ---- medium classes -------------------------------------------------------- *
+ *
+ *    request (bytes)     block size     class (mclass)
+ *      513 ..    640         640            0
+ *      641 ..    768         768            1
+ *      769 ..    896         896            2
+ *      897 ..   1024        1024            3
+ *     1025 ..   1280        1280            4      four classes per power of
+ *      ...                   ...           ...     two: at most 25 % apart
+ *   114689 .. 131072      131072           31
+ *
+ *    with m = n - 1 and b = the index of m's highest set bit (9 .. 16):
+ *    mclass = (m >> (b - 2)) + 4 b - 40,
+ *    block size = (5 + mclass % 4) << (mclass / 4 + 7).
+ *
+ *    Every block size is a multiple of 128, and blocks start at 4 KiB + k *
+ *    size in a 1 MiB-aligned region, so every medium block is 128-byte
+ *    aligned, and the blocks of a class whose size is a multiple of a power
+ *    of two a <= 4 KiB are a-aligned (aligned_alloc takes them).
+ *
+ *    Why 128 KiB: larson, glibc-thread, compilers' tables and Python's lists
+ *    and dicts ask for sizes below it; a 1 MiB region still holds 7 blocks of
+ *    the largest class (the tail it cannot use is never touched, so it costs
+ *    address space only).  Above it a request is rare and costs at least 32
+ *    page faults to fill (about 64 us here), so a mapping of its own (a few
+ *    us, less from the cache) is cheap in proportion. */
+#define PMI_MEDIUM_MIN      (PMI_SMALL_MAX + 1)                  /* 513 */
+#define PMI_MEDIUM_MAX      131072u                              /* largest medium block */
+#define PMI_MEDIUM_NCLASSES 32u
+#define PMI_MEDIUM_SHIFT    20
+#define PMI_MEDIUM_SIZE     ((size_t)1 << PMI_MEDIUM_SHIFT)      /* 1 MiB region */
+#define PMI_MEDIUM_HEADER   PMI_POOL_SIZE                        /* header page */
+#define PMI_MEDIUM_UNIT_SHIFT 7                                  /* live bit per 128 bytes */
+#define PMI_MEDIUM_UNITS    (PMI_MEDIUM_SIZE >> PMI_MEDIUM_UNIT_SHIFT)
+/* Blocks carved from a medium region's untouched tail per slow-path visit. */
+#define PMI_MEDIUM_CARVE_BYTES 16384u
+
+_Static_assert(PMI_MEDIUM_SHIFT >= PMI_ARENA_SHIFT, "a medium region covers whole map slots");
+_Static_assert((PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / 640 <= 65535, "block counts fit uint16_t");
+_Static_assert(PMI_MEDIUM_HEADER % 4096 == 0, "blocks of 4 KiB classes are page-aligned");
+
+/* Huge blocks: a mapping each, whole 256 KiB map slots (so that no other
+ * mapping shares a slot with it), the block's header in the page before the
+ * block.  The cache keeps this many freed mappings, up to this many bytes,
+ * for POOLMALLOC_ARENA_DECAY_MS. */
+#define PMI_HUGE_CACHE_ENTRIES 16u
+#define PMI_HUGE_CACHE_BYTES   ((size_t)32 << 20)
+
 /* ---- blocks ---------------------------------------------------------------- */
 
 /* A free block.  Live blocks are the user's; these words exist only while
@@ -251,6 +315,51 @@ _Static_assert(offsetof(pmi_arena, zero_) == offsetof(pmi_pool, used) &&
 _Static_assert(offsetof(pmi_arena, prev_owned) + 8 <= sizeof(pmi_pool), "the header fits in pools[0]");
 _Static_assert(sizeof(pmi_arena) == PMI_POOL_SIZE, "header and descriptors fill page 0");
 
+/* ---- medium regions -------------------------------------------------------- */
+
+enum pmi_medium_state {
+  PMI_MEDIUM_EMPTY = 0,    /* in the medium reserve: no owner, no class */
+  PMI_MEDIUM_USED,         /* on heap.usedmedium[mclass] */
+  PMI_MEDIUM_FULL,         /* on no list; every block handed out */
+};
+
+/* The header of a 1 MiB medium region, in its first page: a pool of one
+ * medium class, with the same states and transitions as a pool (types.h,
+ * "Pool states"), its descriptor and live bitmap at its start.
+ *
+ * Invariants, for a region r of class c (size = pmi_medium_class_size(c)):
+ *   r.capacity == (MEDIUM_SIZE - MEDIUM_HEADER) / size     (while USED or FULL)
+ *   r.used + |r.freeblock list| + (r.capacity - r.ncarved) == r.capacity
+ *       (remote frees count as used until the owner takes them, as in pools)
+ *   r.state == USED  <=>  r is on heap.usedmedium[c]
+ *   r.state == FULL  =>   r.used == r.capacity
+ *   r on usedmedium[c] and not its head => r has room and r.used > 0
+ *   popcount(r.live) == r.used; bit u is set <=> a block starting at 128-byte
+ *       unit u of the region is handed out (units of the header page never are)
+ *   r on heap.mediums  <=>  r.heap == heap  (and r.state != EMPTY)
+ *   r in the medium reserve  <=>  r.heap == NULL and r.state == EMPTY
+ */
+typedef struct pmi_medium {
+  _Atomic(struct pmi_heap *) heap;  /* owner; NULL in the reserve.  First, as in
+                                       pmi_arena: a remote free reads it */
+  pmi_block *freeblock;             /* first free block; NULL: none */
+  struct pmi_medium *nextregion;    /* usedmedium[c] list, or the reserve */
+  struct pmi_medium *prevregion;    /* NULL at the head */
+  struct pmi_medium *next_owned;    /* heap.mediums: every region of the heap */
+  struct pmi_medium *prev_owned;
+  uint64_t retired_ms;              /* in the reserve: when it arrived */
+  uint32_t block_size;              /* pmi_medium_class_size(mclass) */
+  uint16_t used;                    /* blocks handed out and not yet freed here */
+  uint16_t ncarved;                 /* blocks carved from the untouched tail */
+  uint16_t capacity;                /* blocks that fit; 0 unless USED/FULL */
+  uint8_t  mclass;                  /* medium class while USED or FULL */
+  uint8_t  state;                   /* enum pmi_medium_state */
+  _Alignas(64) uint64_t live[PMI_MEDIUM_UNITS / 64];   /* handed-out blocks */
+} pmi_medium;
+
+_Static_assert(offsetof(pmi_medium, heap) == offsetof(pmi_arena, heap), "owner where an arena keeps it");
+_Static_assert(sizeof(pmi_medium) <= PMI_MEDIUM_HEADER, "the header fits its page");
+
 /* ---- heaps ----------------------------------------------------------------- */
 
 /* Per-heap activity counters: plain integers, only the owner (or the holder
@@ -259,9 +368,6 @@ typedef struct pmi_counters {
 #define PMI_COUNTER_FIELD(name, doc) uint64_t name;
   PM_COUNTER_LIST(PMI_COUNTER_FIELD)
 #undef PMI_COUNTER_FIELD
-  int64_t large_live;        /* large blocks allocated minus freed by this heap */
-  int64_t large_live_bytes;  /* their usable bytes, same sign convention */
-  int64_t large_pending;     /* bytes not yet added to the process-wide total */
 } pmi_counters;
 
 /* A heap: what one thread allocates from.
@@ -269,6 +375,8 @@ typedef struct pmi_counters {
  * Invariants:
  *   usedpools[c] == &pmi_pool_sentinel  or  the head of a NULL-terminated,
  *       doubly linked list of USED pools of class c
+ *   usedmedium[c] == &pmi_medium_sentinel  or  the same for medium regions
+ *   nmediums == |mediums list|
  *   only the head of usedpools[c] may be exhausted or empty (used == 0)
  *   nfp2lasta[n] == the last arena on usable_arenas with nfreepools == n,
  *       or NULL if there is none   (pymalloc's trick for O(1) re-sorting)
@@ -282,7 +390,10 @@ typedef struct pmi_counters {
  */
 typedef struct pmi_heap {
   pmi_pool *usedpools[PMI_NCLASSES];                 /* the fast path reads this */
+  pmi_medium *usedmedium[PMI_MEDIUM_NCLASSES];       /* and the medium one this */
   pmi_counters counters;
+  pmi_medium *mediums;                               /* every medium region of the heap */
+  size_t nmediums;
   pmi_arena *usable_arenas;                          /* fullest first */
   pmi_arena *nfp2lasta[PMI_POOLS_PER_ARENA + 1];
   pmi_arena *arenas;                                 /* every arena of the heap */

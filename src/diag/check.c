@@ -139,6 +139,71 @@ static void check_usable_arenas(checker *ck, pmi_heap *heap) {
   CHECK(ck, with_room == n, "%zu arenas have free pools but %zu are on usable_arenas", with_room, n);
 }
 
+/* A medium region: the same equations as a pool's, and its list. */
+static void check_medium(checker *ck, pmi_heap *heap, pmi_medium *m) {
+  CHECK(ck, pmi_arenamap_kind(m) == PMI_REGION_MEDIUM, "medium region %p missing from the arena map", (void *)m);
+  CHECK(ck, pmi_load_relaxed(&m->heap) == heap, "medium region %p owned by another heap", (void *)m);
+  CHECK(ck, m->state == PMI_MEDIUM_USED || m->state == PMI_MEDIUM_FULL, "medium region %p: state %u", (void *)m, m->state);
+  CHECK(ck, m->mclass < PMI_MEDIUM_NCLASSES && m->block_size == pmi_medium_class_size(m->mclass),
+        "medium region %p: class %u, block size %u", (void *)m, m->mclass, m->block_size);
+  if (m->mclass >= PMI_MEDIUM_NCLASSES) return;
+  CHECK(ck, m->capacity == (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / m->block_size, "medium region %p: capacity %u",
+        (void *)m, m->capacity);
+  CHECK(ck, m->ncarved <= m->capacity, "medium region %p: carved %u > capacity", (void *)m, m->ncarved);
+  unsigned nfree = 0;
+  char *base = (char *)m + PMI_MEDIUM_HEADER;
+  for (pmi_block *b = m->freeblock; b != NULL; b = pmi_link_get(b)) {
+    char *cb = (char *)b;
+    if (nfree > m->capacity || cb < base || cb >= base + (size_t)m->ncarved * m->block_size ||
+        (size_t)(cb - base) % m->block_size != 0) {
+      CHECK(ck, 0, "medium region %p: free list runs outside its carved blocks", (void *)m);
+      break;
+    }
+    unsigned u = pmi_medium_units(b);
+    CHECK(ck, !(m->live[u >> 6] & ((uint64_t)1 << (u & 63))), "medium region %p: free block %p marked live",
+          (void *)m, (void *)b);
+    nfree++;
+  }
+  /* used + free + untouched == capacity */
+  CHECK(ck, m->used + nfree + (m->capacity - m->ncarved) == m->capacity,
+        "medium region %p: used %u + free %u + untouched %u != capacity %u", (void *)m, m->used, nfree,
+        m->capacity - m->ncarved, m->capacity);
+  unsigned live = 0;
+  for (unsigned w = 0; w < sizeof m->live / sizeof m->live[0]; w++) live += (unsigned)__builtin_popcountll(m->live[w]);
+  CHECK(ck, live == m->used, "medium region %p: %u blocks marked live, used %u", (void *)m, live, m->used);
+  if (m->state == PMI_MEDIUM_FULL)
+    CHECK(ck, m->used == m->capacity, "full medium region %p has %u of %u used", (void *)m, m->used, m->capacity);
+}
+
+static void check_mediums(checker *ck, pmi_heap *heap) {
+  size_t n = 0, nused = 0, on_lists = 0;
+  for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
+    check_medium(ck, heap, m);
+    nused += m->state == PMI_MEDIUM_USED;
+  }
+  CHECK(ck, n == heap->nmediums, "nmediums %zu but %zu on the list", heap->nmediums, n);
+  for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
+    pmi_medium *head = heap->usedmedium[c], *prev = NULL;
+    CHECK(ck, head != NULL, "usedmedium[%u] is NULL", c);
+    if (head == NULL || head == &pmi_medium_sentinel) continue;
+    for (pmi_medium *m = head; m != NULL; prev = m, m = m->nextregion) {
+      CHECK(ck, m->state == PMI_MEDIUM_USED && m->mclass == c, "medium region %p on usedmedium[%u]: state %u class %u",
+            (void *)m, c, m->state, m->mclass);
+      CHECK(ck, m->prevregion == prev, "medium region %p: prevregion link broken", (void *)m);
+      if (m != head) {
+        CHECK(ck, m->used > 0, "medium region %p: empty but not the head of usedmedium[%u]", (void *)m, c);
+        CHECK(ck, m->freeblock != NULL || m->ncarved < m->capacity,
+              "medium region %p: exhausted but not the head of usedmedium[%u]", (void *)m, c);
+      }
+      if (++on_lists > heap->nmediums) {
+        CHECK(ck, 0, "usedmedium[%u] has a cycle", c);
+        return;
+      }
+    }
+  }
+  CHECK(ck, on_lists == nused, "%zu USED medium regions, %zu on usedmedium", nused, on_lists);
+}
+
 int pmi_check_heap(pmi_heap *heap, int verbose) {
   checker ck = {0, verbose, heap};
   size_t on_lists = 0, in_arenas = 0, narenas = 0;
@@ -148,6 +213,7 @@ int pmi_check_heap(pmi_heap *heap, int verbose) {
   check_usedpools(&ck, heap, &on_lists);
   CHECK(&ck, on_lists == in_arenas, "%zu USED pools in arenas, %zu on usedpools", in_arenas, on_lists);
   check_usable_arenas(&ck, heap);
+  check_mediums(&ck, heap);
   return ck.errors;
 }
 
@@ -175,6 +241,19 @@ pmi_export int pm_check(void) {
     errors++;
   }
   pmi_arena_fork_parent();
+  pmi_medium_fork_prepare();   /* the medium reserve's lock */
+  n = 0;
+  for (pmi_medium *m = pmi_medium_reserve_first(); m != NULL; m = m->nextregion, n++) {
+    if (pmi_load_relaxed(&m->heap) != NULL || m->state != PMI_MEDIUM_EMPTY || pmi_arenamap_kind(m) != PMI_REGION_MEDIUM) {
+      pmi_warning("check failed: reserve medium region %p is owned, in use or unmapped", (void *)m);
+      errors++;
+    }
+  }
+  if (n != pmi_medium_reserve_count()) {
+    pmi_warning("check failed: medium reserve holds %zu regions, counted %zu", n, pmi_medium_reserve_count());
+    errors++;
+  }
+  pmi_medium_fork_parent();
   pmi_heaps_unlock();
   return errors;
 }

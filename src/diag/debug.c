@@ -18,7 +18,7 @@
  *            addresses of the malloc and free calls.
  *
  * Small debug blocks (header + n + guard <= 512) come from the pools, the
- * others from the large path (the C library), through pmi_malloc / pmi_free:
+ * others from the medium classes or huge mappings, through pmi_malloc / pmi_free:
  * the core's own entry points without the dispatch.  A freed block is filled
  * with 0xDD and held in a quarantine (a FIFO of the last 1024 blocks or
  * 4 MiB); when it leaves, its bytes and guards are checked, then the core
@@ -30,10 +30,9 @@
  * header and guards are NOACCESS, FREELIKE at free (the whole block stays
  * NOACCESS while in the quarantine, and becomes addressable again when the
  * core gets it back); the core's own accesses run with error reporting
- * disabled.  Large
- * blocks are mapped directly (pmi_os_map) there, since the C library's
- * malloc is valgrind's own and a MALLOCLIKE block inside one of its blocks
- * would overlap it.
+ * disabled.  Blocks
+ * above 512 bytes are mapped directly (pmi_os_map) there, one per mapping,
+ * so that memcheck sees each on its own pages.
  *
  * Memory that is not a debug block (a block the C library handed out before
  * poolmalloc was loaded, or the first block of the process, allocated before
@@ -187,9 +186,11 @@ static void say_block(const dbg_hdr *h) {
         h->state == DBG_FREED ? "freed" : "alive", (unsigned)pool->szidx, pmi_class_size(pool->szidx),
         (size_t)h->offset, h->size, tail_len(h));
   } else {
-    SAY("block %p: %zu bytes requested, serial %llu, %s; large block (%zu bytes from the %s: "
+    unsigned kind = pmi_arenamap_kind(raw);
+    SAY("block %p: %zu bytes requested, serial %llu, %s; %s block (%zu bytes: "
         "%zu header + %zu + %zu guard)", (void *)user_of(h), h->size, (unsigned long long)h->serial,
-        h->state == DBG_FREED ? "freed" : "alive", total, dbg_valgrind ? "OS" : "C library",
+        h->state == DBG_FREED ? "freed" : "alive",
+        dbg_valgrind ? "mapped" : kind == PMI_REGION_MEDIUM ? "medium" : "huge", total,
         (size_t)h->offset, h->size, tail_len(h));
   }
   say_site("allocated by", h->alloc_site);
@@ -319,6 +320,7 @@ static enum kind classify(const void *p, dbg_hdr **out) {
   /* Under memcheck the C library's malloc is valgrind's, which checks its
    * own frees. */
   if (dbg_valgrind) return K_FOREIGN;
+  if (pmi_arenamap_kind(p) != PMI_REGION_NONE) return K_FOREIGN;   /* medium or huge: the core checks it */
   /* Is it where the C library's malloc puts its blocks (libc.c)? */
   return pmi_libc_owns(p) ? K_FOREIGN : K_WILD;
 }
@@ -342,7 +344,7 @@ static void *dbg_alloc(size_t n, size_t align, bool zero, void *site) {
   } else if (align <= PMI_ALIGNMENT) {
     raw = pmi_malloc(total);
   } else {
-    raw = pmi_large_memalign(align, total);
+    raw = pmi_memalign(align, total);
   }
   if (raw == NULL) {
     VG_LEAVE();
@@ -589,7 +591,7 @@ void *pmi_debug_realloc(void *p, size_t size) {
     old = h->size;
     break;
   case K_FOREIGN:
-    old = pmi_arenamap_contains(p) ? pmi_pool_block_size_of(p) : pmi_large_usable_size(p);
+    old = pmi_usable_size(p);
     break;
   case K_INSIDE:
     fault_ptr("realloc", "invalid pointer: not the start of a block (it points inside one)", p, h);
@@ -628,7 +630,7 @@ size_t pmi_debug_usable_size(void *p) {
     VG(VALGRIND_MAKE_MEM_NOACCESS(h, DBG_HDR));
     break;
   case K_FOREIGN:
-    n = pmi_arenamap_contains(p) ? pmi_pool_block_size_of(p) : pmi_large_usable_size(p);
+    n = pmi_usable_size(p);
     break;
   default:
     fault_ptr("malloc_usable_size", "invalid pointer: not a block from malloc", p, h);

@@ -26,8 +26,6 @@ void pmi_counters_sum(pmi_counters *out) {
 #define PMI_COUNTER_ADD(name, doc) out->name += h->counters.name;
     PM_COUNTER_LIST(PMI_COUNTER_ADD)
 #undef PMI_COUNTER_ADD
-    out->large_live += h->counters.large_live;
-    out->large_live_bytes += h->counters.large_live_bytes;
   }
   pmi_heaps_unlock();
   /* The ones counted by no heap (remote.c, purge.c) */
@@ -73,9 +71,46 @@ static void census_arena(pm_stats *st, pmi_arena *a) {
   st->arena_fill[bucket < PM_ARENA_FILL_BUCKETS ? bucket : PM_ARENA_FILL_BUCKETS - 1]++;
 }
 
+static void census_medium(pm_stats *st, pmi_medium *m) {
+  unsigned state = m->state;
+  if (state != PMI_MEDIUM_USED && state != PMI_MEDIUM_FULL) return;
+  unsigned used = m->used, carved = m->ncarved, capacity = m->capacity;
+  if (carved < used) carved = used;
+  if (capacity < carved) capacity = carved;
+  pm_class_stats *c = &st->medium_classes[m->mclass];
+  c->pools++;
+  c->full_pools += state == PMI_MEDIUM_FULL;
+  c->blocks_in_use += used;
+  c->free_blocks += carved - used;
+  c->untouched_blocks += capacity - carved;
+}
+
+/* The medium classes' table and totals (owned: regions the heaps hold). */
+static void medium_totals(pm_stats *st, size_t owned) {
+  size_t now, peak;
+  pmi_medium_mapped(&now, &peak);
+  st->medium.reserve = pmi_medium_reserve_count();
+  st->medium.regions = owned + st->medium.reserve;
+  st->medium.peak = peak > st->medium.regions ? peak : st->medium.regions;
+  for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
+    pm_class_stats *cs = &st->medium_classes[c];
+    cs->block_size = pmi_medium_class_size(c);
+    cs->bytes_in_use = cs->blocks_in_use * cs->block_size;
+    cs->bytes_free = (cs->free_blocks + cs->untouched_blocks) * cs->block_size;
+    cs->tail_waste = (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) % cs->block_size;
+    st->medium.in_use_bytes += cs->bytes_in_use;
+    st->medium.free_block_bytes += cs->free_blocks * cs->block_size;
+    st->medium.untouched_bytes += cs->untouched_blocks * cs->block_size;
+    st->medium.tail_waste_bytes += cs->pools * cs->tail_waste;
+  }
+  st->medium.mapped_bytes = st->medium.regions * PMI_MEDIUM_SIZE;
+  st->medium.header_bytes = owned * PMI_MEDIUM_HEADER;
+  st->medium.reserve_bytes = st->medium.reserve * PMI_MEDIUM_SIZE;
+}
+
 pmi_export void pm_stats_get(pm_stats *st) {
   memset(st, 0, sizeof *st);
-  size_t owned_arenas = 0;
+  size_t owned_arenas = 0, owned_mediums = 0;
   pmi_heaps_lock();
   for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
     st->heaps++;
@@ -85,9 +120,14 @@ pmi_export void pm_stats_get(pm_stats *st) {
       owned_arenas++;
       census_arena(st, a);
     }
+    for (pmi_medium *m = h->mediums; m != NULL; m = m->next_owned) {
+      owned_mediums++;
+      census_medium(st, m);
+    }
     pmi_heap_unlock(h);
   }
   st->arenas.reserve = pmi_arena_reserve_count();
+  medium_totals(st, owned_mediums);
   pmi_heaps_unlock();
 
   size_t now, peak;
@@ -120,12 +160,18 @@ pmi_export void pm_stats_get(pm_stats *st) {
   unsigned long long held = st->totals.mapped_bytes - st->totals.reserve_bytes;
   st->fragmentation = held ? 1.0 - (double)st->totals.in_use_bytes / (double)held : 0.0;
 
-  int64_t large_now, large_peak;
-  pmi_large_peak(&large_now, &large_peak);
-  st->large.live = k.large_live > 0 ? (unsigned long long)k.large_live : 0;
-  st->large.live_bytes = k.large_live_bytes > 0 ? (unsigned long long)k.large_live_bytes : 0;
-  st->large.peak_bytes = (unsigned long long)(large_peak > 0 ? large_peak : 0);
-  if (st->large.peak_bytes < st->large.live_bytes) st->large.peak_bytes = st->large.live_bytes;
+  pmi_huge_figures hf;
+  pmi_huge_figures_get(&hf);
+  st->large.live = hf.live;
+  st->large.live_bytes = hf.live_bytes;
+  st->large.mapped_bytes = hf.mapped_bytes;
+  st->large.peak_bytes = hf.peak_bytes > hf.mapped_bytes ? hf.peak_bytes : hf.mapped_bytes;
+  st->large.cached = hf.cached;
+  st->large.cached_bytes = hf.cached_bytes;
+  unsigned long long all = st->totals.mapped_bytes + st->medium.mapped_bytes + st->large.mapped_bytes +
+                           st->large.cached_bytes;
+  unsigned long long live_all = st->totals.in_use_bytes + st->medium.in_use_bytes + st->large.live_bytes;
+  st->fragmentation_all = all ? 1.0 - (double)live_all / (double)all : 0.0;
   uint64_t mmaps, munmaps;
   pmi_os_counts(&mmaps, &munmaps);
   st->mmap_calls = mmaps;
@@ -227,6 +273,19 @@ static void report_text(out *o, const pm_stats *st) {
          group(o, cs->full_pools), group(o, cs->blocks_in_use), group(o, cs->free_blocks), group(o, cs->untouched_blocks), group(o, cs->bytes_in_use),
          group(o, cs->bytes_free), cs->tail_waste);
   }
+  outf(o, "\nMedium classes: %u to %s bytes, four per power of two, in regions of %s bytes.\n\n",
+       PMI_MEDIUM_MIN, group(o, PMI_MEDIUM_MAX), group(o, PMI_MEDIUM_SIZE));
+  outf(o, "class     size  regions     full   blocks in use    free blocks      untouched     bytes in use"
+          "       bytes free     tail\n");
+  outf(o, "-----  -------  -------  -------  --------------  -------------  -------------  ---------------"
+          "  ---------------  -------\n");
+  for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
+    const pm_class_stats *cs = &st->medium_classes[c];
+    if (cs->pools == 0) continue;
+    outf(o, "%5u  %7s  %7s  %7s  %14s  %13s  %13s  %15s  %15s  %7s\n", c, group(o, cs->block_size), group(o, cs->pools),
+         group(o, cs->full_pools), group(o, cs->blocks_in_use), group(o, cs->free_blocks), group(o, cs->untouched_blocks),
+         group(o, cs->bytes_in_use), group(o, cs->bytes_free), group(o, cs->tail_waste));
+  }
   outf(o, "\n");
 #define PMI_TEXT_LINE(label, value) outf(o, "# %-44s = %15s\n", label, group(o, value))
 #define PMI_ARENA_TEXT(name, doc) PMI_TEXT_LINE(doc, st->arenas.name);
@@ -251,9 +310,16 @@ static void report_text(out *o, const pm_stats *st) {
 #undef PMI_TOTAL_TEXT
   outf(o, "# %-44s = %14.1f%%\n", "fragmentation (1 - in use / held)", 100.0 * st->fragmentation);
   outf(o, "\n");
+  unsigned long long mmapped = st->medium.mapped_bytes;
+#define PMI_MEDIUM_TEXT(name, doc) \
+  outf(o, "# %-44s = %15s  %5.1f%%\n", doc, group(o, st->medium.name), pct(st->medium.name, mmapped));
+  PM_MEDIUM_STATS(PMI_MEDIUM_TEXT)
+#undef PMI_MEDIUM_TEXT
+  outf(o, "\n");
 #define PMI_LARGE_TEXT(name, doc) PMI_TEXT_LINE(doc, st->large.name);
   PM_LARGE_STATS(PMI_LARGE_TEXT)
 #undef PMI_LARGE_TEXT
+  outf(o, "# %-44s = %14.1f%%\n", "fragmentation over everything mapped", 100.0 * st->fragmentation_all);
   outf(o, "\n");
   PMI_TEXT_LINE("heaps", st->heaps);
   PMI_TEXT_LINE("heaps owned by a live thread", st->heaps_owned);
@@ -279,6 +345,16 @@ static void report_json(out *o, const pm_stats *st) {
 #undef PMI_JSON_FIELD
     outf(o, "}");
   }
+  outf(o, "], \"medium_classes\": [");
+  for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
+    const pm_class_stats *cs = &st->medium_classes[c];
+    const char *sep = "{";
+    outf(o, "%s", c ? ", " : "");
+#define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, cs->name), sep = ", ";
+    PM_CLASS_STATS(PMI_JSON_FIELD)
+#undef PMI_JSON_FIELD
+    outf(o, "}");
+  }
   const char *sep = "";
   outf(o, "], \"arenas\": {");
 #define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, st->arenas.name), sep = ", ";
@@ -291,7 +367,12 @@ static void report_json(out *o, const pm_stats *st) {
 #define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, st->totals.name), sep = ", ";
   PM_TOTAL_STATS(PMI_JSON_FIELD)
 #undef PMI_JSON_FIELD
-  outf(o, ", \"fragmentation\": %.6f}, \"large\": {", st->fragmentation);
+  outf(o, ", \"fragmentation\": %.6f}, \"medium\": {", st->fragmentation);
+  sep = "";
+#define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, st->medium.name), sep = ", ";
+  PM_MEDIUM_STATS(PMI_JSON_FIELD)
+#undef PMI_JSON_FIELD
+  outf(o, "}, \"fragmentation_all\": %.6f, \"large\": {", st->fragmentation_all);
   sep = "";
 #define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, st->large.name), sep = ", ";
   PM_LARGE_STATS(PMI_JSON_FIELD)

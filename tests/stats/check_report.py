@@ -37,7 +37,24 @@ def check(doc):
     assert abs(doc["totals"]["fragmentation"] - frag) < 1e-6
     k = doc["counters"]
     assert k["malloc_small"] >= k["free_small"], "no more small frees than mallocs"
-    assert doc["large"]["peak_bytes"] >= doc["large"]["live_bytes"]
+    assert doc["large"]["peak_bytes"] >= doc["large"]["mapped_bytes"] >= doc["large"]["live_bytes"]
+    # the medium classes: four per power of two, 640 .. 128 KiB, in 1 MiB regions
+    MEDIUM, HEADER = 1 << 20, 4096
+    mc, m = doc["medium_classes"], doc["medium"]
+    assert len(mc) == 32, "32 medium classes"
+    for i, c in enumerate(mc):
+        assert c["block_size"] == (5 + i % 4) << (i // 4 + 7)
+        blocks = c["blocks_in_use"] + c["free_blocks"] + c["untouched_blocks"]
+        assert blocks == c["pools"] * ((MEDIUM - HEADER) // c["block_size"]), f"medium class {i}: blocks add up"
+        assert c["tail_waste"] == (MEDIUM - HEADER) % c["block_size"]
+    mparts = ("in_use_bytes", "free_block_bytes", "untouched_bytes", "tail_waste_bytes", "header_bytes",
+              "reserve_bytes")
+    assert m["mapped_bytes"] == sum(m[p] for p in mparts), "medium parts add up to the mapped bytes"
+    assert m["mapped_bytes"] == m["regions"] * MEDIUM
+    assert m["in_use_bytes"] == sum(c["bytes_in_use"] for c in mc)
+    assert m["header_bytes"] == (m["regions"] - m["reserve"]) * HEADER
+    assert m["peak"] >= m["regions"]
+    assert 0.0 <= doc["fragmentation_all"] <= 1.0
 
 
 def main(argv):

@@ -2,7 +2,8 @@
  *   shape N S    N live blocks of S bytes at exit (via exit())
  *   freed N S    N blocks of S bytes allocated, all freed, malloc_trim(0),
  *                then return from main
- *   threads      4 threads allocate, some blocks outlive them, return from main
+ *   threads      4 threads allocate (small, medium and huge blocks), some
+ *                blocks outlive them, return from main
  *   fork         the parent and a forked child each exit() with live blocks
  *   sleep MS     allocate a little, sleep MS milliseconds, exit */
 #include <malloc.h>
@@ -25,6 +26,11 @@ static void **keep_blocks(long n, size_t size) {
 
 static void *thread_main(void *arg) {
   void **v = keep_blocks(5000, 48);
+  void **m = keep_blocks(40, 3000);      /* medium blocks, */
+  for (int i = 0; i < 40; i += 2) free(m[i]);
+  void *h = malloc(300000);              /* a huge one, */
+  free(malloc(500000));                  /* and one in the cache */
+  (void)h;
   for (int i = 0; i < 5000; i += 2) free(v[i]);
   return v;   /* the odd ones outlive the thread */
 }

@@ -70,6 +70,13 @@ volatile size_t huge_max = SIZE_MAX;
 volatile size_t huge_max16 = SIZE_MAX - 16;
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
+/* The medium class of n (513 .. 128 KiB): the smallest of 5, 6, 7, 8 times a
+ * power of two (at least 128) that holds n. */
+static size_t medium_class_size(size_t n) {
+  for (size_t unit = 128;; unit <<= 1)
+    for (size_t k = 5; k <= 8; k++)
+      if (k * unit >= n) return k * unit;
+}
 static bool aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 
 static void checkpoint(const char *where) {
@@ -152,15 +159,35 @@ static void test_classes(void) {
     CHECKF(pm_owns(p), "pm_owns(malloc(%zu))", n);
     A->free(p);
   }
-  for (size_t n = 513; n <= 8192; n += (n < 1100 ? 1 : 97)) {
+  /* The medium classes: four per power of two, 640 .. 128 KiB, exact. */
+  for (size_t n = 513; n <= 131072 + 1; n += (n < 1100 ? 1 : n < 9000 ? 97 : 1021)) {
+    size_t want = medium_class_size(n);
     void *p = A->malloc(n);
     REQUIRE(p != NULL);
-    if (!PMT_GLIBC || n > 520) CHECKF(!pm_owns(p), "pm_owns(malloc(%zu)) is true", n);
+    if (!PMT_GLIBC) {
+      CHECKF(pm_owns(p), "pm_owns(malloc(%zu))", n);
+      if (n <= 131072)
+        CHECKF(A->usable(p) == want, "poolmalloc: usable(malloc(%zu)) = %zu, want %zu", n, A->usable(p), want);
+      else
+        CHECKF(A->usable(p) >= n, "usable(malloc(%zu)) = %zu", n, A->usable(p));
+    }
+    memset(p, 0x5A, A->usable(p));   /* every usable byte is writable */
+    A->free(p);
+  }
+  static const size_t edges[] = {512, 513, 640, 641, 131071, 131072, 131073, 4 << 20, (4 << 20) + 1};
+  for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
+    void *p = A->malloc(edges[i]);
+    REQUIRE(p != NULL);
+    CHECK(aligned(p, 16));
+    memset(p, 0x3C, edges[i]);
+    if (!PMT_GLIBC && edges[i] > 512 && edges[i] <= 131072)
+      CHECKF(A->usable(p) == medium_class_size(edges[i]), "usable(malloc(%zu)) = %zu", edges[i], A->usable(p));
     A->free(p);
   }
   void *big = A->malloc(10 << 20);
   REQUIRE(big != NULL);
-  CHECK(!pm_owns(big));
+  if (!PMT_GLIBC) CHECK(pm_owns(big));
+  memset(big, 1, 10 << 20);
   A->free(big);
   CHECK(!pm_owns(NULL));
   if (!PMT_GLIBC) {   /* memory that no allocator handed out */
@@ -769,11 +796,13 @@ static void test_counters(void) {
   pm_counters b, e;
   pm_counters_get(&b);
   enum { N = 1000, L = 10 };
-  static void *v[N];
+  static void *v[N];   /* N >= 2 L */
   for (int i = 0; i < N; i++) v[i] = A->malloc(1 + (size_t)i % 512);
   for (int i = 0; i < N; i++) A->free(v[i]);
-  for (int i = 0; i < L; i++) v[i] = A->malloc(100000);
+  for (int i = 0; i < L; i++) v[i] = A->malloc(100000);     /* medium */
   for (int i = 0; i < L; i++) A->free(v[i]);
+  for (int i = 0; i < L; i++) v[L + i] = A->malloc(300000);  /* huge */
+  for (int i = 0; i < L; i++) A->free(v[L + i]);
   void *p = A->calloc(10, 10);
   p = A->realloc(p, 200);
   void *q = NULL;
@@ -784,6 +813,8 @@ static void test_counters(void) {
   if (PMT_GLIBC) return;
   CHECKF(e.malloc_small - b.malloc_small >= N, "malloc_small +%llu", e.malloc_small - b.malloc_small);
   CHECKF(e.free_small - b.free_small >= N, "free_small +%llu", e.free_small - b.free_small);
+  CHECKF(e.malloc_medium - b.malloc_medium >= L, "malloc_medium +%llu", e.malloc_medium - b.malloc_medium);
+  CHECKF(e.free_medium - b.free_medium >= L, "free_medium +%llu", e.free_medium - b.free_medium);
   CHECKF(e.malloc_large - b.malloc_large >= L, "malloc_large +%llu", e.malloc_large - b.malloc_large);
   CHECKF(e.free_large - b.free_large >= L, "free_large +%llu", e.free_large - b.free_large);
   CHECK(e.calloc_calls > b.calloc_calls);
@@ -808,7 +839,15 @@ static void test_counters(void) {
   q = A->realloc(p, 0);
   pm_counters_get(&e);
   CHECK(q == NULL);
-  CHECKF(e.free_large == b.free_large + 1, "realloc(large, 0): free_large +%llu",
+  CHECKF(e.free_medium == b.free_medium + 1, "realloc(medium, 0): free_medium +%llu",
+         e.free_medium - b.free_medium);
+  p = A->malloc(500000);
+  REQUIRE(p != NULL);
+  pm_counters_get(&b);
+  q = A->realloc(p, 0);
+  pm_counters_get(&e);
+  CHECK(q == NULL);
+  CHECKF(e.free_large == b.free_large + 1, "realloc(huge, 0): free_large +%llu",
          e.free_large - b.free_large);
 }
 

@@ -255,7 +255,7 @@ static void good_child(bad_case *c) {
 
 int main(void) {
   alarm(120);
-  bad_case cases[32];
+  bad_case cases[48];
   int n = 0;
   void *p;
 
@@ -316,6 +316,53 @@ int main(void) {
   cases[n++] = (bad_case){"free(p + 8), large block", "free", "invalid pointer", NULL,
                           (char *)p + 8, case_large_misaligned, p, NULL};
 
+  /* Medium blocks (513 B .. 128 KiB, 128-byte aligned in 1 MiB regions). */
+  p = malloc(4096);
+  cases[n++] = (bad_case){"free(p + 1024), 4096-byte block", "free", "invalid pointer", NULL,
+                          (char *)p + 1024, case_interior, p, NULL};
+  p = malloc(1000);
+  cases[n++] = (bad_case){"free(p + 16), 1000-byte block", "free", "invalid pointer", NULL,
+                          (char *)p + 16, case_interior, p, NULL};
+  p = malloc(20000);
+  cases[n++] = (bad_case){"free(p); free(p), medium block", "free", "double free", NULL, p,
+                          case_double_free, p, NULL};
+  q = malloc(3000);
+  p = malloc(3000);
+  cases[n++] = (bad_case){"free(p); free(q); free(p), medium", "free", "double free", NULL, p,
+                          case_double_free_later, p, q};
+  p = malloc(2000);
+  cases[n++] = (bad_case){"medium double free, second from a thread", "free", "double free", NULL, p,
+                          case_double_free_remote, p, NULL};
+  p = malloc(2000);
+  cases[n++] = (bad_case){"medium double free, first from a thread", "free", "double free", NULL, p,
+                          case_remote_then_local, p, NULL};
+  /* the only block of the 128 KiB class: the block after it was never carved */
+  p = malloc(131072);
+  cases[n++] = (bad_case){"free of a medium block never handed out", "free", "never handed out", NULL,
+                          (char *)p + 131072, case_interior, p, NULL};
+  p = malloc(7000);
+  cases[n++] = (bad_case){"free of a medium region's header", "free", "invalid pointer", NULL,
+                          (char *)((uintptr_t)p & ~(uintptr_t)((1 << 20) - 1)) + 256, case_interior, p, NULL};
+  p = malloc(9000);
+  cases[n++] = (bad_case){"realloc(p + 128), medium block", "realloc", "invalid pointer", NULL,
+                          (char *)p + 128, case_realloc_interior, p, NULL};
+  p = malloc(700);
+  cases[n++] = (bad_case){"realloc of a freed medium block", "realloc", "double free", "invalid pointer", p,
+                          case_realloc_freed, p, NULL};
+  /* Huge blocks (a mapping each). */
+  p = malloc(1 << 20);
+  cases[n++] = (bad_case){"free(p + 4096), huge block", "free", "invalid pointer", NULL,
+                          (char *)p + 4096, case_interior, p, NULL};
+  p = malloc(300000);
+  cases[n++] = (bad_case){"free(p + 64), huge block", "free", "invalid pointer", NULL,
+                          (char *)p + 64, case_interior, p, NULL};
+  p = malloc(500000);
+  cases[n++] = (bad_case){"free(p); free(p), huge block", "free", "double free", NULL, p,
+                          case_double_free, p, NULL};
+  p = malloc(600000);
+  cases[n++] = (bad_case){"realloc(p + 8192), huge block", "realloc", "invalid pointer", NULL,
+                          (char *)p + 8192, case_realloc_interior, p, NULL};
+
   /* Pointers neither poolmalloc nor the C library handed out, 16-aligned
    * so that only the look of the word before them gives them away. */
   static _Alignas(16) char static_area[256];
@@ -351,7 +398,7 @@ int main(void) {
   if (!PMT_GLIBC) {
     for (int i = 0; i < n; i++) {
       if (strcmp(cases[i].function, "free") == 0 && cases[i].run != case_large_misaligned)
-        CHECKF(pm_owns(cases[i].a), "%s: the block is not a pool block", cases[i].name);
+        CHECKF(pm_owns(cases[i].a), "%s: the block is not poolmalloc's", cases[i].name);
     }
   }
 

@@ -1,0 +1,354 @@
+/* huge.c: blocks above the medium classes (128 KiB), and blocks aligned
+ * beyond what the medium classes give (4 KiB), each in a mapping of its own.
+ *
+ *    region (256 KiB-aligned, or aligned to the block's alignment if more)
+ *    |                                                               |
+ *    | ... | header (64 B) | block: size bytes ...    | rest of slot |
+ *    |<-- offset = max(page, alignment) -->|                         |
+ *    |<------------ map_size: whole 256 KiB map slots ------------->|
+ *
+ * The mapping covers whole slots of the arena map, marked PMI_REGION_HUGE,
+ * so that no other mapping (a glibc chunk, a thread's stack) ever shares a
+ * slot with it; the pages past the block are never touched, so they cost
+ * address space only, and malloc_usable_size gives them (they are ours and
+ * writable).  The header sits just below the block: a free finds it at
+ * p - 64 and believes it only if its magic is the per-process key xor p.
+ *
+ * Freed mappings wait in a small cache (PMI_HUGE_CACHE_ENTRIES runs,
+ * PMI_HUGE_CACHE_BYTES in all) for POOLMALLOC_ARENA_DECAY_MS: a program that
+ * frees a big buffer and allocates another at once (the common pattern)
+ * then pays neither munmap, mmap, nor a page fault for each page (about 2 us
+ * each here).  The cache is a best-fit list of page runs in whole slots:
+ * a run bigger than a request is split (its tail stays cached), and a freed
+ * mapping merges with a cached neighbour.  The cache is checked for old entries whenever a huge block is
+ * allocated or freed; malloc_trim empties it.
+ *
+ * realloc grows a mapping in place with mremap when the address space after
+ * it is free, else moves its pages (mremap onto a fresh aligned reservation,
+ * no copy), and shrinks it by unmapping whole slots when that saves a
+ * quarter or more. */
+#include <errno.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+typedef struct huge_hdr {
+  uintptr_t magic;       /* key() ^ block address; ^ 1 once freed */
+  char *region;          /* start of the mapping */
+  size_t map_size;       /* bytes mapped, whole slots */
+  size_t size;           /* bytes requested */
+  size_t align;          /* alignment of region (kept when it moves) */
+  uint64_t unused_[3];
+} huge_hdr;
+_Static_assert(sizeof(huge_hdr) == 64, "the header is one cache line below the block");
+
+/* The magic's key, from the per-process secret (set by pmi_process_init
+ * before any block exists); bit 0 is clear, since it marks freed headers. */
+static inline uintptr_t key(void) { return (pmi_link_key * 0x9E3779B97F4A7C15ull) & ~(uintptr_t)1; }
+static _Atomic size_t live, live_bytes, mapped_bytes, peak_bytes;
+
+typedef struct cache_entry {
+  char *region;
+  size_t size;
+  size_t align;
+  uint64_t freed_ms;
+} cache_entry;
+
+static cache_entry cache[PMI_HUGE_CACHE_ENTRIES];   /* oldest first */
+static unsigned cache_count;
+static size_t cache_bytes;
+static _Atomic int cache_lock;
+static _Atomic(void *) map_hint;
+
+static void lock(void) { pmi_spin_lock(&cache_lock); }
+static void unlock(void) { pmi_spin_unlock(&cache_lock); }
+
+static inline huge_hdr *hdr_of(const void *p) { return (huge_hdr *)((uintptr_t)p - sizeof(huge_hdr)); }
+
+static void count(size_t offset) {
+  pmi_heap *heap = pmi_heap_tls;
+  if (heap != &pmi_heap_empty) (*(uint64_t *)((char *)&heap->counters + offset))++;
+}
+#define HUGE_COUNT(field) count(offsetof(pmi_counters, field))
+
+static size_t slots_round(size_t n) { return (n + PMI_ARENA_SIZE - 1) & ~(PMI_ARENA_SIZE - 1); }
+
+static void account(ptrdiff_t blocks, ptrdiff_t bytes, ptrdiff_t mapped) {
+  atomic_fetch_add_explicit(&live, (size_t)blocks, memory_order_relaxed);
+  atomic_fetch_add_explicit(&live_bytes, (size_t)bytes, memory_order_relaxed);
+  size_t now = atomic_fetch_add_explicit(&mapped_bytes, (size_t)mapped, memory_order_relaxed) + (size_t)mapped;
+  size_t peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
+  while (now > peak && !atomic_compare_exchange_weak(&peak_bytes, &peak, now)) {}
+}
+
+static void region_unmap(char *region, size_t size) {
+  pmi_arenamap_set(region, size, PMI_REGION_NONE);   /* before the address is free */
+  pmi_os_unmap(region, size);
+}
+
+/* Entries older than the decay time leave the cache; they are unmapped by
+ * the caller, outside the lock, from out[]. */
+static unsigned cache_decay_locked(uint64_t now, cache_entry *out) {
+  uint64_t decay = (uint64_t)pmi_option(arena_decay_ms);
+  unsigned n = 0;
+  while (n < cache_count && cache[n].freed_ms + decay <= now) n++;
+  memcpy(out, cache, n * sizeof *out);
+  for (unsigned i = 0; i < n; i++) cache_bytes -= cache[i].size;
+  memmove(cache, cache + n, (cache_count - n) * sizeof *cache);
+  cache_count -= n;
+  return n;
+}
+
+static void unmap_all(cache_entry *e, unsigned n) {
+  for (unsigned i = 0; i < n; i++) region_unmap(e[i].region, e[i].size);
+}
+
+/* The best cached run for map bytes aligned to align: the smallest that is
+ * at least map.  Its first map bytes are taken; a tail of a quarter or more
+ * (whole slots) stays in the cache, so a big freed mapping serves smaller
+ * requests with pages that are already faulted in.  NULL if none fits. */
+static char *cache_take(size_t map, size_t align, size_t *got) {
+  cache_entry old[PMI_HUGE_CACHE_ENTRIES];
+  char *region = NULL;
+  lock();
+  unsigned n = cache_decay_locked(pmi_os_now_ms(), old);
+  unsigned best = cache_count;
+  for (unsigned i = 0; i < cache_count; i++) {
+    size_t s = cache[i].size;
+    if (s < map || ((uintptr_t)cache[i].region & (align - 1)) != 0) continue;
+    if (best == cache_count || s < cache[best].size) best = i;
+  }
+  if (best < cache_count) {
+    cache_entry *e = &cache[best];
+    region = e->region;
+    if (e->size - map >= map / 4 && e->size - map >= PMI_ARENA_SIZE) {   /* split */
+      *got = map;
+      e->region += map;
+      e->size -= map;
+      e->align = PMI_ARENA_SIZE;
+    } else {
+      *got = e->size;
+      memmove(e, e + 1, (cache_count - best - 1) * sizeof *cache);
+      cache_count--;
+    }
+    cache_bytes -= *got;
+  }
+  unlock();
+  unmap_all(old, n);
+  return region;
+}
+
+/* A freed mapping into the cache, merged with a cached neighbour if it has
+ * one (runs coalesce, so that the cache keeps a few large runs rather than
+ * many small ones), or back to the OS. */
+static void cache_put(char *region, size_t size, size_t align) {
+  cache_entry old[PMI_HUGE_CACHE_ENTRIES + 1];
+  uint64_t now = pmi_os_now_ms();
+  if (pmi_option(arena_decay_ms) == 0 || size > PMI_HUGE_CACHE_BYTES / 2) {
+    region_unmap(region, size);
+    return;
+  }
+  lock();
+  unsigned n = cache_decay_locked(now, old);
+  for (unsigned i = 0; i < cache_count;) {
+    cache_entry *e = &cache[i];
+    if ((e->region + e->size == region || region + size == e->region) && size + e->size <= PMI_HUGE_CACHE_BYTES / 2) {
+      if (e->region < region) {
+        region = e->region;
+        align = e->align;
+      }
+      size += e->size;
+      cache_bytes -= e->size;
+      memmove(e, e + 1, (cache_count - i - 1) * sizeof *cache);
+      cache_count--;
+      continue;   /* the run may now touch another one */
+    }
+    i++;
+  }
+  while (cache_count > 0 && (cache_count == PMI_HUGE_CACHE_ENTRIES || cache_bytes + size > PMI_HUGE_CACHE_BYTES)) {
+    old[n++] = cache[0];                     /* the oldest makes room */
+    cache_bytes -= cache[0].size;
+    memmove(cache, cache + 1, (cache_count - 1) * sizeof *cache);
+    cache_count--;
+  }
+  cache[cache_count++] = (cache_entry){region, size, align, now};
+  cache_bytes += size;
+  unlock();
+  unmap_all(old, n);
+}
+
+void pmi_huge_trim(void) {
+  cache_entry old[PMI_HUGE_CACHE_ENTRIES];
+  lock();
+  unsigned n = cache_count;
+  memcpy(old, cache, n * sizeof *old);
+  cache_count = 0;
+  cache_bytes = 0;
+  unlock();
+  unmap_all(old, n);
+}
+
+/* A fresh mapping of map bytes aligned to align, marked in the arena map. */
+static char *region_map(size_t map, size_t align) {
+  char *hint = pmi_load_relaxed(&map_hint);
+  char *region = pmi_os_map_aligned(map, align, hint != NULL && (uintptr_t)hint > map ? hint - map : NULL);
+  if (region == NULL) return NULL;
+  if (!pmi_arenamap_set(region, map, PMI_REGION_HUGE)) {
+    pmi_os_unmap(region, map);
+    return NULL;
+  }
+  pmi_store_relaxed(&map_hint, region);
+  return region;
+}
+
+void *pmi_huge_malloc(size_t size, size_t alignment, bool zero) {
+  pmi_process_init();
+  size_t page = pmi_os_page_size();
+  size_t offset = alignment > page ? alignment : page;
+  size_t align = offset > PMI_ARENA_SIZE ? offset : PMI_ARENA_SIZE;
+  if (size > PTRDIFF_MAX - offset - 2 * align) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t map = slots_round(offset + (size != 0 ? size : 1)), got = map;   /* malloc(0): a unique block */
+  char *region = cache_take(map, align, &got);
+  if (region != NULL) {
+    HUGE_COUNT(huge_cache_hits);
+    if (zero) memset(region + offset, 0, size);   /* its pages have been used */
+  } else {
+    region = region_map(map, align);
+    if (region == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  char *p = region + offset;
+  huge_hdr *h = hdr_of(p);
+  h->magic = key() ^ (uintptr_t)p;
+  h->region = region;
+  h->map_size = got;
+  h->size = size;
+  h->align = align;
+  account(1, (ptrdiff_t)size, (ptrdiff_t)got);
+  HUGE_COUNT(malloc_large);
+  return p;
+}
+
+/* The header of huge block p, or a report naming the pointer. */
+static huge_hdr *check_block(const char *fn, const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if ((a & (PMI_POOL_SIZE - 1)) != 0)   /* blocks are page-aligned (pages are at least 4 KiB) */
+    pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
+  huge_hdr *h = hdr_of(p);
+  /* p - 64 is in the slot before p's when p starts a slot: read it only if
+   * that slot is ours too. */
+  if ((a & (PMI_ARENA_SIZE - 1)) == 0 && pmi_arenamap_kind(h) != PMI_REGION_HUGE)
+    pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
+  if (h->magic == (key() ^ a)) return h;
+  if (h->magic == (key() ^ a ^ 1)) pmi_bad_pointer(fn, p, "double free or corruption: huge block already freed,");
+  pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
+}
+
+void pmi_huge_free(void *p) {
+  huge_hdr *h = check_block("free", p);
+  int saved = errno;
+  h->magic ^= 1;
+  account(-1, -(ptrdiff_t)h->size, -(ptrdiff_t)h->map_size);
+  HUGE_COUNT(free_large);
+  cache_put(h->region, h->map_size, h->align);
+  errno = saved;
+}
+
+size_t pmi_huge_usable_size(const char *fn, const void *p) {
+  huge_hdr *h = check_block(fn, p);
+  return (size_t)(h->region + h->map_size - (const char *)p);
+}
+
+/* Resizes huge block p to size without copying when the OS allows; NULL
+ * with p intact when memory runs out.  A block shrunk to a medium size
+ * moves to its class when that halves it at once, or when it is down to
+ * 8 KiB: a buffer that realloc grew here from a medium class (alloc.c) and
+ * shrinks in steps stays until then, not copied at every step. */
+void *pmi_huge_realloc(void *p, size_t size) {
+  huge_hdr *h = check_block("realloc", p);
+  size_t offset = (size_t)((char *)p - h->region), map = h->map_size;
+  size_t want = slots_round(offset + size);   /* no overflow: size <= PTRDIFF_MAX */
+  if (want == map && size >= PMI_MEDIUM_MAX / 16) {   /* the common case: room in its slots */
+    atomic_fetch_add_explicit(&live_bytes, size - h->size, memory_order_relaxed);
+    h->size = size;
+    return p;
+  }
+  if (size < PMI_MEDIUM_MAX / 16 || (size <= PMI_MEDIUM_MAX && size < h->size / 2)) {
+    void *q = pmi_malloc(size);
+    if (q == NULL) return NULL;
+    memcpy(q, p, size);
+    pmi_huge_free(p);
+    return q;
+  }
+  char *region = h->region;
+  if (size > PTRDIFF_MAX - offset - 2 * h->align) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  ptrdiff_t dsize = (ptrdiff_t)size - (ptrdiff_t)h->size;
+  if (want <= map) {
+    if (want < map - map / 4) {        /* saves a good share: the tail goes */
+      region_unmap(region + want, map - want);
+      h->map_size = want;
+    }
+    h->size = size;
+    account(0, dsize, (ptrdiff_t)h->map_size - (ptrdiff_t)map);
+    return p;
+  }
+  /* Grow in place: the address space after the mapping is free. */
+  if (pmi_os_remap(region, map, want, NULL) != NULL) {
+    if (pmi_arenamap_set(region + map, want - map, PMI_REGION_HUGE)) {
+      h->map_size = want;
+      h->size = size;
+      account(0, dsize, (ptrdiff_t)(want - map));
+      HUGE_COUNT(huge_remaps);
+      return p;
+    }
+    pmi_os_unmap(region + map, want - map);
+  }
+  /* Move: reserve an aligned range, then move the pages onto its start. */
+  char *fresh = region_map(want, h->align);
+  if (fresh != NULL) {
+    pmi_arenamap_set(region, map, PMI_REGION_NONE);
+    if (pmi_os_remap(region, map, map, fresh) != NULL) {
+      char *q = fresh + offset;
+      huge_hdr *nh = hdr_of(q);
+      nh->magic = key() ^ (uintptr_t)q;
+      nh->region = fresh;
+      nh->map_size = want;
+      nh->size = size;
+      account(0, dsize, (ptrdiff_t)(want - map));
+      HUGE_COUNT(huge_remaps);
+      return q;
+    }
+    pmi_arenamap_set(region, map, PMI_REGION_HUGE);
+    region_unmap(fresh, want);
+  }
+  /* Copy, as a last resort. */
+  void *q = pmi_huge_malloc(size, offset > pmi_os_page_size() ? offset : 0, false);
+  if (q == NULL) return NULL;
+  memcpy(q, p, h->size < size ? h->size : size);
+  pmi_huge_free(p);
+  return q;
+}
+
+void pmi_huge_figures_get(pmi_huge_figures *out) {
+  out->live = atomic_load(&live);
+  out->live_bytes = atomic_load(&live_bytes);
+  out->mapped_bytes = atomic_load(&mapped_bytes);
+  out->peak_bytes = atomic_load(&peak_bytes);
+  lock();
+  out->cached = cache_count;
+  out->cached_bytes = cache_bytes;
+  unlock();
+}
+
+/* fork: the cache's lock is taken last (fork.c). */
+void pmi_huge_fork_prepare(void) { pmi_spin_fork_take(&cache_lock); }
+void pmi_huge_fork_parent(void) { pmi_spin_fork_give(&cache_lock); }
+void pmi_huge_fork_child(void) { atomic_store(&cache_lock, PMI_LOCK_FREE); }

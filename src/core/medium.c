@@ -1,0 +1,468 @@
+/* medium.c: the medium classes, 513 bytes to 128 KiB (types.h draws them).
+ *
+ * A medium region is 1 MiB, 1 MiB-aligned, and serves one medium class: its
+ * first page holds the header (descriptor and live bitmap), the rest is
+ * blocks, carved from the untouched tail a run at a time.  It is a pool
+ * scaled up, and lives the same life: USED on its heap's usedmedium[class]
+ * list, FULL on no list, EMPTY in a process-wide reserve once its last block
+ * is freed (unless it is the region its class is allocating from, which
+ * stays so that a malloc/free loop never pays the round trip).  A heap owns
+ * its regions as it owns its arenas: the owner allocates and frees with
+ * plain loads and stores, other threads free through the same remote stacks
+ * as pool blocks (free.c's pmi_remote_free; the owner takes them back in
+ * pmi_medium_free_collected), and abandonment, adoption and fork repair
+ * treat regions as they treat arenas.
+ *
+ *    region (1 MiB aligned)
+ *    +--------+---------+---------+-- ... --+---------+------+
+ *    | header | block 0 | block 1 |         | block k | tail |
+ *    +--------+---------+---------+-- ... --+---------+------+
+ *      4 KiB    size      size                size      < size, never touched
+ *
+ * Why a region per class, not pages of a shared heap: a block's class, its
+ * descriptor and its owner are found from its address by one mask, the free
+ * fast path is the pool's (a bit test, a push), and a region never needs
+ * coalescing.  What it costs: 1 MiB of address space per class a thread
+ * uses (its untouched pages cost no memory).
+ *
+ * Empty regions wait in the reserve: (POOLMALLOC_ARENA_RESERVE / 4) of them
+ * (they are four arenas' worth) stay as long as they like, the others are
+ * unmapped after POOLMALLOC_ARENA_DECAY_MS; malloc_trim empties it. */
+#include <errno.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+/* Every empty usedmedium[] slot points here: no free block, no capacity. */
+pmi_medium pmi_medium_sentinel = { .state = PMI_MEDIUM_EMPTY };
+
+static pmi_medium *reserve;            /* newest first, by nextregion */
+static pmi_medium *reserve_tail;       /* oldest, linked back by prevregion */
+static _Atomic size_t reserve_count;
+static _Atomic int reserve_lock;
+static _Atomic(void *) map_hint;
+static _Atomic size_t regions_now, regions_peak;
+
+static void reserve_acquire(void) { pmi_spin_lock(&reserve_lock); }
+static void reserve_release(void) { pmi_spin_unlock(&reserve_lock); }
+
+size_t pmi_medium_reserve_count(void) { return atomic_load(&reserve_count); }
+pmi_medium *pmi_medium_reserve_first(void) { return reserve; }
+void pmi_medium_mapped(size_t *now, size_t *peak) {
+  *now = atomic_load(&regions_now);
+  *peak = atomic_load(&regions_peak);
+}
+
+static inline uint64_t *live_word(pmi_medium *m, unsigned units) { return &m->live[units >> 6]; }
+static inline uint64_t live_bit(unsigned units) { return (uint64_t)1 << (units & 63); }
+static inline char *first_block(pmi_medium *m) { return (char *)m + PMI_MEDIUM_HEADER; }
+
+/* ---- the reserve and the OS ------------------------------------------------ */
+
+static size_t reserve_keep(void) { return (size_t)pmi_option(arena_reserve) / 4; }
+
+/* Pops the oldest region of the reserve if it may go. */
+static pmi_medium *reserve_pop_old(size_t keep, uint64_t now, bool force) {
+  pmi_medium *m = NULL;
+  reserve_acquire();
+  pmi_medium *old = reserve_tail;
+  if (reserve_count > keep && (force || old->retired_ms + (uint64_t)pmi_option(arena_decay_ms) <= now)) {
+    m = old;
+    reserve_tail = old->prevregion;
+    if (reserve_tail != NULL) reserve_tail->nextregion = NULL;
+    else reserve = NULL;
+    reserve_count--;
+  }
+  reserve_release();
+  return m;
+}
+
+static void region_unmap(pmi_heap *heap, pmi_medium *m) {
+  pmi_arenamap_set(m, PMI_MEDIUM_SIZE, PMI_REGION_NONE);
+  pmi_os_unmap(m, PMI_MEDIUM_SIZE);
+  atomic_fetch_sub(&regions_now, 1);
+  if (heap != &pmi_heap_empty) heap->counters.mediums_unmapped++;
+}
+
+static void reserve_decay(pmi_heap *heap, uint64_t now) {
+  pmi_medium *m;
+  while ((m = reserve_pop_old(reserve_keep(), now, false)) != NULL) region_unmap(heap, m);
+}
+
+void pmi_medium_release_reserve(size_t keep) {
+  pmi_medium *m;
+  while ((m = reserve_pop_old(keep, 0, true)) != NULL) region_unmap(pmi_heap_tls, m);
+}
+
+/* A region for heap, from the reserve (warmest first) or the OS, formatted
+ * for class c and linked on heap.mediums; NULL when the OS refuses. */
+static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
+  pmi_medium *m = NULL;
+  reserve_acquire();
+  if (reserve != NULL) {
+    m = reserve;
+    reserve = m->nextregion;
+    if (reserve != NULL) reserve->prevregion = NULL;
+    else reserve_tail = NULL;
+    reserve_count--;
+  }
+  reserve_release();
+  if (m != NULL) {
+    heap->counters.mediums_reused++;
+    if (pmi_load_relaxed(&reserve_count) > reserve_keep()) reserve_decay(heap, pmi_os_now_ms());
+  } else {
+    if (pmi_load_relaxed(&reserve_count) > reserve_keep()) reserve_decay(heap, pmi_os_now_ms());
+    char *hint = pmi_load_relaxed(&map_hint);
+    m = pmi_os_map_aligned(PMI_MEDIUM_SIZE, PMI_MEDIUM_SIZE, hint);
+    if (m == NULL) return NULL;
+    if (!pmi_arenamap_set(m, PMI_MEDIUM_SIZE, PMI_REGION_MEDIUM)) {
+      pmi_os_unmap(m, PMI_MEDIUM_SIZE);
+      return NULL;
+    }
+    pmi_store_relaxed(&map_hint, (void *)((char *)m - PMI_MEDIUM_SIZE));
+    size_t now = atomic_fetch_add(&regions_now, 1) + 1;
+    size_t peak = atomic_load(&regions_peak);
+    while (now > peak && !atomic_compare_exchange_weak(&regions_peak, &peak, now)) {}
+    heap->counters.mediums_mapped++;
+  }
+  size_t size = pmi_medium_class_size(c);
+  if (m->mclass != c || m->state != PMI_MEDIUM_EMPTY || m->ncarved == 0 || m->block_size != size) {
+    memset(m->live, 0, sizeof m->live);
+    m->ncarved = 0;
+    m->freeblock = NULL;
+  }
+  /* else: a region that served this class before keeps its free list (all
+   * of its carved blocks), as a pool does */
+  m->mclass = (uint8_t)c;
+  m->block_size = (uint32_t)size;
+  m->capacity = (uint16_t)((PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / size);
+  m->used = 0;
+  m->state = PMI_MEDIUM_USED;
+  m->nextregion = m->prevregion = NULL;
+  m->prev_owned = NULL;
+  m->next_owned = heap->mediums;
+  if (heap->mediums != NULL) heap->mediums->prev_owned = m;
+  heap->mediums = m;
+  heap->nmediums++;
+  atomic_store_explicit(&m->heap, heap, memory_order_release);
+  return m;
+}
+
+/* An empty region leaves its heap for the reserve.  It is on no usedmedium
+ * list.  Its free list stays (see region_new). */
+static void region_retire(pmi_heap *heap, pmi_medium *m) {
+  if (m->prev_owned != NULL) m->prev_owned->next_owned = m->next_owned;
+  else heap->mediums = m->next_owned;
+  if (m->next_owned != NULL) m->next_owned->prev_owned = m->prev_owned;
+  heap->nmediums--;
+  atomic_store_explicit(&m->heap, NULL, memory_order_release);
+  m->state = PMI_MEDIUM_EMPTY;
+  m->capacity = 0;
+  m->retired_ms = pmi_os_now_ms();
+  reserve_acquire();
+  m->prevregion = NULL;
+  m->nextregion = reserve;
+  if (reserve != NULL) reserve->prevregion = m;
+  else reserve_tail = m;
+  reserve = m;
+  reserve_count++;
+  reserve_release();
+  reserve_decay(heap, m->retired_ms);
+}
+
+/* ---- usedmedium lists (heap.lock held) ------------------------------------- */
+
+static bool exhausted(const pmi_medium *m) { return m->freeblock == NULL && m->ncarved == m->capacity; }
+
+static void used_unlink(pmi_heap *heap, pmi_medium *m) {
+  pmi_assert(m->state == PMI_MEDIUM_USED);
+  if (m->prevregion != NULL) {
+    m->prevregion->nextregion = m->nextregion;
+  } else {
+    pmi_assert(heap->usedmedium[m->mclass] == m);
+    heap->usedmedium[m->mclass] = m->nextregion != NULL ? m->nextregion : &pmi_medium_sentinel;
+  }
+  if (m->nextregion != NULL) m->nextregion->prevregion = m->prevregion;
+  m->nextregion = m->prevregion = NULL;
+}
+
+static void release_empty(pmi_heap *heap, pmi_medium *m) {
+  used_unlink(heap, m);
+  region_retire(heap, m);
+}
+
+/* Makes m the head of usedmedium[its class]; the old head, which alone may
+ * be exhausted or empty, becomes FULL or leaves. */
+static void used_push(pmi_heap *heap, pmi_medium *m) {
+  unsigned c = m->mclass;
+  pmi_medium *head = heap->usedmedium[c];
+  if (head != &pmi_medium_sentinel && head != m) {
+    if (exhausted(head)) {
+      used_unlink(heap, head);
+      head->state = PMI_MEDIUM_FULL;
+    } else if (head->used == 0) {
+      release_empty(heap, head);
+    }
+    head = heap->usedmedium[c];
+  }
+  m->state = PMI_MEDIUM_USED;
+  m->prevregion = NULL;
+  m->nextregion = head != &pmi_medium_sentinel ? head : NULL;
+  if (head != &pmi_medium_sentinel) head->prevregion = m;
+  heap->usedmedium[c] = m;
+}
+
+/* ---- allocation ------------------------------------------------------------- */
+
+/* Links the next run of untouched blocks onto the (empty) free list. */
+static pmi_block *carve(pmi_medium *m) {
+  pmi_assert(m->freeblock == NULL && m->ncarved < m->capacity);
+  size_t size = m->block_size;
+  unsigned n = (unsigned)(PMI_MEDIUM_CARVE_BYTES / size);
+  if (n == 0) n = 1;
+  if (n > (unsigned)(m->capacity - m->ncarved)) n = m->capacity - m->ncarved;
+  char *first = first_block(m) + (size_t)m->ncarved * size, *b = first;
+  for (unsigned i = 1; i < n; i++, b += size) pmi_link_set((pmi_block *)b, (pmi_block *)(b + size));
+  pmi_link_set((pmi_block *)b, NULL);
+  m->ncarved = (uint16_t)(m->ncarved + n);
+  m->freeblock = (pmi_block *)first;
+  return m->freeblock;
+}
+
+/* One block of class c from heap, whose lock the caller holds (or which it
+ * owns with the lock held).  NULL with errno ENOMEM. */
+void *pmi_medium_malloc_locked(pmi_heap *heap, unsigned c) {
+  if (pmi_load_relaxed(&heap->thread_free) != NULL) pmi_heap_collect_locked(heap);
+  pmi_medium *m;
+  for (;;) {
+    m = heap->usedmedium[c];
+    if (m == &pmi_medium_sentinel) {
+      m = region_new(heap, c);
+      if (m == NULL) {
+        errno = ENOMEM;
+        return NULL;
+      }
+      used_push(heap, m);
+    }
+    if (m->freeblock != NULL) break;
+    if (m->ncarved < m->capacity) {
+      carve(m);
+      break;
+    }
+    used_unlink(heap, m);                 /* USED -> FULL */
+    m->state = PMI_MEDIUM_FULL;
+  }
+  heap->counters.malloc_medium++;
+  return pmi_medium_pop(m, m->freeblock);
+}
+
+/* malloc's medium slow path: the head region of the class has no free block
+ * (or this thread has no heap yet). */
+pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
+  if (heap == &pmi_heap_empty) {
+    heap = pmi_heap_for_thread();
+    if (heap == NULL) return pmi_heap_malloc_locked(pmi_medium_class_size(c));   /* past its exit */
+    pmi_medium *m = heap->usedmedium[c];
+    if (m->freeblock != NULL) {
+      heap->counters.malloc_medium++;
+      return pmi_medium_pop(m, m->freeblock);
+    }
+  }
+  /* Carving needs no lock (only the owner touches its regions). */
+  pmi_medium *m = heap->usedmedium[c];
+  if (m->ncarved < m->capacity && pmi_load_relaxed(&heap->thread_free) == NULL) {
+    heap->counters.malloc_medium++;
+    return pmi_medium_pop(m, carve(m));
+  }
+  pmi_remote_flush();
+  pmi_heap_lock(heap);
+  void *p = pmi_medium_malloc_locked(heap, c);
+  pmi_heap_unlock(heap);
+  return p;
+}
+
+/* ---- free ---------------------------------------------------------------------- */
+
+/* Why p is not a live block of region m, or NULL; from the owner's side. */
+static const char *fault_owned(pmi_medium *m, const void *p) {
+  if (m->state != PMI_MEDIUM_USED && m->state != PMI_MEDIUM_FULL)
+    return "invalid pointer (inside a medium region not in use):";
+  size_t off = (size_t)((const char *)p - (const char *)m);
+  if (off < PMI_MEDIUM_HEADER || ((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) != 0 ||
+      (off - PMI_MEDIUM_HEADER) % m->block_size != 0)
+    return "invalid pointer (not the start of a block):";
+  if ((off - PMI_MEDIUM_HEADER) / m->block_size >= m->ncarved) return "invalid pointer (a block never handed out):";
+  unsigned units = pmi_medium_units(p);
+  if (!(*live_word(m, units) & live_bit(units))) return "double free or corruption: block already freed,";
+  return NULL;
+}
+
+static const char *fault_of(pmi_medium *m, const void *p) {
+  const char *fault = fault_owned(m, p);
+  if (fault == NULL && ((const pmi_block *)p)->key == pmi_remote_key)
+    fault = "double free or corruption: block already freed by another thread,";
+  return fault;
+}
+
+pmi_medium *pmi_medium_check_live(const char *fn, const void *p) {
+  pmi_medium *m = pmi_medium_of(p);
+  /* The common answer first, from the bitmap alone: a 128-aligned address
+   * whose unit is marked live is a live block start (units of the header
+   * page and of retired regions never are). */
+  unsigned units = pmi_medium_units(p);
+  if (pmi_likely(((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) == 0 && (*live_word(m, units) & live_bit(units)) &&
+                 ((const pmi_block *)p)->key != pmi_remote_key))
+    return m;
+  if (pmi_load_relaxed(&m->heap) == NULL) pmi_bad_pointer(fn, p, "invalid pointer (inside a retired medium region):");
+  const char *fault = fault_of(m, p);
+  if (fault != NULL) pmi_bad_pointer(fn, p, fault);
+  return m;
+}
+
+/* A live block start, its bit cleared and its free counted, back into its
+ * region, with the state change that follows.  heap.lock held. */
+static void free_block(pmi_heap *heap, pmi_medium *m, pmi_block *block) {
+  pmi_link_set(block, m->freeblock);
+  m->freeblock = block;
+  unsigned used = m->used--;
+  if (m->state == PMI_MEDIUM_FULL) {             /* FULL -> USED */
+    used_push(heap, m);
+    return;
+  }
+  if (used == 1) {                               /* USED -> EMPTY */
+    if (heap->usedmedium[m->mclass] == m && pmi_load_relaxed(&heap->owned)) return;
+    release_empty(heap, m);
+  }
+}
+
+void pmi_medium_free_collected(pmi_heap *heap, pmi_block *block) {
+  pmi_medium *m = pmi_medium_of(block);
+  block->key = 0;
+  const char *fault = fault_owned(m, block);
+  if (fault != NULL) pmi_bad_pointer("free", block, fault);
+  unsigned units = pmi_medium_units(block);
+  *live_word(m, units) &= ~live_bit(units);
+  heap->counters.free_remote++;
+  free_block(heap, m, block);
+}
+
+pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_block *block) {
+  const char *fault = fault_of(m, block);
+  if (fault != NULL) pmi_bad_pointer("free", block, fault);
+  int saved = errno;
+  unsigned units = pmi_medium_units(block);
+  *live_word(m, units) &= ~live_bit(units);
+  heap->counters.free_medium++;
+  pmi_heap_lock(heap);
+  free_block(heap, m, block);
+  pmi_heap_unlock(heap);
+  errno = saved;
+}
+
+/* A block of another heap's region: checked as far as it can be without
+ * the owner's descriptor, then to the remote machinery. */
+pmi_noinline static void free_remote(pmi_medium *m, pmi_block *block) {
+  pmi_heap *owner = atomic_load_explicit(&m->heap, memory_order_acquire);
+  if (owner == NULL) pmi_bad_pointer("free", block, "invalid pointer (inside a retired medium region):");
+  if (((uintptr_t)block & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) != 0 ||
+      ((uintptr_t)block & (PMI_MEDIUM_SIZE - 1)) < PMI_MEDIUM_HEADER)
+    pmi_bad_pointer("free", block, "invalid pointer (not the start of a block):");
+  pmi_remote_free(owner, block);
+}
+
+/* The free of a pointer the arena map places in a medium region: the pool
+ * fast path's twin (free.c's free_core explains the test). */
+void pmi_medium_free(void *p) {
+  pmi_medium *m = pmi_medium_of(p);
+  pmi_heap *heap = pmi_heap_tls;
+  if (pmi_unlikely(pmi_load_relaxed(&m->heap) != heap)) {
+    free_remote(m, p);
+    return;
+  }
+  unsigned units = pmi_medium_units(p);
+  uint64_t *word = live_word(m, units), bit = live_bit(units);
+  unsigned used = m->used;
+  if (pmi_unlikely(((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) != 0 || !(*word & bit) ||
+                   (used - 2u >= m->capacity - 2u && !(used == 1 && heap->usedmedium[m->mclass] == m)))) {
+    free_local_slow(heap, m, p);
+    return;
+  }
+  *word &= ~bit;
+  pmi_block *block = p;
+  pmi_link_set(block, m->freeblock);
+  m->freeblock = block;
+  m->used = (uint16_t)(used - 1);
+  heap->counters.free_medium++;
+}
+
+/* ---- thread exit, trim, fork ------------------------------------------------- */
+
+/* Every empty region kept at the head of usedmedium goes to the reserve. */
+void pmi_medium_release_retained(pmi_heap *heap) {
+  for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
+    pmi_medium *head = heap->usedmedium[c];
+    if (head != &pmi_medium_sentinel && head->used == 0) release_empty(heap, head);
+  }
+}
+
+/* The regions of a heap whose thread did not survive a fork (heap.c's
+ * pmi_heap_repair_locked): each rebuilt from its live bitmap, then moved to
+ * the list its state calls for. */
+static void rebuild(pmi_medium *m) {
+  pmi_block *list = NULL;
+  unsigned used = 0;
+  for (unsigned i = m->ncarved; i-- > 0;) {
+    pmi_block *b = (pmi_block *)(first_block(m) + (size_t)i * m->block_size);
+    unsigned units = pmi_medium_units(b);
+    if (*live_word(m, units) & live_bit(units)) {
+      used++;
+    } else {
+      pmi_link_set(b, list);
+      list = b;
+    }
+  }
+  m->freeblock = list;
+  m->used = (uint16_t)used;
+}
+
+void pmi_medium_repair_locked(pmi_heap *heap) {
+  for (pmi_medium *m = heap->mediums; m != NULL; m = m->next_owned) rebuild(m);
+  pmi_medium *to_release = NULL, *to_push = NULL;
+  for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
+    pmi_medium *head = heap->usedmedium[c];
+    if (head == &pmi_medium_sentinel) continue;
+    for (pmi_medium *m = head->nextregion, *next; m != NULL; m = next) {
+      next = m->nextregion;
+      if (m->used == 0) {
+        used_unlink(heap, m);
+        m->nextregion = to_release;
+        to_release = m;
+      } else if (exhausted(m)) {
+        used_unlink(heap, m);
+        m->state = PMI_MEDIUM_FULL;
+      }
+    }
+  }
+  for (pmi_medium *m = heap->mediums; m != NULL; m = m->next_owned) {
+    if (m->state == PMI_MEDIUM_FULL && m->used < m->capacity) {
+      m->nextregion = to_push;
+      to_push = m;
+    }
+  }
+  while (to_push != NULL) {
+    pmi_medium *m = to_push;
+    to_push = m->nextregion;
+    used_push(heap, m);
+  }
+  while (to_release != NULL) {
+    pmi_medium *m = to_release;
+    to_release = m->nextregion;
+    region_retire(heap, m);
+  }
+  pmi_medium_release_retained(heap);
+}
+
+/* fork: the medium reserve's lock is taken after the arena reserve's (fork.c). */
+void pmi_medium_fork_prepare(void) { pmi_spin_fork_take(&reserve_lock); }
+void pmi_medium_fork_parent(void) { pmi_spin_fork_give(&reserve_lock); }
+void pmi_medium_fork_child(void) { atomic_store(&reserve_lock, PMI_LOCK_FREE); }

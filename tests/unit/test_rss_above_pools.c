@@ -1,0 +1,77 @@
+/* test_rss_above_pools.c: memory of medium and huge blocks goes back to the
+ * OS: at once for a mapping too big to cache, after POOLMALLOC_ARENA_DECAY_MS
+ * (1000 ms by default) for cached mappings and empty medium regions, and at
+ * once on malloc_trim.  RSS is read from /proc/self/statm. */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "pmtest.h"
+#include "poolmalloc.h"
+
+static size_t rss_mib(void) {
+  FILE *f = fopen("/proc/self/statm", "r");
+  if (f == NULL) PMT_SKIP("no /proc/self/statm");
+  unsigned long size = 0, res = 0;
+  if (fscanf(f, "%lu %lu", &size, &res) != 2) PMT_SKIP("cannot read /proc/self/statm");
+  fclose(f);
+  return res * (size_t)sysconf(_SC_PAGESIZE) >> 20;
+}
+
+static void *touch(size_t n) {
+  void *p = malloc(n);
+  REQUIRE(p != NULL);
+  memset(p, 0x77, n);
+  return p;
+}
+
+int main(void) {
+  alarm(120);
+  size_t base = rss_mib();
+  fprintf(stderr, "start: %zu MiB\n", base);
+
+  /* a 64 MiB block is too big to cache: unmapped by free */
+  void *big = touch(64u << 20);
+  CHECKF(rss_mib() >= base + 60, "rss %zu MiB with 64 MiB live", rss_mib());
+  free(big);
+  CHECKF(rss_mib() < base + 8, "rss %zu MiB after freeing 64 MiB (start %zu)", rss_mib(), base);
+
+  /* 4 MiB blocks are cached after free, and go after the decay time */
+  enum { H = 8 };
+  void *h[H];
+  for (int i = 0; i < H; i++) h[i] = touch(4u << 20);
+  for (int i = 0; i < H; i++) free(h[i]);
+  size_t cached = rss_mib();
+  fprintf(stderr, "8 x 4 MiB freed: %zu MiB (cached)\n", cached);
+  CHECKF(cached >= base + 20, "freed huge blocks are kept a while (rss %zu MiB)", cached);
+  h[0] = touch(4u << 20);                  /* served from the cache: no new memory */
+  CHECKF(rss_mib() <= cached + 1, "a cached mapping is reused (rss %zu MiB, was %zu)", rss_mib(), cached);
+  free(h[0]);
+  usleep(1200 * 1000);
+  free(malloc(200000));                    /* any huge call looks at the cache's age */
+  CHECKF(rss_mib() < base + 8, "rss %zu MiB after the decay (start %zu)", rss_mib(), base);
+
+  /* 128 MiB of medium blocks: their regions wait in the reserve, then go */
+  enum { M = 2048 };
+  static void *m[M];
+  for (int i = 0; i < M; i++) m[i] = touch(65536);
+  CHECKF(rss_mib() >= base + 120, "rss %zu MiB with 128 MiB of medium blocks", rss_mib());
+  for (int i = 0; i < M; i++) free(m[i]);
+  fprintf(stderr, "medium blocks freed: %zu MiB\n", rss_mib());
+  usleep(1200 * 1000);
+  free(touch(40000));                      /* takes a region from the reserve: the old ones go */
+  free(touch(20000));
+  CHECKF(rss_mib() < base + 8, "rss %zu MiB after the medium decay (start %zu)", rss_mib(), base);
+
+  /* malloc_trim returns everything at once */
+  for (int i = 0; i < M; i++) m[i] = touch(i % 2 ? 65536 : 5000);
+  for (int i = 0; i < H; i++) h[i] = touch(4u << 20);
+  for (int i = 0; i < M; i++) free(m[i]);
+  for (int i = 0; i < H; i++) free(h[i]);
+  malloc_trim(0);
+  CHECKF(rss_mib() < base + 8, "rss %zu MiB after malloc_trim (start %zu)", rss_mib(), base);
+  CHECK(pm_check() == 0);
+  return pmt_done("unit.test_rss_above_pools");
+}
