@@ -170,6 +170,15 @@ PM_API void   pm_counters_get(pm_counters *out);
   X(cached,           "freed mappings in the cache")                          \
   X(cached_bytes,     "bytes in the cache of freed mappings")
 
+/* The heap profiler (POOLMALLOC_PROFILE=1); all zero when it is off. */
+#define PM_PROFILE_STATS(X)                                                     \
+  X(rate,             "profile: mean bytes between samples")                  \
+  X(samples_live,     "profile: sampled blocks live")                         \
+  X(samples_total,    "profile: samples taken since start")                   \
+  X(stacks,           "profile: distinct call stacks")                        \
+  X(estimated_live_bytes, "profile: estimated live bytes")                    \
+  X(own_bytes,        "profile: bytes the profiler mapped for itself")
+
 #define PM_ARENA_FILL_BUCKETS 8   /* arenas by share of pools in use, in eighths */
 #define PM_NCLASSES 32
 #define PM_MEDIUM_NCLASSES 32
@@ -197,6 +206,7 @@ typedef struct pm_stats {
   pm_counters counters;
   unsigned long long heaps, heaps_owned;   /* heaps now; those a live thread owns */
   unsigned long long mmap_calls, munmap_calls;
+  struct pm_profile_stats { PM_PROFILE_STATS(PM_STAT_FIELD) } profile;
 #undef PM_STAT_FIELD
 } pm_stats;
 
@@ -210,6 +220,14 @@ PM_API void   pm_stats_get(pm_stats *out);
  * allocates nothing and is safe at exit). */
 PM_API void   pm_stats_print(FILE *out, int format);
 PM_API void   pm_stats_write(int fd, int format);
+
+/* Writes the heap profile of the live set now (POOLMALLOC_PROFILE=1): path
+ * (%p becomes the process id; NULL: POOLMALLOC_PROFILE_FILE) gets the
+ * profile that google-pprof reads, path.txt the top allocation sites and
+ * path.collapsed the stacks for a flame graph (scripts/flamegraph).  Returns
+ * 0, or -1 with errno set (ENOTSUP when the profiler is off).  Allocates
+ * nothing. */
+PM_API int    pm_profile_dump(const char *path);
 
 /* Writes the list of POOLMALLOC_* environment variables, one Markdown line
  * each, to fd. */

@@ -141,10 +141,15 @@ pmi_export void *pm_calloc(size_t n, size_t size) {
   }
   PMI_COUNT(calloc_calls);
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_calloc(n, size);
+  return pmi_calloc(total);
+}
+
+/* calloc of total bytes (already checked), without the dispatch. */
+void *pmi_calloc(size_t total) {
   if (total <= PMI_MEDIUM_MAX) {
     /* Pool and medium blocks are recycled, so they are cleared; a huge
      * block fresh from the OS is zero already. */
-    void *p = pm_malloc(total);
+    void *p = pmi_malloc(total);
     if (p != NULL) memset(p, 0, total == 0 ? 1 : total);
     return p;
   }
@@ -181,11 +186,11 @@ static void *realloc_grow(void *p, size_t old, size_t size) {
     q = pmi_huge_malloc(size, 0, false);
   } else {
     size_t roomy = old + old / 2;
-    q = pm_malloc(roomy > size ? roomy : size);
+    q = pmi_malloc(roomy > size ? roomy : size);
   }
   if (q == NULL) return NULL;                        /* p stays valid */
   memcpy(q, p, old);
-  pm_free(p);
+  pmi_free(p);
   return q;
 }
 
@@ -193,8 +198,13 @@ pmi_export void *pm_realloc(void *p, size_t size) {
   if (p == NULL) return pm_malloc(size);
   PMI_COUNT(realloc_calls);
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_realloc(p, size);
+  return pmi_realloc(p, size);
+}
+
+/* realloc of a block p != NULL, without the dispatch. */
+void *pmi_realloc(void *p, size_t size) {
   if (size == 0) {            /* glibc: frees the block and returns NULL */
-    pm_free(p);
+    pmi_free(p);
     return NULL;
   }
   if (size > PTRDIFF_MAX) {
@@ -232,16 +242,16 @@ pmi_export void *pm_realloc(void *p, size_t size) {
       pmi_fatal("realloc(): invalid pointer (not from malloc): %p", p);
     if (size > PMI_SMALL_MAX) return pmi_libc_realloc(p, size);
     old = pmi_libc_usable_size(p);
-    void *q = pm_malloc(size);
+    void *q = pmi_malloc(size);
     if (q == NULL) return NULL;
     memcpy(q, p, size < old ? size : old);
     pmi_libc_free(p);
     return q;
   }
-  void *q = pm_malloc(size);
+  void *q = pmi_malloc(size);
   if (q == NULL) return NULL;                        /* p stays valid */
   memcpy(q, p, size < old ? size : old);
-  pm_free(p);
+  pmi_free(p);
   return q;
 }
 

@@ -253,8 +253,15 @@ typedef struct pmi_purge_counts {
   _Atomic uint64_t purges, purge_bytes, purge_threads, arenas_unmapped;
 } pmi_purge_counts;
 extern pmi_purge_counts pmi_purge_stats;
-void  *pmi_malloc(size_t size);        /* pm_malloc without the debug dispatch */
-void   pmi_free(void *p);              /* pm_free without the debug dispatch */
+
+/* The core's entry points without the dispatch, for what it dispatches to. */
+void  *pmi_malloc(size_t size);
+void   pmi_free(void *p);
+void  *pmi_calloc(size_t total);
+void  *pmi_realloc(void *p, size_t size);            /* p != NULL */
+void  *pmi_memalign(size_t alignment, size_t size);  /* a power of two */
+size_t pmi_usable_size(void *p);
+extern uintptr_t pmi_remote_key;
 
 /* ---- medium.c: medium classes, 513 B .. 128 KiB ------------------------------ */
 extern pmi_medium pmi_medium_sentinel;
@@ -328,9 +335,6 @@ struct mallinfo2 pmi_libc_mallinfo2(void);
 bool   pmi_libc_owns(const void *p);
 void   pmi_libc_init(void);                     /* at start-up: notes the break */
 
-/* ---- alloc.c: the core's own entry points beneath debug mode --------------- */
-void  *pmi_memalign(size_t alignment, size_t size);   /* alignment: a power of two */
-size_t pmi_usable_size(void *p);
 
 
 /* ---- init.c -------------------------------------------------------------- */

@@ -1,10 +1,13 @@
 /* debug.c: POOLMALLOC_DEBUG=1 (in the spirit of CPython's PYTHONMALLOC=debug)
- * and valgrind support.
+ * and valgrind support; and the dispatch the heap profiler rides on.
  *
- * When either is on, pmi_debug_active is set at start-up and every pm_*
- * entry point (hence malloc, free, ...) comes here first (one predictable
- * branch on the normal fast paths, nothing else).  Every block, small or
- * large, is then a "debug block" wrapped around the user's bytes:
+ * When any of the three is on, pmi_debug_active is set at start-up and every
+ * pm_* entry point (hence malloc, free, ...) comes here first (one
+ * predictable branch on the normal fast paths, nothing else).  With the
+ * profiler alone, the entry points below serve the core's blocks (pmi_malloc,
+ * pmi_realloc, ...) and tell the profiler (pmi_profile_malloc, _free).  With
+ * debug mode or valgrind, every block, small or
+ * large, is a "debug block" wrapped around the user's bytes:
  *
  *    raw (from the core)                      user (what malloc returns)
  *    |                                         |
@@ -50,6 +53,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "diag/profile.h"
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>) && __has_include(<valgrind/memcheck.h>)
@@ -66,6 +70,7 @@ int pmi_debug_active;
 
 static int dbg_fill;        /* POOLMALLOC_DEBUG=1: guards, fills, checks */
 static int dbg_valgrind;    /* running under valgrind */
+static int dbg_blocks;      /* either: blocks are debug blocks */
 static uintptr_t dbg_key;   /* per-process secret of the header magic */
 static _Atomic uint64_t dbg_serial;
 
@@ -536,37 +541,84 @@ static void dbg_free(const char *fn, void *p, void *site) {
   q_push(h, n);
 }
 
-void pmi_debug_free(void *p) {
-  tls_site = __builtin_return_address(0);
+pmi_noinline static void free_slow(void *p, void *site) {
+  if (!dbg_blocks) {
+    pmi_profile_free_sampled(p);
+    return;
+  }
+  pmi_profile_free(p);
+  tls_site = site;
   VG_ENTER();
   dbg_free("free", p, tls_site);
   VG_LEAVE();
 }
 
+/* malloc and free are the profiler's hot paths: with the profiler alone,
+ * the count-down or the filter, and a jump to the core.  Debug mode keeps
+ * both tests failing (pmi_profile_pin), and lives in the slow paths. */
+void pmi_debug_free(void *p) {
+  if (pmi_unlikely(pmi_profile_maybe_sampled(p))) free_slow(p, __builtin_return_address(0));
+  else pmi_free(p);
+}
+
+pmi_noinline static void *malloc_slow(size_t size, void *site) {
+  if (!dbg_blocks) return pmi_profile_malloc_sampled(size, site);
+  void *p = dbg_alloc(size, PMI_ALIGNMENT, false, site);
+  pmi_profile_sample(p, size, site);
+  return p;
+}
+
 void *pmi_debug_malloc(size_t size) {
-  return dbg_alloc(size, PMI_ALIGNMENT, false, __builtin_return_address(0));
+  if (pmi_likely(!pmi_profile_sampled(size))) return pmi_malloc(size);
+  return malloc_slow(size, __builtin_return_address(0));
 }
 
 void *pmi_debug_calloc(size_t n, size_t size) {
+  void *site = __builtin_return_address(0);
   size_t total;
   if (__builtin_mul_overflow(n, size, &total)) {
     errno = ENOMEM;
     return NULL;
   }
-  return dbg_alloc(total, PMI_ALIGNMENT, true, __builtin_return_address(0));
+  void *p = dbg_blocks ? dbg_alloc(total, PMI_ALIGNMENT, true, site) : pmi_calloc(total);
+  pmi_profile_malloc(p, total, site);
+  return p;
 }
 
 void *pmi_debug_memalign(size_t alignment, size_t size) {
-  if (alignment < PMI_ALIGNMENT) alignment = PMI_ALIGNMENT;
-  if (alignment > ((size_t)1 << 30)) {
-    errno = ENOMEM;
-    return NULL;
+  void *site = __builtin_return_address(0);
+  void *p;
+  if (!dbg_blocks) {
+    p = pmi_memalign(alignment, size);
+  } else {
+    if (alignment < PMI_ALIGNMENT) alignment = PMI_ALIGNMENT;
+    if (alignment > ((size_t)1 << 30)) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    p = dbg_alloc(size, alignment, false, site);
   }
-  return dbg_alloc(size, alignment, false, __builtin_return_address(0));
+  pmi_profile_malloc(p, size, site);
+  return p;
 }
 
+static void *dbg_realloc(void *p, size_t size, void *site);
+
+/* For the profiler, realloc is a free of the old block and an allocation of
+ * the new one (sampled afresh: a sample keeps the chance its size gives it).
+ * The old block leaves the live set before the core may hand its address
+ * to another thread, and comes back if the realloc fails. */
 void *pmi_debug_realloc(void *p, size_t size) {
   void *site = __builtin_return_address(0);
+  pmi_sample old;
+  bool sampled = pmi_profile_maybe_sampled(p) && pmi_profile_take(p, &old);
+  void *q = dbg_blocks ? dbg_realloc(p, size, site) : pmi_realloc(p, size);
+  if (q != NULL) pmi_profile_malloc(q, size, site);
+  else if (sampled && size != 0) pmi_profile_put(&old);
+  return q;
+}
+
+static void *dbg_realloc(void *p, size_t size, void *site) {
   tls_site = site;
   if (p == NULL) return dbg_alloc(size, PMI_ALIGNMENT, false, site);
   if (size == 0) {            /* glibc: frees the block and returns NULL */
@@ -614,6 +666,7 @@ void *pmi_debug_realloc(void *p, size_t size) {
 }
 
 size_t pmi_debug_usable_size(void *p) {
+  if (!dbg_blocks) return pmi_usable_size(p);
   if (p == NULL) return 0;
   tls_site = __builtin_return_address(0);
   VG_ENTER();
@@ -642,7 +695,7 @@ size_t pmi_debug_usable_size(void *p) {
 /* ---- start-up, fork, exit ----------------------------------------------------- */
 
 const char *pmi_debug_mode_name(void) {
-  if (!pmi_debug_active) return "off";
+  if (!dbg_blocks) return "off";
   return dbg_valgrind ? (dbg_fill ? "on+valgrind" : "valgrind") : "on";
 }
 
@@ -657,7 +710,12 @@ void pmi_debug_init(void) {
   }
 #endif
   dbg_key = (uintptr_t)(pmi_os_random() * 0xD6E8FEB86659FD93ull) | 1;
-  pmi_debug_active = dbg_fill || dbg_valgrind;
+  dbg_blocks = dbg_fill || dbg_valgrind;
+  if (dbg_blocks) {
+    pmi_profile_pin();
+    pmi_profile_pin_filter();
+  }
+  pmi_debug_active = dbg_blocks || pmi_option(profile) != 0;
 }
 
 /* fork.c takes the quarantine's lock first, in every mode (it is the one
@@ -668,7 +726,7 @@ void pmi_debug_fork_child(void) { atomic_store(&q_lock, PMI_LOCK_FREE); }
 
 /* After pmi_process_init (constructor 101): everything may allocate now. */
 __attribute__((constructor(102))) static void debug_start(void) {
-  if (!pmi_debug_active) return;
+  if (!dbg_blocks) return;
   /* The first backtrace() loads libgcc_s (and allocates): now, not in a report. */
   void *frames[2];
   backtrace(frames, 2);
@@ -676,7 +734,7 @@ __attribute__((constructor(102))) static void debug_start(void) {
 
 /* At exit, the blocks still in the quarantine are checked (not freed). */
 __attribute__((destructor(101))) static void debug_end(void) {
-  if (!pmi_debug_active) return;
+  if (!dbg_blocks) return;
   tls_site = NULL;
   VG_ENTER();
   pmi_spin_lock(&q_lock);

@@ -18,13 +18,15 @@ void   pmi_stats_at_exit(void);
 void   pmi_stats_start_interval(void);
 void   pmi_stats_note_stderr(void);   /* at start: which file the report's stderr is */
 void   pmi_stats_fork_child(void);
+const char *pmi_stats_group(char *buf, unsigned long long v);   /* "1,234,567" in 32 bytes */
 
 /* ---- debug.c: POOLMALLOC_DEBUG=1 and valgrind support ----------------------
- * When pmi_debug_active is set (POOLMALLOC_DEBUG=1, or running under
- * valgrind), the pm_* entry points hand every call to these functions, which
- * wrap each block in a header and guards and call the core underneath
- * through pmi_malloc / pmi_free (core/internal.h: the fast paths without
- * the dispatch). */
+ * When pmi_debug_active is set (POOLMALLOC_DEBUG=1, running under valgrind,
+ * or POOLMALLOC_PROFILE=1), the pm_* entry points hand every call to these
+ * functions, which wrap each block in a header and guards (debug mode) and
+ * tell the heap profiler (diag/profile.h), calling the core underneath
+ * through pmi_malloc, pmi_free, pmi_realloc, ... (core/internal.h: the
+ * core's entry points without the dispatch). */
 extern int pmi_debug_active;   /* read-mostly; set once, at init */
 void   pmi_debug_init(void);                 /* from pmi_process_init; allocates nothing */
 void  *pmi_debug_malloc(size_t size);

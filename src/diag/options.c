@@ -4,7 +4,9 @@
  * variable and the value, and the default stays in force. */
 #include <errno.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 
@@ -79,6 +81,20 @@ void pmi_options_init(void) {
     }
   }
   errno = saved;
+}
+
+/* A path option's value with %p replaced by the process id. */
+void pmi_options_path(char *out, size_t cap, const char *pattern) {
+  size_t j = 0;
+  for (const char *s = pattern; *s != '\0' && j < cap - 24; s++) {
+    if (s[0] == '%' && s[1] == 'p') {
+      j += (size_t)snprintf(out + j, cap - j, "%d", (int)getpid());
+      s++;
+    } else {
+      out[j++] = *s;
+    }
+  }
+  out[j] = '\0';
 }
 
 /* The option list as the README shows it (scripts/poolmalloc --options). */

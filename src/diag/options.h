@@ -31,7 +31,18 @@ enum pmi_option_kind { PMI_OPT_LONG, PMI_OPT_CHOICE, PMI_OPT_PATH };
   X(debug, "DEBUG", PMI_OPT_LONG, 0, 0, 1, NULL, "0|1",                           \
     "debug mode: guard bytes around every block, 0xCD/0xDD fills, a quarantine "  \
     "of freed blocks; overflows, double frees, bad pointers and writes after "    \
-    "free are reported with a hex dump and a backtrace, then abort()")
+    "free are reported with a hex dump and a backtrace, then abort()")          \
+  X(profile, "PROFILE", PMI_OPT_LONG, 0, 0, 1, NULL, "0|1",                       \
+    "heap profiler: sampled allocations record their call stack; the live set "  \
+    "is written at exit, with every STATS_INTERVAL report and on "               \
+    "pm_profile_dump() (see \"Who holds the memory\")")                          \
+  X(profile_rate, "PROFILE_RATE", PMI_OPT_LONG, 524288, 1, 1073741824, NULL,       \
+    "BYTES", "mean number of bytes allocated between two samples (exponential "   \
+    "gaps, so every byte has the same chance); 1 samples every allocation")       \
+  X(profile_file, "PROFILE_FILE", PMI_OPT_PATH, 0, 0, 0, NULL, "PATH",            \
+    "where the profile goes (default poolmalloc.%p.heap, %p becoming the "       \
+    "process id); PATH.txt gets the top sites, PATH.collapsed the stacks for "   \
+    "a flame graph")
 
 enum pmi_option_id {
 #define PMI_OPTION_ENUM(name, env, kind, def, lo, hi, choices, syntax, doc) PMI_OPT_##name,
@@ -51,5 +62,6 @@ extern const char *pmi_option_strings[PMI_OPT_COUNT];
 #define pmi_option_str(name) (pmi_option_strings[PMI_OPT_##name])
 
 void pmi_options_init(void);
+void pmi_options_path(char *out, size_t cap, const char *pattern);   /* %p: the pid */
 
 #endif /* PM_OPTIONS_H */

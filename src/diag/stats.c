@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "diag/profile.h"
 #include "diag/report.h"
 
 void pmi_counters_sum(pmi_counters *out) {
@@ -176,6 +177,7 @@ pmi_export void pm_stats_get(pm_stats *st) {
   pmi_os_counts(&mmaps, &munmaps);
   st->mmap_calls = mmaps;
   st->munmap_calls = munmaps;
+  pmi_profile_stats(&st->profile);
 }
 
 /* ---- output without malloc ------------------------------------------------- */
@@ -213,9 +215,9 @@ __attribute__((format(printf, 2, 3))) static void outf(out *o, const char *fmt, 
   va_end(ap);
 }
 
-/* 1234567 -> "1,234,567", in one of the out's rotating buffers */
-static const char *group(out *o, unsigned long long v) {
-  char *buf = o->gbuf[o->gnext++ % 8], tmp[32];
+/* 1234567 -> "1,234,567" in buf (32 bytes) */
+const char *pmi_stats_group(char *buf, unsigned long long v) {
+  char tmp[32];
   int n = snprintf(tmp, sizeof tmp, "%llu", v), j = 0;
   for (int i = 0; i < n; i++) {
     buf[j++] = tmp[i];
@@ -224,6 +226,9 @@ static const char *group(out *o, unsigned long long v) {
   buf[j] = '\0';
   return buf;
 }
+
+/* The same, in one of the out's rotating buffers */
+static const char *group(out *o, unsigned long long v) { return pmi_stats_group(o->gbuf[o->gnext++ % 8], v); }
 
 static double pct(unsigned long long part, unsigned long long whole) {
   return whole ? 100.0 * (double)part / (double)whole : 0.0;
@@ -328,6 +333,12 @@ static void report_text(out *o, const pm_stats *st) {
 #define PMI_COUNTER_TEXT(name, doc) PMI_TEXT_LINE(#name, st->counters.name);
   PM_COUNTER_LIST(PMI_COUNTER_TEXT)
 #undef PMI_COUNTER_TEXT
+  if (st->profile.rate != 0) {
+    outf(o, "\n");
+#define PMI_PROFILE_TEXT(name, doc) PMI_TEXT_LINE(doc, st->profile.name);
+    PM_PROFILE_STATS(PMI_PROFILE_TEXT)
+#undef PMI_PROFILE_TEXT
+  }
   report_sections(o, PM_STATS_TEXT);
 #undef PMI_TEXT_LINE
 }
@@ -384,6 +395,14 @@ static void report_json(out *o, const pm_stats *st) {
 #undef PMI_JSON_FIELD
   outf(o, ", \"mmap_calls\": %llu, \"munmap_calls\": %llu}, \"heaps\": {\"total\": %llu, \"owned\": %llu}",
        st->mmap_calls, st->munmap_calls, st->heaps, st->heaps_owned);
+  if (st->profile.rate != 0) {
+    outf(o, ", \"profile\": {");
+    sep = "";
+#define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, st->profile.name), sep = ", ";
+    PM_PROFILE_STATS(PMI_JSON_FIELD)
+#undef PMI_JSON_FIELD
+    outf(o, "}");
+  }
   report_sections(o, PM_STATS_JSON);
   outf(o, "}\n");
 }
@@ -435,16 +454,7 @@ static int open_report(void) {
   const char *pattern = pmi_option_str(stats_file);
   if (pattern == NULL) return pmi_stderr_open();
   char path[1024];
-  size_t j = 0;
-  for (const char *s = pattern; *s != '\0' && j < sizeof path - 24; s++) {
-    if (s[0] == '%' && s[1] == 'p') {
-      j += (size_t)snprintf(path + j, sizeof path - j, "%d", (int)getpid());
-      s++;
-    } else {
-      path[j++] = *s;
-    }
-  }
-  path[j] = '\0';
+  pmi_options_path(path, sizeof path, pattern);
   int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (fd >= 0) return fd;
   static _Atomic int warned;
@@ -507,6 +517,7 @@ static void *interval_thread(void *arg) {
     struct timespec ts = {seconds, 0};
     while (nanosleep(&ts, &ts) != 0) {}
     write_report(false);
+    pmi_profile_interval();
   }
   return NULL;
 }
