@@ -57,9 +57,10 @@ PM_API int    pm_owns(const void *p);
  * fork left to be repaired, as that heap's next user would. */
 PM_API int    pm_check(void);
 
-/* Collects frees that other threads made of this thread's blocks, and gives
- * back to the OS what the arena reserve policy allows.  Returns 1 if memory
- * was returned (as glibc's malloc_trim). */
+/* Collects frees that other threads made of this thread's blocks.  With
+ * force (malloc_trim), also collects every other heap it can lock, gives
+ * back the pages of empty pools and unmaps the arena reserve.  Returns 1 if
+ * memory was returned (as glibc's malloc_trim). */
 PM_API int    pm_collect(int force);
 
 /* Process-wide activity counters, summed over every heap, live or exited.
@@ -90,7 +91,11 @@ PM_API int    pm_collect(int force);
   X(mediums_unmapped,  "medium regions returned to the OS")                    \
   X(mediums_reused,    "medium regions taken from their reserve")              \
   X(huge_cache_hits,   "huge blocks served from the cache of freed mappings")  \
-  X(huge_remaps,       "huge reallocs served by mremap (grown or moved without copying)")
+  X(huge_remaps,       "huge reallocs served by mremap (grown or moved without copying)") \
+  X(remote_pushes,     "batches of remote frees pushed onto an owner's stack (one CAS each)") \
+  X(purges,            "purges that gave memory back (purge thread, malloc_trim, failing allocations)") \
+  X(purge_bytes,       "bytes given back by purges (pages of empty pools, unmapped arenas)") \
+  X(purge_threads,     "times the purge thread was started")
 
 typedef struct pm_counters {
 #define PM_COUNTER_FIELD(name, doc) unsigned long long name;

@@ -12,23 +12,16 @@
 
 pmi_export int pm_collect(int force) {
   pmi_heap *heap = pmi_heap_own();
-  pm_counters before, after;
   if (pmi_unlikely(pmi_debug_active)) pmi_debug_collect();   /* check and empty the quarantine */
+  if (force) return pmi_release_all();   /* every heap, empty pools, the reserve (purge.c) */
   pmi_remote_flush();
-  pm_counters_get(&before);
   if (heap != &pmi_heap_empty) {
     pmi_heap_lock(heap);
     pmi_heap_collect_locked(heap);
-    if (force) pmi_heap_release_retained(heap);
     pmi_heap_unlock(heap);
   }
-  if (force) {
-    pmi_arena_release_reserve(0);
-    pmi_medium_release_reserve(0);
-    pmi_huge_trim();
-  }
-  pm_counters_get(&after);
-  return after.arenas_unmapped != before.arenas_unmapped || after.mediums_unmapped != before.mediums_unmapped;
+  pmi_purge_kick();
+  return 0;
 }
 
 pmi_export int malloc_trim(size_t pad) {

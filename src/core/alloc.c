@@ -20,7 +20,7 @@
  * else the head is full and leaves, else a fresh pool from the fullest arena. */
 void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
   unsigned c = pmi_size_class(size);
-  if (pmi_load_relaxed(&heap->thread_free) != NULL) pmi_heap_collect_locked(heap);
+  if (pmi_heap_has_remote(heap)) pmi_heap_collect_locked(heap);
   pmi_pool *pool;
   for (;;) {
     pool = heap->usedpools[c];
@@ -51,7 +51,12 @@ static inline void *malloc_medium(pmi_heap *heap, size_t size) {
     heap->counters.malloc_medium++;
     return pmi_medium_pop(m, block);
   }
-  return pmi_medium_malloc_slow(heap, c);
+  void *p = pmi_medium_malloc_slow(heap, c);
+  if (pmi_unlikely(p == NULL)) {   /* as malloc_huge */
+    pmi_release_all();
+    p = pmi_medium_malloc_slow(heap, c);
+  }
+  return p;
 }
 
 static void *malloc_huge(size_t size) {
@@ -59,7 +64,14 @@ static void *malloc_huge(size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  return pmi_huge_malloc(size, 0, false);
+  void *p = pmi_huge_malloc(size, 0, false);
+  /* Out of memory or address space: what the reserves, the decay and the
+   * other heaps hold goes back first (purge.c), then one more try. */
+  if (pmi_unlikely(p == NULL)) {
+    pmi_release_all();
+    p = pmi_huge_malloc(size, 0, false);
+  }
+  return p;
 }
 
 static void *malloc_slow(pmi_heap *heap, size_t size);
@@ -80,6 +92,7 @@ pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
 }
 
 static void *malloc_slow(pmi_heap *heap, size_t size) {
+  void *p;
   /* First, the medium fast path: the head region of the class has a free
    * block. */
   if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) return malloc_medium(heap, size);
@@ -94,10 +107,17 @@ static void *malloc_slow(pmi_heap *heap, size_t size) {
     heap->counters.malloc_small++;
     return pmi_pool_pop(pool, pmi_pool_carve(pool));
   }
-  pmi_remote_flush();   /* this thread's batch of frees for other heaps */
+  pmi_remote_flush();   /* this thread's batches of frees for other heaps */
   pmi_heap_lock(heap);
-  void *p = pmi_heap_malloc_small(heap, size);
+  p = pmi_heap_malloc_small(heap, size);
   pmi_heap_unlock(heap);
+  pmi_purge_kick();
+  if (pmi_unlikely(p == NULL)) {   /* out of address space: as malloc_huge */
+    pmi_release_all();
+    pmi_heap_lock(heap);
+    p = pmi_heap_malloc_small(heap, size);
+    pmi_heap_unlock(heap);
+  }
   return p;
 }
 

@@ -19,8 +19,9 @@
  * New arenas come from its head (the warmest memory).  Its first
  * POOLMALLOC_ARENA_RESERVE arenas stay as long as they like; the ones beyond
  * are unmapped from the tail once they have sat there POOLMALLOC_ARENA_DECAY_MS
- * milliseconds (checked whenever an arena enters or leaves the reserve, and by
- * malloc_trim, which empties it).  Why keep them at all: a program that frees
+ * milliseconds (checked whenever an arena enters or leaves the reserve, by
+ * the purge thread while the program is idle (purge.c), and by malloc_trim
+ * and a failing allocation, which empty it).  Why keep them at all: a program that frees
  * a large structure and builds another would otherwise pay for munmap, mmap
  * and 63 page faults per arena, about 2 us each on a VM; why not for long:
  * memory that is not given back is the most common complaint about
@@ -84,7 +85,7 @@ static pmi_arena *arena_new(pmi_heap *heap) {
   } else {
     if (pmi_load_relaxed(&reserve_count) > (size_t)pmi_option(arena_reserve)) reserve_decay(heap, pmi_os_now_ms());
     arena = pmi_os_map_aligned(PMI_ARENA_SIZE, PMI_ARENA_SIZE, pmi_load_relaxed(&map_hint));
-    if (arena == NULL) return NULL;
+    if (arena == NULL) return NULL;   /* the caller releases what it can, then retries */
     if (!pmi_arenamap_add(arena)) {
       pmi_os_unmap(arena, PMI_ARENA_SIZE);
       return NULL;
@@ -125,6 +126,7 @@ static void arena_retire(pmi_heap *heap, pmi_arena *arena) {
   reserve_release();
   heap->counters.arenas_reserved++;
   reserve_decay(heap, arena->retired_ms);
+  if (pmi_load_relaxed(&reserve_count) > (size_t)pmi_option(arena_reserve)) pmi_purge_note();
 }
 
 /* Pops the oldest reserve arena if it may go: beyond keep, and (unless
@@ -150,6 +152,7 @@ static void arena_unmap(pmi_heap *heap, pmi_arena *arena) {
   pmi_os_unmap(arena, PMI_ARENA_SIZE);
   atomic_fetch_sub(&arenas_mapped_now, 1);
   if (heap != &pmi_heap_empty) heap->counters.arenas_unmapped++;
+  else atomic_fetch_add_explicit(&pmi_purge_stats.arenas_unmapped, 1, memory_order_relaxed);
 }
 
 static void reserve_decay(pmi_heap *heap, uint64_t now) {
@@ -161,6 +164,17 @@ static void reserve_decay(pmi_heap *heap, uint64_t now) {
 void pmi_arena_release_reserve(size_t keep) {
   pmi_arena *arena;
   while ((arena = reserve_pop_old(keep, 0, true)) != NULL) arena_unmap(pmi_heap_own(), arena);
+}
+
+/* The purge thread's decay: from no heap, counted in pmi_purge_stats. */
+bool pmi_arena_decay(uint64_t now) {
+  pmi_arena *arena;
+  size_t keep = (size_t)pmi_option(arena_reserve);
+  while ((arena = reserve_pop_old(keep, now, false)) != NULL) {
+    arena_unmap(&pmi_heap_empty, arena);
+    atomic_fetch_add_explicit(&pmi_purge_stats.purge_bytes, PMI_ARENA_SIZE, memory_order_relaxed);
+  }
+  return pmi_load_relaxed(&reserve_count) > keep;
 }
 
 static void usable_unlink(pmi_heap *heap, pmi_arena *arena) {
@@ -208,7 +222,7 @@ void pmi_arena_give_pool(pmi_heap *heap, pmi_pool *pool) {
   pool->state = PMI_POOL_EMPTY;
   pool->capacity = 0;
   pool->nextpool = arena->freepools;
-  pool->prevpool = NULL;
+  pool->idle = 0;
   arena->freepools = pool;
 
   uint32_t nf = arena->nfreepools;
@@ -218,6 +232,10 @@ void pmi_arena_give_pool(pmi_heap *heap, pmi_pool *pool) {
     heap->nfp2lasta[nf] = (prev != NULL && prev->nfreepools == nf) ? prev : NULL;
   }
   arena->nfreepools = ++nf;
+  /* Empty pools worth a purge thread: an arena at least half empty in a heap
+   * of a few MiB.  A small program (most commands) never starts one: a
+   * second thread would also switch the C library to its locked paths. */
+  if (pmi_unlikely(nf >= PMI_ARENA_POOLS / 2) && heap->narenas >= PMI_PURGE_MIN_ARENAS) pmi_purge_note();
 
   if (nf == PMI_ARENA_POOLS) {             /* wholly empty: leaves the heap */
     usable_unlink(heap, arena);            /* it had nf - 1 > 0 free pools: on the list */

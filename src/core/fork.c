@@ -34,6 +34,7 @@ static void fork_child(void) {
   pmi_medium_fork_child();
   pmi_arena_fork_child();
   pmi_heap_fork_child();
+  pmi_purge_fork_child();   /* the purge thread did not come along */
   pmi_spin_fork_end();
   pmi_debug_fork_child();
   pmi_stats_fork_child();

@@ -6,10 +6,12 @@
  *   2. one compare of the arena's owner with this thread's heap; another
  *      owner (or debug mode, where pmi_heap_tls is pmi_heap_empty) goes to
  *      free_not_local;
- *   3. the block's bit in its pool's live bitmap must be set, and the pool's
- *      free list must not be empty (a full pool, whose first free relinks
- *      it, has an empty list; so has the arena header read as pools[0]);
- *      both are read before anything is written, else free_local_slow;
+ *   3. the block's bit in its pool's live bitmap must be set, the pool's
+ *      free list must not be empty (so has the arena header read as
+ *      pools[0]) and the pool must not be FULL (its first free relinks it,
+ *      and its free list, if any, holds blocks that another thread holding
+ *      the heap's lock took from remote frees: remote.c); all are read
+ *      before anything is written, else free_local_slow;
  *   4. clear the bit, push the block (its link encoded), and decrement used:
  *      if it reaches 0 the pool has emptied (the head pool never gets
  *      there, types.h) and pmi_pool_emptied decides where it goes.
@@ -21,17 +23,22 @@
  * for the cost of a bit test: a double free, a pointer inside a block, a
  * block never handed out, and a pointer into a pool not in use.  A
  * block freed by another thread carries pmi_remote_key until its owner takes
- * it, which catches a second remote free at once; any other mixture is
- * caught when the owner takes it (heap.c). */
+ * it, which catches a second remote free at once; the other orders are
+ * caught by the checks of remote.c's collection walk (a link rewritten by
+ * a local free) and of pmi_link_corrupt (a remote push rewrote the link of
+ * a block on a local free list). */
 #include <errno.h>
 
 #include "core/internal.h"
 
-uintptr_t pmi_remote_key = 2;   /* these two are set from the kernel's */
-uintptr_t pmi_link_key = 0;     /* random bytes at process start */
+uintptr_t pmi_link_key = 0;     /* set from the kernel's random bytes at start */
 
 
 pmi_cold _Noreturn void pmi_link_corrupt(const void *block, const void *next) {
+  /* A block on a local free list with the remote mark: another thread freed
+   * it after its owner did, and its push rewrote the link. */
+  if (((const pmi_block *)block)->key == pmi_remote_key)
+    pmi_fatal("free(): double free or corruption: block already freed, then freed by another thread, %p", block);
   pmi_fatal("heap corruption: the free block at %p links to %p, outside its pool "
             "(a write past the end of a block, or after its free)", block, next);
 }
@@ -42,7 +49,7 @@ pmi_cold _Noreturn void pmi_bad_pointer(const char *fn, const void *p, const cha
 
 /* Why p is not a live block of its pool, or NULL if it is one; from the
  * descriptor alone, which only the owner may read cheaply. */
-static const char *block_fault_owned(pmi_pool *pool, const void *p) {
+const char *pmi_block_fault_owned(pmi_pool *pool, const void *p) {
   if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL)
     return "invalid pointer (inside an arena, but not in a pool in use):";
   unsigned units = pmi_block_units(p);
@@ -56,7 +63,7 @@ static const char *block_fault_owned(pmi_pool *pool, const void *p) {
 
 /* The same, and not waiting in a remote batch or thread_free stack. */
 static const char *block_fault(pmi_pool *pool, const void *p) {
-  const char *fault = block_fault_owned(pool, p);
+  const char *fault = pmi_block_fault_owned(pool, p);
   if (fault == NULL && ((const pmi_block *)p)->key == pmi_remote_key)
     fault = "double free or corruption: block already freed by another thread,";
   return fault;
@@ -73,7 +80,7 @@ void pmi_free_collected(pmi_heap *heap, pmi_block *block) {
   }
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
   block->key = 0;
-  const char *fault = block_fault_owned(pool, block);
+  const char *fault = pmi_block_fault_owned(pool, block);
   if (fault != NULL) pmi_bad_pointer("free", block, fault);
   unsigned units = pmi_block_units(block);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
@@ -131,75 +138,6 @@ pmi_noinline static void free_not_pool(void *p) {
   free_not_pool_core(p);
 }
 
-/* ---- remote frees --------------------------------------------------------- *
- * A block of another heap goes onto the owner's thread_free stack.  One CAS
- * per block would move the stack's cache line between the two threads on
- * every free, so a thread gathers the blocks it frees for one owner into a
- * batch (a chain, in thread-local storage) and pushes the chain with one CAS
- * when it reaches PMI_REMOTE_BATCH blocks, when the owner changes, and when
- * the thread enters malloc's slow path, calls malloc_trim or exits.  Frees
- * into a heap no thread owns are pushed at once, so that they are reclaimed
- * at once.  A block's live bit belongs to its owner, which clears it when it
- * takes the block. */
-#define PMI_REMOTE_BATCH 32
-static __thread pmi_block *batch_first __attribute__((tls_model("initial-exec")));
-static __thread pmi_block *batch_last __attribute__((tls_model("initial-exec")));
-static __thread pmi_heap *batch_owner __attribute__((tls_model("initial-exec")));
-static __thread uint32_t batch_count __attribute__((tls_model("initial-exec")));
-static __thread uint8_t batch_off __attribute__((tls_model("initial-exec")));   /* thread past its exit */
-
-static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
-  pmi_block *head = atomic_load_explicit(&owner->thread_free, memory_order_relaxed);
-  do {
-    pmi_link_set(last, head);
-  } while (!atomic_compare_exchange_weak(&owner->thread_free, &head, first));
-  if (!atomic_load(&owner->owned)) {
-    int saved = errno;
-    pmi_heap_reclaim_unowned(owner);
-    errno = saved;
-  }
-}
-
-void pmi_remote_flush(void) {
-  pmi_block *first = batch_first;
-  if (first == NULL) return;
-  pmi_heap *owner = batch_owner;
-  pmi_block *last = batch_last;
-  batch_first = batch_last = NULL;
-  batch_owner = NULL;
-  batch_count = 0;
-  remote_push(owner, first, last);
-}
-
-void pmi_remote_thread_exit(void) {
-  pmi_remote_flush();
-  batch_off = 1;
-}
-
-/* The hook of every kind of block that has an owning heap (pool blocks here,
- * medium blocks from medium.c): block, already checked as far as its kind
- * allows without the owner's descriptor, goes to owner's thread_free. */
-void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
-  void *p = block;
-  if (block->key == pmi_remote_key)
-    pmi_bad_pointer("free", p, "double free or corruption: block already freed by another thread,");
-  block->key = pmi_remote_key;
-  if (pmi_unlikely(batch_off || !pmi_load_relaxed(&owner->owned))) {
-    remote_push(owner, block, block);
-    return;
-  }
-  if (batch_owner != owner) {
-    pmi_remote_flush();
-    if (pmi_unlikely(pmi_heap_tls == &pmi_heap_empty)) pmi_heap_register_exit();
-    batch_owner = owner;
-    batch_last = block;
-  } else {
-    pmi_link_set(block, batch_first);
-  }
-  batch_first = block;
-  if (++batch_count >= PMI_REMOTE_BATCH) pmi_remote_flush();
-}
-
 /* A pool block of another heap: what can be checked without the owner's
  * descriptor, then the hook. */
 static void free_remote(void *p) {
@@ -228,15 +166,22 @@ pmi_noinline static void free_not_local(void *p) {
  * start, from the descriptor alone. */
 pmi_noinline static void free_local_slow(void *p) {
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
-  const char *fault = block_fault(pool, p);
-  if (fault != NULL) pmi_bad_pointer("free", p, fault);
   pmi_heap *heap = pmi_load_relaxed(&pmi_arena_of(p)->heap);
   int saved = errno;
+  /* The checks and the live bit under the lock: a FULL pool's descriptor is
+   * also written by other threads that hold it (remote.c). */
+  if (heap == NULL) {   /* an arena in the reserve: no pool in use */
+    const char *fault = block_fault(pool, p);
+    pmi_bad_pointer("free", p, fault != NULL ? fault : "invalid pointer (inside a retired arena):");
+  }
+  pmi_heap_lock(heap);
+  const char *fault = block_fault(pool, p);
+  if (fault != NULL) pmi_bad_pointer("free", p, fault);
   unsigned units = pmi_block_units(p);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
-  pmi_heap_lock(heap);
   pmi_free_block(heap, pool, p);
   pmi_heap_unlock(heap);
+  pmi_purge_kick();
   errno = saved;
 }
 
@@ -260,7 +205,7 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
   uint64_t *word = (uint64_t *)((char *)pool->live + ((r >> 3) & ((PMI_LIVE_WORDS - 1) * 8)));   /* live[(r >> 6) % WORDS] */
   uint64_t w = *word;
   pmi_block *next = pool->freeblock;
-  if (pmi_unlikely(!((w >> (r & 63)) & 1) || next == NULL)) {
+  if (pmi_unlikely(!((w >> (r & 63)) & 1) || next == NULL || pool->state == PMI_POOL_FULL)) {
     free_local_slow(p);
     return;
   }

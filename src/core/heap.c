@@ -11,9 +11,10 @@
  *                    and tls_done is set: later frees from it take the remote
  *                    path, later mallocs use a shared fallback heap.
  *   unowned heaps    frees into them are pushed on thread_free as usual; the
- *                    freeing thread then reclaims them under heap->lock, so
- *                    the memory of exited threads goes back without waiting
- *                    for a new thread.
+ *                    freeing thread then reclaims them under heap->lock (or
+ *                    the lock's holder does, as it unlocks), so the memory
+ *                    of exited threads goes back without waiting for a new
+ *                    thread.  The handshake is written down in remote.c.
  *
  * Heaps are never freed (their addresses stay valid for remote frees that
  * are in flight); they are recycled by adoption. */
@@ -41,8 +42,28 @@ static pthread_key_t heap_key;
 /* ---- locks: core/lock.c's spin lock ------------------------------------------ */
 
 void pmi_heap_lock(pmi_heap *heap) { pmi_spin_lock(&heap->lock); }
-void pmi_heap_unlock(pmi_heap *heap) { pmi_spin_unlock(&heap->lock); }
-bool pmi_heap_trylock(pmi_heap *heap) { return pmi_spin_trylock(&heap->lock); }
+
+/* Both loads seq_cst, not core/lock.c's relaxed-then-acquire: the pusher's
+ * side of the handshake (remote.c). */
+bool pmi_heap_trylock(pmi_heap *heap) {
+  int expected = PMI_LOCK_FREE;
+  return atomic_load(&heap->lock) == PMI_LOCK_FREE && atomic_compare_exchange_strong(&heap->lock, &expected, PMI_LOCK_HELD);
+}
+
+/* core/lock.c's unlock with a seq_cst store (a lock taken for a fork is
+ * left to the fork's parent handler). */
+static void unlock_only(pmi_heap *heap) {
+  if (pmi_likely(pmi_load_relaxed(&heap->lock) != PMI_LOCK_FORK)) atomic_store(&heap->lock, PMI_LOCK_FREE);
+}
+
+/* A thread that freed into an unowned heap while we held its lock found
+ * the lock taken and left its blocks to us: after unlocking, look again
+ * (seq_cst store, then seq_cst loads: see remote.c). */
+void pmi_heap_unlock(pmi_heap *heap) {
+  unlock_only(heap);
+  if (pmi_unlikely(!atomic_load(&heap->owned)) && atomic_load(&heap->thread_free) != NULL)
+    pmi_heap_reclaim_unowned(heap);
+}
 void pmi_heaps_lock(void) { pmi_spin_lock(&heaps_lock_); }
 void pmi_heaps_unlock(void) { pmi_spin_unlock(&heaps_lock_); }
 pmi_heap *pmi_heap_first(void) { return heaps_all; }
@@ -67,17 +88,6 @@ static pmi_heap *heap_new_locked(void) {
   return heap;
 }
 
-/* Takes the remote frees of heap and frees each block into its pool.
- * The caller owns the heap or holds its lock. */
-void pmi_heap_collect_locked(pmi_heap *heap) {
-  pmi_block *block = atomic_exchange_explicit(&heap->thread_free, NULL, memory_order_acquire);
-  while (block != NULL) {
-    pmi_block *next = pmi_link_get(block);
-    pmi_free_collected(heap, block);
-    block = next;
-  }
-}
-
 void pmi_heap_collect(pmi_heap *heap) {
   if (pmi_load_relaxed(&heap->thread_free) == NULL) return;
   pmi_heap_lock(heap);
@@ -85,20 +95,20 @@ void pmi_heap_collect(pmi_heap *heap) {
   pmi_heap_unlock(heap);
 }
 
-/* Frees into an unowned heap are reclaimed by whoever freed them.  The loop
- * closes the race with a concurrent holder of the lock: if our push came
- * after its exchange, we see thread_free non-empty once it has unlocked
- * (both sides use sequentially consistent operations). */
+/* Frees into an unowned heap are reclaimed by whoever freed them.  When the
+ * lock is taken, its holder looks again as it unlocks (pmi_heap_unlock), so
+ * giving up here strands nothing; the loop looks again after our own
+ * unlock for the same reason. */
 void pmi_heap_reclaim_unowned(pmi_heap *heap) {
   while (atomic_load(&heap->thread_free) != NULL) {
     if (!pmi_heap_trylock(heap)) return;
     if (atomic_load(&heap->owned)) {   /* adopted meanwhile: the owner collects */
-      pmi_heap_unlock(heap);
+      unlock_only(heap);
       return;
     }
     pmi_heap_repair_locked(heap);
     pmi_heap_collect_locked(heap);
-    atomic_store(&heap->lock, 0);
+    unlock_only(heap);
   }
 }
 
@@ -161,6 +171,8 @@ static void heap_thread_exit(void *arg) {
   heaps_abandoned = heap;
   pmi_heaps_unlock();
   pmi_heap_reclaim_unowned(heap);
+  pmi_purge_note();   /* its empty pools and arenas may go back later */
+  pmi_purge_kick();
 }
 
 /* A thread without a heap that holds a batch of remote frees needs the exit
@@ -229,6 +241,7 @@ void pmi_heap_fork_child(void) {
 void pmi_heap_repair_locked(pmi_heap *heap) {
   if (!heap->repair) return;
   heap->repair = 0;
+  pmi_remote_apply(heap);   /* made under the lock: whole */
   for (pmi_arena *a = heap->arenas; a != NULL; a = a->next_owned)
     for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++)
       if (a->pools[i].state == PMI_POOL_USED || a->pools[i].state == PMI_POOL_FULL) pmi_pool_rebuild(heap, &a->pools[i]);

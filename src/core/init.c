@@ -25,6 +25,7 @@ void pmi_process_init(void) {
   tls_initialising = 1;
   uint64_t r = pmi_os_random();
   pmi_remote_key = (uintptr_t)(r * 0x9E3779B97F4A7C15ull) | 2;
+  pmi_remote_link_key = (uintptr_t)((r ^ (r >> 31)) * 0x94D049BB133111EBull);
   pmi_link_key = (uintptr_t)((r ^ (r >> 29)) * 0xBF58476D1CE4E5B9ull);
   pmi_options_init();
   pmi_arenamap_init();

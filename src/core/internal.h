@@ -112,6 +112,7 @@ void  *pmi_os_map(size_t size);                       /* zeroed, page-aligned */
 void  *pmi_os_reserve(size_t size);                   /* the same, not committed */
 void  *pmi_os_map_aligned(size_t size, size_t align, void *hint);
 void   pmi_os_unmap(void *p, size_t size);
+void   pmi_os_purge(void *p, size_t size);              /* pages back, mapping kept */
 void  *pmi_os_remap(void *old, size_t old_size, size_t new_size, void *to);   /* mremap */
 void   pmi_os_decommit(void *p, size_t size);         /* madvise(MADV_DONTNEED) */
 void   pmi_os_write(int fd, const char *s, size_t n);
@@ -202,6 +203,7 @@ static inline bool pmi_arenamap_pool_block(uintptr_t rotated) {
 pmi_pool *pmi_arena_take_pool(pmi_heap *heap);        /* an EMPTY pool, or NULL (ENOMEM) */
 void   pmi_arena_give_pool(pmi_heap *heap, pmi_pool *pool);  /* back to freepools */
 void   pmi_arena_release_reserve(size_t keep);
+bool   pmi_arena_decay(uint64_t now);   /* unmaps what has decayed; true if more will */
 size_t pmi_arena_reserve_count(void);
 void   pmi_arena_fork_prepare(void);
 void   pmi_arena_fork_parent(void);
@@ -258,11 +260,38 @@ uint64_t pmi_heap_small_frees(pmi_heap *heap);   /* derived, not counted: stats.
 void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
 void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
 pmi_pool *pmi_check_live_block(const char *fn, const void *p);
-_Noreturn void pmi_bad_pointer(const char *fn, const void *p, const char *fault);
-void   pmi_remote_free(pmi_heap *owner, pmi_block *block);  /* checked; to owner's thread_free */
-void   pmi_remote_flush(void);        /* push this thread's batch of remote frees */
 void   pmi_free_collected(pmi_heap *heap, pmi_block *block);  /* the owner takes a remote free */
+const char *pmi_block_fault_owned(pmi_pool *pool, const void *p);   /* why p is not live, or NULL */
+_Noreturn void pmi_bad_pointer(const char *fn, const void *p, const char *fault);
+
+/* ---- remote.c: frees from other threads, their collection ------------------ */
+void   pmi_remote_free(pmi_heap *owner, pmi_block *block);  /* any kind's block, checked as far as
+                                      its kind allows; to owner's batch (remote.c) */
+void   pmi_remote_flush(void);        /* push this thread's batches of remote frees */
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
+void   pmi_remote_apply(pmi_heap *heap);            /* owner: held blocks become free */
+void   pmi_heap_collect_foreign(pmi_heap *heap);    /* lock held, owner alive elsewhere */
+void   pmi_heap_collect_any(pmi_heap *heap);        /* lock held, either case */
+bool   pmi_heap_has_remote(pmi_heap *heap);
+extern uintptr_t pmi_remote_key, pmi_remote_link_key;
+extern _Atomic uint64_t pmi_remote_pushes;
+
+/* ---- purge.c: giving idle memory back ---------------------------------------- */
+void   pmi_purge_note(void);          /* something may become returnable later */
+void   pmi_purge_kick_slow(void);
+extern _Atomic int pmi_purge_wanted;
+/* Starts the purge thread if wanted; only where no allocator lock is held. */
+static inline void pmi_purge_kick(void) {
+  if (pmi_unlikely(pmi_load_relaxed(&pmi_purge_wanted))) pmi_purge_kick_slow();
+}
+size_t pmi_purge_heap_pools(pmi_heap *heap, bool force, bool *pending);  /* lock held; bytes */
+int    pmi_release_all(void);         /* malloc_trim(0): every heap, the reserve */
+void   pmi_purge_fork_child(void);
+typedef struct pmi_purge_counts {
+  _Atomic uint64_t purges, purge_bytes, purge_threads, arenas_unmapped;
+} pmi_purge_counts;
+extern pmi_purge_counts pmi_purge_stats;
+
 /* The core's entry points without the dispatch, for what it dispatches to;
  * they work on the thread's own heap, which in debug mode is not
  * pmi_heap_tls (pmi_heap_own). */

@@ -53,6 +53,14 @@ void pmi_os_unmap(void *p, size_t size) {
     pmi_warning("munmap(%p, %zu) failed: %s", p, size, strerror(errno));
 }
 
+/* The pages go back to the OS; the mapping stays (no new VMA: a hole
+ * punched with munmap would split it), and reads as zeros when touched. */
+void pmi_os_purge(void *p, size_t size) {
+  int saved = errno;
+  madvise(p, size, MADV_DONTNEED);
+  errno = saved;
+}
+
 /* Maps size bytes aligned to align.  First asks for the hint (the address
  * just below the previous arena, where the kernel's top-down search puts the
  * next mapping anyway, so it usually comes back aligned and merges with its

@@ -173,6 +173,12 @@ void pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool) {
  * makes the state transition that follows.  The caller owns the heap (or
  * holds its lock), has cleared the block's live bit and counted the free. */
 void pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
+  if (pool->state == PMI_POOL_FULL && pmi_unlikely(pool->nremote != 0)) {   /* remote frees held for it (remote.c) */
+    pmi_remote_apply(heap);
+    if (pool->state != PMI_POOL_USED) pmi_bad_pointer("free", block, "double free or corruption: block already freed,");
+    pmi_free_block(heap, pool, block);
+    return;
+  }
   pmi_pool_push(pool, block);
   pool->used--;
   if (pool->state == PMI_POOL_FULL) {          /* FULL -> USED */

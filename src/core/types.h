@@ -107,10 +107,13 @@
  *    one thread.  The owning thread allocates and frees its own blocks with
  *    plain loads and stores.  A free from any other thread pushes the block
  *    onto the owning heap's thread_free stack with one CAS; the owner takes the
- *    whole stack in its slow path.  When a thread exits its heap becomes
- *    unowned: it keeps its arenas and live blocks, frees into it are reclaimed
- *    by the freeing thread (under heap->lock), and the next new thread adopts
- *    the whole heap.
+ *    whole stack in its slow path; other threads holding heap->lock (the
+ *    purge thread, malloc_trim) take what lands in FULL pools (remote.c).
+ *    When a thread exits its heap becomes unowned: it keeps its arenas and
+ *    live blocks, frees into it are reclaimed by the freeing thread (under
+ *    heap->lock), and the next new thread adopts the whole heap.  Empty
+ *    pools and empty arenas go back to the OS after ARENA_DECAY_MS
+ *    (purge.c).
  */
 #ifndef PM_TYPES_H
 #define PM_TYPES_H
@@ -135,6 +138,10 @@
 #define PMI_POOLS_PER_ARENA (1u << (PMI_ARENA_SHIFT - PMI_POOL_SHIFT))  /* 64 */
 #define PMI_FIRST_POOL      1u    /* page 0 is the arena header */
 #define PMI_ARENA_POOLS     (PMI_POOLS_PER_ARENA - PMI_FIRST_POOL)     /* 63 */
+
+/* A heap of at least this many arenas whose pools empty may need the purge
+ * thread (purge.c); below it (2 MiB), empty pools wait for malloc_trim. */
+#define PMI_PURGE_MIN_ARENAS 8u
 
 /* Blocks carved from a pool's untouched tail per slow-path visit: about this
  * many bytes, at least one block.  Carving touches only what is handed out soon. */
@@ -220,9 +227,11 @@ typedef struct pmi_block {
                                so that an
                                overflow into a free block cannot simply aim
                                the allocator at an address of its choice */
-  uintptr_t key;            /* pmi_remote_key while on a thread_free stack
-                               (a second remote free of it is a double free);
-                               cleared when its owner takes it */
+  uintptr_t key;            /* pmi_remote_key from its remote free until
+                               its owner takes it (a second free of it, by
+                               any thread, is a double free); links of
+                               remote chains are encoded with
+                               pmi_remote_link_key instead of pmi_link_key */
 } pmi_block;
 
 /* ---- pools ----------------------------------------------------------------- */
@@ -251,7 +260,12 @@ enum pmi_pool_state {
  *       free list still holds its p.ncarved blocks of class c, reused as
  *       they are if it serves class c again)
  *   p.state == USED   <=>  p is on heap.usedpools[c]
- *   p.state == FULL   =>   p.used == p.capacity
+ *   p.state == FULL   =>   p.used == p.capacity, and its free list holds
+ *       exactly p.nremote blocks, freed by other threads and taken by a
+ *       non-owner holding the heap's lock; they keep their live bits and
+ *       remote mark until the owner applies them (remote.c):
+ *       blocks in use == p.used - p.nremote
+ *   p.nremote > 0  <=>  p is on heap.remote_pools (linked by nextpool)
  *   p on usedpools[c] and not its head => p has room (p.used == 0: a spare)
  *   popcount(p.live) == p.used - head(p); bit u of live is set <=> a block starting
  *       at 16-byte unit u of the pool is handed out (the free fast path tests
@@ -261,7 +275,13 @@ enum pmi_pool_state {
 typedef struct pmi_pool {
   pmi_block *freeblock;      /* first free block; NULL: none (maybe untouched ones) */
   struct pmi_pool *nextpool; /* usedpools[c] list, or arena freepools list */
-  struct pmi_pool *prevpool; /* usedpools[c] list only; NULL at the head */
+  union {
+    struct pmi_pool *prevpool; /* USED: usedpools[c] list; NULL at the head */
+    uintptr_t nremote;         /* FULL: blocks another thread holds for it on
+                                  freeblock (remote.c); 0 otherwise */
+    uintptr_t idle;            /* EMPTY: purge passes it sat through empty
+                                  (purge.c); 0 when it arrives */
+  };
   uint16_t used;             /* blocks handed out and not yet freed here,
                                 plus one while the pool is the head of its
                                 usedpools list (so that free's one test,
@@ -391,6 +411,9 @@ typedef struct pmi_counters {
  *   owned == 1  =>  only the owning thread touches usedpools, pools and
  *       arenas, and takes lock around list splices (so that fork can stop it)
  *   owned == 0  =>  anyone may touch the heap, holding lock
+ *   owned == 1  =>  another thread holding lock may also take remote frees
+ *       into FULL pools and splice the arena lists (remote.c explains why
+ *       that is safe while the owner runs its fast paths)
  */
 typedef struct pmi_heap {
   pmi_pool *usedpools[PMI_NCLASSES];                 /* the fast path reads this */
@@ -408,6 +431,9 @@ typedef struct pmi_heap {
   struct pmi_heap *next_abandoned;                   /* the abandoned list */
   _Atomic int owned;                                 /* a live thread owns it */
   _Atomic int lock;                                  /* spin lock, see above */
+  pmi_pool *remote_pools;     /* FULL pools holding remote frees (remote.c) */
+  pmi_block *remote_deferred; /* remote frees of USED pools taken by a
+                                 non-owner, for the owner (remote.c) */
   uint8_t repair;      /* left by a thread that was inside malloc or free
                           when another thread forked: in this child, one of
                           its pools may be half-updated (heap.c repairs it

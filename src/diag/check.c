@@ -33,8 +33,9 @@ static unsigned free_list_length(checker *ck, pmi_pool *pool) {
       return n;
     }
     unsigned units = pmi_block_units(b);
-    CHECK(ck, !(*pmi_live_word(pool, units) & pmi_live_bit(units)), "pool %p: free block %p marked live",
-          (void *)pool, (void *)b);
+    bool held = pool->state == PMI_POOL_FULL;   /* held remote frees keep their live bits */
+    CHECK(ck, held == !!(*pmi_live_word(pool, units) & pmi_live_bit(units)), "pool %p: free block %p marked %s",
+          (void *)pool, (void *)b, held ? "free while held" : "live");
     n++;
   }
   return n;
@@ -47,8 +48,12 @@ static void check_pool(checker *ck, pmi_heap *heap, pmi_pool *pool) {
         "pool %p: capacity %u", (void *)pool, pool->capacity);
   CHECK(ck, pool->ncarved <= pool->capacity, "pool %p: carved %u > capacity", (void *)pool, pool->ncarved);
   unsigned nfree = free_list_length(ck, pool);
-  /* used - head + free + untouched == capacity */
-  CHECK(ck, used + nfree + (pool->capacity - pool->ncarved) == pool->capacity,
+  if (pool->state == PMI_POOL_FULL)   /* nremote held blocks, still counted in used */
+    CHECK(ck, nfree == pool->nremote, "full pool %p: %u blocks held, nremote %zu", (void *)pool, nfree,
+          (size_t)pool->nremote);
+  unsigned held = pool->state == PMI_POOL_FULL ? nfree : 0;
+  /* used - head - held + free + untouched == capacity */
+  CHECK(ck, used - held + nfree + (pool->capacity - pool->ncarved) == pool->capacity,
         "pool %p: used %u + free %u + untouched %u != capacity %u", (void *)pool, used, nfree,
         pool->capacity - pool->ncarved, pool->capacity);
   unsigned live = 0;

@@ -23,6 +23,11 @@ enum pmi_option_kind { PMI_OPT_LONG, PMI_OPT_CHOICE, PMI_OPT_PATH };
   X(arena_decay_ms, "ARENA_DECAY_MS", PMI_OPT_LONG, 1000, 0, 3600000, NULL, "MS", \
     "empty arenas beyond ARENA_RESERVE go back to the OS after this many "        \
     "milliseconds unused (0: at once); malloc_trim() returns them all now")       \
+  X(purge_thread, "PURGE_THREAD", PMI_OPT_LONG, 1, 0, 1, NULL, "0|1",             \
+    "1: a background thread, started only once memory has been freed and gone "   \
+    "when nothing is left to return, gives idle memory back after "              \
+    "ARENA_DECAY_MS (remote frees an idle owner does not collect, empty pools, "  \
+    "reserve arenas); 0: only the allocator's own calls and malloc_trim() do")   \
   X(debug, "DEBUG", PMI_OPT_LONG, 0, 0, 1, NULL, "0|1",                           \
     "debug mode: guard bytes around every block, 0xCD/0xDD fills, a quarantine "  \
     "of freed blocks; overflows, double frees, bad pointers and writes after "    \

@@ -50,6 +50,12 @@ void pmi_counters_sum(pmi_counters *out) {
     pmi_heap_unlock(h);
   }
   pmi_heaps_unlock();
+  /* The ones counted by no heap (remote.c, purge.c) */
+  out->remote_pushes += atomic_load_explicit(&pmi_remote_pushes, memory_order_relaxed);
+  out->purges += atomic_load_explicit(&pmi_purge_stats.purges, memory_order_relaxed);
+  out->purge_bytes += atomic_load_explicit(&pmi_purge_stats.purge_bytes, memory_order_relaxed);
+  out->purge_threads += atomic_load_explicit(&pmi_purge_stats.purge_threads, memory_order_relaxed);
+  out->arenas_unmapped += atomic_load_explicit(&pmi_purge_stats.arenas_unmapped, memory_order_relaxed);
 }
 
 pmi_export void pm_counters_get(pm_counters *out) {
@@ -73,6 +79,7 @@ static void census_arena(pm_stats *st, pmi_heap *h, pmi_arena *a) {
      * capacity even while its owner allocates. */
     unsigned used = pmi_pool_nused(h, p), carved = p->ncarved, capacity = p->capacity;
     if (used > capacity) used = 0;   /* read while its owner moved the head's bias */
+    if (state == PMI_POOL_FULL && used >= (unsigned)p->nremote) used -= (unsigned)p->nremote;   /* held remote frees are free */
     if (carved < used) carved = used;
     if (capacity < carved) capacity = carved;
     pm_class_stats *c = &st->classes[p->szidx];

@@ -1,0 +1,191 @@
+/* purge.c: giving idle memory back to the OS, and malloc_trim.
+ *
+ * Three kinds of memory wait to go back:
+ *   - remote frees into a heap whose owner does not call the allocator
+ *     (blocked, sleeping, allocating other classes from full pools): they are
+ *     taken by another thread holding the heap's lock (remote.c);
+ *   - empty pools inside arenas that still hold live blocks: their pages go
+ *     back with madvise once they have stayed empty for a whole purge period
+ *     (one live block must not pin the 252 KiB of empty pools around it);
+ *   - empty arenas in the reserve beyond POOLMALLOC_ARENA_RESERVE: unmapped
+ *     once they have sat there POOLMALLOC_ARENA_DECAY_MS (arena.c).
+ * The allocator's own calls check the reserve's decay, but a program that
+ * goes idle makes no calls.  So a purge thread does it: it wakes every half
+ * decay period, does one pass, and exits when a pass leaves nothing that a
+ * later pass could return.  It is started on demand (pmi_purge_kick, from
+ * the slow paths, at points that hold no allocator lock) once something has
+ * become returnable (pmi_purge_note): a program that never frees never has
+ * one.  A forked child has no purge thread; its next kick starts one.  With
+ * POOLMALLOC_PURGE_THREAD=0 there is none, and memory goes back only at the
+ * allocator's calls and malloc_trim.
+ *
+ * Why a thread, and not the freeing side alone: the frees that make memory
+ * returnable are over by the time it may go (the decay exists so that memory
+ * needed again soon is not returned), and an idle program calls nothing
+ * later.  Timing: an arena retired at t is unmapped by the first pass after
+ * t + decay, at most t + 1.5 decay; a remote free pushed at t is collected
+ * by t + decay / 2; an empty pool is given back between decay / 2 and decay
+ * after it emptied.
+ *
+ * Lock order (as fork's): the heap list, then each heap (trylock: a busy
+ * heap waits for the next pass), then the reserve. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <time.h>
+
+#include "core/internal.h"
+
+_Atomic int pmi_purge_wanted;        /* something may be returnable */
+static _Atomic int purge_running;    /* the thread exists (or is starting) */
+pmi_purge_counts pmi_purge_stats;
+
+void pmi_purge_note(void) {
+  if (!pmi_load_relaxed(&pmi_purge_wanted)) atomic_store(&pmi_purge_wanted, 1);
+}
+
+/* Gives back the pages of the empty pools of heap's arenas that have been
+ * empty since the previous pass (all of them if force), in runs of
+ * adjacent pools.  A pool given back forgets its free list (its page reads
+ * as zeros): ncarved = 0, and pmi_pool_init carves it afresh.  Sets
+ * *pending when a pool was marked and may go at the next pass. */
+size_t pmi_purge_heap_pools(pmi_heap *heap, bool force, bool *pending) {
+  size_t bytes = 0;
+  for (pmi_arena *a = heap->arenas; a != NULL; a = a->next_owned) {
+    unsigned run = 0;
+    for (unsigned i = PMI_FIRST_POOL; i <= PMI_POOLS_PER_ARENA; i++) {
+      pmi_pool *p = i < PMI_POOLS_PER_ARENA ? &a->pools[i] : NULL;
+      bool go = false;
+      if (p != NULL && p->state == PMI_POOL_EMPTY && p->ncarved != 0) {
+        if (force || p->idle != 0) {
+          go = true;
+        } else {
+          p->idle = 1;
+          *pending = true;
+        }
+      }
+      if (go) {
+        p->ncarved = 0;
+        p->freeblock = NULL;
+        run++;
+        continue;
+      }
+      if (run != 0) {
+        pmi_os_purge((char *)a + (size_t)(i - run) * PMI_POOL_SIZE, run * PMI_POOL_SIZE);
+        bytes += run * PMI_POOL_SIZE;
+        run = 0;
+      }
+    }
+  }
+  return bytes;
+}
+
+static void count_purge(size_t bytes) {
+  if (bytes == 0) return;
+  atomic_fetch_add_explicit(&pmi_purge_stats.purges, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&pmi_purge_stats.purge_bytes, bytes, memory_order_relaxed);
+}
+
+/* One pass; true if a later pass may have something to do. */
+static bool purge_pass(void) {
+  bool pending = false;
+  size_t bytes = 0;
+  uint64_t unmapped_before = atomic_load(&pmi_purge_stats.arenas_unmapped);
+  pmi_heaps_lock();
+  for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
+    if (!pmi_heap_trylock(h)) {
+      pending = true;
+      continue;
+    }
+    pmi_heap_collect_any(h);
+    if (!atomic_load(&h->owned)) pmi_heap_release_retained(h);
+    bytes += pmi_purge_heap_pools(h, false, &pending);
+    pmi_heap_unlock(h);
+  }
+  pmi_heaps_unlock();
+  pending |= pmi_arena_decay(pmi_os_now_ms());
+  count_purge(bytes);
+  if (atomic_load(&pmi_purge_stats.arenas_unmapped) != unmapped_before && bytes == 0)
+    atomic_fetch_add_explicit(&pmi_purge_stats.purges, 1, memory_order_relaxed);
+  return pending;
+}
+
+static void *purge_main(void *arg) {
+  long period = pmi_option(arena_decay_ms) / 2;
+  if (period < 1) period = 1;
+  for (;;) {
+    struct timespec ts = {period / 1000, (period % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0) {}
+    atomic_store(&pmi_purge_wanted, 0);
+    if (purge_pass()) continue;
+    /* Nothing left: stop, unless something was noted meanwhile (the
+     * seq_cst pair with pmi_purge_kick_slow: one of us sees the other). */
+    atomic_store(&purge_running, 0);
+    if (!atomic_load(&pmi_purge_wanted)) break;
+    int expected = 0;
+    if (!atomic_compare_exchange_strong(&purge_running, &expected, 1)) break;   /* a new one started */
+  }
+  return NULL;
+}
+
+/* Not in debug mode: its quarantine keeps freed memory on purpose, and
+ * under valgrind the thread's own setup would show in the leak report. */
+void pmi_purge_kick_slow(void) {
+  if (!pmi_option(purge_thread) || pmi_debug_active || atomic_load(&purge_running)) return;
+  if (pmi_load_relaxed(&pmi_process_state) != 2) return;
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&purge_running, &expected, 1)) return;
+  int saved = errno;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);   /* the program's signals are not for it */
+  pthread_t t;
+  if (pthread_create(&t, &attr, purge_main, NULL) == 0)
+    atomic_fetch_add_explicit(&pmi_purge_stats.purge_threads, 1, memory_order_relaxed);
+  else
+    atomic_store(&purge_running, 0);   /* tried again at the next kick */
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  errno = saved;
+}
+
+void pmi_purge_fork_child(void) {
+  atomic_store(&purge_running, 0);   /* the thread did not come along */
+  atomic_store(&pmi_purge_wanted, 1);
+}
+
+/* malloc_trim(0), and an allocation that failed for want of memory: every
+ * heap is collected (this thread's and unowned ones wholly, live owners'
+ * FULL pools), their empty pools given back and the reserve unmapped.
+ * Returns 1 if anything went back to the OS. */
+int pmi_release_all(void) {
+  uint64_t unmapped = atomic_load(&pmi_purge_stats.arenas_unmapped);
+  pmi_heap *self = pmi_heap_own();
+  pmi_counters before;
+  pmi_counters_sum(&before);
+  pmi_remote_flush();
+  size_t bytes = 0;
+  bool pending = false;
+  pmi_heaps_lock();
+  for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
+    pmi_heap_lock(h);
+    pmi_heap_collect_any(h);
+    if (h == self || !atomic_load(&h->owned)) pmi_heap_release_retained(h);
+    bytes += pmi_purge_heap_pools(h, true, &pending);
+    pmi_heap_unlock(h);
+  }
+  pmi_heaps_unlock();
+  pmi_arena_release_reserve(0);
+  pmi_medium_release_reserve(0);
+  pmi_huge_trim();
+  count_purge(bytes);
+  pmi_counters after;
+  pmi_counters_sum(&after);
+  return bytes != 0 || after.arenas_unmapped != before.arenas_unmapped ||
+         after.mediums_unmapped != before.mediums_unmapped ||
+         atomic_load(&pmi_purge_stats.arenas_unmapped) != unmapped;
+}

@@ -1,0 +1,347 @@
+/* remote.c: frees of blocks that belong to another heap, and how they get
+ * back into their pools.
+ *
+ * ---------------------------------------------------------------------------
+ * The path of a remote free
+ * ---------------------------------------------------------------------------
+ *
+ *   free(p), p in an arena of heap H, this thread's heap is not H
+ *     -> pmi_remote_free(H, p): free.c (or medium.c) has checked what it can
+ *        without H's descriptors; this
+ *        marks the block (key = pmi_remote_key) and appends it to this
+ *        thread's batch for H.  A thread keeps PMI_REMOTE_SLOTS batches, one
+ *        per destination (snmalloc's remote cache), so that frees that
+ *        alternate between owners still travel in batches.
+ *     -> a batch is pushed onto H.thread_free with one CAS when it holds
+ *        PMI_REMOTE_BATCH blocks, when its slot is needed for another owner,
+ *        and when this thread enters malloc's slow path, calls malloc_trim
+ *        or exits.  Frees into a heap no thread owns are pushed at once.
+ *   collection (under H.lock) takes the whole stack:
+ *     by H's owner (its slow path), or by anyone when H is unowned: every
+ *        block is freed into its pool (pmi_free_collected);
+ *     by another thread (the purge thread, malloc_trim) while H's owner
+ *        lives: see "collecting for a live owner" below.
+ *
+ * Every chain walked here (thread_free, the deferred list) is checked link
+ * by link before it is followed: the next block must lie in a pool of an
+ * arena of H, every block must carry the remote mark, and the walk is
+ * bounded by the blocks H's arenas can hold.  A failure names the block:
+ * it was freed by another thread and then freed again by its owner (whose
+ * free list push rewrote the link) or written after its free.
+ *
+ * Generic entry points (for every region kind with an owning heap): a block
+ * of any kind with at least 16 bytes is sent with pmi_remote_free(owner, p)
+ * (pool blocks from free.c, medium blocks from medium.c); collection asks
+ * the arena map byte for the block's kind: pmi_free_collected hands it to
+ * that kind's collected-free function when the owner collects, and a
+ * non-owner takes only pool blocks (collected_free below, the one switch to
+ * extend), leaving the others to the owner.
+ *
+ * ---------------------------------------------------------------------------
+ * Collecting for a live owner (no help from it)
+ * ---------------------------------------------------------------------------
+ *
+ * The owner touches its pools without the lock on its fast paths: malloc
+ * pops from the head pool of usedpools[c], free pushes onto any pool whose
+ * used count stays within [2, capacity - 1].  A FULL pool (used == capacity)
+ * is never on usedpools and every free into it takes the slow path, which
+ * holds the lock: a FULL pool is the lock holder's.  So another thread
+ * holding the lock may take remote frees into FULL pools:
+ *
+ *   pool FULL, held blocks:  the blocks go onto pool.freeblock, their live
+ *       bits and remote marks left as they are, pool.used left at capacity
+ *       (so that the owner's frees keep taking the slow path), and
+ *       pool.nremote counts them; the pool is put on heap.remote_pools.
+ *   nremote == capacity: every block is free; nobody else can reach the
+ *       pool; it becomes EMPTY and goes back to its arena (and the arena to
+ *       the reserve when it was the last).
+ *   a block of a USED pool: the owner's fast paths may be inside that pool;
+ *       the block waits on heap.remote_deferred for the owner's next
+ *       collection (or for its pool to become FULL).
+ *
+ * The owner, holding its lock, applies the held blocks before it touches a
+ * FULL pool (pmi_remote_apply): it clears their live bits and marks,
+ * subtracts them from used, and moves the pool where its count says.
+ *
+ * Why this design: the remote lists stay one stack per heap (the push is
+ * one CAS; a per-pool list would make every remote free write the owner's
+ * descriptor line), and the owner's fast paths are unchanged.  What it does
+ * not reach without the owner: blocks of the few USED pools the owner is
+ * allocating from, and blocks still in another live thread's batch (at most
+ * PMI_REMOTE_SLOTS * (PMI_REMOTE_BATCH - 1) per thread).
+ *
+ * ---------------------------------------------------------------------------
+ * The memory model of the handshake (C11)
+ * ---------------------------------------------------------------------------
+ *
+ *   pusher:   CAS(thread_free)         seq_cst (a release of the block's
+ *                                      key and link)
+ *             load(owned)              seq_cst
+ *             if unowned: load(lock) / exchange(lock)   seq_cst (trylock)
+ *   holder:   exchange(thread_free)    seq_cst (an acquire of the blocks)
+ *             ... store(lock, 0)       seq_cst (heap.c, pmi_heap_unlock)
+ *             load(thread_free), load(owned)  seq_cst, then reclaims again
+ *   exit:     store(owned, 0) under the lock, then the unlock above
+ *
+ * All of these are in the single total order S of seq_cst operations.  If
+ * the pusher's trylock reads the lock as held, that read precedes the
+ * holder's unlocking store in S, so the push (earlier in the pusher's
+ * program order) precedes the holder's re-check, which sees it.  If the
+ * pusher reads owned == 1, the owner's exit store comes later in S and its
+ * unlock re-check sees the push.  Either the pusher reclaims or the lock
+ * holder does: no push is left on an unowned heap.  (The previous version
+ * used an acquire exchange and a relaxed first trylock load, which allow
+ * both sides to miss each other on a store-buffering machine.) */
+#include <errno.h>
+#include <string.h>
+
+#include "core/internal.h"
+
+#define PMI_REMOTE_BATCH 32
+#define PMI_REMOTE_SLOTS 4
+
+uintptr_t pmi_remote_key = 2;       /* set from the kernel's random bytes */
+uintptr_t pmi_remote_link_key = 1;  /* the links of remote chains use their own key */
+_Atomic uint64_t pmi_remote_pushes;
+
+typedef struct remote_slot {
+  pmi_heap *owner;
+  pmi_block *first, *last;   /* newest first; last->link set at the push */
+  uint32_t count;
+} remote_slot;
+
+static __thread remote_slot slots[PMI_REMOTE_SLOTS] __attribute__((tls_model("initial-exec")));
+static __thread uint8_t batch_off __attribute__((tls_model("initial-exec")));   /* thread past its exit */
+
+static inline pmi_block *rlink_get(const pmi_block *b) { return (pmi_block *)(b->link ^ pmi_remote_link_key); }
+static inline void rlink_set(pmi_block *b, const pmi_block *next) { b->link = (uintptr_t)next ^ pmi_remote_link_key; }
+
+static const char fault_refreed[] =
+    "double free or corruption: block already freed by another thread, then freed or written again,";
+
+/* ---- the freeing side -------------------------------------------------------- */
+
+static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
+  pmi_block *head = atomic_load_explicit(&owner->thread_free, memory_order_relaxed);
+  do {
+    rlink_set(last, head);
+  } while (!atomic_compare_exchange_weak_explicit(&owner->thread_free, &head, first, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+  atomic_fetch_add_explicit(&pmi_remote_pushes, 1, memory_order_relaxed);
+  int saved = errno;
+  if (!atomic_load(&owner->owned)) pmi_heap_reclaim_unowned(owner);
+  else pmi_purge_note();   /* an owner may stay idle: the purge thread collects */
+  pmi_purge_kick();
+  errno = saved;
+}
+
+static void slot_flush(remote_slot *s) {
+  pmi_block *first = s->first;
+  if (first == NULL) return;
+  pmi_heap *owner = s->owner;
+  pmi_block *last = s->last;
+  s->first = s->last = NULL;
+  s->owner = NULL;
+  s->count = 0;
+  remote_push(owner, first, last);
+}
+
+void pmi_remote_flush(void) {
+  for (unsigned i = 0; i < PMI_REMOTE_SLOTS; i++) slot_flush(&slots[i]);
+}
+
+void pmi_remote_thread_exit(void) {
+  pmi_remote_flush();
+  batch_off = 1;
+}
+
+/* The slot batching for owner: its own, else a free one, else the fullest
+ * is pushed to make room. */
+static remote_slot *slot_for(pmi_heap *owner) {
+  remote_slot *free_slot = NULL, *fullest = &slots[0];
+  for (unsigned i = 0; i < PMI_REMOTE_SLOTS; i++) {
+    remote_slot *s = &slots[i];
+    if (s->owner == owner) return s;
+    if (s->first == NULL) free_slot = s;
+    else if (s->count > fullest->count) fullest = s;
+  }
+  if (free_slot == NULL) {
+    slot_flush(fullest);
+    free_slot = fullest;
+  }
+  /* A thread without a heap that holds a batch needs the exit destructor. */
+  if (pmi_unlikely(pmi_heap_tls == &pmi_heap_empty)) pmi_heap_register_exit();
+  free_slot->owner = owner;
+  return free_slot;
+}
+
+void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
+  void *p = block;
+  if (block->key == pmi_remote_key)
+    pmi_bad_pointer("free", p, "double free or corruption: block already freed by another thread,");
+  block->key = pmi_remote_key;
+  if (pmi_unlikely(batch_off || !pmi_load_relaxed(&owner->owned))) {
+    remote_push(owner, block, block);
+    return;
+  }
+  remote_slot *s = slots[0].owner == owner ? &slots[0] : slot_for(owner);
+  if (s->first == NULL) s->last = block;
+  else rlink_set(block, s->first);
+  s->first = block;
+  if (++s->count >= PMI_REMOTE_BATCH) slot_flush(s);
+}
+
+/* ---- the collecting side ----------------------------------------------------- */
+
+/* May the walk follow a link to b?  It must be a 16-byte aligned address in
+ * a pool page of an arena of heap (decided without reading b). */
+static bool remote_addr_ok(pmi_heap *heap, const pmi_block *b) {
+  if (((uintptr_t)b & (PMI_ALIGNMENT - 1)) != 0) return false;
+  switch (pmi_arenamap_kind(b)) {
+  case PMI_REGION_POOLS:
+    if (((uintptr_t)b & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE) return false;
+    return pmi_load_relaxed(&pmi_arena_of(b)->heap) == heap;
+  case PMI_REGION_MEDIUM:   /* its owner is checked by medium.c when collected */
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* A FULL pool's held blocks become ordinary free blocks (owner, or holder
+ * of an unowned heap's lock). */
+static void pool_apply(pmi_heap *heap, pmi_pool *pool) {
+  unsigned n = 0;
+  for (pmi_block *b = pool->freeblock; b != NULL; b = pmi_link_get(b), n++) {
+    b->key = 0;
+    unsigned units = pmi_block_units(b);
+    *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
+  }
+  pmi_assert(n == pool->nremote);
+  pool->used = (uint16_t)(pool->used - n);
+  pool->nremote = 0;
+  pool->nextpool = NULL;
+  heap->counters.free_remote += n;
+  if (pool->used == 0) {
+    heap->counters.pools_emptied++;
+    pmi_arena_give_pool(heap, pool);
+  } else {
+    pmi_usedpools_push(heap, pool);   /* FULL -> USED */
+  }
+}
+
+void pmi_remote_apply(pmi_heap *heap) {
+  pmi_pool *pool = heap->remote_pools;
+  heap->remote_pools = NULL;
+  while (pool != NULL) {
+    pmi_pool *next = pool->nextpool;
+    pool_apply(heap, pool);
+    pool = next;
+  }
+}
+
+/* A non-owner holding the lock takes block into its FULL pool. */
+static void hold_in_full_pool(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
+  const char *fault = pmi_block_fault_owned(pool, block);
+  if (fault != NULL) pmi_bad_pointer("free", block, fault);
+  pmi_pool_push(pool, block);   /* live bit and mark stay until applied */
+  if (pool->nremote++ == 0) {
+    pool->nextpool = heap->remote_pools;
+    heap->remote_pools = pool;
+  }
+}
+
+/* Held pools whose every block is now free go back to their arena. */
+static void release_whole_pools(pmi_heap *heap) {
+  pmi_pool **link = &heap->remote_pools;
+  while (*link != NULL) {
+    pmi_pool *pool = *link;
+    if (pool->nremote < pool->capacity) {
+      link = &pool->nextpool;
+      continue;
+    }
+    *link = pool->nextpool;
+    for (pmi_block *b = pool->freeblock; b != NULL; b = pmi_link_get(b)) b->key = 0;
+    memset(pool->live, 0, sizeof pool->live);
+    heap->counters.free_remote += pool->nremote;
+    pool->used = 0;
+    pool->nremote = 0;
+    pool->nextpool = NULL;
+    heap->counters.pools_emptied++;
+    pmi_arena_give_pool(heap, pool);
+  }
+}
+
+/* Frees one collected block by its region kind (the arena map's byte). */
+static void collected_free(pmi_heap *heap, pmi_block *block, bool as_owner) {
+  if (as_owner) {
+    pmi_free_collected(heap, block);
+    return;
+  }
+  pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
+  if (pmi_arenamap_contains(block) && pool->state == PMI_POOL_FULL) {
+    hold_in_full_pool(heap, pool, block);
+  } else {   /* the owner may be inside this pool: it takes the block itself */
+    rlink_set(block, heap->remote_deferred);
+    heap->remote_deferred = block;
+  }
+}
+
+/* Each block must still carry the remote mark (else it was written after
+ * its free: handed out again after a second, local free), and its link
+ * must lead to one of heap's blocks (else the owner's free rewrote it)
+ * before the walk goes on.  The next block's line is fetched while this one
+ * is freed: the walk is a chain of cache misses otherwise. */
+static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner) {
+  if (block == NULL) return;
+  if (!remote_addr_ok(heap, block))
+    pmi_fatal("heap corruption: the remote free list of heap %p starts at %p, not one of its blocks",
+              (void *)heap, (void *)block);
+  /* every pool block the heap's arenas hold, and room for its medium blocks */
+  size_t bound = heap->narenas * PMI_ARENA_POOLS * (PMI_POOL_SIZE / PMI_ALIGNMENT) + ((size_t)1 << 24);
+  while (block != NULL) {
+    if (bound-- == 0)
+      pmi_fatal("heap corruption: the remote free list of heap %p loops (at %p)", (void *)heap, (void *)block);
+    if (block->key != pmi_remote_key) pmi_bad_pointer("free", block, fault_refreed);
+    pmi_block *next = rlink_get(block);
+    if (next != NULL) {
+      if (!remote_addr_ok(heap, next)) pmi_bad_pointer("free", block, fault_refreed);
+      __builtin_prefetch(next, 1);
+    }
+    collected_free(heap, block, as_owner);
+    block = next;
+  }
+}
+
+/* The owner (or the holder of an unowned heap's lock) takes everything. */
+void pmi_heap_collect_locked(pmi_heap *heap) {
+  if (heap->remote_pools != NULL) pmi_remote_apply(heap);
+  collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), true);
+  pmi_block *deferred = heap->remote_deferred;
+  heap->remote_deferred = NULL;
+  collect_chain(heap, deferred, true);
+}
+
+/* Another thread holding the lock of a heap whose owner lives. */
+void pmi_heap_collect_foreign(pmi_heap *heap) {
+  collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), false);
+  pmi_block *deferred = heap->remote_deferred;
+  heap->remote_deferred = NULL;
+  collect_chain(heap, deferred, false);   /* their pools may have filled since */
+  release_whole_pools(heap);
+}
+
+/* Whoever holds the lock, for whatever the owner's state. */
+void pmi_heap_collect_any(pmi_heap *heap) {
+  if (heap == pmi_heap_own() || !atomic_load(&heap->owned)) {
+    pmi_heap_repair_locked(heap);
+    pmi_heap_collect_locked(heap);
+  } else {
+    pmi_heap_collect_foreign(heap);
+  }
+}
+
+bool pmi_heap_has_remote(pmi_heap *heap) {
+  return pmi_load_relaxed(&heap->thread_free) != NULL || heap->remote_deferred != NULL ||
+         heap->remote_pools != NULL;
+}

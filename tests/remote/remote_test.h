@@ -1,0 +1,113 @@
+/* remote_test.h: helpers of the cross-thread free and memory-return tests.
+ *
+ *   pmr_setenv_reexec(argv, VAR, VALUE, ...)  re-runs the test with options
+ *                         set (they are read once, at start-up); NULL ends
+ *   pmr_rss_kb()          VmRSS from /proc/self/status, read without malloc
+ *   pmr_stats()           pm_stats_get into a static snapshot
+ *   pmr_now_ms()          a monotonic clock
+ *   pmr_child(fn, arg, msg, cap)  runs fn in a forked child; returns its wait
+ *                         status, its stderr in msg
+ *   pmr_map(n)            n zeroed bytes from mmap, outside the allocator
+ *
+ * The tests call pm_malloc/pm_free by name, so that they exercise poolmalloc
+ * also in the ThreadSanitizer build (where the runtime keeps malloc). */
+#ifndef REMOTE_TEST_H
+#define REMOTE_TEST_H
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "pmtest.h"
+#include "poolmalloc.h"
+
+static inline void pmr_setenv_reexec(char **argv, ...) {
+  va_list ap;
+  va_start(ap, argv);
+  int changed = 0;
+  for (;;) {
+    const char *var = va_arg(ap, const char *);
+    if (var == NULL) break;
+    const char *value = va_arg(ap, const char *);
+    const char *now = getenv(var);
+    if (now == NULL || strcmp(now, value) != 0) {
+      setenv(var, value, 1);
+      changed = 1;
+    }
+  }
+  va_end(ap);
+  if (!changed) return;
+  execv("/proc/self/exe", argv);
+  perror("execv");
+  exit(2);
+}
+
+static inline long pmr_rss_kb(void) {
+  char buf[4096];
+  int fd = open("/proc/self/status", O_RDONLY);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  char *s = strstr(buf, "VmRSS:");
+  return s ? strtol(s + 6, NULL, 10) : -1;
+}
+
+static pm_stats pmr_st;
+static inline pm_stats *pmr_stats(void) {
+  pm_stats_get(&pmr_st);
+  return &pmr_st;
+}
+
+static inline unsigned long long pmr_in_use(void) {
+  pm_stats *st = pmr_stats();
+  unsigned long long n = 0;
+  for (int c = 0; c < PM_NCLASSES; c++) n += st->classes[c].blocks_in_use;
+  return n;
+}
+
+static inline long long pmr_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static inline void pmr_sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) != 0) {}
+}
+
+static inline void *pmr_map(size_t n) {
+  void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  REQUIRE(p != MAP_FAILED);
+  return p;
+}
+
+static inline int pmr_child(void (*fn)(void *), void *arg, char *msg, size_t cap) {
+  int fds[2];
+  REQUIRE(pipe(fds) == 0);
+  fflush(stderr);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    dup2(fds[1], 2);
+    close(fds[0]);
+    fn(arg);
+    _exit(0);
+  }
+  close(fds[1]);
+  size_t len = 0;
+  ssize_t n;
+  while (len + 1 < cap && (n = read(fds[0], msg + len, cap - 1 - len)) > 0) len += (size_t)n;
+  msg[len] = '\0';
+  close(fds[0]);
+  int status;
+  waitpid(pid, &status, 0);
+  return status;
+}
+
+#endif /* REMOTE_TEST_H */

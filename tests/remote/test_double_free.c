@@ -1,0 +1,109 @@
+/* Every double free that crosses threads ends with the one-line "double
+ * free" message naming the block, and abort (SIGABRT), whichever thread
+ * frees first.  Each order runs in a forked child:
+ *   owner_then_other   the owner frees p, then another thread frees it
+ *   other_then_owner   another thread frees p (and exits), then the owner;
+ *                      the owner then gets p back from malloc, untouched
+ *   other_then_owner_written   the same, and the owner writes the block
+ *   other_batched      another thread frees p and keeps it in its batch, the
+ *                      owner frees p, then the other thread flushes
+ *   other_twice        two other threads free p */
+#include <malloc.h>
+#include <pthread.h>
+
+#include "remote_test.h"
+
+enum { SIZE = 96 };
+static void *p;
+static pthread_barrier_t bar;
+
+static void *free_p(void *arg) {
+  pm_free(p);
+  return NULL;
+}
+
+static void *free_p_batched(void *arg) {
+  pm_free(p);
+  pthread_barrier_wait(&bar);   /* p waits in this thread's batch */
+  pthread_barrier_wait(&bar);   /* the owner has freed it too */
+  pm_collect(0);                /* flushes the batch */
+  pthread_barrier_wait(&bar);
+  return NULL;
+}
+
+static void other_frees(void) {
+  pthread_t t;
+  pthread_create(&t, NULL, free_p, NULL);
+  pthread_join(t, NULL);
+}
+
+/* Some blocks around p, so that p is neither first nor last of anything. */
+static void setup(void) {
+  for (int i = 0; i < 5; i++) (void)pm_malloc(SIZE);
+  p = pm_malloc(SIZE);
+  for (int i = 0; i < 5; i++) (void)pm_malloc(SIZE);
+}
+
+static void owner_then_other(void *arg) {
+  setup();
+  pm_free(p);
+  other_frees();
+  void *q = pm_malloc(SIZE);
+  memset(q, 7, SIZE);
+  pm_collect(0);
+  for (int i = 0; i < 1000; i++) pm_free(pm_malloc(SIZE));
+}
+
+static void other_then_owner(void *arg) {
+  setup();
+  other_frees();
+  pm_free(p);
+  void *q = pm_malloc(SIZE);
+  if (arg != NULL) memset(q, 7, SIZE);
+  pm_collect(0);
+  for (int i = 0; i < 1000; i++) pm_free(pm_malloc(SIZE));
+}
+
+static void other_batched(void *arg) {
+  setup();
+  pthread_barrier_init(&bar, NULL, 2);
+  pthread_t t;
+  pthread_create(&t, NULL, free_p_batched, NULL);
+  pthread_barrier_wait(&bar);
+  pm_free(p);
+  pthread_barrier_wait(&bar);
+  pthread_barrier_wait(&bar);
+  pthread_join(t, NULL);
+  pm_collect(0);
+  for (int i = 0; i < 1000; i++) pm_free(pm_malloc(SIZE));
+}
+
+static void other_twice(void *arg) {
+  setup();
+  other_frees();
+  other_frees();
+  pm_collect(0);
+}
+
+static void expect_abort(const char *name, void (*fn)(void *), void *arg) {
+  char msg[2048], want[64];
+  int status = pmr_child(fn, arg, msg, sizeof msg);
+  /* p as the child saw it: the same address, since fork copied our heap */
+  setup();
+  snprintf(want, sizeof want, "%p", p);
+  int lines = 0;
+  for (char *s = msg; *s; s++) lines += *s == '\n';
+  CHECKF(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "%s: status %#x, stderr: %s", name, status, msg);
+  CHECKF(strstr(msg, "double free") != NULL && strstr(msg, want) != NULL && lines == 1,
+         "%s: want one line with \"double free\" and %s, got: %s", name, want, msg);
+  fprintf(stderr, "%s: %s", name, msg);
+}
+
+int main(void) {
+  expect_abort("owner_then_other", owner_then_other, NULL);
+  expect_abort("other_then_owner", other_then_owner, NULL);
+  expect_abort("other_then_owner_written", other_then_owner, (void *)1);
+  expect_abort("other_batched", other_batched, NULL);
+  expect_abort("other_twice", other_twice, NULL);
+  return pmt_done("double_free");
+}
