@@ -31,7 +31,9 @@ static void churn(unsigned seed) {
   free(big);
 }
 
-static void *kept;   /* from prepare to parent or child */
+/* From prepare to parent or child, per forking thread: the handlers of
+ * concurrent forks from several threads interleave. */
+static __thread void *kept;
 
 static void prepare(void) {
   calls++;
