@@ -124,10 +124,16 @@ bool pmi_os_mapped(const void *p, size_t n) {
   return r == 0;
 }
 
+/* Asked for lazily, by any thread: every thread that finds it unset stores
+ * the same value, hence the relaxed atomic (a plain static is a data race). */
 size_t pmi_os_page_size(void) {
-  static size_t page;
-  if (page == 0) page = (size_t)sysconf(_SC_PAGESIZE);
-  return page;
+  static _Atomic size_t page;
+  size_t p = atomic_load_explicit(&page, memory_order_relaxed);
+  if (p == 0) {
+    p = (size_t)sysconf(_SC_PAGESIZE);
+    atomic_store_explicit(&page, p, memory_order_relaxed);
+  }
+  return p;
 }
 
 /* A per-process secret: the 16 random bytes the kernel gives every process
