@@ -68,6 +68,19 @@ pmi_export void pm_counters_get(pm_counters *out) {
 
 /* ---- the census ------------------------------------------------------------ */
 
+/* One pool's (or medium region's) counts into its class's row.  The counts
+ * were read once each, maybe while the owner allocates: they are clamped so
+ * that the row still adds up (in use + free + untouched == capacity). */
+static void census_class(pm_class_stats *c, bool full, unsigned used, unsigned carved, unsigned capacity) {
+  if (carved < used) carved = used;
+  if (capacity < carved) capacity = carved;
+  c->pools++;
+  c->full_pools += full;
+  c->blocks_in_use += used;
+  c->free_blocks += carved - used;
+  c->untouched_blocks += capacity - carved;
+}
+
 static void census_arena(pm_stats *st, pmi_heap *h, pmi_arena *a) {
   unsigned in_use = 0;
   for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
@@ -80,14 +93,7 @@ static void census_arena(pm_stats *st, pmi_heap *h, pmi_arena *a) {
     unsigned used = pmi_pool_nused(h, p), carved = p->ncarved, capacity = p->capacity;
     if (used > capacity) used = 0;   /* read while its owner moved the head's bias */
     if (state == PMI_POOL_FULL && used >= (unsigned)p->nremote) used -= (unsigned)p->nremote;   /* held remote frees are free */
-    if (carved < used) carved = used;
-    if (capacity < carved) capacity = carved;
-    pm_class_stats *c = &st->classes[p->szidx];
-    c->pools++;
-    c->full_pools += state == PMI_POOL_FULL;
-    c->blocks_in_use += used;
-    c->free_blocks += carved - used;
-    c->untouched_blocks += capacity - carved;
+    census_class(&st->classes[p->szidx], state == PMI_POOL_FULL, used, carved, capacity);
   }
   st->arenas.empty_pools += PMI_ARENA_POOLS - in_use;
   unsigned bucket = in_use * PM_ARENA_FILL_BUCKETS / PMI_ARENA_POOLS;
@@ -97,15 +103,7 @@ static void census_arena(pm_stats *st, pmi_heap *h, pmi_arena *a) {
 static void census_medium(pm_stats *st, pmi_medium *m) {
   unsigned state = m->state;
   if (state != PMI_MEDIUM_USED && state != PMI_MEDIUM_FULL) return;
-  unsigned used = m->used, carved = m->ncarved, capacity = m->capacity;
-  if (carved < used) carved = used;
-  if (capacity < carved) capacity = carved;
-  pm_class_stats *c = &st->medium_classes[m->mclass];
-  c->pools++;
-  c->full_pools += state == PMI_MEDIUM_FULL;
-  c->blocks_in_use += used;
-  c->free_blocks += carved - used;
-  c->untouched_blocks += capacity - carved;
+  census_class(&st->medium_classes[m->mclass], state == PMI_MEDIUM_FULL, m->used, m->ncarved, m->capacity);
 }
 
 /* The medium classes' table and totals (owned: regions the heaps hold). */
