@@ -363,29 +363,27 @@ static void report_text(out *o, const pm_stats *st) {
 #undef PMI_TEXT_LINE
 }
 
+/* A table of size classes (the pools' or the medium ones') as a JSON array's
+ * elements, one object per class. */
+static void json_classes(out *o, const pm_class_stats *classes, unsigned n) {
+  for (unsigned c = 0; c < n; c++) {
+    const pm_class_stats *cs = &classes[c];
+    const char *sep = "{";
+    outf(o, "%s", c ? ", " : "");
+#define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, cs->name), sep = ", ";
+    PM_CLASS_STATS(PMI_JSON_FIELD)
+#undef PMI_JSON_FIELD
+    outf(o, "}");
+  }
+}
+
 static void report_json(out *o, const pm_stats *st) {
   outf(o, "{\"poolmalloc\": {\"version\": \"%d.%d\", \"pid\": %d, \"time\": %llu, \"debug\": \"%s\"}, \"classes\": [",
        POOLMALLOC_VERSION_MAJOR, POOLMALLOC_VERSION_MINOR, (int)getpid(), (unsigned long long)time(NULL),
        pmi_debug_mode_name());
-  for (unsigned c = 0; c < PMI_NCLASSES; c++) {
-    const pm_class_stats *cs = &st->classes[c];
-    const char *sep = "{";
-    outf(o, "%s", c ? ", " : "");
-#define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, cs->name), sep = ", ";
-    PM_CLASS_STATS(PMI_JSON_FIELD)
-#undef PMI_JSON_FIELD
-    outf(o, "}");
-  }
+  json_classes(o, st->classes, PMI_NCLASSES);
   outf(o, "], \"medium_classes\": [");
-  for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
-    const pm_class_stats *cs = &st->medium_classes[c];
-    const char *sep = "{";
-    outf(o, "%s", c ? ", " : "");
-#define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, cs->name), sep = ", ";
-    PM_CLASS_STATS(PMI_JSON_FIELD)
-#undef PMI_JSON_FIELD
-    outf(o, "}");
-  }
+  json_classes(o, st->medium_classes, PMI_MEDIUM_NCLASSES);
   const char *sep = "";
   outf(o, "], \"arenas\": {");
 #define PMI_JSON_FIELD(name, doc) outf(o, "%s\"" #name "\": %llu", sep, st->arenas.name), sep = ", ";
