@@ -42,15 +42,10 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
   return pmi_pool_pop(pool, pool->freeblock);
 }
 
-/* Above the pools: a medium class, else a mapping of its own. */
-static inline void *malloc_medium(pmi_heap *heap, size_t size) {
+/* Above the pools: a medium class (its fast path failed), else a mapping of
+ * its own. */
+static void *malloc_medium(pmi_heap *heap, size_t size) {
   unsigned c = pmi_medium_class(size);
-  pmi_medium *m = heap->usedmedium[c];
-  pmi_block *block = m->freeblock;
-  if (pmi_likely(block != NULL)) {
-    heap->counters.malloc_medium++;
-    return pmi_medium_pop(m, block);
-  }
   void *p = pmi_medium_malloc_slow(heap, c);
   if (pmi_unlikely(p == NULL)) {   /* as malloc_huge */
     pmi_release_all();
@@ -83,7 +78,7 @@ static void *malloc_without_heap(size_t size) {
   return malloc_slow(heap, size);
 }
 
-pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
+pmi_noinline static void *malloc_generic_slow(pmi_heap *heap, size_t size) {
   if (heap == &pmi_heap_empty) {   /* no heap yet, or debug mode (every call) */
     if (pmi_unlikely(pmi_debug_active)) return pmi_debug_malloc(size);
     return malloc_without_heap(size);
@@ -91,10 +86,25 @@ pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
   return malloc_slow(heap, size);
 }
 
+/* Everything malloc_core does not serve.  First the medium classes' fast
+ * path, the pools' twin: the head region of the class has a free block.
+ * pmi_heap_empty's usedmedium[] are all the sentinel, with no free block,
+ * so a thread without a heap (or in debug mode) falls through to the slow
+ * path without a test of its own. */
+pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
+  if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) {
+    pmi_medium *m = heap->usedmedium[pmi_medium_class_fast(size)];
+    pmi_block *block = m->freeblock;
+    if (pmi_likely(block != NULL)) {
+      heap->counters.malloc_medium++;
+      return pmi_medium_pop(m, block);
+    }
+  }
+  return malloc_generic_slow(heap, size);
+}
+
 static void *malloc_slow(pmi_heap *heap, size_t size) {
   void *p;
-  /* First, the medium fast path: the head region of the class has a free
-   * block. */
   if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) return malloc_medium(heap, size);
   if (size > PMI_MEDIUM_MAX) return malloc_huge(size);
   if (size == 0) size = 1;                       /* malloc(0): a unique block */

@@ -352,12 +352,14 @@ enum pmi_medium_state {
  *
  * Invariants, for a region r of class c (size = pmi_medium_class_size(c)):
  *   r.capacity == (MEDIUM_SIZE - MEDIUM_HEADER) / size     (while USED or FULL)
- *   r.used + |r.freeblock list| + (r.capacity - r.ncarved) == r.capacity
- *       (remote frees count as used until the owner takes them, as in pools)
+ *   head(r) = 1 if r is the head of its heap's usedmedium[c], else 0
+ *   r.used - head(r) + |r.freeblock list| + (r.capacity - r.ncarved) == r.capacity
+ *       (remote frees count as used until the owner takes them, as in pools;
+ *        the head's extra use makes --used == 0 free's only "emptied" test)
  *   r.state == USED  <=>  r is on heap.usedmedium[c]
  *   r.state == FULL  =>   r.used == r.capacity
  *   r on usedmedium[c] and not its head => r has room and r.used > 0
- *   popcount(r.live) == r.used; bit u is set <=> a block starting at 128-byte
+ *   popcount(r.live) == r.used - head(r); bit u is set <=> a block starting at 128-byte
  *       unit u of the region is handed out (units of the header page never are)
  *   r on heap.mediums  <=>  r.heap == heap  (and r.state != EMPTY)
  *   r in the medium reserve  <=>  r.heap == NULL and r.state == EMPTY
@@ -373,7 +375,8 @@ typedef struct pmi_medium {
   struct pmi_medium *prev_owned;
   uint64_t retired_ms;              /* in the reserve: when it arrived */
   uint32_t block_size;              /* pmi_medium_class_size(mclass) */
-  uint16_t used;                    /* blocks handed out and not yet freed here */
+  uint16_t used;                    /* blocks handed out and not yet freed here,
+                                       plus one while the head of usedmedium */
   uint16_t ncarved;                 /* blocks carved from the untouched tail */
   uint16_t capacity;                /* blocks that fit; 0 unless USED/FULL */
   uint8_t  mclass;                  /* medium class while USED or FULL */

@@ -347,10 +347,11 @@ int main(void) {
   p = malloc(2000);
   cases[n++] = (bad_case){"medium double free, first from a thread", "free", "double free", NULL, p,
                           case_remote_then_local, p, NULL};
-  /* the only block of the 128 KiB class: the block after it was never carved */
+  /* the only block of the 128 KiB class: carving links two blocks, so the
+   * third was never carved */
   p = malloc(131072);
   cases[n++] = (bad_case){"free of a medium block never handed out", "free", "never handed out", NULL,
-                          (char *)p + 131072, case_interior, p, NULL};
+                          (char *)p + 2 * 131072, case_interior, p, NULL};
   p = malloc(7000);
   cases[n++] = (bad_case){"free of a medium region's header", "free", "invalid pointer", NULL,
                           (char *)((uintptr_t)p & ~(uintptr_t)((1 << 20) - 1)) + 256, case_interior, p, NULL};
