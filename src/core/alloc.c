@@ -78,6 +78,11 @@ static void *malloc_without_heap(size_t size) {
   return malloc_slow(heap, size);
 }
 
+static inline void *malloc_medium_pop(pmi_heap *heap, pmi_medium *m, pmi_block *block) {
+  heap->counters.malloc_medium++;
+  return pmi_medium_pop(m, block);
+}
+
 pmi_noinline static void *malloc_generic_slow(pmi_heap *heap, size_t size) {
   if (heap == &pmi_heap_empty) {   /* no heap yet, or debug mode (every call) */
     if (pmi_unlikely(pmi_debug_active)) return pmi_debug_malloc(size);
@@ -95,10 +100,7 @@ pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
   if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) {
     pmi_medium *m = heap->usedmedium[pmi_medium_class_fast(size)];
     pmi_block *block = m->freeblock;
-    if (pmi_likely(block != NULL)) {
-      heap->counters.malloc_medium++;
-      return pmi_medium_pop(m, block);
-    }
+    if (pmi_likely(block != NULL)) return malloc_medium_pop(heap, m, block);
   }
   return malloc_generic_slow(heap, size);
 }
@@ -295,6 +297,12 @@ pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
 
 /* ---- aligned allocation ------------------------------------------------- */
 
+/* The smallest medium class at least n (a multiple of alignment, a power
+ * of two up to 4 KiB) whose blocks are alignment-aligned. */
+static inline unsigned medium_aligned_class(size_t n, size_t alignment) {
+  return pmi_medium_aligned_class[__builtin_ctzl(alignment)][pmi_medium_class_fast(n)];
+}
+
 /* Aligned blocks without over-allocating by the alignment:
  *   - pool blocks of class size s sit at multiples of s from a 4 KiB-aligned
  *     pool, so a request rounded up to a multiple of a power-of-two
@@ -314,11 +322,8 @@ void *pmi_memalign(size_t alignment, size_t size) {
   size_t rounded = (size + alignment - 1) & ~(alignment - 1);
   if (rounded == 0) rounded = alignment;
   if (rounded <= PMI_SMALL_MAX) return pmi_malloc(rounded);
-  if (rounded <= PMI_MEDIUM_MAX && alignment <= PMI_MEDIUM_HEADER) {
-    unsigned c = pmi_medium_class(rounded);
-    while (pmi_medium_class_size(c) & (alignment - 1)) c++;
-    return pmi_malloc(pmi_medium_class_size(c));
-  }
+  if (rounded <= PMI_MEDIUM_MAX && alignment <= PMI_MEDIUM_HEADER)
+    return pmi_malloc(pmi_medium_class_size(medium_aligned_class(rounded, alignment)));
   return pmi_huge_malloc(size, alignment, false);
 }
 
@@ -337,7 +342,7 @@ static size_t round_up_pow2(size_t a) {
 /* As glibc 2.36: an alignment above 2^63 can be no power of two and is
  * EINVAL; any other is rounded up to one, so that a request too large to
  * serve (2^63, or 2^62 + 1 rounded up to it) fails with ENOMEM. */
-pmi_export void *pm_memalign(size_t alignment, size_t size) {
+pmi_noinline static void *memalign_slow(size_t alignment, size_t size) {
   if (alignment > SIZE_MAX / 2 + 1) {
     errno = EINVAL;
     return NULL;
@@ -345,23 +350,56 @@ pmi_export void *pm_memalign(size_t alignment, size_t size) {
   return aligned_alloc_checked(round_up_pow2(alignment), size);
 }
 
-pmi_export void *pm_aligned_alloc(size_t alignment, size_t size) {
-  return pm_memalign(alignment, size);   /* glibc 2.36 treats both alike */
+/* The fast path of every aligned allocation: a power-of-two alignment up to
+ * the page size and a size up to the medium classes': the block of the pool
+ * class of the size rounded up to the alignment, or of the medium class
+ * that pmi_memalign would choose (a table: medium.c), popped here as
+ * malloc's fast paths pop it. */
+static inline __attribute__((always_inline)) void *memalign_core(size_t alignment, size_t size) {
+  if (pmi_likely(alignment - 1 < PMI_MEDIUM_HEADER && (alignment & (alignment - 1)) == 0 &&
+                 size - 1 < PMI_MEDIUM_MAX)) {
+    pmi_heap *heap = pmi_heap_tls;
+    size_t n = (size + alignment - 1) & ~(alignment - 1);
+    if (n <= PMI_SMALL_MAX) {
+      pmi_pool *pool = heap->usedpools[pmi_size_class(n)];
+      pmi_block *block = pool->freeblock;
+      if (pmi_likely(block != NULL)) {
+        heap->counters.aligned_calls++;
+        heap->counters.malloc_small++;
+        return pmi_pool_pop(pool, block);
+      }
+    } else {
+      pmi_medium *m = heap->usedmedium[medium_aligned_class(n, alignment)];
+      pmi_block *block = m->freeblock;
+      if (pmi_likely(block != NULL)) {
+        heap->counters.aligned_calls++;
+        return malloc_medium_pop(heap, m, block);
+      }
+    }
+  }
+  /* everything else, and a thread without a heap (or in debug mode), whose
+   * pmi_heap_empty has no free block in any class */
+  return memalign_slow(alignment, size);
 }
 
+pmi_export void *pm_memalign(size_t alignment, size_t size) { return memalign_core(alignment, size); }
+
+pmi_export void *pm_aligned_alloc(size_t alignment, size_t size) {
+  return memalign_core(alignment, size);   /* glibc 2.36 treats both alike */
+}
+
+/* On failure glibc's posix_memalign returns ENOMEM and also leaves errno
+ * ENOMEM (2.36), as its malloc does; an invalid alignment leaves errno
+ * alone. */
 pmi_export int pm_posix_memalign(void **out, size_t alignment, size_t size) {
   if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return EINVAL;
-  int saved = errno;
-  void *p = aligned_alloc_checked(alignment, size);
-  if (p == NULL) {
-    errno = saved;
-    return ENOMEM;
-  }
+  void *p = memalign_core(alignment, size);
+  if (p == NULL) return ENOMEM;
   *out = p;
   return 0;
 }
 
-pmi_export void *pm_valloc(size_t size) { return pm_memalign(pmi_os_page_size(), size); }
+pmi_export void *pm_valloc(size_t size) { return memalign_core(pmi_os_page_size(), size); }
 
 pmi_export void *pm_pvalloc(size_t size) {
   size_t page = pmi_os_page_size();
@@ -370,7 +408,7 @@ pmi_export void *pm_pvalloc(size_t size) {
     return NULL;
   }
   size_t rounded = (size + page - 1) & ~(page - 1);
-  return pm_memalign(page, rounded == 0 ? page : rounded);
+  return memalign_core(page, rounded == 0 ? page : rounded);
 }
 
 /* The usable size of p, without the debug dispatch: the block's size for

@@ -321,6 +321,8 @@ extern const uint8_t pmi_medium_class_table[PMI_MEDIUM_MAX >> PMI_MEDIUM_UNIT_SH
 static inline unsigned pmi_medium_class_fast(size_t n) {
   return pmi_medium_class_table[(n - 1) >> PMI_MEDIUM_UNIT_SHIFT];
 }
+/* The first class from c whose blocks are 2^k-aligned, k <= 12 (medium.c). */
+extern const uint8_t pmi_medium_aligned_class[13][PMI_MEDIUM_NCLASSES];
 static inline size_t pmi_medium_class_size(unsigned c) {
   return (size_t)(5 + (c & 3)) << ((c >> 2) + 7);
 }

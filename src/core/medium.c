@@ -58,6 +58,28 @@ const uint8_t pmi_medium_class_table[PMI_MEDIUM_MAX >> PMI_MEDIUM_UNIT_SHIFT] = 
 #undef C64_
 #undef C256_
 
+/* For an alignment 2^k (k <= 12) and a medium class c, the first class from
+ * c whose blocks are 2^k-aligned: blocks sit at 4 KiB + i * size in a 1 MiB
+ * region, so that is the first whose size is a multiple of 2^k: from the
+ * class of 2^k itself, within three classes (each power of two is one);
+ * every class for k <= 7. */
+#define TZ_(c) (((c) >> 2) + 7 + (((c) & 3) == 1 ? 1 : ((c) & 3) == 3 ? 3 : 0))
+#define OK_(c, k) (TZ_(c) >= (k))
+#define FROM_(k, c) ((k) >= 10 && (c) < 4 * (k) - 37 ? 4 * (k) - 37 : (c))   /* the class of 2^k */
+#define SEEK_(k, c) ((c) >= 31 || OK_(c, k) ? (c) : OK_((c) + 1, k) ? (c) + 1 : OK_((c) + 2, k) ? (c) + 2 : (c) + 3)
+#define AL_(k, c) SEEK_(k, FROM_(k, c))
+#define A4_(k, c) AL_(k, c), AL_(k, (c) + 1), AL_(k, (c) + 2), AL_(k, (c) + 3)
+#define ROW_(k) {A4_(k, 0), A4_(k, 4), A4_(k, 8), A4_(k, 12), A4_(k, 16), A4_(k, 20), A4_(k, 24), A4_(k, 28)}
+const uint8_t pmi_medium_aligned_class[13][PMI_MEDIUM_NCLASSES] = {
+    ROW_(0), ROW_(1), ROW_(2), ROW_(3), ROW_(4), ROW_(5), ROW_(6), ROW_(7), ROW_(8), ROW_(9), ROW_(10), ROW_(11), ROW_(12)};
+#undef TZ_
+#undef OK_
+#undef AL_
+#undef FROM_
+#undef SEEK_
+#undef A4_
+#undef ROW_
+
 /* Every empty usedmedium[] slot points here: no free block, no capacity. */
 pmi_medium pmi_medium_sentinel = { .state = PMI_MEDIUM_EMPTY };
 

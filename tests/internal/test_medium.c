@@ -29,6 +29,25 @@ static void test_class_table(void) {
   EXPECT(bad == 0);
 }
 
+/* The aligned-class table against the search it replaces. */
+static void test_aligned_table(void) {
+  unsigned bad = 0;
+  for (unsigned k = 0; k <= 12; k++)
+    for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
+      unsigned want = c;
+      while (pmi_medium_class_size(want) & ((1u << k) - 1)) want++;
+      if (pmi_medium_aligned_class[k][c] != want) bad++;
+    }
+  EXPECT(bad == 0);
+  /* and the blocks it hands out are aligned */
+  for (size_t a = 256; a <= 4096; a *= 2)
+    for (size_t n = 513; n <= 20000; n += 997) {
+      void *p = pm_aligned_alloc(a, n);
+      EXPECT(p != NULL && ((uintptr_t)p & (a - 1)) == 0 && pm_malloc_usable_size(p) >= n);
+      pm_free(p);
+    }
+}
+
 static void test_head_bias(pmi_heap *heap) {
   const size_t size = 20480;                 /* 20 KiB: 51 blocks per region */
   unsigned c = pmi_medium_class(size);
@@ -92,6 +111,7 @@ static void *run(void *arg) {
   pmi_heap *heap = pmi_heap_tls;
   EXPECT(heap != &pmi_heap_empty);
   test_class_table();
+  test_aligned_table();
   test_head_bias(heap);
   test_largest_class_loop(heap);
   return NULL;
