@@ -199,25 +199,32 @@ static size_t block_size_checked(const char *fn, void *p, unsigned kind) {
 }
 
 /* realloc's rule for a block that can stay where it is: the new size fits,
- * and is not under three quarters of the block (CPython's: shrinking a
- * block in place is only worth it while it keeps most of its bytes). */
-static inline bool fits_in_place(size_t size, size_t old) { return size <= old && size >= old - old / 4; }
+ * and leaves at most about half the block unused (moving saves a good
+ * share only beyond that; (old + 15) / 2 so that a 16-byte block keeps
+ * every size from 1).  Half, not CPython's three quarters: a block that
+ * realloc_grow gave room to spare (twice the old block) must take the next
+ * sizes of a growing buffer in place, not see them as shrinks.  As one
+ * compare, old - size wraps around when size > old. */
+static inline bool fits_in_place(size_t size, size_t old) { return old - size <= (old + 15) / 2; }
 
 /* A block that realloc grows is likely to grow again (a buffer, a vector, a
  * string being built), and each move to the next class copies it.  So it
- * moves with room to spare: to the class of half as much again,
+ * moves with room to spare: to twice its size (a class again: doubling a
+ * class size gives one), which fits_in_place keeps for every size up to it;
  * and past PMI_REALLOC_MAPPED_FROM to a mapping of its own, which grows in
  * place to the end of its 256 KiB slot and beyond by mremap, never copied
- * again (its mapping usually comes from the cache of freed ones). */
+ * again (its mapping usually comes from the cache of freed ones).  What
+ * the room costs: a grown block holds up to twice its bytes, as with the
+ * halving rule of fits_in_place. */
 #define PMI_REALLOC_MAPPED_FROM 16384u
+static inline size_t roomy_size(size_t old, size_t size) { return 2 * old > size ? 2 * old : size; }
 
 static void *realloc_grow(void *p, size_t old, size_t size) {
   void *q;
   if (size > PMI_REALLOC_MAPPED_FROM) {
     q = pmi_huge_malloc(size, 0, false);
   } else {
-    size_t roomy = old + old / 2;
-    q = pmi_malloc(roomy > size ? roomy : size);
+    q = pmi_malloc(roomy_size(old, size));
   }
   if (q == NULL) return NULL;                        /* p stays valid */
   memcpy(q, p, old);
@@ -225,11 +232,68 @@ static void *realloc_grow(void *p, size_t old, size_t size) {
   return q;
 }
 
-pmi_export void *pm_realloc(void *p, size_t size) {
+pmi_noinline static void *realloc_slow(void *p, size_t size) {
   if (p == NULL) return pm_malloc(size);
   PMI_COUNT(realloc_calls);
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_realloc(p, size);
   return pmi_realloc(p, size);
+}
+
+/* realloc_grow's move of a checked pool or medium block of heap, by the
+ * fast paths; the slow path if memory runs out. */
+pmi_noinline static void *realloc_move(pmi_heap *heap, void *p, size_t old, size_t size) {
+  void *q = malloc_core(heap, roomy_size(old, size));
+  if (pmi_unlikely(q == NULL)) return realloc_slow(p, size);
+  heap->counters.realloc_calls++;
+  memcpy(q, p, old);
+  pm_free(p);
+  return q;
+}
+
+/* A huge block of a thread with a heap, 0 < size <= PTRDIFF_MAX: huge.c
+ * checks it, and grows or shrinks it in its slots when it can (a buffer
+ * grown past PMI_REALLOC_MAPPED_FROM lives there). */
+pmi_noinline static void *realloc_huge(pmi_heap *heap, void *p, size_t size) {
+  void *q = pmi_huge_realloc(p, size);
+  heap->counters.realloc_calls++;
+  if (q == p) heap->counters.realloc_inplace++;
+  return q;
+}
+
+/* The fast path: a live pool or medium block of this thread's heap (what
+ * free's fast paths check: the owner, the alignment, the live bit) that
+ * stays where it is (fits_in_place).  In debug mode pmi_heap_tls owns no
+ * block, so every call goes to realloc_slow; so does p == NULL. */
+pmi_export void *pm_realloc(void *p, size_t size) {
+  pmi_heap *heap = pmi_heap_tls;
+  uintptr_t r = pmi_rotate_units(p);
+  unsigned kind = pmi_arenamap_slot_kind(pmi_arenamap_block_slot(r));
+  size_t old;
+  if (kind == PMI_REGION_POOLS) {
+    pmi_arena *arena = pmi_arena_of(p);
+    if (*(pmi_heap *const *)&arena->heap != heap) goto slow;
+    pmi_pool *pool = pmi_pool_of(arena, p);
+    if (!((pool->live[(r >> 6) & (PMI_LIVE_WORDS - 1)] >> (r & 63)) & 1)) goto slow;
+    old = pmi_class_size(pool->szidx);
+  } else if (kind == PMI_REGION_MEDIUM) {
+    pmi_medium *m = pmi_medium_of(p);
+    if (*(pmi_heap *const *)&m->heap != heap || ((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) != 0) goto slow;
+    uintptr_t u = (uintptr_t)p >> PMI_MEDIUM_UNIT_SHIFT;
+    if (!((m->live[(u >> 6) & (PMI_MEDIUM_LIVE_WORDS - 1)] >> (u & 63)) & 1)) goto slow;
+    old = m->block_size;
+  } else if (kind == PMI_REGION_HUGE && heap != &pmi_heap_empty && size - 1 < PTRDIFF_MAX) {
+    return realloc_huge(heap, p, size);
+  } else {
+    goto slow;
+  }
+  if (pmi_likely(fits_in_place(size, old))) {
+    heap->counters.realloc_calls++;
+    heap->counters.realloc_inplace++;
+    return p;
+  }
+  if (size > old && size <= PMI_REALLOC_MAPPED_FROM) return realloc_move(heap, p, old, size);
+slow:
+  return realloc_slow(p, size);
 }
 
 /* realloc of a block p != NULL, without the dispatch. */
@@ -247,7 +311,7 @@ void *pmi_realloc(void *p, size_t size) {
   switch (kind) {
   case PMI_REGION_POOLS:
     old = pmi_class_size(pmi_check_live_block("realloc", p)->szidx);
-    if (size <= old && size > old - PMI_ALIGNMENT) {   /* same size class */
+    if (fits_in_place(size, old)) {
       PMI_COUNT(realloc_inplace);
       return p;
     }
@@ -255,7 +319,7 @@ void *pmi_realloc(void *p, size_t size) {
     break;
   case PMI_REGION_MEDIUM:
     old = pmi_medium_check_live("realloc", p)->block_size;
-    if (fits_in_place(size, old) && size > PMI_SMALL_MAX) {
+    if (fits_in_place(size, old)) {
       PMI_COUNT(realloc_inplace);
       return p;
     }

@@ -103,8 +103,8 @@ pmi_noinline static void free_local_slow(void *p);
  * block at all. */
 static void free_foreign(pmi_heap *heap, void *p) {
   switch (pmi_arenamap_kind(p)) {
-  case PMI_REGION_MEDIUM:
-    pmi_medium_free(heap, p);
+  case PMI_REGION_MEDIUM:   /* (the core's callers have not tried the fast path) */
+    if (!pmi_medium_free_fast(heap, p)) pmi_medium_free(heap, p);
     return;
   case PMI_REGION_HUGE:
     pmi_huge_free(p);
