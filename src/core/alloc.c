@@ -333,8 +333,11 @@ void *pmi_realloc(void *p, size_t size) {
   default:
     /* A block the C library handed out itself: it stays with the C library
      * unless it moves to the pools. */
-    if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || !pmi_libc_owns(p))
+    if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || !pmi_libc_owns(p)) {
+      if (pmi_huge_was_freed(p))
+        pmi_bad_pointer("realloc", p, "double free or corruption: huge block already freed (its memory back with the OS),");
       pmi_fatal("realloc(): invalid pointer (not from malloc): %p", p);
+    }
     if (size > PMI_SMALL_MAX) return pmi_libc_realloc(p, size);
     old = pmi_libc_usable_size(p);
     void *q = pmi_malloc(size);

@@ -115,7 +115,11 @@ static void free_foreign(pmi_heap *heap, void *p) {
   if (p == NULL) return;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
     pmi_bad_pointer("free", p, "invalid pointer (not from malloc, misaligned):");
-  if (!pmi_libc_owns(p)) pmi_bad_pointer("free", p, "invalid pointer (not from malloc):");
+  if (!pmi_libc_owns(p)) {
+    if (pmi_huge_was_freed(p))
+      pmi_bad_pointer("free", p, "double free or corruption: huge block already freed (its memory back with the OS),");
+    pmi_bad_pointer("free", p, "invalid pointer (not from malloc):");
+  }
   pmi_libc_free(p);   /* glibc's free keeps errno (2.33 and later) */
 }
 

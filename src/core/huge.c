@@ -249,9 +249,33 @@ static huge_hdr *check_block(const char *fn, const void *p) {
   pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
 }
 
+/* The last freed huge blocks' addresses.  Once a freed mapping goes back to
+ * the OS its slots read "not ours" and its header is gone, so a second free
+ * of it would look like a pointer from nowhere; free.c asks here before
+ * it says so (only for pointers no allocator owns), and reports a double
+ * free instead.  Blocks are page-aligned, so no glibc chunk shares the
+ * address of one of them in practice; a block at an address that is ours
+ * again is found by the map first. */
+#define GONE_ENTRIES 64u
+static _Atomic uintptr_t gone[GONE_ENTRIES];
+static _Atomic unsigned gone_next;
+
+static void gone_note(const void *p) {
+  unsigned i = atomic_fetch_add_explicit(&gone_next, 1, memory_order_relaxed) % GONE_ENTRIES;
+  atomic_store_explicit(&gone[i], (uintptr_t)p, memory_order_relaxed);
+}
+
+bool pmi_huge_was_freed(const void *p) {
+  if (((uintptr_t)p & (PMI_POOL_SIZE - 1)) != 0) return false;
+  for (unsigned i = 0; i < GONE_ENTRIES; i++)
+    if (atomic_load_explicit(&gone[i], memory_order_relaxed) == (uintptr_t)p) return true;
+  return false;
+}
+
 void pmi_huge_free(void *p) {
   huge_hdr *h = check_block("free", p);
   int saved = errno;
+  gone_note(p);
   h->magic ^= 1;
   account(-1, -(ptrdiff_t)h->size, -(ptrdiff_t)h->map_size);
   HUGE_COUNT(free_large);

@@ -391,6 +391,7 @@ pmi_medium *pmi_medium_reserve_first(void);
 /* ---- huge.c: blocks with a mapping of their own --------------------------- */
 void  *pmi_huge_malloc(size_t size, size_t alignment, bool zero);
 void   pmi_huge_free(void *p);
+bool   pmi_huge_was_freed(const void *p);   /* one of the last huge blocks freed (and maybe unmapped) */
 void  *pmi_huge_realloc(void *p, size_t size);
 size_t pmi_huge_usable_size(const char *fn, const void *p);   /* reports bad pointers */
 void   pmi_huge_trim(void);                       /* empties the cache */

@@ -374,6 +374,14 @@ int main(void) {
   p = malloc(600000);
   cases[n++] = (bad_case){"realloc(p + 8192), huge block", "realloc", "invalid pointer", NULL,
                           (char *)p + 8192, case_realloc_interior, p, NULL};
+  /* 64 MiB: more than the huge cache keeps, so its mapping goes back to
+   * the OS at the first free; the second finds no mapping at all */
+  p = malloc(64u << 20);
+  cases[n++] = (bad_case){"free(p); free(p), huge block unmapped", "free", "double free", NULL, p,
+                          case_double_free, p, NULL};
+  p = malloc(64u << 20);
+  cases[n++] = (bad_case){"free(p); realloc(p), huge block unmapped", "realloc", "double free", NULL, p,
+                          case_realloc_freed, p, NULL};
 
   /* Pointers neither poolmalloc nor the C library handed out, 16-aligned
    * so that only the look of the word before them gives them away. */
