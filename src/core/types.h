@@ -213,9 +213,14 @@ _Static_assert(PMI_MEDIUM_HEADER % 4096 == 0, "blocks of 4 KiB classes are page-
 /* Huge blocks: a mapping each, whole 256 KiB map slots (so that no other
  * mapping shares a slot with it), the block's header in the page before the
  * block.  The cache keeps this many freed mappings, up to this many bytes,
- * for POOLMALLOC_ARENA_DECAY_MS. */
+ * for POOLMALLOC_ARENA_DECAY_MS (a mapping of more than half of it is
+ * unmapped at free)... */
 #define PMI_HUGE_CACHE_ENTRIES 16u
-#define PMI_HUGE_CACHE_BYTES   ((size_t)32 << 20)
+#define PMI_HUGE_CACHE_BYTES   ((size_t)64 << 20)
+/* ... but never more than the huge blocks' peak less what is live now, plus
+ * this much (huge.c, cache_room): cached pages then lift the process at
+ * most this far above the huge peak it has already reached. */
+#define PMI_HUGE_CACHE_SLACK   ((size_t)6 << 20)
 
 /* ---- blocks ---------------------------------------------------------------- */
 
