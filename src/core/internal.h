@@ -379,6 +379,7 @@ void   pmi_medium_free(pmi_heap *heap, void *p);   /* all checks: the free of a 
 void   pmi_medium_free_collected(pmi_heap *heap, pmi_block *block);
 pmi_medium *pmi_medium_check_live(const char *fn, const void *p);  /* reports and aborts */
 void   pmi_medium_release_retained(pmi_heap *heap);
+size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force);   /* owner: idle regions' free pages */
 void   pmi_medium_repair_locked(pmi_heap *heap);
 void   pmi_medium_release_reserve(size_t keep);
 size_t pmi_medium_reserve_count(void);

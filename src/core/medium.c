@@ -90,6 +90,7 @@ static _Atomic int reserve_lock;
 static _Atomic(void *) map_hint;
 static _Atomic size_t regions_now, regions_peak;
 
+static void maybe_purge(pmi_heap *heap);   /* idle regions' free pages, below */
 static void reserve_acquire(void) { pmi_spin_lock(&reserve_lock); }
 static void reserve_release(void) { pmi_spin_unlock(&reserve_lock); }
 
@@ -344,6 +345,7 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
   pmi_remote_flush();
   pmi_heap_lock(heap);
   void *p = pmi_medium_malloc_locked(heap, c);
+  maybe_purge(heap);
   pmi_heap_unlock(heap);
   return p;
 }
@@ -425,6 +427,7 @@ pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_bloc
   heap->counters.free_medium++;
   pmi_heap_lock(heap);
   free_block(heap, m, block);
+  maybe_purge(heap);
   pmi_heap_unlock(heap);
   errno = saved;
 }
@@ -456,10 +459,78 @@ pmi_noinline void pmi_medium_emptied(pmi_heap *heap, pmi_medium *m) {
   errno = saved;
 }
 
+/* ---- idle regions' free pages ------------------------------------------------
+ * A region that keeps a few live blocks keeps the pages of its free ones.
+ * Those go back (madvise, the mapping stays) once the region has not
+ * changed for POOLMALLOC_ARENA_DECAY_MS: same free list head, same counts
+ * (a cheap signature; a block handed out and freed again in between looks
+ * unchanged, which only delays its purge).  A region purged stays marked by
+ * its signature, so it is not purged again until it changes and idles
+ * again: hysteresis against the page-fault cost of touching the pages
+ * again.  Only the owner walks its free lists (the free fast path pushes
+ * without a lock), so the owner does it: from its medium slow paths at most
+ * once per decay period, and at malloc_trim and thread exit (force). */
+
+static inline uintptr_t idle_sig(const pmi_medium *m) {
+  return (uintptr_t)m->freeblock ^ ((uintptr_t)m->used << 48) ^ ((uintptr_t)m->ncarved << 32) ^ 1;
+}
+
+/* The whole pages inside free block b, past its link words. */
+static size_t purge_block(pmi_medium *m, char *b) {
+  uintptr_t page = pmi_os_page_size();
+  uintptr_t lo = ((uintptr_t)b + sizeof(pmi_block) + page - 1) & ~(page - 1);
+  uintptr_t hi = ((uintptr_t)b + m->block_size) & ~(page - 1);
+  if (hi <= lo) return 0;
+  pmi_os_purge((void *)lo, hi - lo);
+  return hi - lo;
+}
+
+static size_t purge_region(pmi_medium *m) {
+  size_t bytes = 0;
+  unsigned n = 0;
+  for (pmi_block *b = m->freeblock; b != NULL && n <= m->capacity; b = pmi_link_get(b), n++) bytes += purge_block(m, (char *)b);
+  return bytes;
+}
+
+/* Owner (or holder of an unowned heap's lock): purges the regions of heap
+ * idle since the decay (all of them with force); the bytes given back. */
+size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force) {
+  uint64_t decay = (uint64_t)pmi_option(arena_decay_ms);
+  size_t bytes = 0;
+  size_t n = 0;
+  for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
+    if (m->block_size < 2 * pmi_os_page_size() || m->freeblock == NULL) continue;   /* no whole free page */
+    uintptr_t sig = idle_sig(m);
+    if (m->idle_sig == (sig ^ 1)) continue;          /* purged, and not changed since */
+    if (m->idle_sig != sig) {                        /* changed: idle from now */
+      m->idle_sig = sig;
+      m->idle_ms = now;
+      if (!force) continue;
+    }
+    if (!force && now - m->idle_ms < decay) continue;
+    bytes += purge_region(m);
+    m->idle_sig = sig ^ 1;
+  }
+  if (heap != &pmi_heap_empty) heap->counters.medium_purge_bytes += bytes;
+  return bytes;
+}
+
+/* From the owner's medium slow paths: a look at its regions once per decay
+ * period (half of it, so that a region idles at most 1.5 periods). */
+static __thread uint64_t next_look_ms;
+static void maybe_purge(pmi_heap *heap) {
+  uint64_t now = pmi_os_now_ms();
+  if (now < next_look_ms) return;
+  next_look_ms = now + (uint64_t)pmi_option(arena_decay_ms) / 2;
+  pmi_medium_purge_idle(heap, now, false);
+}
+
 /* ---- thread exit, trim, fork ------------------------------------------------- */
 
-/* Every empty region kept at the head of usedmedium goes to the reserve. */
+/* Every empty region kept at the head of usedmedium goes to the reserve,
+ * and the free pages of the others go back (malloc_trim, thread exit). */
 void pmi_medium_release_retained(pmi_heap *heap) {
+  pmi_medium_purge_idle(heap, pmi_os_now_ms(), true);
   for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
     pmi_medium *head = heap->usedmedium[c];
     if (head != &pmi_medium_sentinel && head->used == 1) release_empty(heap, head);

@@ -379,6 +379,9 @@ typedef struct pmi_medium {
   struct pmi_medium *next_owned;    /* heap.mediums: every region of the heap */
   struct pmi_medium *prev_owned;
   uint64_t retired_ms;              /* in the reserve: when it arrived */
+  uintptr_t idle_sig;               /* the free list and counts when last
+                                       looked at (medium.c, purge_idle) */
+  uint64_t idle_ms;                 /* since when they have not changed */
   uint32_t block_size;              /* pmi_medium_class_size(mclass) */
   uint16_t used;                    /* blocks handed out and not yet freed here,
                                        plus one while the head of usedmedium */
