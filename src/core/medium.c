@@ -517,7 +517,7 @@ size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force) {
 
 /* From the owner's medium slow paths: a look at its regions once per decay
  * period (half of it, so that a region idles at most 1.5 periods). */
-static __thread uint64_t next_look_ms;
+static __thread uint64_t next_look_ms __attribute__((tls_model("initial-exec")));   /* no allocation at first use */
 static void maybe_purge(pmi_heap *heap) {
   uint64_t now = pmi_os_now_ms();
   if (now < next_look_ms) return;
