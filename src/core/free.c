@@ -144,12 +144,13 @@ pmi_noinline static void free_not_pool_slow(void *p) {
 }
 
 /* The one non-inlined function for all that is not a pool block, with the
- * arena map's slot for p (free_core's lookup; beyond the map when p is misaligned)
+ * arena map's slot for p (free_core's lookup, inside the map; a misaligned p
+ * finds none and goes to free_not_pool_slow)
  * and pmi_heap_tls: first the medium blocks' fast path (internal.h), which
  * in debug mode never matches (pmi_heap_tls is pmi_heap_empty, which owns no
  * region). */
 pmi_noinline static void free_not_pool(void *p, pmi_heap *heap, uintptr_t slot) {
-  if (pmi_likely(pmi_arenamap_slot_kind(slot) == PMI_REGION_MEDIUM && pmi_medium_free_fast(heap, p))) return;
+  if (pmi_likely(pmi_arenamap_slot_byte(slot) == PMI_REGION_MEDIUM && pmi_medium_free_fast(heap, p))) return;
   free_not_pool_slow(p);
 }
 
@@ -204,7 +205,12 @@ pmi_noinline static void free_local_slow(void *p) {
 static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void *p, bool core) {
   uintptr_t r = pmi_rotate_units(p);   /* low bits: p's 16-byte unit number */
   uintptr_t slot = pmi_arenamap_block_slot(r);
-  if (pmi_unlikely(pmi_arenamap_slot_kind(slot) != PMI_REGION_POOLS)) {
+  if (pmi_unlikely(!pmi_arenamap_slot_in_map(slot))) {   /* misaligned, or beyond the map */
+    if (core) free_not_pool_core(heap, p);
+    else free_not_pool_slow(p);
+    return;
+  }
+  if (pmi_unlikely(pmi_arenamap_slot_byte(slot) != PMI_REGION_POOLS)) {
     if (core) free_not_pool_core(heap, p);
     else free_not_pool(p, heap, slot);
     return;

@@ -201,6 +201,11 @@ static inline uintptr_t pmi_rotate_units(const void *p) {
 static inline uintptr_t pmi_arenamap_block_slot(uintptr_t rotated) {
   return rotated >> (PMI_ARENA_SHIFT - PMI_ALIGNMENT_SHIFT);
 }
+/* Is slot inside the map?  And its byte, for a slot that is. */
+static inline bool pmi_arenamap_slot_in_map(uintptr_t slot) { return slot < pmi_load_relaxed(&pmi_arenamap_slots); }
+static inline unsigned pmi_arenamap_slot_byte(uintptr_t slot) {
+  return ((const uint8_t *)pmi_load_relaxed(&pmi_arenamap))[slot];
+}
 static inline bool pmi_arenamap_pool_block(uintptr_t rotated) {
   return pmi_arenamap_slot_kind(pmi_arenamap_block_slot(rotated)) == PMI_REGION_POOLS;
 }
