@@ -15,7 +15,7 @@
 /* ---- the small-object slow path ---------------------------------------- */
 
 /* Serves one block of the class of size from heap, which the caller owns
- * with its lock held (or holds the lock of, for an unowned heap).  Collects
+ * inside pmi_heap_enter/leave (or holds the lock of, for an unowned heap).  Collects
  * remote frees first, then: the head pool's free list, its untouched tail,
  * else the head is full and leaves, else a fresh pool from the fullest arena. */
 void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
@@ -108,15 +108,15 @@ static void *malloc_slow(pmi_heap *heap, size_t size) {
     return pmi_pool_pop(pool, pmi_pool_carve(pool));
   }
   pmi_remote_flush();   /* this thread's batches of frees for other heaps */
-  pmi_heap_lock(heap);
+  bool locked = pmi_heap_enter(heap);   /* the lock only while a visitor is there */
   p = pmi_heap_malloc_small(heap, size);
-  pmi_heap_unlock(heap);
+  pmi_heap_leave(heap, locked);
   pmi_purge_kick();
   if (pmi_unlikely(p == NULL)) {   /* out of address space: as malloc_huge */
     pmi_release_all();
-    pmi_heap_lock(heap);
+    locked = pmi_heap_enter(heap);
     p = pmi_heap_malloc_small(heap, size);
-    pmi_heap_unlock(heap);
+    pmi_heap_leave(heap, locked);
   }
   return p;
 }

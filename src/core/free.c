@@ -168,19 +168,24 @@ pmi_noinline static void free_local_slow(void *p) {
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
   pmi_heap *heap = pmi_load_relaxed(&pmi_arena_of(p)->heap);
   int saved = errno;
-  /* The checks and the live bit under the lock: a FULL pool's descriptor is
-   * also written by other threads that hold it (remote.c). */
+  /* The checks and the live bit inside the owner's bracket: a FULL pool's
+   * descriptor is also written by visitors (remote.c). */
   if (heap == NULL) {   /* an arena in the reserve: no pool in use */
     const char *fault = block_fault(pool, p);
     pmi_bad_pointer("free", p, fault != NULL ? fault : "invalid pointer (inside a retired arena):");
   }
-  pmi_heap_lock(heap);
+  if (pmi_unlikely(heap != pmi_heap_own())) {   /* a misaligned pointer into another heap */
+    pmi_heap_visit(heap);
+    const char *fault = block_fault(pool, p);
+    pmi_bad_pointer("free", p, fault != NULL ? fault : "invalid pointer (not the start of a block):");
+  }
+  bool locked = pmi_heap_enter(heap);
   const char *fault = block_fault(pool, p);
   if (fault != NULL) pmi_bad_pointer("free", p, fault);
   unsigned units = pmi_block_units(p);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
   pmi_free_block(heap, pool, p);
-  pmi_heap_unlock(heap);
+  pmi_heap_leave(heap, locked);
   pmi_purge_kick();
   errno = saved;
 }

@@ -122,6 +122,8 @@ uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no sysc
 uint64_t pmi_os_now_ms(void);
 void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */
 long   pmi_os_thread_id(void);
+bool   pmi_os_membarrier_register(void);              /* once per process; false: unavailable */
+bool   pmi_os_membarrier(void);                       /* a full barrier on every running thread */
 void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- lock.c: the spin lock of every core list ------------------------------
@@ -253,6 +255,45 @@ void   pmi_heap_fork_child(void);
 void   pmi_heap_setup(void);
 void   pmi_heap_register_exit(void);  /* run the exit destructor even without a heap */
 void  *pmi_heap_malloc_locked(size_t size);   /* for threads past their own exit */
+
+/* The owner's slow paths and the visitors (heap.c, "Visitors": the
+ * handshake and its memory-model argument).  The owner brackets every slow
+ * path that touches its lists, FULL pools or arenas with
+ *     bool locked = pmi_heap_enter(heap);  ...  pmi_heap_leave(heap, locked);
+ * which takes the lock only while a visitor is there; nothing between the
+ * two may take heap's lock.  Any other thread that touches an owned heap
+ * is a visitor: pmi_heap_visit / pmi_heap_visit_try, then
+ * pmi_heap_visit_end (for the caller's own heap and unowned heaps these are
+ * the plain lock). */
+#if defined(__SANITIZE_THREAD__)
+#define PMI_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PMI_TSAN 1
+#endif
+#endif
+extern _Atomic int pmi_heap_fenceless;   /* membarrier registered: the owner needs no fence */
+bool   pmi_heap_enter_locked(pmi_heap *heap);
+static inline bool pmi_heap_enter(pmi_heap *heap) {
+#ifndef PMI_TSAN   /* ThreadSanitizer does not know membarrier: always the seq_cst pair */
+  if (pmi_likely(pmi_load_relaxed(&pmi_heap_fenceless))) {
+    atomic_store_explicit(&heap->busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);   /* the compiler keeps store, then load */
+    if (pmi_likely(atomic_load_explicit(&heap->visitor, memory_order_acquire) == 0)) return false;
+    return pmi_heap_enter_locked(heap);
+  }
+#endif
+  atomic_store(&heap->busy, 1);
+  if (pmi_likely(atomic_load(&heap->visitor) == 0)) return false;
+  return pmi_heap_enter_locked(heap);
+}
+static inline void pmi_heap_leave(pmi_heap *heap, bool locked) {
+  if (pmi_unlikely(locked)) pmi_heap_unlock(heap);
+  else atomic_store_explicit(&heap->busy, 0, memory_order_release);
+}
+void   pmi_heap_visit(pmi_heap *heap);
+bool   pmi_heap_visit_try(pmi_heap *heap);   /* false: busy, try a later pass */
+void   pmi_heap_visit_end(pmi_heap *heap);
 
 /* ---- alloc.c / free.c: the generic (slow) paths ----------------------------- */
 void  *pmi_malloc_generic(pmi_heap *heap, size_t size);

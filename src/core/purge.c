@@ -27,8 +27,9 @@
  * by t + decay / 2; an empty pool is given back between decay / 2 and decay
  * after it emptied.
  *
- * Lock order (as fork's): the heap list, then each heap (trylock: a busy
- * heap waits for the next pass), then the reserve. */
+ * Lock order (as fork's): the heap list, then each heap as a visitor
+ * (heap.c; the purge thread tries: a heap that is locked, or whose owner is
+ * in a slow path, waits for the next pass), then the reserve. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -93,14 +94,14 @@ static bool purge_pass(void) {
   uint64_t unmapped_before = atomic_load(&pmi_purge_stats.arenas_unmapped);
   pmi_heaps_lock();
   for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
-    if (!pmi_heap_trylock(h)) {
+    if (!pmi_heap_visit_try(h)) {   /* locked, or its owner in a slow path */
       pending = true;
       continue;
     }
     pmi_heap_collect_any(h);
     if (!atomic_load(&h->owned)) pmi_heap_release_retained(h);
     bytes += pmi_purge_heap_pools(h, false, &pending);
-    pmi_heap_unlock(h);
+    pmi_heap_visit_end(h);
   }
   pmi_heaps_unlock();
   pending |= pmi_arena_decay(pmi_os_now_ms());
@@ -172,11 +173,11 @@ int pmi_release_all(void) {
   bool pending = false;
   pmi_heaps_lock();
   for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
-    pmi_heap_lock(h);
+    pmi_heap_visit(h);
     pmi_heap_collect_any(h);
     if (h == self || !atomic_load(&h->owned)) pmi_heap_release_retained(h);
     bytes += pmi_purge_heap_pools(h, true, &pending);
-    pmi_heap_unlock(h);
+    pmi_heap_visit_end(h);
   }
   pmi_heaps_unlock();
   pmi_arena_release_reserve(0);
