@@ -6,12 +6,11 @@
  *   2. one compare of the arena's owner with this thread's heap; another
  *      owner (or debug mode, where pmi_heap_tls is pmi_heap_empty) goes to
  *      free_not_local;
- *   3. the block's bit in its pool's live bitmap must be set, the pool's
+ *   3. the block's bit in its pool's live bitmap must be set and the pool's
  *      free list must not be empty (so has the arena header read as
- *      pools[0]) and the pool must not be FULL (its first free relinks it,
- *      and its free list, if any, holds blocks that another thread holding
- *      the heap's lock took from remote frees: remote.c); all are read
- *      before anything is written, else free_local_slow;
+ *      pools[0], and so has every FULL pool, whose first free relinks it:
+ *      types.h); both are read before anything is written, else
+ *      free_local_slow;
  *   4. clear the bit, push the block (its link encoded), and decrement used:
  *      if it reaches 0 the pool has emptied (the head pool never gets
  *      there, types.h) and pmi_pool_emptied decides where it goes.
@@ -210,7 +209,7 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
   uint64_t *word = (uint64_t *)((char *)pool->live + ((r >> 3) & ((PMI_LIVE_WORDS - 1) * 8)));   /* live[(r >> 6) % WORDS] */
   uint64_t w = *word;
   pmi_block *next = pool->freeblock;
-  if (pmi_unlikely(!((w >> (r & 63)) & 1) || next == NULL || pool->state == PMI_POOL_FULL)) {
+  if (pmi_unlikely(!((w >> (r & 63)) & 1) || next == NULL)) {
     free_local_slow(p);
     return;
   }
