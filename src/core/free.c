@@ -46,15 +46,28 @@ pmi_cold _Noreturn void pmi_bad_pointer(const char *fn, const void *p, const cha
   pmi_fatal("%s(): %s %p", fn, fault, p);
 }
 
+/* units / (szidx + 1) for units < 256 without a division (the slow paths
+ * and the collection of remote frees ask it for every block):
+ * (units * ceil(2^16 / d)) >> 16 is exact there, as units * (the rounding
+ * error, < d <= 32) stays below 2^16. */
+#define PMI_RECIPROCAL(d) ((65536u + (d) - 1) / (d))
+static const uint32_t class_reciprocal[PMI_NCLASSES] = {
+#define PMI_R4(d) PMI_RECIPROCAL(d), PMI_RECIPROCAL(d + 1), PMI_RECIPROCAL(d + 2), PMI_RECIPROCAL(d + 3)
+  PMI_R4(1), PMI_R4(5), PMI_R4(9), PMI_R4(13), PMI_R4(17), PMI_R4(21), PMI_R4(25), PMI_R4(29),
+#undef PMI_R4
+};
+_Static_assert(PMI_NCLASSES == 32 && PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "the reciprocal table's range");
+
 /* Why p is not a live block of its pool, or NULL if it is one; from the
  * descriptor alone, which only the owner may read cheaply. */
 const char *pmi_block_fault_owned(pmi_pool *pool, const void *p) {
   if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL)
     return "invalid pointer (inside an arena, but not in a pool in use):";
   unsigned units = pmi_block_units(p);
-  if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || units % (pool->szidx + 1u) != 0)
+  unsigned d = pool->szidx + 1u, index = (units * class_reciprocal[pool->szidx & (PMI_NCLASSES - 1)]) >> 16;
+  if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || index * d != units)
     return "invalid pointer (not the start of a block):";
-  if (units / (pool->szidx + 1u) >= pool->ncarved) return "invalid pointer (a block never handed out):";
+  if (index >= pool->ncarved) return "invalid pointer (a block never handed out):";
   if (!(*pmi_live_word(pool, units) & pmi_live_bit(units)))
     return "double free or corruption: block already freed,";
   return NULL;
@@ -173,7 +186,7 @@ pmi_noinline static void free_local_slow(void *p) {
     const char *fault = block_fault(pool, p);
     pmi_bad_pointer("free", p, fault != NULL ? fault : "invalid pointer (inside a retired arena):");
   }
-  if (pmi_unlikely(heap != pmi_heap_own())) {   /* a misaligned pointer into another heap */
+  if (pmi_unlikely(heap != pmi_heap_tls) && heap != pmi_heap_own()) {   /* a misaligned pointer into another heap */
     pmi_heap_visit(heap);
     const char *fault = block_fault(pool, p);
     pmi_bad_pointer("free", p, fault != NULL ? fault : "invalid pointer (not the start of a block):");

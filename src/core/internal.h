@@ -308,22 +308,34 @@ _Noreturn void pmi_bad_pointer(const char *fn, const void *p, const char *fault)
 /* ---- remote.c: frees from other threads, their collection ------------------ */
 void   pmi_remote_free(pmi_heap *owner, pmi_block *block);  /* any kind's block, checked as far as
                                       its kind allows; to owner's batch (remote.c) */
-void   pmi_remote_flush(void);        /* push this thread's batches of remote frees */
+void   pmi_remote_flush_all(void);
+extern __thread uint8_t pmi_remote_batched __attribute__((tls_model("initial-exec")));
+/* Pushes this thread's batches of remote frees (a slow path's first step:
+ * one TLS test when it has none). */
+static inline void pmi_remote_flush(void) {
+  if (pmi_unlikely(pmi_remote_batched)) pmi_remote_flush_all();
+}
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
 void   pmi_remote_apply(pmi_heap *heap);            /* owner: held blocks become free */
 void   pmi_heap_collect_foreign(pmi_heap *heap);    /* lock held, owner alive elsewhere */
 void   pmi_heap_collect_any(pmi_heap *heap);        /* lock held, either case */
-bool   pmi_heap_has_remote(pmi_heap *heap);
+static inline bool pmi_heap_has_remote(const pmi_heap *heap) {
+  return pmi_load_relaxed(&heap->thread_free) != NULL || heap->remote_deferred != NULL ||
+         heap->remote_pools != NULL;
+}
 extern uintptr_t pmi_remote_key, pmi_remote_link_key;
 extern _Atomic uint64_t pmi_remote_pushes;
 
 /* ---- purge.c: giving idle memory back ---------------------------------------- */
 void   pmi_purge_note(void);          /* something may become returnable later */
 void   pmi_purge_kick_slow(void);
-extern _Atomic int pmi_purge_wanted;
-/* Starts the purge thread if wanted; only where no allocator lock is held. */
+extern _Atomic int pmi_purge_wanted, pmi_purge_running;
+/* Starts the purge thread if wanted and not running; only where no
+ * allocator lock is held.  The load of running is seq_cst: it pairs with
+ * the exiting thread's store of running and load of wanted (purge.c). */
 static inline void pmi_purge_kick(void) {
-  if (pmi_unlikely(pmi_load_relaxed(&pmi_purge_wanted))) pmi_purge_kick_slow();
+  if (pmi_unlikely(pmi_load_relaxed(&pmi_purge_wanted)) && !atomic_load(&pmi_purge_running))
+    pmi_purge_kick_slow();
 }
 size_t pmi_purge_heap_pools(pmi_heap *heap, bool force, bool *pending);  /* lock held; bytes */
 int    pmi_release_all(void);         /* malloc_trim(0): every heap, the reserve */

@@ -38,7 +38,7 @@
 #include "core/internal.h"
 
 _Atomic int pmi_purge_wanted;        /* something may be returnable */
-static _Atomic int purge_running;    /* the thread exists (or is starting) */
+_Atomic int pmi_purge_running;       /* the thread exists (or is starting) */
 pmi_purge_counts pmi_purge_stats;
 
 void pmi_purge_note(void) {
@@ -121,10 +121,10 @@ static void *purge_main(void *arg) {
     if (purge_pass()) continue;
     /* Nothing left: stop, unless something was noted meanwhile (the
      * seq_cst pair with pmi_purge_kick_slow: one of us sees the other). */
-    atomic_store(&purge_running, 0);
+    atomic_store(&pmi_purge_running, 0);
     if (!atomic_load(&pmi_purge_wanted)) break;
     int expected = 0;
-    if (!atomic_compare_exchange_strong(&purge_running, &expected, 1)) break;   /* a new one started */
+    if (!atomic_compare_exchange_strong(&pmi_purge_running, &expected, 1)) break;   /* a new one started */
   }
   return NULL;
 }
@@ -132,10 +132,10 @@ static void *purge_main(void *arg) {
 /* Not in debug mode: its quarantine keeps freed memory on purpose, and
  * under valgrind the thread's own setup would show in the leak report. */
 void pmi_purge_kick_slow(void) {
-  if (!pmi_option(purge_thread) || pmi_debug_active || atomic_load(&purge_running)) return;
+  if (!pmi_option(purge_thread) || pmi_debug_active || atomic_load(&pmi_purge_running)) return;
   if (pmi_load_relaxed(&pmi_process_state) != 2) return;
   int expected = 0;
-  if (!atomic_compare_exchange_strong(&purge_running, &expected, 1)) return;
+  if (!atomic_compare_exchange_strong(&pmi_purge_running, &expected, 1)) return;
   int saved = errno;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -148,14 +148,14 @@ void pmi_purge_kick_slow(void) {
   if (pthread_create(&t, &attr, purge_main, NULL) == 0)
     atomic_fetch_add_explicit(&pmi_purge_stats.purge_threads, 1, memory_order_relaxed);
   else
-    atomic_store(&purge_running, 0);   /* tried again at the next kick */
+    atomic_store(&pmi_purge_running, 0);   /* tried again at the next kick */
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   errno = saved;
 }
 
 void pmi_purge_fork_child(void) {
-  atomic_store(&purge_running, 0);   /* the thread did not come along */
+  atomic_store(&pmi_purge_running, 0);   /* the thread did not come along */
   atomic_store(&pmi_purge_wanted, 1);
 }
 

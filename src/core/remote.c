@@ -147,12 +147,16 @@ static void slot_flush(remote_slot *s) {
   remote_push(owner, first, last);
 }
 
-void pmi_remote_flush(void) {
+/* Set when a block joins a batch, cleared when all are pushed. */
+__thread uint8_t pmi_remote_batched __attribute__((tls_model("initial-exec")));
+
+void pmi_remote_flush_all(void) {
   for (unsigned i = 0; i < PMI_REMOTE_SLOTS; i++) slot_flush(&slots[i]);
+  pmi_remote_batched = 0;
 }
 
 void pmi_remote_thread_exit(void) {
-  pmi_remote_flush();
+  pmi_remote_flush_all();
   batch_off = 1;
 }
 
@@ -189,6 +193,7 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
   if (s->first == NULL) s->last = block;
   else rlink_set(block, s->first);
   s->first = block;
+  pmi_remote_batched = 1;
   if (++s->count >= PMI_REMOTE_BATCH) slot_flush(s);
 }
 
@@ -344,7 +349,3 @@ void pmi_heap_collect_any(pmi_heap *heap) {
   }
 }
 
-bool pmi_heap_has_remote(pmi_heap *heap) {
-  return pmi_load_relaxed(&heap->thread_free) != NULL || heap->remote_deferred != NULL ||
-         heap->remote_pools != NULL;
-}
