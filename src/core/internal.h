@@ -117,6 +117,7 @@ void  *pmi_os_remap(void *old, size_t old_size, size_t new_size, void *to);   /*
 void   pmi_os_decommit(void *p, size_t size);         /* madvise(MADV_DONTNEED) */
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
+uintptr_t pmi_os_break(void);                         /* the program break now */
 bool   pmi_os_mapped(const void *p, size_t n);        /* every page mapped? reads none */
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
 uint64_t pmi_os_now_ms(void);

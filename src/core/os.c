@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -22,14 +23,55 @@ void pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps) {
   *munmaps = atomic_load(&munmap_calls);
 }
 
+/* mmap, munmap and brk as system calls of our own on x86-64: each call of
+ * the C library's from here is an import, and the dynamic loader looks up
+ * every import of a library on its first call, about 700 instructions in
+ * every program's start-up.  Not under ThreadSanitizer, which must see the
+ * mappings come and go.  Failures set errno as the C library's do. */
+#if defined(__x86_64__) && !defined(__SANITIZE_THREAD__)
+#define PMI_OS_RAW 1
+static long os_syscall6(long n, long a, long b, long c, long d, long e, long f) {
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
+  long ret;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "0"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+static long os_syscall_result(long r) {
+  if ((unsigned long)r > -4096ul) {
+    errno = (int)-r;
+    return -1;
+  }
+  return r;
+}
+static void *sys_mmap(void *hint, size_t size, int flags) {
+  long r = os_syscall6(SYS_mmap, (long)hint, (long)size, PROT_READ | PROT_WRITE, flags, -1, 0);
+  return os_syscall_result(r) == -1 ? MAP_FAILED : (void *)r;
+}
+static int sys_munmap(void *p, size_t size) {
+  return (int)os_syscall_result(os_syscall6(SYS_munmap, (long)p, (long)size, 0, 0, 0, 0));
+}
+uintptr_t pmi_os_break(void) { return (uintptr_t)os_syscall6(SYS_brk, 0, 0, 0, 0, 0, 0); }
+#else
+static void *sys_mmap(void *hint, size_t size, int flags) {
+  return mmap(hint, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+}
+static int sys_munmap(void *p, size_t size) { return munmap(p, size); }
+uintptr_t pmi_os_break(void) { return (uintptr_t)sbrk(0); }
+#endif
+
 static void *os_mmap(void *hint, size_t size) {
   atomic_fetch_add_explicit(&mmap_calls, 1, memory_order_relaxed);
-  return mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return sys_mmap(hint, size, MAP_PRIVATE | MAP_ANONYMOUS);
 }
 
 static int os_munmap(void *p, size_t size) {
   atomic_fetch_add_explicit(&munmap_calls, 1, memory_order_relaxed);
-  return munmap(p, size);
+  return sys_munmap(p, size);
 }
 
 void *pmi_os_map(size_t size) {
@@ -41,11 +83,16 @@ void *pmi_os_map(size_t size) {
  * map): readable and writable, but not counted against the commit limit;
  * the kernel gives it memory page by page as it is written. */
 void *pmi_os_reserve(size_t size) {
-  int saved = errno;
   atomic_fetch_add_explicit(&mmap_calls, 1, memory_order_relaxed);
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+#ifdef PMI_OS_RAW   /* errno kept: not written at all */
+  long r = os_syscall6(SYS_mmap, 0, (long)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return (unsigned long)r > -4096ul ? NULL : (void *)r;
+#else
+  int saved = errno;
+  void *p = sys_mmap(NULL, size, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
   errno = saved;
   return p == MAP_FAILED ? NULL : p;
+#endif
 }
 
 void pmi_os_unmap(void *p, size_t size) {
@@ -136,13 +183,24 @@ size_t pmi_os_page_size(void) {
   return p;
 }
 
-/* A per-process secret: the 16 random bytes the kernel gives every process
- * (AT_RANDOM), mixed with an address (so that it differs between libraries)
- * and a call count (so that each caller gets its own). */
+/* 16 random bytes from the kernel: getrandom without blocking (a system
+ * call of our own: see sys_mmap), else the 16 bytes it gives every process
+ * (AT_RANDOM). */
+static const unsigned char *kernel_random(unsigned char *buf) {
+#ifdef PMI_OS_RAW
+  if (os_syscall6(SYS_getrandom, (long)buf, 16, GRND_NONBLOCK, 0, 0, 0) == 16) return buf;
+#endif
+  return (const unsigned char *)getauxval(AT_RANDOM);
+}
+
+/* A per-process secret: the kernel's random bytes, mixed with an address
+ * (so that it differs between libraries) and a call count (so that each
+ * caller gets its own). */
 uint64_t pmi_os_random(void) {
   static _Atomic uint64_t calls;
   uint64_t x = (uintptr_t)&pmi_os_random + atomic_fetch_add(&calls, 1) * 0xD1B54A32D192ED03ull;
-  const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+  unsigned char buf[16];
+  const unsigned char *r = kernel_random(buf);
   if (r != NULL) {
     uint64_t r0, r1;   /* AT_RANDOM is not 8-byte aligned */
     memcpy(&r0, r, 8);
