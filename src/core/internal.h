@@ -88,6 +88,18 @@ static inline unsigned pmi_block_units(const void *p) {
 static inline uint64_t *pmi_live_word(pmi_pool *pool, unsigned units) { return &pool->live[units >> 6]; }
 static inline uint64_t pmi_live_bit(unsigned units) { return (uint64_t)1 << (units & 63); }
 
+/* w with bit n % 64 cleared.  On x86-64 one btr: its register form takes
+ * the count modulo 64 itself, where gcc would first mask a copy of n (two
+ * instructions more on free's fast path, which has the bit number in r). */
+static inline uint64_t pmi_bit_clear(uint64_t w, uint64_t n) {
+#if defined(__x86_64__)
+  __asm__("btr %1, %0" : "+r"(w) : "r"(n) : "cc");
+  return w;
+#else
+  return w & ~((uint64_t)1 << (n & 63));
+#endif
+}
+
 /* Pops block, the head of pool's free list, and hands it out. */
 static inline void *pmi_pool_pop(pmi_pool *pool, pmi_block *block) {
   uintptr_t offset = pmi_link_offset(block);
@@ -256,7 +268,7 @@ void   pmi_heap_register_exit(void);  /* run the exit destructor even without a 
 void  *pmi_heap_malloc_locked(size_t size);   /* for threads past their own exit */
 
 /* ---- alloc.c / free.c: the generic (slow) paths ----------------------------- */
-void  *pmi_malloc_generic(pmi_heap *heap, size_t size);
+void  *pmi_malloc_generic(size_t size, pmi_heap *heap);
 uint64_t pmi_heap_small_frees(pmi_heap *heap);   /* derived, not counted: stats.c */
 void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
 void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
