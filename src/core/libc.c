@@ -47,7 +47,13 @@ typedef struct libc_heap_info {
   size_t size;                  /* bytes of the heap in use (mapped read-write) */
 } libc_heap_info;
 
-extern void *__curbrk;                 /* glibc's current break (what sbrk(0) returns) */
+/* glibc's current break: sbrk(0) returns its __curbrk (a call, not a read
+ * of the variable, which as an imported variable would be looked up by the
+ * dynamic loader at every program's start, not at the first call). */
+static uintptr_t current_break(void) {
+  void *b = sbrk(0);
+  return b == (void *)-1 ? 0 : (uintptr_t)b;
+}
 static _Atomic uintptr_t heap_start = UINTPTR_MAX;   /* where the main heap starts, once known */
 static uintptr_t brk_at_init;          /* the break when poolmalloc started */
 
@@ -93,7 +99,7 @@ static void main_heap(uintptr_t *start, uintptr_t *end) {
     atomic_store_explicit(&heap_start, s, memory_order_relaxed);
   }
   *start = s;
-  *end = (uintptr_t)__curbrk;
+  *end = current_break();
 }
 
 /* Heaps that hold their arena (the first of each arena), known mapped. */
@@ -167,7 +173,7 @@ pmi_noinline static bool libc_owns_slow(uintptr_t chunk) {
 bool pmi_libc_owns(const void *p) {
   uintptr_t a = (uintptr_t)p, chunk = a - 2 * sizeof(size_t);
   if ((a & (2 * sizeof(size_t) - 1)) != 0 || a < 4096) return false;
-  uintptr_t start = atomic_load_explicit(&heap_start, memory_order_relaxed), end = (uintptr_t)__curbrk;
+  uintptr_t start = atomic_load_explicit(&heap_start, memory_order_relaxed), end = current_break();
   if (pmi_likely(chunk >= start && chunk < end)) {
     size_t head = ((const size_t *)chunk)[1], size = head & ~CHUNK_FLAGS;
     if (pmi_likely((head & (CHUNK_MMAPPED | CHUNK_NON_MAIN)) == 0 && size >= CHUNK_MIN &&
