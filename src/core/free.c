@@ -6,12 +6,15 @@
  *   2. one compare of the arena's owner with this thread's heap; another
  *      owner (or debug mode, where pmi_heap_tls is pmi_heap_empty) goes to
  *      free_not_local;
- *   3. the block's bit in its pool's live bitmap must be set, the pool's
- *      free list must not be empty (so has the arena header read as
- *      pools[0]) and the pool must not be FULL (its first free relinks it,
- *      and its free list, if any, holds blocks that another thread holding
- *      the heap's lock took from remote frees: remote.c); all are read
- *      before anything is written, else free_local_slow;
+ *   3. the block's bit in its pool's live bitmap must be set and the pool
+ *      must be USED: one compare of its state rejects the arena header read
+ *      as pools[0] (state HEADER) and a FULL pool (its first free relinks
+ *      it, and its free list, if any, holds blocks that another thread
+ *      holding the heap's lock took from remote frees: remote.c); both are
+ *      read before anything is written, else free_local_slow.  An empty
+ *      free list is no reason to leave: the head pool's list runs dry
+ *      between carvings of its untouched tail, and frees into it are as
+ *      common as any;
  *   4. clear the bit, push the block (its link encoded), and decrement used:
  *      if it reaches 0 the pool has emptied (the head pool never gets
  *      there, types.h) and pmi_pool_emptied decides where it goes.
@@ -205,7 +208,7 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
   uint64_t *word = (uint64_t *)((char *)pool->live + ((r >> 3) & ((PMI_LIVE_WORDS - 1) * 8)));   /* live[(r >> 6) % WORDS] */
   uint64_t w = *word;
   pmi_block *next = pool->freeblock;
-  if (pmi_unlikely(!((w >> (r & 63)) & 1) || next == NULL || pool->state == PMI_POOL_FULL)) {
+  if (pmi_unlikely(!((w >> (r & 63)) & 1) || pool->state != PMI_POOL_USED)) {
     free_local_slow(p);
     return;
   }
