@@ -139,7 +139,7 @@ static inline __attribute__((always_inline)) void *malloc_core(pmi_heap *heap, s
 /* The core underneath the debug allocator: the thread's own heap, which in
  * debug mode is not pmi_heap_tls. */
 void *pmi_malloc(size_t size) {
-  pmi_heap *heap = pmi_heap_own();
+  pmi_heap *heap = pmi_heap_mine();
   if (heap == &pmi_heap_empty) return malloc_without_heap(size);
   return malloc_core(heap, size);
 }
@@ -153,7 +153,7 @@ pmi_export extern __typeof__(pm_malloc) malloc __attribute__((alias("pm_malloc")
 /* ---- calloc, realloc ------------------------------------------------------ */
 
 static void count(size_t offset) {
-  pmi_heap *heap = pmi_heap_own();
+  pmi_heap *heap = pmi_heap_mine();
   if (heap != &pmi_heap_empty) (*(uint64_t *)((char *)&heap->counters + offset))++;
 }
 #define PMI_COUNT(field) count(offsetof(pmi_counters, field))

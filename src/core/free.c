@@ -53,9 +53,14 @@ pmi_cold _Noreturn void pmi_bad_pointer(const char *fn, const void *p, const cha
 /* Why p is not a live block of its pool, or NULL if it is one; from the
  * descriptor alone, which only the owner may read cheaply. */
 const char *pmi_block_fault_owned(pmi_pool *pool, const void *p) {
+  unsigned units = pmi_block_units(p);
+  /* The common answer first: a live bit is set exactly at the start of a
+   * block handed out (types.h), so the tests below only tell which fault. */
+  if (pmi_likely((pool->state == PMI_POOL_USED || pool->state == PMI_POOL_FULL) &&
+                 ((uintptr_t)p & (PMI_ALIGNMENT - 1)) == 0 && (*pmi_live_word(pool, units) & pmi_live_bit(units))))
+    return NULL;
   if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL)
     return "invalid pointer (inside an arena, but not in a pool in use):";
-  unsigned units = pmi_block_units(p);
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || units % (pool->szidx + 1u) != 0)
     return "invalid pointer (not the start of a block):";
   if (units / (pool->szidx + 1u) >= pool->ncarved) return "invalid pointer (a block never handed out):";
@@ -219,7 +224,7 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
 }
 
 /* The core underneath the debug allocator: the thread's own heap. */
-void pmi_free(void *p) { free_core(pmi_heap_own(), p, true); }
+void pmi_free(void *p) { free_core(pmi_heap_mine(), p, true); }
 
 pmi_export void pm_free(void *p) { free_core(pmi_heap_tls, p, false); }
 

@@ -398,6 +398,14 @@ extern _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
  *      at exit): diag/diag.h ------------------------------------------------ */
 #include "diag/diag.h"
 
+/* pmi_heap_own without a call where it is cheap: outside debug mode the
+ * thread's own heap is pmi_heap_tls (calloc, realloc and the core's entry
+ * points ask on every call). */
+static inline pmi_heap *pmi_heap_mine(void) {
+  if (pmi_likely(!pmi_debug_active)) return pmi_heap_tls;
+  return pmi_heap_own();
+}
+
 #pragma GCC visibility pop
 
 #endif /* PM_INTERNAL_H */
