@@ -83,7 +83,9 @@ static void *malloc_without_heap(size_t size) {
   return malloc_slow(heap, size);
 }
 
-pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
+/* size first: it arrives in the first argument register and stays there,
+ * so that malloc's fast path reaches here without moving it. */
+pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
   if (heap == &pmi_heap_empty) {   /* no heap yet, or debug mode (every call) */
     if (pmi_unlikely(pmi_debug_active)) return pmi_debug_malloc(size);
     return malloc_without_heap(size);
@@ -131,23 +133,27 @@ static inline __attribute__((always_inline)) void *malloc_core(pmi_heap *heap, s
       return pmi_pool_pop(pool, block);
     }
   }
-  return pmi_malloc_generic(heap, size);
+  return pmi_malloc_generic(size, heap);
 }
 
 /* The core underneath the debug allocator: the thread's own heap, which in
  * debug mode is not pmi_heap_tls. */
 void *pmi_malloc(size_t size) {
-  pmi_heap *heap = pmi_heap_own();
+  pmi_heap *heap = pmi_heap_mine();
   if (heap == &pmi_heap_empty) return malloc_without_heap(size);
   return malloc_core(heap, size);
 }
 
 pmi_export void *pm_malloc(size_t size) { return malloc_core(pmi_heap_tls, size); }
 
+/* The C library's name for it, as a second name of the same code (not a
+ * forward, which costs a jump on every call); api/override.c has the rest. */
+pmi_export extern __typeof__(pm_malloc) malloc __attribute__((alias("pm_malloc"), malloc, alloc_size(1)));
+
 /* ---- calloc, realloc ------------------------------------------------------ */
 
 static void count(size_t offset) {
-  pmi_heap *heap = pmi_heap_own();
+  pmi_heap *heap = pmi_heap_mine();
   if (heap != &pmi_heap_empty) (*(uint64_t *)((char *)&heap->counters + offset))++;
 }
 #define PMI_COUNT(field) count(offsetof(pmi_counters, field))

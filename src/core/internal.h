@@ -88,6 +88,18 @@ static inline unsigned pmi_block_units(const void *p) {
 static inline uint64_t *pmi_live_word(pmi_pool *pool, unsigned units) { return &pool->live[units >> 6]; }
 static inline uint64_t pmi_live_bit(unsigned units) { return (uint64_t)1 << (units & 63); }
 
+/* w with bit n % 64 cleared.  On x86-64 one btr: its register form takes
+ * the count modulo 64 itself, where gcc would first mask a copy of n (two
+ * instructions more on free's fast path, which has the bit number in r). */
+static inline uint64_t pmi_bit_clear(uint64_t w, uint64_t n) {
+#if defined(__x86_64__)
+  __asm__("btr %1, %0" : "+r"(w) : "r"(n) : "cc");
+  return w;
+#else
+  return w & ~((uint64_t)1 << (n & 63));
+#endif
+}
+
 /* Pops block, the head of pool's free list, and hands it out. */
 static inline void *pmi_pool_pop(pmi_pool *pool, pmi_block *block) {
   uintptr_t offset = pmi_link_offset(block);
@@ -117,6 +129,7 @@ void  *pmi_os_remap(void *old, size_t old_size, size_t new_size, void *to);   /*
 void   pmi_os_decommit(void *p, size_t size);         /* madvise(MADV_DONTNEED) */
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
+uintptr_t pmi_os_break(void);                         /* the program break now */
 bool   pmi_os_mapped(const void *p, size_t n);        /* every page mapped? reads none */
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
 uint64_t pmi_os_now_ms(void);
@@ -296,7 +309,7 @@ bool   pmi_heap_visit_try(pmi_heap *heap);   /* false: busy, try a later pass */
 void   pmi_heap_visit_end(pmi_heap *heap);
 
 /* ---- alloc.c / free.c: the generic (slow) paths ----------------------------- */
-void  *pmi_malloc_generic(pmi_heap *heap, size_t size);
+void  *pmi_malloc_generic(size_t size, pmi_heap *heap);
 uint64_t pmi_heap_small_frees(pmi_heap *heap);   /* derived, not counted: stats.c */
 void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
 void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
@@ -437,6 +450,14 @@ extern _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
 /* ---- the diagnostics the core calls (options, debug dispatch, the report
  *      at exit): diag/diag.h ------------------------------------------------ */
 #include "diag/diag.h"
+
+/* pmi_heap_own without a call where it is cheap: outside debug mode the
+ * thread's own heap is pmi_heap_tls (calloc, realloc and the core's entry
+ * points ask on every call). */
+static inline pmi_heap *pmi_heap_mine(void) {
+  if (pmi_likely(!pmi_debug_active)) return pmi_heap_tls;
+  return pmi_heap_own();
+}
 
 #pragma GCC visibility pop
 

@@ -63,8 +63,8 @@
  *        arena = p & ~(ARENA_SIZE - 1),   pool = &arena->pools[(p >> 12) & 63].
  *    pools[0] would describe page 0 itself, so the arena header takes its
  *    place (a union); its fields are arranged so that read as a descriptor
- *    it is a pool with an empty free list (which sends a free to the slow
- *    path) in state HEADER (which the slow path rejects).
+ *    it is a pool in state HEADER (which sends a free to the slow path,
+ *    where it is rejected) with an empty free list.
  *    Why out of line: headers at the start of 4 KiB-aligned pages all map to
  *    the same few L1 cache sets, and a random-order free over many pools then
  *    thrashes them; here each descriptor is one cache line of its own.  It
