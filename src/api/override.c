@@ -15,6 +15,10 @@
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
+#ifdef PMI_TSAN   /* elsewhere second names of pm_malloc and pm_free (core/alloc.c) */
+pmi_export void *malloc(size_t size) { return pm_malloc(size); }
+pmi_export void free(void *p) { pm_free(p); }
+#endif
 pmi_export void *calloc(size_t n, size_t size) { return pm_calloc(n, size); }
 pmi_export void *realloc(void *p, size_t size) { return pm_realloc(p, size); }
 pmi_export void *reallocarray(void *p, size_t n, size_t size) { return pm_reallocarray(p, n, size); }
