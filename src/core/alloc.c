@@ -15,7 +15,7 @@
 /* ---- the small-object slow path ---------------------------------------- */
 
 /* Serves one block of the class of size from heap, which the caller owns
- * with its lock held (or holds the lock of, for an unowned heap).  Collects
+ * inside pmi_heap_enter/leave (or holds the lock of, for an unowned heap).  Collects
  * remote frees first, then: the head pool's free list, its untouched tail,
  * else the head is full and leaves, else a fresh pool from the fullest arena. */
 void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
@@ -96,7 +96,9 @@ pmi_noinline static void *malloc_generic_slow(pmi_heap *heap, size_t size) {
  * pmi_heap_empty's usedmedium[] are all the sentinel, with no free block,
  * so a thread without a heap (or in debug mode) falls through to the slow
  * path without a test of its own. */
-pmi_noinline void *pmi_malloc_generic(pmi_heap *heap, size_t size) {
+/* size first: it arrives in the first argument register and stays there,
+ * so that malloc's fast path reaches here without moving it. */
+pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
   if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) {
     pmi_medium *m = heap->usedmedium[pmi_medium_class_fast(size)];
     pmi_block *block = m->freeblock;
@@ -120,15 +122,15 @@ static void *malloc_slow(pmi_heap *heap, size_t size) {
     return pmi_pool_pop(pool, pmi_pool_carve(pool));
   }
   pmi_remote_flush();   /* this thread's batches of frees for other heaps */
-  pmi_heap_lock(heap);
+  bool locked = pmi_heap_enter(heap);   /* the lock only while a visitor is there */
   p = pmi_heap_malloc_small(heap, size);
-  pmi_heap_unlock(heap);
+  pmi_heap_leave(heap, locked);
   pmi_purge_kick();
   if (pmi_unlikely(p == NULL)) {   /* out of address space: as malloc_huge */
     pmi_release_all();
-    pmi_heap_lock(heap);
+    locked = pmi_heap_enter(heap);
     p = pmi_heap_malloc_small(heap, size);
-    pmi_heap_unlock(heap);
+    pmi_heap_leave(heap, locked);
   }
   return p;
 }
@@ -143,23 +145,32 @@ static inline __attribute__((always_inline)) void *malloc_core(pmi_heap *heap, s
       return pmi_pool_pop(pool, block);
     }
   }
-  return pmi_malloc_generic(heap, size);
+  return pmi_malloc_generic(size, heap);
 }
 
 /* The core underneath the debug allocator: the thread's own heap, which in
  * debug mode is not pmi_heap_tls. */
 void *pmi_malloc(size_t size) {
-  pmi_heap *heap = pmi_heap_own();
+  pmi_heap *heap = pmi_heap_mine();
   if (heap == &pmi_heap_empty) return malloc_without_heap(size);
   return malloc_core(heap, size);
 }
 
 pmi_export void *pm_malloc(size_t size) { return malloc_core(pmi_heap_tls, size); }
 
+/* The C library's name for it, as a second name of the same code (not a
+ * forward, which costs a jump on every call); api/override.c has the rest,
+ * and these two as forwards in a ThreadSanitizer build (where a static
+ * link would otherwise hand the dynamic loader's first malloc, before the
+ * sanitizer's runtime is initialised, to instrumented code). */
+#ifndef PMI_TSAN
+pmi_export extern __typeof__(pm_malloc) malloc __attribute__((alias("pm_malloc"), malloc, alloc_size(1)));
+#endif
+
 /* ---- calloc, realloc ------------------------------------------------------ */
 
 static void count(size_t offset) {
-  pmi_heap *heap = pmi_heap_own();
+  pmi_heap *heap = pmi_heap_mine();
   if (heap != &pmi_heap_empty) (*(uint64_t *)((char *)&heap->counters + offset))++;
 }
 #define PMI_COUNT(field) count(offsetof(pmi_counters, field))

@@ -88,6 +88,18 @@ static inline unsigned pmi_block_units(const void *p) {
 static inline uint64_t *pmi_live_word(pmi_pool *pool, unsigned units) { return &pool->live[units >> 6]; }
 static inline uint64_t pmi_live_bit(unsigned units) { return (uint64_t)1 << (units & 63); }
 
+/* w with bit n % 64 cleared.  On x86-64 one btr: its register form takes
+ * the count modulo 64 itself, where gcc would first mask a copy of n (two
+ * instructions more on free's fast path, which has the bit number in r). */
+static inline uint64_t pmi_bit_clear(uint64_t w, uint64_t n) {
+#if defined(__x86_64__)
+  __asm__("btr %1, %0" : "+r"(w) : "r"(n) : "cc");
+  return w;
+#else
+  return w & ~((uint64_t)1 << (n & 63));
+#endif
+}
+
 /* Pops block, the head of pool's free list, and hands it out. */
 static inline void *pmi_pool_pop(pmi_pool *pool, pmi_block *block) {
   uintptr_t offset = pmi_link_offset(block);
@@ -117,11 +129,14 @@ void  *pmi_os_remap(void *old, size_t old_size, size_t new_size, void *to);   /*
 void   pmi_os_decommit(void *p, size_t size);         /* madvise(MADV_DONTNEED) */
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
+uintptr_t pmi_os_break(void);                         /* the program break now */
 bool   pmi_os_mapped(const void *p, size_t n);        /* every page mapped? reads none */
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
 uint64_t pmi_os_now_ms(void);
 void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */
 long   pmi_os_thread_id(void);
+bool   pmi_os_membarrier_register(void);              /* once per process; false: unavailable */
+bool   pmi_os_membarrier(void);                       /* a full barrier on every running thread */
 void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- lock.c: the spin lock of every core list ------------------------------
@@ -265,8 +280,40 @@ void   pmi_heap_setup(void);
 void   pmi_heap_register_exit(void);  /* run the exit destructor even without a heap */
 void  *pmi_heap_malloc_locked(size_t size);   /* for threads past their own exit */
 
+/* The owner's slow paths and the visitors (heap.c, "Visitors": the
+ * handshake and its memory-model argument).  The owner brackets every slow
+ * path that touches its lists, FULL pools or arenas with
+ *     bool locked = pmi_heap_enter(heap);  ...  pmi_heap_leave(heap, locked);
+ * which takes the lock only while a visitor is there; nothing between the
+ * two may take heap's lock.  Any other thread that touches an owned heap
+ * is a visitor: pmi_heap_visit / pmi_heap_visit_try, then
+ * pmi_heap_visit_end (for the caller's own heap and unowned heaps these are
+ * the plain lock). */
+extern _Atomic int pmi_heap_fenceless;   /* membarrier registered: the owner needs no fence */
+bool   pmi_heap_enter_locked(pmi_heap *heap);
+static inline bool pmi_heap_enter(pmi_heap *heap) {
+#ifndef PMI_TSAN   /* ThreadSanitizer does not know membarrier: always the seq_cst pair */
+  if (pmi_likely(pmi_load_relaxed(&pmi_heap_fenceless))) {
+    atomic_store_explicit(&heap->busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);   /* the compiler keeps store, then load */
+    if (pmi_likely(atomic_load_explicit(&heap->visitor, memory_order_acquire) == 0)) return false;
+    return pmi_heap_enter_locked(heap);
+  }
+#endif
+  atomic_store(&heap->busy, 1);
+  if (pmi_likely(atomic_load(&heap->visitor) == 0)) return false;
+  return pmi_heap_enter_locked(heap);
+}
+static inline void pmi_heap_leave(pmi_heap *heap, bool locked) {
+  if (pmi_unlikely(locked)) pmi_heap_unlock(heap);
+  else atomic_store_explicit(&heap->busy, 0, memory_order_release);
+}
+void   pmi_heap_visit(pmi_heap *heap);
+bool   pmi_heap_visit_try(pmi_heap *heap);   /* false: busy, try a later pass */
+void   pmi_heap_visit_end(pmi_heap *heap);
+
 /* ---- alloc.c / free.c: the generic (slow) paths ----------------------------- */
-void  *pmi_malloc_generic(pmi_heap *heap, size_t size);
+void  *pmi_malloc_generic(size_t size, pmi_heap *heap);
 uint64_t pmi_heap_small_frees(pmi_heap *heap);   /* derived, not counted: stats.c */
 void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
 void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
@@ -278,22 +325,34 @@ _Noreturn void pmi_bad_pointer(const char *fn, const void *p, const char *fault)
 /* ---- remote.c: frees from other threads, their collection ------------------ */
 void   pmi_remote_free(pmi_heap *owner, pmi_block *block);  /* any kind's block, checked as far as
                                       its kind allows; to owner's batch (remote.c) */
-void   pmi_remote_flush(void);        /* push this thread's batches of remote frees */
+void   pmi_remote_flush_all(void);
+extern __thread uint8_t pmi_remote_batched __attribute__((tls_model("initial-exec")));
+/* Pushes this thread's batches of remote frees (a slow path's first step:
+ * one TLS test when it has none). */
+static inline void pmi_remote_flush(void) {
+  if (pmi_unlikely(pmi_remote_batched)) pmi_remote_flush_all();
+}
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
 void   pmi_remote_apply(pmi_heap *heap);            /* owner: held blocks become free */
 void   pmi_heap_collect_foreign(pmi_heap *heap);    /* lock held, owner alive elsewhere */
 void   pmi_heap_collect_any(pmi_heap *heap);        /* lock held, either case */
-bool   pmi_heap_has_remote(pmi_heap *heap);
+static inline bool pmi_heap_has_remote(const pmi_heap *heap) {
+  return pmi_load_relaxed(&heap->thread_free) != NULL || heap->remote_deferred != NULL ||
+         heap->remote_pools != NULL;
+}
 extern uintptr_t pmi_remote_key, pmi_remote_link_key;
 extern _Atomic uint64_t pmi_remote_pushes;
 
 /* ---- purge.c: giving idle memory back ---------------------------------------- */
 void   pmi_purge_note(void);          /* something may become returnable later */
 void   pmi_purge_kick_slow(void);
-extern _Atomic int pmi_purge_wanted;
-/* Starts the purge thread if wanted; only where no allocator lock is held. */
+extern _Atomic int pmi_purge_wanted, pmi_purge_running;
+/* Starts the purge thread if wanted and not running; only where no
+ * allocator lock is held.  The load of running is seq_cst: it pairs with
+ * the exiting thread's store of running and load of wanted (purge.c). */
 static inline void pmi_purge_kick(void) {
-  if (pmi_unlikely(pmi_load_relaxed(&pmi_purge_wanted))) pmi_purge_kick_slow();
+  if (pmi_unlikely(pmi_load_relaxed(&pmi_purge_wanted)) && !atomic_load(&pmi_purge_running))
+    pmi_purge_kick_slow();
 }
 size_t pmi_purge_heap_pools(pmi_heap *heap, bool force, bool *pending);  /* lock held; bytes */
 int    pmi_release_all(void);         /* malloc_trim(0): every heap, the reserve */
@@ -434,6 +493,14 @@ extern _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
 /* ---- the diagnostics the core calls (options, debug dispatch, the report
  *      at exit): diag/diag.h ------------------------------------------------ */
 #include "diag/diag.h"
+
+/* pmi_heap_own without a call where it is cheap: outside debug mode the
+ * thread's own heap is pmi_heap_tls (calloc, realloc and the core's entry
+ * points ask on every call). */
+static inline pmi_heap *pmi_heap_mine(void) {
+  if (pmi_likely(!pmi_debug_active)) return pmi_heap_tls;
+  return pmi_heap_own();
+}
 
 #pragma GCC visibility pop
 

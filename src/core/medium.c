@@ -218,7 +218,7 @@ static void region_retire(pmi_heap *heap, pmi_medium *m) {
   reserve_decay(heap, m->retired_ms);
 }
 
-/* ---- usedmedium lists (heap.lock held) ------------------------------------- */
+/* ---- usedmedium lists (the owner inside pmi_heap_enter/leave, or heap.lock held) */
 
 static bool exhausted(const pmi_medium *m) { return m->freeblock == NULL && m->ncarved == m->capacity; }
 
@@ -343,10 +343,10 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
     return pmi_medium_pop(m, carve(m));
   }
   pmi_remote_flush();
-  pmi_heap_lock(heap);
+  bool locked = pmi_heap_enter(heap);   /* the lock only while a visitor is there (heap.c) */
   void *p = pmi_medium_malloc_locked(heap, c);
   maybe_purge(heap);
-  pmi_heap_unlock(heap);
+  pmi_heap_leave(heap, locked);
   return p;
 }
 
@@ -389,7 +389,8 @@ pmi_medium *pmi_medium_check_live(const char *fn, const void *p) {
 }
 
 /* A live block start, its bit cleared and its free counted, back into its
- * region, with the state change that follows.  heap.lock held. */
+ * region, with the state change that follows.  Inside pmi_heap_enter/leave
+ * (or heap.lock held). */
 static void free_block(pmi_heap *heap, pmi_medium *m, pmi_block *block) {
   pmi_link_set(block, m->freeblock);
   m->freeblock = block;
@@ -425,10 +426,10 @@ pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_bloc
   unsigned units = pmi_medium_units(block);
   *live_word(m, units) &= ~live_bit(units);
   heap->counters.free_medium++;
-  pmi_heap_lock(heap);
+  bool locked = pmi_heap_enter(heap);   /* the lock only while a visitor is there (heap.c) */
   free_block(heap, m, block);
   maybe_purge(heap);
-  pmi_heap_unlock(heap);
+  pmi_heap_leave(heap, locked);
   errno = saved;
 }
 
@@ -453,9 +454,9 @@ void pmi_medium_free(pmi_heap *heap, void *p) {
  * one keeps an extra use): it goes to the reserve. */
 pmi_noinline void pmi_medium_emptied(pmi_heap *heap, pmi_medium *m) {
   int saved = errno;
-  pmi_heap_lock(heap);
+  bool locked = pmi_heap_enter(heap);   /* the lock only while a visitor is there (heap.c) */
   release_empty(heap, m);
-  pmi_heap_unlock(heap);
+  pmi_heap_leave(heap, locked);
   errno = saved;
 }
 
