@@ -95,9 +95,9 @@ pmi_noinline static void *malloc_generic_slow(pmi_heap *heap, size_t size) {
  * path, the pools' twin: the head region of the class has a free block.
  * pmi_heap_empty's usedmedium[] are all the sentinel, with no free block,
  * so a thread without a heap (or in debug mode) falls through to the slow
- * path without a test of its own. */
-/* size first: it arrives in the first argument register and stays there,
- * so that malloc's fast path reaches here without moving it. */
+ * path without a test of its own.  Size first: it arrives in the first
+ * argument register and stays there, so that malloc's fast path reaches
+ * here without moving it. */
 pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
   if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) {
     pmi_medium *m = heap->usedmedium[pmi_medium_class_fast(size)];
