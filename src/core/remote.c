@@ -98,7 +98,6 @@
 
 #include "core/internal.h"
 
-#define PMI_REMOTE_BATCH 32
 #define PMI_REMOTE_SLOTS 4
 
 uintptr_t pmi_remote_key = 2;       /* set from the kernel's random bytes */
@@ -109,6 +108,7 @@ typedef struct remote_slot {
   pmi_heap *owner;
   pmi_block *first, *last;   /* newest first; last->link set at the push */
   uint32_t count;
+  pmi_block *blocks[PMI_REMOTE_BATCH];   /* the same blocks, for the owner's hints */
 } remote_slot;
 
 static __thread remote_slot slots[PMI_REMOTE_SLOTS] __attribute__((tls_model("initial-exec")));
@@ -136,11 +136,25 @@ static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
   errno = saved;
 }
 
+/* The collection walk follows each block's link to the next: a chain of
+ * cache misses, one block after another, on lines another core has just
+ * written.  So a batch's addresses also go into the owner's ring of hints,
+ * oldest first (its chain runs newest first, and the stack of batches
+ * newest first: the walk meets them in the ring's order backwards), with
+ * one fetch-and-add on the line the push writes anyway.  The collector
+ * prefetches a fixed distance ahead of its walk along the ring (see
+ * collect_chain), so the misses overlap.  A hint is never dereferenced: a
+ * stale or overwritten one costs a useless prefetch, and every check of the
+ * walk stays as it is. */
 static void slot_flush(remote_slot *s) {
   pmi_block *first = s->first;
   if (first == NULL) return;
   pmi_heap *owner = s->owner;
   pmi_block *last = s->last;
+  uint64_t pos = atomic_fetch_add_explicit(&owner->hint_pos, s->count, memory_order_relaxed);
+  for (uint32_t i = 0; i < s->count; i++)
+    atomic_store_explicit(&owner->remote_hint[(pos + i) & (PMI_REMOTE_HINTS - 1)], s->blocks[i],
+                          memory_order_relaxed);
   s->first = s->last = NULL;
   s->owner = NULL;
   s->count = 0;
@@ -194,6 +208,7 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
   else rlink_set(block, s->first);
   s->first = block;
   pmi_remote_batched = 1;
+  s->blocks[s->count] = block;
   if (++s->count >= PMI_REMOTE_BATCH) slot_flush(s);
 }
 
@@ -300,8 +315,22 @@ static void collected_free(pmi_heap *heap, pmi_block *block, bool as_owner) {
  * must lead to one of heap's blocks (else the owner's free rewrote it)
  * before the walk goes on.  The next block's line is fetched while this one
  * is freed: the walk is a chain of cache misses otherwise. */
-static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner) {
+/* How far the walk's prefetches run ahead of it, in blocks. */
+#define PMI_PREFETCH_AHEAD 16
+
+static inline void prefetch_hint(pmi_heap *heap, uint64_t pos) {
+  __builtin_prefetch(atomic_load_explicit(&heap->remote_hint[pos & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed), 1);
+}
+
+static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool hinted) {
   if (block == NULL) return;
+  /* The ring's newest PMI_REMOTE_HINTS entries, walked backwards from hint
+   * (exclusive) down to hint_end: pushes since the last collection */
+  uint64_t hint = hinted ? atomic_load_explicit(&heap->hint_pos, memory_order_relaxed) : 0;
+  uint64_t hint_end = hint > PMI_REMOTE_HINTS ? hint - PMI_REMOTE_HINTS : 0;
+  if (hinted && hint_end < heap->hint_seen) hint_end = heap->hint_seen;
+  heap->hint_seen = hint;
+  for (unsigned i = 0; i < PMI_PREFETCH_AHEAD && hint > hint_end; i++) prefetch_hint(heap, --hint);
   if (!remote_addr_ok(heap, block))
     pmi_fatal("heap corruption: the remote free list of heap %p starts at %p, not one of its blocks",
               (void *)heap, (void *)block);
@@ -316,6 +345,7 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner) {
       if (!remote_addr_ok(heap, next)) pmi_bad_pointer("free", block, fault_refreed);
       __builtin_prefetch(next, 1);
     }
+    if (hint > hint_end) prefetch_hint(heap, --hint);
     collected_free(heap, block, as_owner);
     block = next;
   }
@@ -324,18 +354,18 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner) {
 /* The owner (or the holder of an unowned heap's lock) takes everything. */
 void pmi_heap_collect_locked(pmi_heap *heap) {
   if (heap->remote_pools != NULL) pmi_remote_apply(heap);
-  collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), true);
+  collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), true, true);
   pmi_block *deferred = heap->remote_deferred;
   heap->remote_deferred = NULL;
-  collect_chain(heap, deferred, true);
+  collect_chain(heap, deferred, true, false);
 }
 
 /* Another thread holding the lock of a heap whose owner lives. */
 void pmi_heap_collect_foreign(pmi_heap *heap) {
-  collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), false);
+  collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), false, true);
   pmi_block *deferred = heap->remote_deferred;
   heap->remote_deferred = NULL;
-  collect_chain(heap, deferred, false);   /* their pools may have filled since */
+  collect_chain(heap, deferred, false, false);   /* their pools may have filled since */
   release_whole_pools(heap);
 }
 
