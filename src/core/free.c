@@ -91,9 +91,9 @@ void pmi_free_collected(pmi_heap *heap, pmi_block *block) {
     return;
   }
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
-  block->key = 0;
-  const char *fault = pmi_block_fault_owned(pool, block);
+  const char *fault = pmi_block_fault_owned(pool, block);   /* before anything is written */
   if (fault != NULL) pmi_bad_pointer("free", block, fault);
+  block->key = 0;
   unsigned units = pmi_block_units(block);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
   heap->counters.free_remote++;   /* counted by the owner: no atomics */
