@@ -108,7 +108,6 @@ typedef struct remote_slot {
   pmi_heap *owner;
   pmi_block *first, *last;   /* newest first; last->link set at the push */
   uint32_t count;
-  pmi_block *blocks[PMI_REMOTE_BATCH];   /* the same blocks, for the owner's hints */
 } remote_slot;
 
 static __thread remote_slot slots[PMI_REMOTE_SLOTS] __attribute__((tls_model("initial-exec")));
@@ -151,10 +150,10 @@ static void slot_flush(remote_slot *s) {
   if (first == NULL) return;
   pmi_heap *owner = s->owner;
   pmi_block *last = s->last;
-  uint64_t pos = atomic_fetch_add_explicit(&owner->hint_pos, s->count, memory_order_relaxed);
-  for (uint32_t i = 0; i < s->count; i++)
-    atomic_store_explicit(&owner->remote_hint[(pos + i) & (PMI_REMOTE_HINTS - 1)], s->blocks[i],
-                          memory_order_relaxed);
+  uint64_t pos = atomic_fetch_add_explicit(&owner->hint_pos, s->count, memory_order_relaxed) + s->count;
+  pmi_block *b = first;   /* the chain is in this thread's cache: it wrote every link */
+  for (uint32_t i = 0; i < s->count; i++, b = rlink_get(b))
+    atomic_store_explicit(&owner->remote_hint[--pos & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
   s->first = s->last = NULL;
   s->owner = NULL;
   s->count = 0;
@@ -208,7 +207,6 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
   else rlink_set(block, s->first);
   s->first = block;
   pmi_remote_batched = 1;
-  s->blocks[s->count] = block;
   if (++s->count >= PMI_REMOTE_BATCH) slot_flush(s);
 }
 
