@@ -35,6 +35,7 @@ static void fork_child(void) {
   pmi_arena_fork_child();
   pmi_heap_fork_child();
   pmi_purge_fork_child();   /* the purge thread did not come along */
+  pmi_remote_fork_child();  /* nor the other threads' batches */
   pmi_spin_fork_end();
   pmi_debug_fork_child();
   pmi_stats_fork_child();
