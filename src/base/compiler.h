@@ -9,4 +9,13 @@
 #define pmi_cold        __attribute__((cold, noinline))
 #define pmi_export      __attribute__((visibility("default")))
 
+/* A ThreadSanitizer build (gcc and clang spell it differently). */
+#if defined(__SANITIZE_THREAD__)
+#define PMI_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PMI_TSAN 1
+#endif
+#endif
+
 #endif /* PM_BASE_COMPILER_H */

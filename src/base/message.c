@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "base/message.h"
+#include "base/syscall.h"
 
 void pmi_write_all(int fd, const char *s, size_t n) {
   while (n > 0) {
@@ -40,14 +42,29 @@ static struct {
   char path[512];         /* "" or the path of a file or terminal */
 } start_stderr = {0, 0, 0, -1, ""};
 
+/* fstat, as a system call of our own where base/syscall.h allows: every
+ * program's start-up makes this call. */
+static int stat_fd(int fd, struct stat *st) {
+#if PMI_RAW_SYSCALLS
+  long r = pmi_syscall6(SYS_fstat, fd, (long)st, 0, 0, 0, 0);
+  if (pmi_syscall_failed(r)) {
+    errno = (int)-r;
+    return -1;
+  }
+  return 0;
+#else
+  return fstat(fd, st);
+#endif
+}
+
 static bool is_start_stderr(int fd) {
   struct stat st;
-  return fstat(fd, &st) == 0 && st.st_dev == start_stderr.dev && st.st_ino == start_stderr.ino;
+  return stat_fd(fd, &st) == 0 && st.st_dev == start_stderr.dev && st.st_ino == start_stderr.ino;
 }
 
 void pmi_stderr_note(bool keep) {
   struct stat st;
-  if (fstat(STDERR_FILENO, &st) != 0) {
+  if (stat_fd(STDERR_FILENO, &st) != 0) {
     start_stderr.state = -1;
     return;
   }
@@ -65,7 +82,9 @@ void pmi_stderr_note(bool keep) {
   int top = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < 4096 ? (int)lim.rlim_cur - 1 : 4095;
   for (int fd = top; fd > top - 16 && fd > 2; fd--) {
     if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;   /* the program's */
-    if (dup3(STDERR_FILENO, fd, O_CLOEXEC) == fd) start_stderr.copy = fd;
+    int copy = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, fd);   /* fd, being free: as dup3, one import less */
+    if (copy == fd) start_stderr.copy = fd;
+    else if (copy != -1) close(copy);
     break;
   }
 }

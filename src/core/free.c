@@ -6,11 +6,15 @@
  *   2. one compare of the arena's owner with this thread's heap; another
  *      owner (or debug mode, where pmi_heap_tls is pmi_heap_empty) goes to
  *      free_not_local;
- *   3. the block's bit in its pool's live bitmap must be set and the pool's
- *      free list must not be empty (so has the arena header read as
- *      pools[0], and so has every FULL pool, whose first free relinks it:
- *      types.h); both are read before anything is written, else
- *      free_local_slow;
+ *   3. the block's bit in its pool's live bitmap must be set and the pool
+ *      must be USED: one compare of its state rejects the arena header read
+ *      as pools[0] (state HEADER) and a FULL pool (its first free relinks
+ *      it; its list is always empty, the blocks other threads free into it
+ *      are held apart: types.h); both are
+ *      read before anything is written, else free_local_slow.  An empty
+ *      free list is no reason to leave: the head pool's list runs dry
+ *      between carvings of its untouched tail, and frees into it are as
+ *      common as any;
  *   4. clear the bit, push the block (its link encoded), and decrement used:
  *      if it reaches 0 the pool has emptied (the head pool never gets
  *      there, types.h) and pmi_pool_emptied decides where it goes.
@@ -61,9 +65,14 @@ _Static_assert(PMI_NCLASSES == 32 && PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "the 
 /* Why p is not a live block of its pool, or NULL if it is one; from the
  * descriptor alone, which only the owner may read cheaply. */
 const char *pmi_block_fault_owned(pmi_pool *pool, const void *p) {
+  unsigned units = pmi_block_units(p);
+  /* The common answer first: a live bit is set exactly at the start of a
+   * block handed out (types.h), so the tests below only tell which fault. */
+  if (pmi_likely((pool->state == PMI_POOL_USED || pool->state == PMI_POOL_FULL) &&
+                 ((uintptr_t)p & (PMI_ALIGNMENT - 1)) == 0 && (*pmi_live_word(pool, units) & pmi_live_bit(units))))
+    return NULL;
   if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL)
     return "invalid pointer (inside an arena, but not in a pool in use):";
-  unsigned units = pmi_block_units(p);
   unsigned d = pool->szidx + 1u, index = (units * class_reciprocal[pool->szidx & (PMI_NCLASSES - 1)]) >> 16;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || index * d != units)
     return "invalid pointer (not the start of a block):";
@@ -115,10 +124,10 @@ pmi_noinline static void free_local_slow(void *p);
  * kind of region p is in.  Outside all of ours it is a block the C library
  * handed out (before poolmalloc was loaded, or through __libc_malloc), or no
  * block at all. */
-static void free_foreign(void *p) {
+static void free_foreign(pmi_heap *heap, void *p) {
   switch (pmi_arenamap_kind(p)) {
-  case PMI_REGION_MEDIUM:
-    pmi_medium_free(p);
+  case PMI_REGION_MEDIUM:   /* (the core's callers have not tried the fast path) */
+    if (!pmi_medium_free_fast(heap, p)) pmi_medium_free(heap, p);
     return;
   case PMI_REGION_HUGE:
     pmi_huge_free(p);
@@ -129,27 +138,42 @@ static void free_foreign(void *p) {
   if (p == NULL) return;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
     pmi_bad_pointer("free", p, "invalid pointer (not from malloc, misaligned):");
-  if (!pmi_libc_owns(p)) pmi_bad_pointer("free", p, "invalid pointer (not from malloc):");
+  if (!pmi_libc_owns(p)) {
+    if (pmi_huge_was_freed(p))
+      pmi_bad_pointer("free", p, "double free or corruption: huge block already freed (its memory back with the OS),");
+    pmi_bad_pointer("free", p, "invalid pointer (not from malloc):");
+  }
   pmi_libc_free(p);   /* glibc's free keeps errno (2.33 and later) */
 }
 
-/* Everything free's first test sends away: NULL, foreign and large blocks,
- * and misaligned pointers (into a pool arena or not).  The one non-inlined
- * function for all that is not a pool block. */
-static void free_not_pool_core(void *p) {
+/* Everything free's first test sends away but a medium block its fast path
+ * takes: NULL, foreign and huge blocks, misaligned pointers (into a pool
+ * arena or not), and every medium free with a state change or a fault.
+ * heap is the caller's own (not pmi_heap_tls in debug mode). */
+static void free_not_pool_core(pmi_heap *heap, void *p) {
   if (pmi_arenamap_kind(p) == PMI_REGION_POOLS) {   /* misaligned, in a pool arena */
     free_local_slow(p);
     return;
   }
-  free_foreign(p);
+  free_foreign(heap, p);
 }
 
-pmi_noinline static void free_not_pool(void *p) {
+pmi_noinline static void free_not_pool_slow(void *p) {
   if (pmi_unlikely(pmi_debug_active)) {
     pmi_debug_free(p);
     return;
   }
-  free_not_pool_core(p);
+  free_not_pool_core(pmi_heap_tls, p);
+}
+
+/* The one non-inlined function for all that is not a pool block, with the
+ * arena map's slot for p (free_core's lookup; beyond the map when p is misaligned)
+ * and pmi_heap_tls: first the medium blocks' fast path (internal.h), which
+ * in debug mode never matches (pmi_heap_tls is pmi_heap_empty, which owns no
+ * region). */
+pmi_noinline static void free_not_pool(void *p, pmi_heap *heap, uintptr_t slot) {
+  if (pmi_likely(pmi_arenamap_slot_kind(slot) == PMI_REGION_MEDIUM && pmi_medium_free_fast(heap, p))) return;
+  free_not_pool_slow(p);
 }
 
 /* A pool block of another heap: what can be checked without the owner's
@@ -214,9 +238,10 @@ pmi_noinline static void free_local_slow(void *p) {
 /* The fast path, shared by pm_free and pmi_free; heap is the caller's. */
 static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void *p, bool core) {
   uintptr_t r = pmi_rotate_units(p);   /* low bits: p's 16-byte unit number */
-  if (pmi_unlikely(!pmi_arenamap_pool_block(r))) {
-    if (core) free_not_pool_core(p);
-    else free_not_pool(p);
+  uintptr_t slot = pmi_arenamap_block_slot(r);
+  if (pmi_unlikely(pmi_arenamap_slot_kind(slot) != PMI_REGION_POOLS)) {
+    if (core) free_not_pool_core(heap, p);
+    else free_not_pool(p, heap, slot);
     return;
   }
   pmi_arena *arena = pmi_arena_of(p);
@@ -231,20 +256,26 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
   uint64_t *word = (uint64_t *)((char *)pool->live + ((r >> 3) & ((PMI_LIVE_WORDS - 1) * 8)));   /* live[(r >> 6) % WORDS] */
   uint64_t w = *word;
   pmi_block *next = pool->freeblock;
-  if (pmi_unlikely(!((w >> (r & 63)) & 1) || next == NULL)) {
+  if (pmi_unlikely(!((w >> (r & 63)) & 1) || pool->state != PMI_POOL_USED)) {
     free_local_slow(p);
     return;
   }
-  *word = w ^ ((uint64_t)1 << (r & 63));   /* the bit is set: clears it */
+  *word = pmi_bit_clear(w, r);
   pmi_link_set(p, next);
   pool->freeblock = p;
   if (pmi_unlikely(--pool->used == 0)) pmi_pool_emptied(heap, pool);
 }
 
 /* The core underneath the debug allocator: the thread's own heap. */
-void pmi_free(void *p) { free_core(pmi_heap_own(), p, true); }
+void pmi_free(void *p) { free_core(pmi_heap_mine(), p, true); }
 
 pmi_export void pm_free(void *p) { free_core(pmi_heap_tls, p, false); }
+
+/* The C library's name for it, as a second name of the same code (not a
+ * forward, which costs a jump on every call; see alloc.c's malloc). */
+#ifndef PMI_TSAN
+pmi_export extern __typeof__(pm_free) free __attribute__((alias("pm_free")));
+#endif
 
 pmi_export void pm_free_sized(void *p, size_t size) { pm_free(p); }
 pmi_export void pm_free_aligned_sized(void *p, size_t alignment, size_t size) { pm_free(p); }

@@ -47,7 +47,13 @@ typedef struct libc_heap_info {
   size_t size;                  /* bytes of the heap in use (mapped read-write) */
 } libc_heap_info;
 
-extern void *__curbrk;                 /* glibc's current break (what sbrk(0) returns) */
+/* glibc's current break: sbrk(0) returns its __curbrk (a call, not a read
+ * of the variable, which as an imported variable would be looked up by the
+ * dynamic loader at every program's start, not at the first call). */
+static uintptr_t current_break(void) {
+  void *b = sbrk(0);
+  return b == (void *)-1 ? 0 : (uintptr_t)b;
+}
 static _Atomic uintptr_t heap_start = UINTPTR_MAX;   /* where the main heap starts, once known */
 static uintptr_t brk_at_init;          /* the break when poolmalloc started */
 
@@ -93,7 +99,7 @@ static void main_heap(uintptr_t *start, uintptr_t *end) {
     atomic_store_explicit(&heap_start, s, memory_order_relaxed);
   }
   *start = s;
-  *end = (uintptr_t)__curbrk;
+  *end = current_break();
 }
 
 /* Heaps that hold their arena (the first of each arena), known mapped. */
@@ -167,7 +173,7 @@ pmi_noinline static bool libc_owns_slow(uintptr_t chunk) {
 bool pmi_libc_owns(const void *p) {
   uintptr_t a = (uintptr_t)p, chunk = a - 2 * sizeof(size_t);
   if ((a & (2 * sizeof(size_t) - 1)) != 0 || a < 4096) return false;
-  uintptr_t start = atomic_load_explicit(&heap_start, memory_order_relaxed), end = (uintptr_t)__curbrk;
+  uintptr_t start = atomic_load_explicit(&heap_start, memory_order_relaxed), end = current_break();
   if (pmi_likely(chunk >= start && chunk < end)) {
     size_t head = ((const size_t *)chunk)[1], size = head & ~CHUNK_FLAGS;
     if (pmi_likely((head & (CHUNK_MMAPPED | CHUNK_NON_MAIN)) == 0 && size >= CHUNK_MIN &&
@@ -181,21 +187,25 @@ bool pmi_libc_owns(const void *p) {
 
 extern void *__libc_realloc(void *p, size_t size);
 extern void  __libc_free(void *p);
+extern int   __libc_mallopt(int param, int value);
 
-/* glibc has no __libc_ name for these; found with RTLD_NEXT at init (our
- * own malloc_usable_size and malloc_trim come first in the search order). */
-static size_t (*libc_usable_size)(void *);
-static int (*libc_trim)(size_t);
-static struct mallinfo2 (*libc_mallinfo2)(void);
-static int (*libc_mallopt)(int, int);
+/* glibc has no __libc_ name for these; found with RTLD_NEXT (our own
+ * malloc_usable_size and malloc_trim come first in the search order) at
+ * their first use, not at start-up: a dlsym is about a thousand
+ * instructions, and most programs never call them.  A race resolves the
+ * same address twice. */
+static _Atomic(void *) libc_usable_size, libc_trim, libc_mallinfo2;
 
-void pmi_libc_init(void) {
-  brk_at_init = (uintptr_t)sbrk(0);
-  libc_usable_size = (size_t (*)(void *))dlsym(RTLD_NEXT, "malloc_usable_size");
-  libc_trim = (int (*)(size_t))dlsym(RTLD_NEXT, "malloc_trim");
-  libc_mallinfo2 = (struct mallinfo2 (*)(void))dlsym(RTLD_NEXT, "mallinfo2");
-  libc_mallopt = (int (*)(int, int))dlsym(RTLD_NEXT, "mallopt");
+static void *libc_next(_Atomic(void *) *slot, const char *name) {
+  void *f = pmi_load_relaxed(slot);
+  if (f == NULL) {
+    f = dlsym(RTLD_NEXT, name);
+    pmi_store_relaxed(slot, f);
+  }
+  return f;
 }
+
+void pmi_libc_init(void) { brk_at_init = pmi_os_break(); }
 
 /* The usable size of a block glibc handed out and has not freed, read from
  * its chunk header as glibc's own malloc_usable_size does (glibc 2.26+
@@ -210,17 +220,24 @@ void *pmi_libc_realloc(void *p, size_t size) { return __libc_realloc(p, size); }
 
 size_t pmi_libc_usable_size(void *p) {
   if (p == NULL) return 0;
-  if (libc_usable_size != NULL) return libc_usable_size(p);
+  if (atomic_load_explicit(&pmi_process_state, memory_order_acquire) == 2) {   /* dlsym may allocate */
+    size_t (*f)(void *) = (size_t (*)(void *))libc_next(&libc_usable_size, "malloc_usable_size");
+    if (f != NULL) return f(p);
+  }
   return chunk_usable(p);
 }
 
-int pmi_libc_trim(size_t pad) { return libc_trim != NULL ? libc_trim(pad) : 0; }
+int pmi_libc_trim(size_t pad) {
+  int (*f)(size_t) = (int (*)(size_t))libc_next(&libc_trim, "malloc_trim");
+  return f != NULL ? f(pad) : 0;
+}
 
 struct mallinfo2 pmi_libc_mallinfo2(void) {
   struct mallinfo2 mi;
-  if (libc_mallinfo2 != NULL) return libc_mallinfo2();
+  struct mallinfo2 (*f)(void) = (struct mallinfo2 (*)(void))libc_next(&libc_mallinfo2, "mallinfo2");
+  if (f != NULL) return f();
   memset(&mi, 0, sizeof mi);
   return mi;
 }
 
-int pmi_libc_mallopt(int param, int value) { return libc_mallopt != NULL ? libc_mallopt(param, value) : 0; }
+int pmi_libc_mallopt(int param, int value) { return __libc_mallopt(param, value); }

@@ -7,13 +7,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/membarrier.h>
-#include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "base/syscall.h"
 #include "core/internal.h"
+
+PMI_OLD_VERSION_clock_gettime
 
 /* System calls made, for the statistics report. */
 static _Atomic uint64_t mmap_calls, munmap_calls;
@@ -23,14 +26,41 @@ void pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps) {
   *munmaps = atomic_load(&munmap_calls);
 }
 
+/* mmap, munmap, brk and getrandom as system calls of our own where
+ * base/syscall.h allows: they are the calls a program's start-up makes.
+ * Failures set errno as the C library's do. */
+#if PMI_RAW_SYSCALLS
+static long os_syscall_result(long r) {
+  if (pmi_syscall_failed(r)) {
+    errno = (int)-r;
+    return -1;
+  }
+  return r;
+}
+static void *sys_mmap(void *hint, size_t size, int flags) {
+  long r = pmi_syscall6(SYS_mmap, (long)hint, (long)size, PROT_READ | PROT_WRITE, flags, -1, 0);
+  return os_syscall_result(r) == -1 ? MAP_FAILED : (void *)r;
+}
+static int sys_munmap(void *p, size_t size) {
+  return (int)os_syscall_result(pmi_syscall6(SYS_munmap, (long)p, (long)size, 0, 0, 0, 0));
+}
+uintptr_t pmi_os_break(void) { return (uintptr_t)pmi_syscall6(SYS_brk, 0, 0, 0, 0, 0, 0); }
+#else
+static void *sys_mmap(void *hint, size_t size, int flags) {
+  return mmap(hint, size, PROT_READ | PROT_WRITE, flags, -1, 0);
+}
+static int sys_munmap(void *p, size_t size) { return munmap(p, size); }
+uintptr_t pmi_os_break(void) { return (uintptr_t)sbrk(0); }
+#endif
+
 static void *os_mmap(void *hint, size_t size) {
   atomic_fetch_add_explicit(&mmap_calls, 1, memory_order_relaxed);
-  return mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  return sys_mmap(hint, size, MAP_PRIVATE | MAP_ANONYMOUS);
 }
 
 static int os_munmap(void *p, size_t size) {
   atomic_fetch_add_explicit(&munmap_calls, 1, memory_order_relaxed);
-  return munmap(p, size);
+  return sys_munmap(p, size);
 }
 
 void *pmi_os_map(size_t size) {
@@ -42,11 +72,16 @@ void *pmi_os_map(size_t size) {
  * map): readable and writable, but not counted against the commit limit;
  * the kernel gives it memory page by page as it is written. */
 void *pmi_os_reserve(size_t size) {
-  int saved = errno;
   atomic_fetch_add_explicit(&mmap_calls, 1, memory_order_relaxed);
-  void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+#if PMI_RAW_SYSCALLS   /* errno kept: not written at all */
+  long r = pmi_syscall6(SYS_mmap, 0, (long)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return pmi_syscall_failed(r) ? NULL : (void *)r;
+#else
+  int saved = errno;
+  void *p = sys_mmap(NULL, size, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE);
   errno = saved;
   return p == MAP_FAILED ? NULL : p;
+#endif
 }
 
 void pmi_os_unmap(void *p, size_t size) {
@@ -137,19 +172,38 @@ size_t pmi_os_page_size(void) {
   return p;
 }
 
-/* A per-process secret: the 16 random bytes the kernel gives every process
- * (AT_RANDOM), mixed with an address (so that it differs between libraries)
- * and a call count (so that each caller gets its own). */
+/* 16 random bytes from the kernel, or NULL: getrandom without blocking,
+ * else (the entropy pool not ready yet, early in boot) from the pool as it
+ * is (GRND_INSECURE, Linux 5.6 and later).  Without them the secret is
+ * made of the addresses ASLR chose and the clock (pmi_os_random). */
+static const unsigned char *kernel_random(unsigned char *buf) {
+#if PMI_RAW_SYSCALLS
+  if (pmi_syscall6(SYS_getrandom, (long)buf, 16, GRND_NONBLOCK, 0, 0, 0) == 16) return buf;
+  if (pmi_syscall6(SYS_getrandom, (long)buf, 16, 0x0004 /* GRND_INSECURE */, 0, 0, 0) == 16) return buf;
+  return NULL;
+#else
+  return getrandom(buf, 16, GRND_NONBLOCK) == 16 ? buf : NULL;
+#endif
+}
+
+/* A per-process secret: the kernel's random bytes, mixed with an address
+ * (so that it differs between libraries) and a call count (so that each
+ * caller gets its own); failing those, with a stack address and the
+ * clock. */
 uint64_t pmi_os_random(void) {
   static _Atomic uint64_t calls;
   uint64_t x = (uintptr_t)&pmi_os_random + atomic_fetch_add(&calls, 1) * 0xD1B54A32D192ED03ull;
-  const unsigned char *r = (const unsigned char *)getauxval(AT_RANDOM);
+  unsigned char buf[16];
+  const unsigned char *r = kernel_random(buf);
+  uint64_t r0, r1;
   if (r != NULL) {
-    uint64_t r0, r1;   /* AT_RANDOM is not 8-byte aligned */
     memcpy(&r0, r, 8);
     memcpy(&r1, r + 8, 8);
-    x ^= r0 * 0x9E3779B97F4A7C15ull ^ r1;
+  } else {
+    r0 = (uintptr_t)buf;
+    r1 = pmi_os_now_ms();
   }
+  x ^= r0 * 0x9E3779B97F4A7C15ull ^ r1;
   x ^= x >> 31;
   x *= 0xBF58476D1CE4E5B9ull;
   x ^= x >> 29;

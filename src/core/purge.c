@@ -35,7 +35,10 @@
 #include <signal.h>
 #include <time.h>
 
+#include "base/syscall.h"
 #include "core/internal.h"
+
+PMI_OLD_VERSION_pthread_sigmask
 
 _Atomic int pmi_purge_wanted;        /* something may be returnable */
 _Atomic int pmi_purge_running;       /* the thread exists (or is starting) */

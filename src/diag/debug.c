@@ -278,6 +278,8 @@ static dbg_hdr *debug_block_at(dbg_hdr *h) {
   return is_debug_block(h, user_of(h)) ? h : NULL;
 }
 
+static uintptr_t dbg_stack_top;   /* pmi_debug_init: near the main thread's stack top */
+
 enum kind { K_OURS, K_FOREIGN, K_STACK, K_INSIDE, K_HEADER, K_WILD };
 
 /* What p is.  K_OURS: a debug block, *out its header.  K_FOREIGN: a live
@@ -317,8 +319,7 @@ static enum kind classify(const void *p, dbg_hdr **out) {
   }
   /* On the main thread's stack (between here and its top)?  Other threads'
    * stacks are not recognised: finding their bounds would allocate. */
-  extern void *__libc_stack_end;
-  uintptr_t here = (uintptr_t)__builtin_frame_address(0), top = (uintptr_t)__libc_stack_end;
+  uintptr_t here = (uintptr_t)__builtin_frame_address(0), top = dbg_stack_top;
   if (here < top && top - here < ((uintptr_t)1 << 30) && a >= here && a < top + (1u << 20) &&
       pmi_os_thread_id() == (long)getpid())
     return K_STACK;
@@ -700,6 +701,12 @@ const char *pmi_debug_mode_name(void) {
 }
 
 void pmi_debug_init(void) {
+  /* Near the top of the main thread's stack: start-up runs there (the
+   * constructors, or the first malloc), a few frames below where the C
+   * library's __libc_stack_end points; the 1 MiB of slack above covers the
+   * difference (that variable, imported, would be looked up by the dynamic
+   * loader at every program's start). */
+  dbg_stack_top = (uintptr_t)__builtin_frame_address(0);
   dbg_fill = pmi_option(debug) != 0;
 #if PMI_HAVE_VALGRIND
   /* Memcheck only: it answers a client request that other tools (callgrind,

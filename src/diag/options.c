@@ -57,7 +57,24 @@ static bool parse_choice(const char *s, const pmi_choice *choices, long *out) {
   return false;
 }
 
+extern char **environ;
+
+/* Whether any variable of the environment starts with POOLMALLOC_: one pass
+ * over environ, where a getenv per option (each a pass of its own) would be
+ * a few thousand instructions of every program's start-up. */
+static bool any_option_set(void) {
+  if (environ == NULL) return false;
+  static const char prefix[] = "POOLMALLOC_";
+  for (char **e = environ; *e != NULL; e++) {   /* no strncmp: its first call costs a symbol lookup */
+    unsigned i = 0;
+    while (i < sizeof prefix - 1 && (*e)[i] == prefix[i]) i++;
+    if (i == sizeof prefix - 1) return true;
+  }
+  return false;
+}
+
 void pmi_options_init(void) {
+  if (!any_option_set()) return;
   int saved = errno;
   for (int i = 0; i < PMI_OPT_COUNT; i++) {
     const option_desc *o = &options[i];

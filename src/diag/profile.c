@@ -743,7 +743,7 @@ static void fork_child(void) {
 __attribute__((constructor(102))) static void profile_start(void) {
   if (!pmi_option(profile)) return;
   prof.rate = pmi_option(profile_rate);
-  pmi_unwind_prime();
+  if (!pmi_unwind_prime()) return;
   pthread_atfork(fork_prepare, fork_parent, fork_child);
   prof.on = true;
 }

@@ -46,7 +46,7 @@ bool   pmi_profile_on(void);
 struct pm_profile_stats;
 void   pmi_profile_stats(struct pm_profile_stats *out);
 unsigned pmi_unwind(void **frames, unsigned max, const void *site);
-void   pmi_unwind_prime(void);
+bool   pmi_unwind_prime(void);   /* false: no unwinder (warned), no profiling */
 
 static inline unsigned pmi_profile_slot(const void *p) {
   return (unsigned)(((uintptr_t)p * 0x9E3779B97F4A7C15ull) >> (64 - PMI_PROFILE_FILTER_BITS));
