@@ -15,7 +15,7 @@
 /* ---- the small-object slow path ---------------------------------------- */
 
 /* Serves one block of the class of size from heap, which the caller owns
- * with its lock held (or holds the lock of, for an unowned heap).  Collects
+ * inside pmi_heap_enter/leave (or holds the lock of, for an unowned heap).  Collects
  * remote frees first, then: the head pool's free list, its untouched tail,
  * else the head is full and leaves, else a fresh pool from the fullest arena. */
 void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
@@ -110,15 +110,15 @@ static void *malloc_slow(pmi_heap *heap, size_t size) {
     return pmi_pool_pop(pool, pmi_pool_carve(pool));
   }
   pmi_remote_flush();   /* this thread's batches of frees for other heaps */
-  pmi_heap_lock(heap);
+  bool locked = pmi_heap_enter(heap);   /* the lock only while a visitor is there */
   p = pmi_heap_malloc_small(heap, size);
-  pmi_heap_unlock(heap);
+  pmi_heap_leave(heap, locked);
   pmi_purge_kick();
   if (pmi_unlikely(p == NULL)) {   /* out of address space: as malloc_huge */
     pmi_release_all();
-    pmi_heap_lock(heap);
+    locked = pmi_heap_enter(heap);
     p = pmi_heap_malloc_small(heap, size);
-    pmi_heap_unlock(heap);
+    pmi_heap_leave(heap, locked);
   }
   return p;
 }
@@ -146,9 +146,14 @@ void *pmi_malloc(size_t size) {
 
 pmi_export void *pm_malloc(size_t size) { return malloc_core(pmi_heap_tls, size); }
 
-/* The C library's name for it, as a second name of the same code (not a
- * forward, which costs a jump on every call); api/override.c has the rest. */
+/* The C library's name for it, in the shared library a second name of the
+ * same code (not a forward, which costs a jump on every call); in the
+ * static one api/override.c forwards, so that malloc stays in the member a
+ * program pulls in only to replace the C library's (a program that calls
+ * pm_malloc alone keeps its own malloc). */
+#ifdef PM_SHARED_LIBRARY
 pmi_export extern __typeof__(pm_malloc) malloc __attribute__((alias("pm_malloc"), malloc, alloc_size(1)));
+#endif
 
 /* ---- calloc, realloc ------------------------------------------------------ */
 

@@ -8,13 +8,11 @@
  *      free_not_local;
  *   3. the block's bit in its pool's live bitmap must be set and the pool
  *      must be USED: one compare of its state rejects the arena header read
- *      as pools[0] (state HEADER) and a FULL pool (its first free relinks
- *      it, and its free list, if any, holds blocks that another thread
- *      holding the heap's lock took from remote frees: remote.c); both are
- *      read before anything is written, else free_local_slow.  An empty
- *      free list is no reason to leave: the head pool's list runs dry
- *      between carvings of its untouched tail, and frees into it are as
- *      common as any;
+ *      as pools[0] (state HEADER) and every FULL pool (whose first free
+ *      relinks it: types.h); both are read before anything is written, else
+ *      free_local_slow.  An empty free list is no reason to leave: the head
+ *      pool's list runs dry between carvings of its untouched tail, and
+ *      frees into it are as common as any;
  *   4. clear the bit, push the block (its link encoded), and decrement used:
  *      if it reaches 0 the pool has emptied (the head pool never gets
  *      there, types.h) and pmi_pool_emptied decides where it goes.
@@ -50,6 +48,18 @@ pmi_cold _Noreturn void pmi_bad_pointer(const char *fn, const void *p, const cha
   pmi_fatal("%s(): %s %p", fn, fault, p);
 }
 
+/* units / (szidx + 1) for units < 256 without a division (the slow paths
+ * and the collection of remote frees ask it for every block):
+ * (units * ceil(2^16 / d)) >> 16 is exact there, as units * (the rounding
+ * error, < d <= 32) stays below 2^16. */
+#define PMI_RECIPROCAL(d) ((65536u + (d) - 1) / (d))
+static const uint32_t class_reciprocal[PMI_NCLASSES] = {
+#define PMI_R4(d) PMI_RECIPROCAL(d), PMI_RECIPROCAL(d + 1), PMI_RECIPROCAL(d + 2), PMI_RECIPROCAL(d + 3)
+  PMI_R4(1), PMI_R4(5), PMI_R4(9), PMI_R4(13), PMI_R4(17), PMI_R4(21), PMI_R4(25), PMI_R4(29),
+#undef PMI_R4
+};
+_Static_assert(PMI_NCLASSES == 32 && PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "the reciprocal table's range");
+
 /* Why p is not a live block of its pool, or NULL if it is one; from the
  * descriptor alone, which only the owner may read cheaply. */
 const char *pmi_block_fault_owned(pmi_pool *pool, const void *p) {
@@ -61,9 +71,10 @@ const char *pmi_block_fault_owned(pmi_pool *pool, const void *p) {
     return NULL;
   if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL)
     return "invalid pointer (inside an arena, but not in a pool in use):";
-  if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || units % (pool->szidx + 1u) != 0)
+  unsigned d = pool->szidx + 1u, index = (units * class_reciprocal[pool->szidx & (PMI_NCLASSES - 1)]) >> 16;
+  if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || index * d != units)
     return "invalid pointer (not the start of a block):";
-  if (units / (pool->szidx + 1u) >= pool->ncarved) return "invalid pointer (a block never handed out):";
+  if (index >= pool->ncarved) return "invalid pointer (a block never handed out):";
   if (!(*pmi_live_word(pool, units) & pmi_live_bit(units)))
     return "double free or corruption: block already freed,";
   return NULL;
@@ -176,19 +187,24 @@ pmi_noinline static void free_local_slow(void *p) {
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
   pmi_heap *heap = pmi_load_relaxed(&pmi_arena_of(p)->heap);
   int saved = errno;
-  /* The checks and the live bit under the lock: a FULL pool's descriptor is
-   * also written by other threads that hold it (remote.c). */
+  /* The checks and the live bit inside the owner's bracket: a FULL pool's
+   * descriptor is also written by visitors (remote.c). */
   if (heap == NULL) {   /* an arena in the reserve: no pool in use */
     const char *fault = block_fault(pool, p);
     pmi_bad_pointer("free", p, fault != NULL ? fault : "invalid pointer (inside a retired arena):");
   }
-  pmi_heap_lock(heap);
+  if (pmi_unlikely(heap != pmi_heap_tls) && heap != pmi_heap_own()) {   /* a misaligned pointer into another heap */
+    pmi_heap_visit(heap);
+    const char *fault = block_fault(pool, p);
+    pmi_bad_pointer("free", p, fault != NULL ? fault : "invalid pointer (not the start of a block):");
+  }
+  bool locked = pmi_heap_enter(heap);
   const char *fault = block_fault(pool, p);
   if (fault != NULL) pmi_bad_pointer("free", p, fault);
   unsigned units = pmi_block_units(p);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
   pmi_free_block(heap, pool, p);
-  pmi_heap_unlock(heap);
+  pmi_heap_leave(heap, locked);
   pmi_purge_kick();
   errno = saved;
 }
@@ -228,9 +244,10 @@ void pmi_free(void *p) { free_core(pmi_heap_mine(), p, true); }
 
 pmi_export void pm_free(void *p) { free_core(pmi_heap_tls, p, false); }
 
-/* The C library's name for it, as a second name of the same code (not a
- * forward, which costs a jump on every call); api/override.c has the rest. */
+/* The C library's name for it: as malloc's (alloc.c). */
+#ifdef PM_SHARED_LIBRARY
 pmi_export extern __typeof__(pm_free) free __attribute__((alias("pm_free")));
+#endif
 
 pmi_export void pm_free_sized(void *p, size_t size) { pm_free(p); }
 pmi_export void pm_free_aligned_sized(void *p, size_t alignment, size_t size) { pm_free(p); }

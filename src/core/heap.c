@@ -19,6 +19,7 @@
  * Heaps are never freed (their addresses stay valid for remote frees that
  * are in flight); they are recycled by adoption. */
 #include <pthread.h>
+#include <sched.h>
 #include <string.h>
 
 #include "core/internal.h"
@@ -64,6 +65,146 @@ void pmi_heap_unlock(pmi_heap *heap) {
   if (pmi_unlikely(!atomic_load(&heap->owned)) && atomic_load(&heap->thread_free) != NULL)
     pmi_heap_reclaim_unowned(heap);
 }
+
+/* ---- the owner's slow paths, and visitors ------------------------------------ *
+ *
+ * The owner's slow paths (a free into a FULL pool, a malloc whose head pool
+ * ran out, a pool that empties past the spares) touch what another thread
+ * may touch too: a visitor, any thread that is not the owner and wants the
+ * heap's lists, FULL pools or arenas (the purge thread, malloc_trim, the
+ * statistics, pm_check, fork's prepare handler).  These are rare; the
+ * owner's slow paths are not (larson: nearly every free is into a FULL
+ * pool).  So the owner does not take the lock; it announces itself, and
+ * only a visitor pays for the synchronisation (an asymmetric Dekker
+ * handshake):
+ *
+ *   owner (pmi_heap_enter / pmi_heap_leave, internal.h):
+ *       busy = 1 (relaxed); compiler barrier; v = visitor (acquire)
+ *       v == 0: the slow path without the lock; then busy = 0 (release)
+ *       v == 1: busy = 0 (release), then the lock, as any visitor
+ *   visitor (pmi_heap_visit):
+ *       take the lock; visitor = 1 (seq_cst); membarrier(PRIVATE_EXPEDITED);
+ *       wait until busy == 0 (acquire); ... visitor = 0 (release); unlock
+ *
+ * Why neither side can miss the other: membarrier returns only after every
+ * running thread of the process has executed a full barrier at some point
+ * F during the call (a thread that is not running passes through the
+ * scheduler's barriers).  The compiler barrier keeps the owner's store
+ * before its load, so relative to F: if F falls between them, the owner has
+ * a full fence between store and load and the visitor's membarrier is one
+ * between its own store and load (the store-buffering pattern with fences
+ * on both sides: not both loads read 0); if F is before the owner's store,
+ * the owner's load follows F, which follows the visitor's store to visitor,
+ * so it reads 1; if F is after the owner's load, its store to busy precedes
+ * F, which precedes the visitor's load, so the visitor reads 1 (or the
+ * owner's later release of busy = 0, which it then acquires).  Either the
+ * visitor waits for busy == 0, whose release makes the owner's writes of
+ * the slow path visible to it, or the owner sees the visitor and queues on
+ * the lock.  When the owner reads visitor == 0 written by the last visitor's
+ * release, its acquire makes that visitor's writes (blocks held in FULL
+ * pools, arena lists) visible to it.  The fast paths never need either:
+ * visitors keep off what they touch (USED pools and usedpools, remote.c).
+ *
+ * Without membarrier (old kernels, seccomp, and in the ThreadSanitizer
+ * build, which does not model it) the owner's store and load are seq_cst
+ * instead (one locked instruction on x86; still no lock, no re-checks), and
+ * the argument is C11's own: both pairs are in the single total order S.
+ * membarrier is registered as the first heap is made, and
+ * pmi_heap_fenceless says so only after it succeeded: an owner that read 0 uses the seq_cst pair,
+ * which the visitor's seq_cst store and load (kept with the membarrier)
+ * still pair with.
+ *
+ * The owner never takes its own lock inside an enter/leave bracket (a
+ * visitor holding it waits for busy == 0), and a visitor waits for busy
+ * holding only locks that no slow path takes (the list of heaps and this
+ * heap's).  pmi_heap_visit_try gives up after a short wait, for the purge
+ * thread, which tries again at its next pass. */
+_Atomic int pmi_heap_fenceless;
+static _Atomic int membarrier_tried;   /* 0: not yet, 1: registered, 2: unavailable */
+
+/* Registers membarrier once.  Called as the first heap is made (the
+ * process is most likely single-threaded then, which makes registering
+ * cheap: the kernel has no other thread to tell), and by the first visitor
+ * if that failed to run. */
+static int barrier_setup(void) {
+#ifdef PMI_TSAN
+  return 2;
+#else
+  int state = atomic_load_explicit(&membarrier_tried, memory_order_acquire);
+  if (state == 0) {
+    state = pmi_os_membarrier_register() ? 1 : 2;
+    atomic_store_explicit(&membarrier_tried, state, memory_order_release);
+    if (state == 1) atomic_store(&pmi_heap_fenceless, 1);
+  }
+  return state;
+#endif
+}
+
+/* A full barrier on every running thread of the process, or false if
+ * there is none (then owners use their seq_cst pair). */
+static bool visit_barrier(void) {
+#ifdef PMI_TSAN
+  return false;
+#else
+  if (barrier_setup() != 1) return false;
+  if (!pmi_os_membarrier()) pmi_fatal("membarrier failed after it was registered");
+  return true;
+#endif
+}
+
+bool pmi_heap_enter_locked(pmi_heap *heap) {
+  atomic_store_explicit(&heap->busy, 0, memory_order_release);
+  pmi_heap_lock(heap);
+  return true;
+}
+
+/* Does this holder of heap's lock share the heap with an owner running
+ * elsewhere? */
+static bool visit_needed(pmi_heap *heap) {
+  return heap != pmi_heap_own() && atomic_load_explicit(&heap->owned, memory_order_relaxed);
+}
+
+/* Waits for the owner to leave its slow path; false if it gave up (only
+ * when patient is false). */
+static bool visit_wait(pmi_heap *heap, bool patient) {
+  for (unsigned spins = 0; atomic_load(&heap->busy); spins++) {
+    if (spins < 64) {
+      __builtin_ia32_pause();
+    } else {
+      if (!patient && spins > 256) return false;
+      sched_yield();   /* the owner may not be running */
+    }
+  }
+  return true;
+}
+
+static void visit_announce(pmi_heap *heap) {
+  atomic_store(&heap->visitor, 1);
+}
+
+void pmi_heap_visit(pmi_heap *heap) {
+  pmi_heap_lock(heap);
+  if (!visit_needed(heap)) return;   /* owned does not change under the lock */
+  visit_announce(heap);
+  visit_barrier();
+  visit_wait(heap, true);
+}
+
+bool pmi_heap_visit_try(pmi_heap *heap) {
+  if (!pmi_heap_trylock(heap)) return false;
+  if (!visit_needed(heap)) return true;
+  visit_announce(heap);
+  visit_barrier();
+  if (visit_wait(heap, false)) return true;
+  pmi_heap_visit_end(heap);
+  return false;
+}
+
+void pmi_heap_visit_end(pmi_heap *heap) {
+  if (pmi_load_relaxed(&heap->visitor)) atomic_store_explicit(&heap->visitor, 0, memory_order_release);
+  pmi_heap_unlock(heap);
+}
+
 void pmi_heaps_lock(void) { pmi_spin_lock(&heaps_lock_); }
 void pmi_heaps_unlock(void) { pmi_spin_unlock(&heaps_lock_); }
 pmi_heap *pmi_heap_first(void) { return heaps_all; }
@@ -128,6 +269,7 @@ pmi_heap *pmi_heap_for_thread(void) {
   }
   pmi_heaps_unlock();
   if (heap == NULL) return NULL;
+  barrier_setup();
 
   pmi_heap_lock(heap);   /* a freeing thread may be reclaiming it right now */
   pmi_heap_repair_locked(heap);
@@ -207,13 +349,32 @@ void *pmi_heap_malloc_locked(size_t size) {
  * re-initialises them, and the heaps of threads that do not exist in the
  * child become abandoned, so that their blocks stay freeable and their pools
  * are reused by the child's next thread. */
+/* prepare is a visitor of every other thread's heap: all are announced,
+ * one barrier serves them all, then it waits for each owner to leave its
+ * slow path (no slow path takes the locks still to come: the reserves').
+ * The forking thread's own heap needs no announcement: its slow paths, in
+ * other libraries' atfork handlers, are the only ones left. */
 void pmi_heap_fork_prepare(void) {
   pmi_spin_fork_take(&heaps_lock_);
-  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_spin_fork_take(&h->lock);
+  bool any = false;
+  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) {
+    pmi_spin_fork_take(&h->lock);
+    if (visit_needed(h)) {
+      visit_announce(h);
+      any = true;
+    }
+  }
+  if (!any) return;
+  visit_barrier();
+  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap)
+    if (pmi_load_relaxed(&h->visitor)) visit_wait(h, true);
 }
 
 void pmi_heap_fork_parent(void) {
-  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) pmi_spin_fork_give(&h->lock);
+  for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) {
+    if (pmi_load_relaxed(&h->visitor)) atomic_store_explicit(&h->visitor, 0, memory_order_release);
+    pmi_spin_fork_give(&h->lock);
+  }
   pmi_spin_fork_give(&heaps_lock_);
 }
 
@@ -226,6 +387,8 @@ void pmi_heap_fork_child(void) {
       h->next_abandoned = heaps_abandoned;
       heaps_abandoned = h;
     }
+    atomic_store(&h->visitor, 0);
+    atomic_store(&h->busy, 0);
     atomic_store(&h->lock, PMI_LOCK_FREE);
   }
   atomic_store(&heaps_lock_, PMI_LOCK_FREE);

@@ -135,6 +135,8 @@ uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no sysc
 uint64_t pmi_os_now_ms(void);
 void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */
 long   pmi_os_thread_id(void);
+bool   pmi_os_membarrier_register(void);              /* once per process; false: unavailable */
+bool   pmi_os_membarrier(void);                       /* a full barrier on every running thread */
 void   pmi_os_fmt(char *buf, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* ---- lock.c: the spin lock of every core list ------------------------------
@@ -267,6 +269,45 @@ void   pmi_heap_setup(void);
 void   pmi_heap_register_exit(void);  /* run the exit destructor even without a heap */
 void  *pmi_heap_malloc_locked(size_t size);   /* for threads past their own exit */
 
+/* The owner's slow paths and the visitors (heap.c, "Visitors": the
+ * handshake and its memory-model argument).  The owner brackets every slow
+ * path that touches its lists, FULL pools or arenas with
+ *     bool locked = pmi_heap_enter(heap);  ...  pmi_heap_leave(heap, locked);
+ * which takes the lock only while a visitor is there; nothing between the
+ * two may take heap's lock.  Any other thread that touches an owned heap
+ * is a visitor: pmi_heap_visit / pmi_heap_visit_try, then
+ * pmi_heap_visit_end (for the caller's own heap and unowned heaps these are
+ * the plain lock). */
+#if defined(__SANITIZE_THREAD__)
+#define PMI_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PMI_TSAN 1
+#endif
+#endif
+extern _Atomic int pmi_heap_fenceless;   /* membarrier registered: the owner needs no fence */
+bool   pmi_heap_enter_locked(pmi_heap *heap);
+static inline bool pmi_heap_enter(pmi_heap *heap) {
+#ifndef PMI_TSAN   /* ThreadSanitizer does not know membarrier: always the seq_cst pair */
+  if (pmi_likely(pmi_load_relaxed(&pmi_heap_fenceless))) {
+    atomic_store_explicit(&heap->busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);   /* the compiler keeps store, then load */
+    if (pmi_likely(atomic_load_explicit(&heap->visitor, memory_order_acquire) == 0)) return false;
+    return pmi_heap_enter_locked(heap);
+  }
+#endif
+  atomic_store(&heap->busy, 1);
+  if (pmi_likely(atomic_load(&heap->visitor) == 0)) return false;
+  return pmi_heap_enter_locked(heap);
+}
+static inline void pmi_heap_leave(pmi_heap *heap, bool locked) {
+  if (pmi_unlikely(locked)) pmi_heap_unlock(heap);
+  else atomic_store_explicit(&heap->busy, 0, memory_order_release);
+}
+void   pmi_heap_visit(pmi_heap *heap);
+bool   pmi_heap_visit_try(pmi_heap *heap);   /* false: busy, try a later pass */
+void   pmi_heap_visit_end(pmi_heap *heap);
+
 /* ---- alloc.c / free.c: the generic (slow) paths ----------------------------- */
 void  *pmi_malloc_generic(size_t size, pmi_heap *heap);
 uint64_t pmi_heap_small_frees(pmi_heap *heap);   /* derived, not counted: stats.c */
@@ -280,22 +321,34 @@ _Noreturn void pmi_bad_pointer(const char *fn, const void *p, const char *fault)
 /* ---- remote.c: frees from other threads, their collection ------------------ */
 void   pmi_remote_free(pmi_heap *owner, pmi_block *block);  /* any kind's block, checked as far as
                                       its kind allows; to owner's batch (remote.c) */
-void   pmi_remote_flush(void);        /* push this thread's batches of remote frees */
+void   pmi_remote_flush_all(void);
+extern __thread uint8_t pmi_remote_batched __attribute__((tls_model("initial-exec")));
+/* Pushes this thread's batches of remote frees (a slow path's first step:
+ * one TLS test when it has none). */
+static inline void pmi_remote_flush(void) {
+  if (pmi_unlikely(pmi_remote_batched)) pmi_remote_flush_all();
+}
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
 void   pmi_remote_apply(pmi_heap *heap);            /* owner: held blocks become free */
 void   pmi_heap_collect_foreign(pmi_heap *heap);    /* lock held, owner alive elsewhere */
 void   pmi_heap_collect_any(pmi_heap *heap);        /* lock held, either case */
-bool   pmi_heap_has_remote(pmi_heap *heap);
+static inline bool pmi_heap_has_remote(const pmi_heap *heap) {
+  return pmi_load_relaxed(&heap->thread_free) != NULL || heap->remote_deferred != NULL ||
+         heap->remote_pools != NULL;
+}
 extern uintptr_t pmi_remote_key, pmi_remote_link_key;
 extern _Atomic uint64_t pmi_remote_pushes;
 
 /* ---- purge.c: giving idle memory back ---------------------------------------- */
 void   pmi_purge_note(void);          /* something may become returnable later */
 void   pmi_purge_kick_slow(void);
-extern _Atomic int pmi_purge_wanted;
-/* Starts the purge thread if wanted; only where no allocator lock is held. */
+extern _Atomic int pmi_purge_wanted, pmi_purge_running;
+/* Starts the purge thread if wanted and not running; only where no
+ * allocator lock is held.  The load of running is seq_cst: it pairs with
+ * the exiting thread's store of running and load of wanted (purge.c). */
 static inline void pmi_purge_kick(void) {
-  if (pmi_unlikely(pmi_load_relaxed(&pmi_purge_wanted))) pmi_purge_kick_slow();
+  if (pmi_unlikely(pmi_load_relaxed(&pmi_purge_wanted)) && !atomic_load(&pmi_purge_running))
+    pmi_purge_kick_slow();
 }
 size_t pmi_purge_heap_pools(pmi_heap *heap, bool force, bool *pending);  /* lock held; bytes */
 int    pmi_release_all(void);         /* malloc_trim(0): every heap, the reserve */

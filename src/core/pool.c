@@ -1,7 +1,8 @@
 /* pool.c: a pool's life: initialised for a size class, carved lazily, linked
  * on and off heap->usedpools[szidx], and given back to its arena when empty.
  * The state machine is drawn in types.h; every function here that splices a
- * list runs with heap->lock held (or on a heap no other thread can reach). */
+ * list runs inside the owner's pmi_heap_enter/leave bracket, or with
+ * heap->lock held (heap.c, "visitors"). */
 #include <errno.h>
 #include <string.h>
 
@@ -117,9 +118,9 @@ pmi_noinline void pmi_pool_emptied(pmi_heap *heap, pmi_pool *pool) {
     return;
   }
   int saved = errno;
-  pmi_heap_lock(heap);
+  bool locked = pmi_heap_enter(heap);
   pool_emptied_locked(heap, pool);
-  pmi_heap_unlock(heap);
+  pmi_heap_leave(heap, locked);
   errno = saved;
 }
 
@@ -173,7 +174,7 @@ void pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool) {
  * makes the state transition that follows.  The caller owns the heap (or
  * holds its lock), has cleared the block's live bit and counted the free. */
 void pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
-  if (pool->state == PMI_POOL_FULL && pmi_unlikely(pool->nremote != 0)) {   /* remote frees held for it (remote.c) */
+  if (pool->state == PMI_POOL_FULL && pmi_unlikely(pool->held != NULL)) {   /* remote frees held for it (remote.c) */
     pmi_remote_apply(heap);
     if (pool->state != PMI_POOL_USED) pmi_bad_pointer("free", block, "double free or corruption: block already freed,");
     pmi_free_block(heap, pool, block);

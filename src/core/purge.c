@@ -27,8 +27,9 @@
  * by t + decay / 2; an empty pool is given back between decay / 2 and decay
  * after it emptied.
  *
- * Lock order (as fork's): the heap list, then each heap (trylock: a busy
- * heap waits for the next pass), then the reserve. */
+ * Lock order (as fork's): the heap list, then each heap as a visitor
+ * (heap.c; the purge thread tries: a heap that is locked, or whose owner is
+ * in a slow path, waits for the next pass), then the reserve. */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
@@ -40,7 +41,7 @@
 PMI_OLD_VERSION_pthread_sigmask
 
 _Atomic int pmi_purge_wanted;        /* something may be returnable */
-static _Atomic int purge_running;    /* the thread exists (or is starting) */
+_Atomic int pmi_purge_running;       /* the thread exists (or is starting) */
 pmi_purge_counts pmi_purge_stats;
 
 void pmi_purge_note(void) {
@@ -96,14 +97,14 @@ static bool purge_pass(void) {
   uint64_t unmapped_before = atomic_load(&pmi_purge_stats.arenas_unmapped);
   pmi_heaps_lock();
   for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
-    if (!pmi_heap_trylock(h)) {
+    if (!pmi_heap_visit_try(h)) {   /* locked, or its owner in a slow path */
       pending = true;
       continue;
     }
     pmi_heap_collect_any(h);
     if (!atomic_load(&h->owned)) pmi_heap_release_retained(h);
     bytes += pmi_purge_heap_pools(h, false, &pending);
-    pmi_heap_unlock(h);
+    pmi_heap_visit_end(h);
   }
   pmi_heaps_unlock();
   pending |= pmi_arena_decay(pmi_os_now_ms());
@@ -123,10 +124,10 @@ static void *purge_main(void *arg) {
     if (purge_pass()) continue;
     /* Nothing left: stop, unless something was noted meanwhile (the
      * seq_cst pair with pmi_purge_kick_slow: one of us sees the other). */
-    atomic_store(&purge_running, 0);
+    atomic_store(&pmi_purge_running, 0);
     if (!atomic_load(&pmi_purge_wanted)) break;
     int expected = 0;
-    if (!atomic_compare_exchange_strong(&purge_running, &expected, 1)) break;   /* a new one started */
+    if (!atomic_compare_exchange_strong(&pmi_purge_running, &expected, 1)) break;   /* a new one started */
   }
   return NULL;
 }
@@ -134,10 +135,10 @@ static void *purge_main(void *arg) {
 /* Not in debug mode: its quarantine keeps freed memory on purpose, and
  * under valgrind the thread's own setup would show in the leak report. */
 void pmi_purge_kick_slow(void) {
-  if (!pmi_option(purge_thread) || pmi_debug_active || atomic_load(&purge_running)) return;
+  if (!pmi_option(purge_thread) || pmi_debug_active || atomic_load(&pmi_purge_running)) return;
   if (pmi_load_relaxed(&pmi_process_state) != 2) return;
   int expected = 0;
-  if (!atomic_compare_exchange_strong(&purge_running, &expected, 1)) return;
+  if (!atomic_compare_exchange_strong(&pmi_purge_running, &expected, 1)) return;
   int saved = errno;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -150,14 +151,14 @@ void pmi_purge_kick_slow(void) {
   if (pthread_create(&t, &attr, purge_main, NULL) == 0)
     atomic_fetch_add_explicit(&pmi_purge_stats.purge_threads, 1, memory_order_relaxed);
   else
-    atomic_store(&purge_running, 0);   /* tried again at the next kick */
+    atomic_store(&pmi_purge_running, 0);   /* tried again at the next kick */
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   pthread_attr_destroy(&attr);
   errno = saved;
 }
 
 void pmi_purge_fork_child(void) {
-  atomic_store(&purge_running, 0);   /* the thread did not come along */
+  atomic_store(&pmi_purge_running, 0);   /* the thread did not come along */
   atomic_store(&pmi_purge_wanted, 1);
 }
 
@@ -175,11 +176,11 @@ int pmi_release_all(void) {
   bool pending = false;
   pmi_heaps_lock();
   for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
-    pmi_heap_lock(h);
+    pmi_heap_visit(h);
     pmi_heap_collect_any(h);
     if (h == self || !atomic_load(&h->owned)) pmi_heap_release_retained(h);
     bytes += pmi_purge_heap_pools(h, true, &pending);
-    pmi_heap_unlock(h);
+    pmi_heap_visit_end(h);
   }
   pmi_heaps_unlock();
   pmi_arena_release_reserve(0);

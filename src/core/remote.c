@@ -43,25 +43,26 @@
  *
  * The owner touches its pools without the lock on its fast paths: malloc
  * pops from the head pool of usedpools[c], free pushes onto any pool whose
- * used count stays within [2, capacity - 1].  A FULL pool (used == capacity)
- * is never on usedpools and every free into it takes the slow path, which
- * holds the lock: a FULL pool is the lock holder's.  So another thread
- * holding the lock may take remote frees into FULL pools:
+ * free list is not empty.  A FULL pool is never on usedpools and its free
+ * list is always empty (types.h), so every free into it takes the slow
+ * path, which the owner runs inside pmi_heap_enter/leave: exclusive with a
+ * visitor (heap.c, "visitors").  A FULL pool is the visitor's while it
+ * visits.  So a visitor may take remote frees into FULL pools:
  *
- *   pool FULL, held blocks:  the blocks go onto pool.freeblock, their live
- *       bits and remote marks left as they are, pool.used left at capacity
- *       (so that the owner's frees keep taking the slow path), and
- *       pool.nremote counts them; the pool is put on heap.remote_pools.
- *   nremote == capacity: every block is free; nobody else can reach the
- *       pool; it becomes EMPTY and goes back to its arena (and the arena to
- *       the reserve when it was the last).
+ *   pool FULL, held blocks:  the blocks go onto pool.held (never onto
+ *       freeblock, which free's fast path reads without any handshake), their
+ *       live bits and remote marks left as they are, and leave pool.used;
+ *       the pool is put on heap.remote_pools.
+ *   used == 0: every block is free; nobody else can reach the pool; it
+ *       becomes EMPTY and goes back to its arena (and the arena to the
+ *       reserve when it was the last).
  *   a block of a USED pool: the owner's fast paths may be inside that pool;
  *       the block waits on heap.remote_deferred for the owner's next
  *       collection (or for its pool to become FULL).
  *
- * The owner, holding its lock, applies the held blocks before it touches a
- * FULL pool (pmi_remote_apply): it clears their live bits and marks,
- * subtracts them from used, and moves the pool where its count says.
+ * The owner applies the held blocks before it touches a FULL pool
+ * (pmi_remote_apply): it clears their live bits and marks, makes the held
+ * list the free list, and moves the pool where its count says.
  *
  * Why this design: the remote lists stay one stack per heap (the push is
  * one CAS; a per-pool list would make every remote free write the owner's
@@ -146,12 +147,16 @@ static void slot_flush(remote_slot *s) {
   remote_push(owner, first, last);
 }
 
-void pmi_remote_flush(void) {
+/* Set when a block joins a batch, cleared when all are pushed. */
+__thread uint8_t pmi_remote_batched __attribute__((tls_model("initial-exec")));
+
+void pmi_remote_flush_all(void) {
   for (unsigned i = 0; i < PMI_REMOTE_SLOTS; i++) slot_flush(&slots[i]);
+  pmi_remote_batched = 0;
 }
 
 void pmi_remote_thread_exit(void) {
-  pmi_remote_flush();
+  pmi_remote_flush_all();
   batch_off = 1;
 }
 
@@ -188,6 +193,7 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
   if (s->first == NULL) s->last = block;
   else rlink_set(block, s->first);
   s->first = block;
+  pmi_remote_batched = 1;
   if (++s->count >= PMI_REMOTE_BATCH) slot_flush(s);
 }
 
@@ -212,14 +218,14 @@ static bool remote_addr_ok(pmi_heap *heap, const pmi_block *b) {
  * of an unowned heap's lock). */
 static void pool_apply(pmi_heap *heap, pmi_pool *pool) {
   unsigned n = 0;
-  for (pmi_block *b = pool->freeblock; b != NULL; b = pmi_link_get(b), n++) {
+  for (pmi_block *b = pool->held; b != NULL; b = pmi_link_get(b), n++) {
     b->key = 0;
     unsigned units = pmi_block_units(b);
     *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
   }
-  pmi_assert(n == pool->nremote);
-  pool->used = (uint16_t)(pool->used - n);
-  pool->nremote = 0;
+  pmi_assert(pool->freeblock == NULL && n == (unsigned)(pool->capacity - pool->used));
+  pool->freeblock = pool->held;
+  pool->held = NULL;
   pool->nextpool = NULL;
   heap->counters.free_remote += n;
   if (pool->used == 0) {
@@ -244,11 +250,13 @@ void pmi_remote_apply(pmi_heap *heap) {
 static void hold_in_full_pool(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
   const char *fault = pmi_block_fault_owned(pool, block);
   if (fault != NULL) pmi_bad_pointer("free", block, fault);
-  pmi_pool_push(pool, block);   /* live bit and mark stay until applied */
-  if (pool->nremote++ == 0) {
+  if (pool->held == NULL) {
     pool->nextpool = heap->remote_pools;
     heap->remote_pools = pool;
   }
+  pmi_link_set(block, pool->held);   /* live bit and mark stay until applied */
+  pool->held = block;
+  pool->used--;
 }
 
 /* Held pools whose every block is now free go back to their arena. */
@@ -256,16 +264,16 @@ static void release_whole_pools(pmi_heap *heap) {
   pmi_pool **link = &heap->remote_pools;
   while (*link != NULL) {
     pmi_pool *pool = *link;
-    if (pool->nremote < pool->capacity) {
+    if (pool->used != 0) {
       link = &pool->nextpool;
       continue;
     }
     *link = pool->nextpool;
-    for (pmi_block *b = pool->freeblock; b != NULL; b = pmi_link_get(b)) b->key = 0;
+    for (pmi_block *b = pool->held; b != NULL; b = pmi_link_get(b)) b->key = 0;
     memset(pool->live, 0, sizeof pool->live);
-    heap->counters.free_remote += pool->nremote;
-    pool->used = 0;
-    pool->nremote = 0;
+    heap->counters.free_remote += pool->capacity;
+    pool->freeblock = pool->held;   /* every block: an EMPTY pool keeps its list */
+    pool->held = NULL;
     pool->nextpool = NULL;
     heap->counters.pools_emptied++;
     pmi_arena_give_pool(heap, pool);
@@ -341,7 +349,3 @@ void pmi_heap_collect_any(pmi_heap *heap) {
   }
 }
 
-bool pmi_heap_has_remote(pmi_heap *heap) {
-  return pmi_load_relaxed(&heap->thread_free) != NULL || heap->remote_deferred != NULL ||
-         heap->remote_pools != NULL;
-}

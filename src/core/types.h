@@ -109,6 +109,9 @@
  *    onto the owning heap's thread_free stack with one CAS; the owner takes the
  *    whole stack in its slow path; other threads holding heap->lock (the
  *    purge thread, malloc_trim) take what lands in FULL pools (remote.c).
+ *    Such a thread is a visitor: the owner's slow paths take the lock only
+ *    while one is there, and a visitor waits for the owner to leave its
+ *    slow path (heap.c, "visitors").
  *    When a thread exits its heap becomes unowned: it keeps its arenas and
  *    live blocks, frees into it are reclaimed by the freeing thread (under
  *    heap->lock), and the next new thread adopts the whole heap.  Empty
@@ -251,8 +254,8 @@ enum pmi_pool_state {
  * Invariants, for a pool p of class c (size = (c + 1) * 16):
  *   p.capacity == POOL_SIZE / size              (while USED or FULL)
  *   head(p) = 1 if p is the head of its heap's usedpools[c], else 0
- *   p.used - head(p) + |p.freeblock list| + (p.capacity - p.ncarved) == p.capacity
- *       (blocks handed out + free blocks + untouched blocks; blocks freed by
+ *   p.used - head(p) + |p.held list| + |p.freeblock list| + (p.capacity - p.ncarved) == p.capacity
+ *       (blocks handed out + held + free blocks + untouched blocks; blocks freed by
  *        another thread still count as used until the owner takes them from
  *        its thread_free stack, and so do those still in the freeing
  *        thread's batch, free.c)
@@ -260,12 +263,16 @@ enum pmi_pool_state {
  *       free list still holds its p.ncarved blocks of class c, reused as
  *       they are if it serves class c again)
  *   p.state == USED   <=>  p is on heap.usedpools[c]
- *   p.state == FULL   =>   p.used == p.capacity, and its free list holds
- *       exactly p.nremote blocks, freed by other threads and taken by a
- *       non-owner holding the heap's lock; they keep their live bits and
- *       remote mark until the owner applies them (remote.c):
- *       blocks in use == p.used - p.nremote
- *   p.nremote > 0  <=>  p is on heap.remote_pools (linked by nextpool)
+ *   p.state == FULL   =>   p.freeblock == NULL  and  p.ncarved == p.capacity
+ *       and  p.used + |p.held list| == p.capacity
+ *       (free's fast path sends every free into a FULL pool to the slow
+ *        path by its one test of the state, state != USED; p.held are blocks
+ *        freed by other threads and taken by a visitor of the heap, linked
+ *        as a free list is; they keep their live bits and remote mark
+ *        until the owner applies them, remote.c:
+ *        popcount(p.live) == p.used + |p.held list|, and blocks in use == p.used)
+ *   p.state == FULL and p.held != NULL  <=>  p is on heap.remote_pools
+ *       (linked by nextpool)
  *   p on usedpools[c] and not its head => p has room (p.used == 0: a spare)
  *   popcount(p.live) == p.used - head(p); bit u of live is set <=> a block starting
  *       at 16-byte unit u of the pool is handed out (the free fast path tests
@@ -277,8 +284,8 @@ typedef struct pmi_pool {
   struct pmi_pool *nextpool; /* usedpools[c] list, or arena freepools list */
   union {
     struct pmi_pool *prevpool; /* USED: usedpools[c] list; NULL at the head */
-    uintptr_t nremote;         /* FULL: blocks another thread holds for it on
-                                  freeblock (remote.c); 0 otherwise */
+    pmi_block *held;           /* FULL: blocks a visitor took for it from
+                                  remote frees (remote.c); NULL otherwise */
     uintptr_t idle;            /* EMPTY: purge passes it sat through empty
                                   (purge.c); 0 when it arrives */
   };
@@ -414,6 +421,10 @@ typedef struct pmi_counters {
  *   owned == 1  =>  another thread holding lock may also take remote frees
  *       into FULL pools and splice the arena lists (remote.c explains why
  *       that is safe while the owner runs its fast paths)
+ *   visitor == 1  =>  lock is held by a thread that is not the owner (a
+ *       visitor, heap.c); it touches the heap only once busy == 0, and the
+ *       owner's slow paths take lock while visitor == 1
+ *   busy == 1  =>  the owner is inside a slow path without the lock
  */
 typedef struct pmi_heap {
   pmi_pool *usedpools[PMI_NCLASSES];                 /* the fast path reads this */
@@ -431,6 +442,8 @@ typedef struct pmi_heap {
   struct pmi_heap *next_abandoned;                   /* the abandoned list */
   _Atomic int owned;                                 /* a live thread owns it */
   _Atomic int lock;                                  /* spin lock, see above */
+  _Atomic int busy;      /* the owner is in a slow path (heap.c, "visitors") */
+  _Atomic int visitor;   /* a visitor holds lock and wants the heap (heap.c) */
   pmi_pool *remote_pools;     /* FULL pools holding remote frees (remote.c) */
   pmi_block *remote_deferred; /* remote frees of USED pools taken by a
                                  non-owner, for the owner (remote.c) */

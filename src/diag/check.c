@@ -10,6 +10,7 @@ typedef struct checker {
   int errors;
   int verbose;
   const pmi_heap *heap;
+  size_t with_held;   /* FULL pools seen with held blocks */
 } checker;
 
 #define CHECK(ck, cond, fmt, ...)                                                  \
@@ -21,21 +22,23 @@ typedef struct checker {
     }                                                                              \
   } while (0)
 
-static unsigned free_list_length(checker *ck, pmi_pool *pool) {
+/* The length of a list of pool's blocks (its free list, or a FULL pool's
+ * held list), each a carved block, marked live exactly when held. */
+static unsigned block_list_length(checker *ck, pmi_pool *pool, pmi_block *first, bool held) {
   unsigned n = 0;
   char *base = pmi_pool_base(pool);
   size_t size = pmi_class_size(pool->szidx);
-  for (pmi_block *b = pool->freeblock; b != NULL; b = pmi_link_get(b)) {
+  for (pmi_block *b = first; b != NULL; b = pmi_link_get(b)) {
     char *cb = (char *)b;
     if (n > pool->capacity || cb < base || cb >= base + (size_t)pool->ncarved * size ||
         (size_t)(cb - base) % size != 0) {
-      CHECK(ck, 0, "pool %p: free list runs outside its carved blocks", (void *)pool);
+      CHECK(ck, 0, "pool %p: %s list runs outside its carved blocks", (void *)pool, held ? "held" : "free");
       return n;
     }
     unsigned units = pmi_block_units(b);
-    bool held = pool->state == PMI_POOL_FULL;   /* held remote frees keep their live bits */
-    CHECK(ck, held == !!(*pmi_live_word(pool, units) & pmi_live_bit(units)), "pool %p: free block %p marked %s",
-          (void *)pool, (void *)b, held ? "free while held" : "live");
+    CHECK(ck, held == !!(*pmi_live_word(pool, units) & pmi_live_bit(units)), "pool %p: %s block %p marked %s",
+          (void *)pool, held ? "held" : "free", (void *)b, held ? "free" : "live");
+    if (held) CHECK(ck, b->key == pmi_remote_key, "pool %p: held block %p without the remote mark", (void *)pool, (void *)b);
     n++;
   }
   return n;
@@ -47,24 +50,36 @@ static void check_pool(checker *ck, pmi_heap *heap, pmi_pool *pool) {
   CHECK(ck, pool->capacity == PMI_POOL_SIZE / pmi_class_size(pool->szidx),
         "pool %p: capacity %u", (void *)pool, pool->capacity);
   CHECK(ck, pool->ncarved <= pool->capacity, "pool %p: carved %u > capacity", (void *)pool, pool->ncarved);
-  unsigned nfree = free_list_length(ck, pool);
-  if (pool->state == PMI_POOL_FULL)   /* nremote held blocks, still counted in used */
-    CHECK(ck, nfree == pool->nremote, "full pool %p: %u blocks held, nremote %zu", (void *)pool, nfree,
-          (size_t)pool->nremote);
-  unsigned held = pool->state == PMI_POOL_FULL ? nfree : 0;
-  /* used - head - held + free + untouched == capacity */
-  CHECK(ck, used - held + nfree + (pool->capacity - pool->ncarved) == pool->capacity,
-        "pool %p: used %u + free %u + untouched %u != capacity %u", (void *)pool, used, nfree,
+  bool full = pool->state == PMI_POOL_FULL;
+  unsigned nfree = block_list_length(ck, pool, pool->freeblock, false);
+  unsigned held = full ? block_list_length(ck, pool, pool->held, true) : 0;
+  /* used - head + held + free + untouched == capacity */
+  CHECK(ck, used + held + nfree + (pool->capacity - pool->ncarved) == pool->capacity,
+        "pool %p: used %u + held %u + free %u + untouched %u != capacity %u", (void *)pool, used, held, nfree,
         pool->capacity - pool->ncarved, pool->capacity);
   unsigned live = 0;
   for (unsigned w = 0; w < sizeof pool->live / sizeof pool->live[0]; w++) live += (unsigned)__builtin_popcountll(pool->live[w]);
-  /* popcount(live) == used - head */
-  CHECK(ck, live == used, "pool %p: %u blocks marked live, used %u", (void *)pool, live, used);
-  CHECK(ck, pool->used > 0 || pool->state == PMI_POOL_USED,
-        "pool %p: full with no block out", (void *)pool);
-  if (pool->state == PMI_POOL_FULL)
-    CHECK(ck, pool->used == pool->capacity, "full pool %p has %u of %u used", (void *)pool,
-          pool->used, pool->capacity);
+  /* popcount(live) == used - head + held */
+  CHECK(ck, live == used + held, "pool %p: %u blocks marked live, used %u, held %u", (void *)pool, live, used, held);
+  if (full) {
+    /* FULL: freeblock == NULL, ncarved == capacity, used + held == capacity */
+    CHECK(ck, pool->freeblock == NULL, "full pool %p has a free list", (void *)pool);
+    CHECK(ck, pool->ncarved == pool->capacity, "full pool %p has untouched blocks", (void *)pool);
+    CHECK(ck, pool->used + held == pool->capacity, "full pool %p: used %u + held %u != capacity %u", (void *)pool,
+          pool->used, held, pool->capacity);
+    CHECK(ck, pool->used > 0, "full pool %p with no block out", (void *)pool);
+  }
+}
+
+/* heap.remote_pools == the FULL pools with held blocks */
+static void check_remote_pools(checker *ck, pmi_heap *heap, size_t with_held) {
+  size_t n = 0;
+  for (pmi_pool *p = heap->remote_pools; p != NULL; p = p->nextpool) {
+    CHECK(ck, p->state == PMI_POOL_FULL && p->held != NULL, "pool %p on remote_pools: state %u, held %p",
+          (void *)p, p->state, (void *)(p->state == PMI_POOL_FULL ? p->held : NULL));
+    if (++n > with_held) break;
+  }
+  CHECK(ck, n == with_held, "%zu full pools hold remote frees, %zu on remote_pools", with_held, n);
 }
 
 static void check_usedpools(checker *ck, pmi_heap *heap, size_t *nused) {
@@ -108,7 +123,7 @@ static void check_arena(checker *ck, pmi_heap *heap, pmi_arena *arena, size_t *n
     switch (pool->state) {
     case PMI_POOL_EMPTY: nempty++; break;
     case PMI_POOL_USED: (*nused)++; check_pool(ck, heap, pool); break;
-    case PMI_POOL_FULL: check_pool(ck, heap, pool); break;
+    case PMI_POOL_FULL: ck->with_held += pool->held != NULL; check_pool(ck, heap, pool); break;
     default: CHECK(ck, 0, "pool %p: bad state %u", (void *)pool, pool->state);
     }
   }
@@ -214,7 +229,7 @@ static void check_mediums(checker *ck, pmi_heap *heap) {
 }
 
 int pmi_check_heap(pmi_heap *heap, int verbose) {
-  checker ck = {0, verbose, heap};
+  checker ck = {0, verbose, heap, 0};
   size_t on_lists = 0, in_arenas = 0, narenas = 0;
   for (pmi_arena *a = heap->arenas; a != NULL && narenas <= heap->narenas; a = a->next_owned, narenas++)
     check_arena(&ck, heap, a, &in_arenas);
@@ -222,6 +237,7 @@ int pmi_check_heap(pmi_heap *heap, int verbose) {
   check_usedpools(&ck, heap, &on_lists);
   CHECK(&ck, on_lists == in_arenas, "%zu USED pools in arenas, %zu on usedpools", in_arenas, on_lists);
   check_usable_arenas(&ck, heap);
+  check_remote_pools(&ck, heap, ck.with_held);
   check_mediums(&ck, heap);
   return ck.errors;
 }

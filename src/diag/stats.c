@@ -45,9 +45,9 @@ void pmi_counters_sum(pmi_counters *out) {
 #define PMI_COUNTER_ADD(name, doc) out->name += h->counters.name;
     PM_COUNTER_LIST(PMI_COUNTER_ADD)
 #undef PMI_COUNTER_ADD
-    pmi_heap_lock(h);   /* arenas are only retired under it */
+    pmi_heap_visit(h);   /* arenas are only retired under it (heap.c, "visitors") */
     out->free_small += pmi_heap_small_frees(h);
-    pmi_heap_unlock(h);
+    pmi_heap_visit_end(h);
   }
   pmi_heaps_unlock();
   /* The ones counted by no heap (remote.c, purge.c) */
@@ -92,7 +92,7 @@ static void census_arena(pm_stats *st, pmi_heap *h, pmi_arena *a) {
      * capacity even while its owner allocates. */
     unsigned used = pmi_pool_nused(h, p), carved = p->ncarved, capacity = p->capacity;
     if (used > capacity) used = 0;   /* read while its owner moved the head's bias */
-    if (state == PMI_POOL_FULL && used >= (unsigned)p->nremote) used -= (unsigned)p->nremote;   /* held remote frees are free */
+    /* a FULL pool's held remote frees are not in used: counted free */
     census_class(&st->classes[p->szidx], state == PMI_POOL_FULL, used, carved, capacity);
   }
   st->arenas.empty_pools += PMI_ARENA_POOLS - in_use;
@@ -136,7 +136,7 @@ pmi_export void pm_stats_get(pm_stats *st) {
   for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
     st->heaps++;
     st->heaps_owned += atomic_load(&h->owned) != 0;
-    pmi_heap_lock(h);
+    pmi_heap_visit(h);
     for (pmi_arena *a = h->arenas; a != NULL; a = a->next_owned) {
       owned_arenas++;
       census_arena(st, h, a);
@@ -145,7 +145,7 @@ pmi_export void pm_stats_get(pm_stats *st) {
       owned_mediums++;
       census_medium(st, m);
     }
-    pmi_heap_unlock(h);
+    pmi_heap_visit_end(h);
   }
   st->arenas.reserve = pmi_arena_reserve_count();
   medium_totals(st, owned_mediums);
