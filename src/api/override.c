@@ -15,7 +15,9 @@
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 
-#ifndef PM_SHARED_LIBRARY   /* the shared library's are aliases (alloc.c, free.c) */
+/* In the shared library these two are second names of pm_malloc and
+ * pm_free (core/alloc.c), except under ThreadSanitizer. */
+#if !defined(PM_SHARED_LIBRARY) || defined(PMI_TSAN)
 pmi_export void *malloc(size_t size) { return pm_malloc(size); }
 pmi_export void free(void *p) { pm_free(p); }
 #endif

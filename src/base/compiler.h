@@ -14,4 +14,13 @@
  * so scattered start-up functions make the whole text resident). */
 #define pmi_startup     __attribute__((section(".text.startup")))
 
+/* A ThreadSanitizer build (gcc and clang spell it differently). */
+#if defined(__SANITIZE_THREAD__)
+#define PMI_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define PMI_TSAN 1
+#endif
+#endif
+
 #endif /* PM_BASE_COMPILER_H */

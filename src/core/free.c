@@ -8,11 +8,13 @@
  *      free_not_local;
  *   3. the block's bit in its pool's live bitmap must be set and the pool
  *      must be USED: one compare of its state rejects the arena header read
- *      as pools[0] (state HEADER) and every FULL pool (whose first free
- *      relinks it: types.h); both are read before anything is written, else
- *      free_local_slow.  An empty free list is no reason to leave: the head
- *      pool's list runs dry between carvings of its untouched tail, and
- *      frees into it are as common as any;
+ *      as pools[0] (state HEADER) and a FULL pool (its first free relinks
+ *      it; its list is always empty, the blocks other threads free into it
+ *      are held apart: types.h); both are
+ *      read before anything is written, else free_local_slow.  An empty
+ *      free list is no reason to leave: the head pool's list runs dry
+ *      between carvings of its untouched tail, and frees into it are as
+ *      common as any;
  *   4. clear the bit, push the block (its link encoded), and decrement used:
  *      if it reaches 0 the pool has emptied (the head pool never gets
  *      there, types.h) and pmi_pool_emptied decides where it goes.
@@ -245,7 +247,7 @@ void pmi_free(void *p) { free_core(pmi_heap_mine(), p, true); }
 pmi_export void pm_free(void *p) { free_core(pmi_heap_tls, p, false); }
 
 /* The C library's name for it: as malloc's (alloc.c). */
-#ifdef PM_SHARED_LIBRARY
+#if defined(PM_SHARED_LIBRARY) && !defined(PMI_TSAN)
 pmi_export extern __typeof__(pm_free) free __attribute__((alias("pm_free")));
 #endif
 

@@ -120,7 +120,9 @@ void pmi_heap_unlock(pmi_heap *heap) {
  * heap's).  pmi_heap_visit_try gives up after a short wait, for the purge
  * thread, which tries again at its next pass. */
 _Atomic int pmi_heap_fenceless;
+#ifndef PMI_TSAN
 static _Atomic int membarrier_tried;   /* 0: not yet, 1: registered, 2: unavailable */
+#endif
 
 /* Registers membarrier once.  Called as the first heap is made (the
  * process is most likely single-threaded then, which makes registering

@@ -279,13 +279,6 @@ void  *pmi_heap_malloc_locked(size_t size);   /* for threads past their own exit
  * is a visitor: pmi_heap_visit / pmi_heap_visit_try, then
  * pmi_heap_visit_end (for the caller's own heap and unowned heaps these are
  * the plain lock). */
-#if defined(__SANITIZE_THREAD__)
-#define PMI_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define PMI_TSAN 1
-#endif
-#endif
 extern _Atomic int pmi_heap_fenceless;   /* membarrier registered: the owner needs no fence */
 bool   pmi_heap_enter_locked(pmi_heap *heap);
 static inline bool pmi_heap_enter(pmi_heap *heap) {
