@@ -42,15 +42,10 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
   return pmi_pool_pop(pool, pool->freeblock);
 }
 
-/* Above the pools: a medium class, else a mapping of its own. */
-static inline void *malloc_medium(pmi_heap *heap, size_t size) {
+/* Above the pools: a medium class (its fast path failed), else a mapping of
+ * its own. */
+static void *malloc_medium(pmi_heap *heap, size_t size) {
   unsigned c = pmi_medium_class(size);
-  pmi_medium *m = heap->usedmedium[c];
-  pmi_block *block = m->freeblock;
-  if (pmi_likely(block != NULL)) {
-    heap->counters.malloc_medium++;
-    return pmi_medium_pop(m, block);
-  }
   void *p = pmi_medium_malloc_slow(heap, c);
   if (pmi_unlikely(p == NULL)) {   /* as malloc_huge */
     pmi_release_all();
@@ -83,9 +78,12 @@ static void *malloc_without_heap(size_t size) {
   return malloc_slow(heap, size);
 }
 
-/* size first: it arrives in the first argument register and stays there,
- * so that malloc's fast path reaches here without moving it. */
-pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
+static inline void *malloc_medium_pop(pmi_heap *heap, pmi_medium *m, pmi_block *block) {
+  heap->counters.malloc_medium++;
+  return pmi_medium_pop(m, block);
+}
+
+pmi_noinline static void *malloc_generic_slow(pmi_heap *heap, size_t size) {
   if (heap == &pmi_heap_empty) {   /* no heap yet, or debug mode (every call) */
     if (pmi_unlikely(pmi_debug_active)) return pmi_debug_malloc(size);
     return malloc_without_heap(size);
@@ -93,10 +91,24 @@ pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
   return malloc_slow(heap, size);
 }
 
+/* Everything malloc_core does not serve.  First the medium classes' fast
+ * path, the pools' twin: the head region of the class has a free block.
+ * pmi_heap_empty's usedmedium[] are all the sentinel, with no free block,
+ * so a thread without a heap (or in debug mode) falls through to the slow
+ * path without a test of its own.  Size first: it arrives in the first
+ * argument register and stays there, so that malloc's fast path reaches
+ * here without moving it. */
+pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
+  if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) {
+    pmi_medium *m = heap->usedmedium[pmi_medium_class_fast(size)];
+    pmi_block *block = m->freeblock;
+    if (pmi_likely(block != NULL)) return malloc_medium_pop(heap, m, block);
+  }
+  return malloc_generic_slow(heap, size);
+}
+
 static void *malloc_slow(pmi_heap *heap, size_t size) {
   void *p;
-  /* First, the medium fast path: the head region of the class has a free
-   * block. */
   if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) return malloc_medium(heap, size);
   if (size > PMI_MEDIUM_MAX) return malloc_huge(size);
   if (size == 0) size = 1;                       /* malloc(0): a unique block */
@@ -200,25 +212,32 @@ static size_t block_size_checked(const char *fn, void *p, unsigned kind) {
 }
 
 /* realloc's rule for a block that can stay where it is: the new size fits,
- * and is not under three quarters of the block (CPython's: shrinking a
- * block in place is only worth it while it keeps most of its bytes). */
-static inline bool fits_in_place(size_t size, size_t old) { return size <= old && size >= old - old / 4; }
+ * and leaves at most about half the block unused (moving saves a good
+ * share only beyond that; (old + 15) / 2 so that a 16-byte block keeps
+ * every size from 1).  Half, not CPython's three quarters: a block that
+ * realloc_grow gave room to spare (twice the old block) must take the next
+ * sizes of a growing buffer in place, not see them as shrinks.  As one
+ * compare, old - size wraps around when size > old. */
+static inline bool fits_in_place(size_t size, size_t old) { return old - size <= (old + 15) / 2; }
 
 /* A block that realloc grows is likely to grow again (a buffer, a vector, a
  * string being built), and each move to the next class copies it.  So it
- * moves with room to spare: to the class of half as much again,
+ * moves with room to spare: to twice its size (a class again: doubling a
+ * class size gives one), which fits_in_place keeps for every size up to it;
  * and past PMI_REALLOC_MAPPED_FROM to a mapping of its own, which grows in
  * place to the end of its 256 KiB slot and beyond by mremap, never copied
- * again (its mapping usually comes from the cache of freed ones). */
+ * again (its mapping usually comes from the cache of freed ones).  What
+ * the room costs: a grown block holds up to twice its bytes, as with the
+ * halving rule of fits_in_place. */
 #define PMI_REALLOC_MAPPED_FROM 16384u
+static inline size_t roomy_size(size_t old, size_t size) { return 2 * old > size ? 2 * old : size; }
 
 static void *realloc_grow(void *p, size_t old, size_t size) {
   void *q;
   if (size > PMI_REALLOC_MAPPED_FROM) {
     q = pmi_huge_malloc(size, 0, false);
   } else {
-    size_t roomy = old + old / 2;
-    q = pmi_malloc(roomy > size ? roomy : size);
+    q = pmi_malloc(roomy_size(old, size));
   }
   if (q == NULL) return NULL;                        /* p stays valid */
   memcpy(q, p, old);
@@ -226,11 +245,68 @@ static void *realloc_grow(void *p, size_t old, size_t size) {
   return q;
 }
 
-pmi_export void *pm_realloc(void *p, size_t size) {
+pmi_noinline static void *realloc_slow(void *p, size_t size) {
   if (p == NULL) return pm_malloc(size);
   PMI_COUNT(realloc_calls);
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_realloc(p, size);
   return pmi_realloc(p, size);
+}
+
+/* realloc_grow's move of a checked pool or medium block of heap, by the
+ * fast paths; the slow path if memory runs out. */
+pmi_noinline static void *realloc_move(pmi_heap *heap, void *p, size_t old, size_t size) {
+  void *q = malloc_core(heap, roomy_size(old, size));
+  if (pmi_unlikely(q == NULL)) return realloc_slow(p, size);
+  heap->counters.realloc_calls++;
+  memcpy(q, p, old);
+  pm_free(p);
+  return q;
+}
+
+/* A huge block of a thread with a heap, 0 < size <= PTRDIFF_MAX: huge.c
+ * checks it, and grows or shrinks it in its slots when it can (a buffer
+ * grown past PMI_REALLOC_MAPPED_FROM lives there). */
+pmi_noinline static void *realloc_huge(pmi_heap *heap, void *p, size_t size) {
+  void *q = pmi_huge_realloc(p, size);
+  heap->counters.realloc_calls++;
+  if (q == p) heap->counters.realloc_inplace++;
+  return q;
+}
+
+/* The fast path: a live pool or medium block of this thread's heap (what
+ * free's fast paths check: the owner, the alignment, the live bit) that
+ * stays where it is (fits_in_place).  In debug mode pmi_heap_tls owns no
+ * block, so every call goes to realloc_slow; so does p == NULL. */
+pmi_export void *pm_realloc(void *p, size_t size) {
+  pmi_heap *heap = pmi_heap_tls;
+  uintptr_t r = pmi_rotate_units(p);
+  unsigned kind = pmi_arenamap_slot_kind(pmi_arenamap_block_slot(r));
+  size_t old;
+  if (kind == PMI_REGION_POOLS) {
+    pmi_arena *arena = pmi_arena_of(p);
+    if (*(pmi_heap *const *)&arena->heap != heap) goto slow;
+    pmi_pool *pool = pmi_pool_of(arena, p);
+    if (!((pool->live[(r >> 6) & (PMI_LIVE_WORDS - 1)] >> (r & 63)) & 1)) goto slow;
+    old = pmi_class_size(pool->szidx);
+  } else if (kind == PMI_REGION_MEDIUM) {
+    pmi_medium *m = pmi_medium_of(p);
+    if (*(pmi_heap *const *)&m->heap != heap || ((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) != 0) goto slow;
+    uintptr_t u = (uintptr_t)p >> PMI_MEDIUM_UNIT_SHIFT;
+    if (!((m->live[(u >> 6) & (PMI_MEDIUM_LIVE_WORDS - 1)] >> (u & 63)) & 1)) goto slow;
+    old = m->block_size;
+  } else if (kind == PMI_REGION_HUGE && heap != &pmi_heap_empty && size - 1 < PTRDIFF_MAX) {
+    return realloc_huge(heap, p, size);
+  } else {
+    goto slow;
+  }
+  if (pmi_likely(fits_in_place(size, old))) {
+    heap->counters.realloc_calls++;
+    heap->counters.realloc_inplace++;
+    return p;
+  }
+  if (size > old && size <= PMI_REALLOC_MAPPED_FROM) return realloc_move(heap, p, old, size);
+slow:
+  return realloc_slow(p, size);
 }
 
 /* realloc of a block p != NULL, without the dispatch. */
@@ -248,7 +324,7 @@ void *pmi_realloc(void *p, size_t size) {
   switch (kind) {
   case PMI_REGION_POOLS:
     old = pmi_class_size(pmi_check_live_block("realloc", p)->szidx);
-    if (size <= old && size > old - PMI_ALIGNMENT) {   /* same size class */
+    if (fits_in_place(size, old)) {
       PMI_COUNT(realloc_inplace);
       return p;
     }
@@ -256,7 +332,7 @@ void *pmi_realloc(void *p, size_t size) {
     break;
   case PMI_REGION_MEDIUM:
     old = pmi_medium_check_live("realloc", p)->block_size;
-    if (fits_in_place(size, old) && size > PMI_SMALL_MAX) {
+    if (fits_in_place(size, old)) {
       PMI_COUNT(realloc_inplace);
       return p;
     }
@@ -270,8 +346,11 @@ void *pmi_realloc(void *p, size_t size) {
   default:
     /* A block the C library handed out itself: it stays with the C library
      * unless it moves to the pools. */
-    if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || !pmi_libc_owns(p))
+    if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || !pmi_libc_owns(p)) {
+      if (pmi_huge_was_freed(p))
+        pmi_bad_pointer("realloc", p, "double free or corruption: huge block already freed (its memory back with the OS),");
       pmi_fatal("realloc(): invalid pointer (not from malloc): %p", p);
+    }
     if (size > PMI_SMALL_MAX) return pmi_libc_realloc(p, size);
     old = pmi_libc_usable_size(p);
     void *q = pmi_malloc(size);
@@ -298,6 +377,12 @@ pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
 
 /* ---- aligned allocation ------------------------------------------------- */
 
+/* The smallest medium class at least n (a multiple of alignment, a power
+ * of two up to 4 KiB) whose blocks are alignment-aligned. */
+static inline unsigned medium_aligned_class(size_t n, size_t alignment) {
+  return pmi_medium_aligned_class[__builtin_ctzl(alignment)][pmi_medium_class_fast(n)];
+}
+
 /* Aligned blocks without over-allocating by the alignment:
  *   - pool blocks of class size s sit at multiples of s from a 4 KiB-aligned
  *     pool, so a request rounded up to a multiple of a power-of-two
@@ -317,11 +402,8 @@ void *pmi_memalign(size_t alignment, size_t size) {
   size_t rounded = (size + alignment - 1) & ~(alignment - 1);
   if (rounded == 0) rounded = alignment;
   if (rounded <= PMI_SMALL_MAX) return pmi_malloc(rounded);
-  if (rounded <= PMI_MEDIUM_MAX && alignment <= PMI_MEDIUM_HEADER) {
-    unsigned c = pmi_medium_class(rounded);
-    while (pmi_medium_class_size(c) & (alignment - 1)) c++;
-    return pmi_malloc(pmi_medium_class_size(c));
-  }
+  if (rounded <= PMI_MEDIUM_MAX && alignment <= PMI_MEDIUM_HEADER)
+    return pmi_malloc(pmi_medium_class_size(medium_aligned_class(rounded, alignment)));
   return pmi_huge_malloc(size, alignment, false);
 }
 
@@ -340,7 +422,7 @@ static size_t round_up_pow2(size_t a) {
 /* As glibc 2.36: an alignment above 2^63 can be no power of two and is
  * EINVAL; any other is rounded up to one, so that a request too large to
  * serve (2^63, or 2^62 + 1 rounded up to it) fails with ENOMEM. */
-pmi_export void *pm_memalign(size_t alignment, size_t size) {
+pmi_noinline static void *memalign_slow(size_t alignment, size_t size) {
   if (alignment > SIZE_MAX / 2 + 1) {
     errno = EINVAL;
     return NULL;
@@ -348,23 +430,56 @@ pmi_export void *pm_memalign(size_t alignment, size_t size) {
   return aligned_alloc_checked(round_up_pow2(alignment), size);
 }
 
-pmi_export void *pm_aligned_alloc(size_t alignment, size_t size) {
-  return pm_memalign(alignment, size);   /* glibc 2.36 treats both alike */
+/* The fast path of every aligned allocation: a power-of-two alignment up to
+ * the page size and a size up to the medium classes': the block of the pool
+ * class of the size rounded up to the alignment, or of the medium class
+ * that pmi_memalign would choose (a table: medium.c), popped here as
+ * malloc's fast paths pop it. */
+static inline __attribute__((always_inline)) void *memalign_core(size_t alignment, size_t size) {
+  if (pmi_likely(alignment - 1 < PMI_MEDIUM_HEADER && (alignment & (alignment - 1)) == 0 &&
+                 size - 1 < PMI_MEDIUM_MAX)) {
+    pmi_heap *heap = pmi_heap_tls;
+    size_t n = (size + alignment - 1) & ~(alignment - 1);
+    if (n <= PMI_SMALL_MAX) {
+      pmi_pool *pool = heap->usedpools[pmi_size_class(n)];
+      pmi_block *block = pool->freeblock;
+      if (pmi_likely(block != NULL)) {
+        heap->counters.aligned_calls++;
+        heap->counters.malloc_small++;
+        return pmi_pool_pop(pool, block);
+      }
+    } else {
+      pmi_medium *m = heap->usedmedium[medium_aligned_class(n, alignment)];
+      pmi_block *block = m->freeblock;
+      if (pmi_likely(block != NULL)) {
+        heap->counters.aligned_calls++;
+        return malloc_medium_pop(heap, m, block);
+      }
+    }
+  }
+  /* everything else, and a thread without a heap (or in debug mode), whose
+   * pmi_heap_empty has no free block in any class */
+  return memalign_slow(alignment, size);
 }
 
+pmi_export void *pm_memalign(size_t alignment, size_t size) { return memalign_core(alignment, size); }
+
+pmi_export void *pm_aligned_alloc(size_t alignment, size_t size) {
+  return memalign_core(alignment, size);   /* glibc 2.36 treats both alike */
+}
+
+/* On failure glibc's posix_memalign returns ENOMEM and also leaves errno
+ * ENOMEM (2.36), as its malloc does; an invalid alignment leaves errno
+ * alone. */
 pmi_export int pm_posix_memalign(void **out, size_t alignment, size_t size) {
   if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return EINVAL;
-  int saved = errno;
-  void *p = aligned_alloc_checked(alignment, size);
-  if (p == NULL) {
-    errno = saved;
-    return ENOMEM;
-  }
+  void *p = memalign_core(alignment, size);
+  if (p == NULL) return ENOMEM;
   *out = p;
   return 0;
 }
 
-pmi_export void *pm_valloc(size_t size) { return pm_memalign(pmi_os_page_size(), size); }
+pmi_export void *pm_valloc(size_t size) { return memalign_core(pmi_os_page_size(), size); }
 
 pmi_export void *pm_pvalloc(size_t size) {
   size_t page = pmi_os_page_size();
@@ -373,7 +488,7 @@ pmi_export void *pm_pvalloc(size_t size) {
     return NULL;
   }
   size_t rounded = (size + page - 1) & ~(page - 1);
-  return pm_memalign(page, rounded == 0 ? page : rounded);
+  return memalign_core(page, rounded == 0 ? page : rounded);
 }
 
 /* The usable size of p, without the debug dispatch: the block's size for

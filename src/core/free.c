@@ -122,10 +122,10 @@ pmi_noinline static void free_local_slow(void *p);
  * kind of region p is in.  Outside all of ours it is a block the C library
  * handed out (before poolmalloc was loaded, or through __libc_malloc), or no
  * block at all. */
-static void free_foreign(void *p) {
+static void free_foreign(pmi_heap *heap, void *p) {
   switch (pmi_arenamap_kind(p)) {
-  case PMI_REGION_MEDIUM:
-    pmi_medium_free(p);
+  case PMI_REGION_MEDIUM:   /* (the core's callers have not tried the fast path) */
+    if (!pmi_medium_free_fast(heap, p)) pmi_medium_free(heap, p);
     return;
   case PMI_REGION_HUGE:
     pmi_huge_free(p);
@@ -136,27 +136,42 @@ static void free_foreign(void *p) {
   if (p == NULL) return;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
     pmi_bad_pointer("free", p, "invalid pointer (not from malloc, misaligned):");
-  if (!pmi_libc_owns(p)) pmi_bad_pointer("free", p, "invalid pointer (not from malloc):");
+  if (!pmi_libc_owns(p)) {
+    if (pmi_huge_was_freed(p))
+      pmi_bad_pointer("free", p, "double free or corruption: huge block already freed (its memory back with the OS),");
+    pmi_bad_pointer("free", p, "invalid pointer (not from malloc):");
+  }
   pmi_libc_free(p);   /* glibc's free keeps errno (2.33 and later) */
 }
 
-/* Everything free's first test sends away: NULL, foreign and large blocks,
- * and misaligned pointers (into a pool arena or not).  The one non-inlined
- * function for all that is not a pool block. */
-static void free_not_pool_core(void *p) {
+/* Everything free's first test sends away but a medium block its fast path
+ * takes: NULL, foreign and huge blocks, misaligned pointers (into a pool
+ * arena or not), and every medium free with a state change or a fault.
+ * heap is the caller's own (not pmi_heap_tls in debug mode). */
+static void free_not_pool_core(pmi_heap *heap, void *p) {
   if (pmi_arenamap_kind(p) == PMI_REGION_POOLS) {   /* misaligned, in a pool arena */
     free_local_slow(p);
     return;
   }
-  free_foreign(p);
+  free_foreign(heap, p);
 }
 
-pmi_noinline static void free_not_pool(void *p) {
+pmi_noinline static void free_not_pool_slow(void *p) {
   if (pmi_unlikely(pmi_debug_active)) {
     pmi_debug_free(p);
     return;
   }
-  free_not_pool_core(p);
+  free_not_pool_core(pmi_heap_tls, p);
+}
+
+/* The one non-inlined function for all that is not a pool block, with the
+ * arena map's slot for p (free_core's lookup; beyond the map when p is misaligned)
+ * and pmi_heap_tls: first the medium blocks' fast path (internal.h), which
+ * in debug mode never matches (pmi_heap_tls is pmi_heap_empty, which owns no
+ * region). */
+pmi_noinline static void free_not_pool(void *p, pmi_heap *heap, uintptr_t slot) {
+  if (pmi_likely(pmi_arenamap_slot_kind(slot) == PMI_REGION_MEDIUM && pmi_medium_free_fast(heap, p))) return;
+  free_not_pool_slow(p);
 }
 
 /* A pool block of another heap: what can be checked without the owner's
@@ -214,9 +229,10 @@ pmi_noinline static void free_local_slow(void *p) {
 /* The fast path, shared by pm_free and pmi_free; heap is the caller's. */
 static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void *p, bool core) {
   uintptr_t r = pmi_rotate_units(p);   /* low bits: p's 16-byte unit number */
-  if (pmi_unlikely(!pmi_arenamap_pool_block(r))) {
-    if (core) free_not_pool_core(p);
-    else free_not_pool(p);
+  uintptr_t slot = pmi_arenamap_block_slot(r);
+  if (pmi_unlikely(pmi_arenamap_slot_kind(slot) != PMI_REGION_POOLS)) {
+    if (core) free_not_pool_core(heap, p);
+    else free_not_pool(p, heap, slot);
     return;
   }
   pmi_arena *arena = pmi_arena_of(p);

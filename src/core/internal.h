@@ -211,8 +211,14 @@ static inline uintptr_t pmi_rotate_units(const void *p) {
   uintptr_t a = (uintptr_t)p;
   return (a >> PMI_ALIGNMENT_SHIFT) | (a << (64 - PMI_ALIGNMENT_SHIFT));
 }
+/* The arena map's slot of a 16-byte aligned p, from the rotated address
+ * (beyond the map for any misaligned p): free's fast path tests its kind,
+ * and hands the slot on to the function for all that is not a pool block. */
+static inline uintptr_t pmi_arenamap_block_slot(uintptr_t rotated) {
+  return rotated >> (PMI_ARENA_SHIFT - PMI_ALIGNMENT_SHIFT);
+}
 static inline bool pmi_arenamap_pool_block(uintptr_t rotated) {
-  return pmi_arenamap_slot_kind(rotated >> (PMI_ARENA_SHIFT - PMI_ALIGNMENT_SHIFT)) == PMI_REGION_POOLS;
+  return pmi_arenamap_slot_kind(pmi_arenamap_block_slot(rotated)) == PMI_REGION_POOLS;
 }
 
 /* ---- arena.c: arenas, usable_arenas, the reserve --------------------------- */
@@ -370,6 +376,13 @@ static inline unsigned pmi_medium_class(size_t n) {
   unsigned b = 63u - (unsigned)__builtin_clzl(m);
   return (unsigned)(m >> (b - 2)) + 4 * b - 40;
 }
+/* The same, by a table (medium.c): one load, for malloc's fast path. */
+extern const uint8_t pmi_medium_class_table[PMI_MEDIUM_MAX >> PMI_MEDIUM_UNIT_SHIFT];
+static inline unsigned pmi_medium_class_fast(size_t n) {
+  return pmi_medium_class_table[(n - 1) >> PMI_MEDIUM_UNIT_SHIFT];
+}
+/* The first class from c whose blocks are 2^k-aligned, k <= 12 (medium.c). */
+extern const uint8_t pmi_medium_aligned_class[13][PMI_MEDIUM_NCLASSES];
 static inline size_t pmi_medium_class_size(unsigned c) {
   return (size_t)(5 + (c & 3)) << ((c >> 2) + 7);
 }
@@ -379,23 +392,54 @@ static inline pmi_medium *pmi_medium_of(const void *p) {
 static inline unsigned pmi_medium_units(const void *p) {
   return (unsigned)(((uintptr_t)p & (PMI_MEDIUM_SIZE - 1)) >> PMI_MEDIUM_UNIT_SHIFT);
 }
-/* Pops block, the head of region m's free list, and hands it out. */
+#define PMI_MEDIUM_LIVE_WORDS (PMI_MEDIUM_UNITS / 64)
+void  *pmi_medium_pop_last(pmi_medium *m, pmi_block *block);   /* next NULL, or corrupt */
+/* Pops block, the head of region m's free list, and hands it out.  The link
+ * check is the pool's (internal.h, "free-list links"): next ^ block below
+ * the region's size, or the last block (or a corrupt link) to the slow
+ * twin. */
 static inline void *pmi_medium_pop(pmi_medium *m, pmi_block *block) {
-  pmi_block *next = pmi_link_get(block);
-  if (pmi_unlikely(((uintptr_t)block ^ (uintptr_t)next) >= PMI_MEDIUM_SIZE && next != NULL))
-    pmi_link_corrupt(block, next);
-  m->freeblock = next;
+  uintptr_t offset = pmi_link_offset(block);
+  if (pmi_unlikely(offset >= PMI_MEDIUM_SIZE)) return pmi_medium_pop_last(m, block);
+  m->freeblock = (pmi_block *)(offset ^ (uintptr_t)block);
   m->used++;
-  unsigned units = pmi_medium_units(block);
-  m->live[units >> 6] |= (uint64_t)1 << (units & 63);
+  uintptr_t u = (uintptr_t)block >> PMI_MEDIUM_UNIT_SHIFT;   /* the bit: u mod 64 */
+  m->live[(u >> 6) & (PMI_MEDIUM_LIVE_WORDS - 1)] |= (uint64_t)1 << (u & 63);
   return block;
 }
+
+void   pmi_medium_emptied(pmi_heap *heap, pmi_medium *m);   /* free's fast path: used hit 0 */
+/* free's fast path for a pointer the arena map places in a medium region,
+ * the pool's twin (free.c, free_core): the owner is heap, p is a 128-byte
+ * unit whose live bit is set, and the region has a free block (so it is
+ * not FULL); then clear the bit, push, and --used == 0 is the only state
+ * change left (the head of its class never gets there: types.h).  Anything
+ * else returns false, for pmi_medium_free's exact checks. */
+static inline bool pmi_medium_free_fast(pmi_heap *heap, void *p) {
+  pmi_medium *m = pmi_medium_of(p);
+  if (pmi_unlikely(*(pmi_heap *const *)&m->heap != heap)) return false;
+  uintptr_t u = (uintptr_t)p >> PMI_MEDIUM_UNIT_SHIFT;
+  uint64_t *word = &m->live[(u >> 6) & (PMI_MEDIUM_LIVE_WORDS - 1)];
+  uint64_t w = *word;
+  pmi_block *next = m->freeblock;
+  if (pmi_unlikely(((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) != 0 || !((w >> (u & 63)) & 1) ||
+                   next == NULL))
+    return false;
+  *word = w ^ ((uint64_t)1 << (u & 63));
+  pmi_link_set(p, next);
+  m->freeblock = p;
+  heap->counters.free_medium++;
+  if (pmi_unlikely(--m->used == 0)) pmi_medium_emptied(heap, m);
+  return true;
+}
+unsigned pmi_medium_nused(const pmi_medium *m);   /* blocks handed out (less the head's extra use) */
 void  *pmi_medium_malloc_slow(pmi_heap *heap, unsigned mclass);  /* heap may be pmi_heap_empty */
 void  *pmi_medium_malloc_locked(pmi_heap *heap, unsigned mclass);
-void   pmi_medium_free(void *p);                  /* the free of a pointer in a medium region */
+void   pmi_medium_free(pmi_heap *heap, void *p);   /* all checks: the free of a pointer in a medium region */
 void   pmi_medium_free_collected(pmi_heap *heap, pmi_block *block);
 pmi_medium *pmi_medium_check_live(const char *fn, const void *p);  /* reports and aborts */
 void   pmi_medium_release_retained(pmi_heap *heap);
+size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force);   /* owner: idle regions' free pages */
 void   pmi_medium_repair_locked(pmi_heap *heap);
 void   pmi_medium_release_reserve(size_t keep);
 size_t pmi_medium_reserve_count(void);
@@ -408,6 +452,7 @@ pmi_medium *pmi_medium_reserve_first(void);
 /* ---- huge.c: blocks with a mapping of their own --------------------------- */
 void  *pmi_huge_malloc(size_t size, size_t alignment, bool zero);
 void   pmi_huge_free(void *p);
+bool   pmi_huge_was_freed(const void *p);   /* one of the last huge blocks freed (and maybe unmapped) */
 void  *pmi_huge_realloc(void *p, size_t size);
 size_t pmi_huge_usable_size(const char *fn, const void *p);   /* reports bad pointers */
 void   pmi_huge_trim(void);                       /* empties the cache */

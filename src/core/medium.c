@@ -33,6 +33,53 @@
 
 #include "core/internal.h"
 
+/* The class of every size, by 128-byte unit: every class size is a multiple
+ * of 128, so (n - 1) >> 7 decides n's class; malloc's fast path reads it
+ * here (one load) instead of computing internal.h's pmi_medium_class.  The
+ * same formula as constants: for unit i (sizes up to 128 (i + 1)), with
+ * k = i >> 2 >= 1, m = 128 (i + 1) - 1 and b = 7 + log2(k) + 2 its top bit. */
+#define LOG2_(k) ((k) >= 512 ? 9 : (k) >= 256 ? 8 : (k) >= 128 ? 7 : (k) >= 64 ? 6 : (k) >= 32 ? 5 : \
+                  (k) >= 16 ? 4 : (k) >= 8 ? 3 : (k) >= 4 ? 2 : (k) >= 2 ? 1 : 0)
+#define TOPBIT_(i) (9 + LOG2_((i) >> 2))
+#define CLASS_(i) ((i) < 4 ? 0 : ((128 * ((i) + 1) - 1) >> (TOPBIT_(i) - 2)) + 4 * TOPBIT_(i) - 40)
+#define C1_(i) CLASS_(i),
+#define C4_(i) C1_(i) C1_(i + 1) C1_(i + 2) C1_(i + 3)
+#define C16_(i) C4_(i) C4_(i + 4) C4_(i + 8) C4_(i + 12)
+#define C64_(i) C16_(i) C16_(i + 16) C16_(i + 32) C16_(i + 48)
+#define C256_(i) C64_(i) C64_(i + 64) C64_(i + 128) C64_(i + 192)
+const uint8_t pmi_medium_class_table[PMI_MEDIUM_MAX >> PMI_MEDIUM_UNIT_SHIFT] = {
+    C256_(0) C256_(256) C256_(512) C256_(768)};
+#undef LOG2_
+#undef TOPBIT_
+#undef CLASS_
+#undef C1_
+#undef C4_
+#undef C16_
+#undef C64_
+#undef C256_
+
+/* For an alignment 2^k (k <= 12) and a medium class c, the first class from
+ * c whose blocks are 2^k-aligned: blocks sit at 4 KiB + i * size in a 1 MiB
+ * region, so that is the first whose size is a multiple of 2^k: from the
+ * class of 2^k itself, within three classes (each power of two is one);
+ * every class for k <= 7. */
+#define TZ_(c) (((c) >> 2) + 7 + (((c) & 3) == 1 ? 1 : ((c) & 3) == 3 ? 3 : 0))
+#define OK_(c, k) (TZ_(c) >= (k))
+#define FROM_(k, c) ((k) >= 10 && (c) < 4 * (k) - 37 ? 4 * (k) - 37 : (c))   /* the class of 2^k */
+#define SEEK_(k, c) ((c) >= 31 || OK_(c, k) ? (c) : OK_((c) + 1, k) ? (c) + 1 : OK_((c) + 2, k) ? (c) + 2 : (c) + 3)
+#define AL_(k, c) SEEK_(k, FROM_(k, c))
+#define A4_(k, c) AL_(k, c), AL_(k, (c) + 1), AL_(k, (c) + 2), AL_(k, (c) + 3)
+#define ROW_(k) {A4_(k, 0), A4_(k, 4), A4_(k, 8), A4_(k, 12), A4_(k, 16), A4_(k, 20), A4_(k, 24), A4_(k, 28)}
+const uint8_t pmi_medium_aligned_class[13][PMI_MEDIUM_NCLASSES] = {
+    ROW_(0), ROW_(1), ROW_(2), ROW_(3), ROW_(4), ROW_(5), ROW_(6), ROW_(7), ROW_(8), ROW_(9), ROW_(10), ROW_(11), ROW_(12)};
+#undef TZ_
+#undef OK_
+#undef AL_
+#undef FROM_
+#undef SEEK_
+#undef A4_
+#undef ROW_
+
 /* Every empty usedmedium[] slot points here: no free block, no capacity. */
 pmi_medium pmi_medium_sentinel = { .state = PMI_MEDIUM_EMPTY };
 
@@ -43,6 +90,7 @@ static _Atomic int reserve_lock;
 static _Atomic(void *) map_hint;
 static _Atomic size_t regions_now, regions_peak;
 
+static void maybe_purge(pmi_heap *heap);   /* idle regions' free pages, below */
 static void reserve_acquire(void) { pmi_spin_lock(&reserve_lock); }
 static void reserve_release(void) { pmi_spin_unlock(&reserve_lock); }
 
@@ -174,12 +222,17 @@ static void region_retire(pmi_heap *heap, pmi_medium *m) {
 
 static bool exhausted(const pmi_medium *m) { return m->freeblock == NULL && m->ncarved == m->capacity; }
 
+/* The head of usedmedium[c] carries one extra use (types.h), so that free's
+ * one test, --used == 0, never fires for the region its class allocates
+ * from: a head that leaves hands it to the next region. */
 static void used_unlink(pmi_heap *heap, pmi_medium *m) {
   pmi_assert(m->state == PMI_MEDIUM_USED);
   if (m->prevregion != NULL) {
     m->prevregion->nextregion = m->nextregion;
   } else {
     pmi_assert(heap->usedmedium[m->mclass] == m);
+    m->used--;
+    if (m->nextregion != NULL) m->nextregion->used++;
     heap->usedmedium[m->mclass] = m->nextregion != NULL ? m->nextregion : &pmi_medium_sentinel;
   }
   if (m->nextregion != NULL) m->nextregion->prevregion = m->prevregion;
@@ -191,20 +244,23 @@ static void release_empty(pmi_heap *heap, pmi_medium *m) {
   region_retire(heap, m);
 }
 
-/* Makes m the head of usedmedium[its class]; the old head, which alone may
- * be exhausted or empty, becomes FULL or leaves. */
+/* Makes m (on no list) the head of usedmedium[its class], with the head's
+ * extra use; the old head, which alone may be exhausted or empty, becomes
+ * FULL or leaves. */
 static void used_push(pmi_heap *heap, pmi_medium *m) {
   unsigned c = m->mclass;
   pmi_medium *head = heap->usedmedium[c];
-  if (head != &pmi_medium_sentinel && head != m) {
+  if (head != &pmi_medium_sentinel) {
     if (exhausted(head)) {
       used_unlink(heap, head);
       head->state = PMI_MEDIUM_FULL;
-    } else if (head->used == 0) {
+    } else if (head->used == 1) {
       release_empty(heap, head);
     }
     head = heap->usedmedium[c];
+    if (head != &pmi_medium_sentinel) head->used--;   /* no longer the head */
   }
+  m->used++;
   m->state = PMI_MEDIUM_USED;
   m->prevregion = NULL;
   m->nextregion = head != &pmi_medium_sentinel ? head : NULL;
@@ -214,12 +270,25 @@ static void used_push(pmi_heap *heap, pmi_medium *m) {
 
 /* ---- allocation ------------------------------------------------------------- */
 
-/* Links the next run of untouched blocks onto the (empty) free list. */
+pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
+  pmi_block *next = pmi_link_get(block);
+  if (next != NULL) pmi_link_corrupt(block, next);
+  m->freeblock = NULL;
+  m->used++;
+  unsigned units = pmi_medium_units(block);
+  m->live[units >> 6] |= (uint64_t)1 << (units & 63);
+  return block;
+}
+
+/* Links the next run of untouched blocks onto the (empty) free list: about
+ * PMI_MEDIUM_CARVE_BYTES, and at least two blocks, so that a malloc/free
+ * loop of one of the largest classes keeps a block on the list (free's fast
+ * path wants a non-empty list; types.h). */
 static pmi_block *carve(pmi_medium *m) {
   pmi_assert(m->freeblock == NULL && m->ncarved < m->capacity);
   size_t size = m->block_size;
   unsigned n = (unsigned)(PMI_MEDIUM_CARVE_BYTES / size);
-  if (n == 0) n = 1;
+  if (n < 2) n = 2;
   if (n > (unsigned)(m->capacity - m->ncarved)) n = m->capacity - m->ncarved;
   char *first = first_block(m) + (size_t)m->ncarved * size, *b = first;
   for (unsigned i = 1; i < n; i++, b += size) pmi_link_set((pmi_block *)b, (pmi_block *)(b + size));
@@ -262,14 +331,13 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
   if (heap == &pmi_heap_empty) {
     heap = pmi_heap_for_thread();
     if (heap == NULL) return pmi_heap_malloc_locked(pmi_medium_class_size(c));   /* past its exit */
-    pmi_medium *m = heap->usedmedium[c];
-    if (m->freeblock != NULL) {
-      heap->counters.malloc_medium++;
-      return pmi_medium_pop(m, m->freeblock);
-    }
+  }
+  pmi_medium *m = heap->usedmedium[c];
+  if (m->freeblock != NULL) {   /* a heap just found, or malloc_core's caller not the fast path */
+    heap->counters.malloc_medium++;
+    return pmi_medium_pop(m, m->freeblock);
   }
   /* Carving needs no lock (only the owner touches its regions). */
-  pmi_medium *m = heap->usedmedium[c];
   if (m->ncarved < m->capacity && pmi_load_relaxed(&heap->thread_free) == NULL) {
     heap->counters.malloc_medium++;
     return pmi_medium_pop(m, carve(m));
@@ -277,6 +345,7 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
   pmi_remote_flush();
   pmi_heap_lock(heap);
   void *p = pmi_medium_malloc_locked(heap, c);
+  maybe_purge(heap);
   pmi_heap_unlock(heap);
   return p;
 }
@@ -324,15 +393,15 @@ pmi_medium *pmi_medium_check_live(const char *fn, const void *p) {
 static void free_block(pmi_heap *heap, pmi_medium *m, pmi_block *block) {
   pmi_link_set(block, m->freeblock);
   m->freeblock = block;
-  unsigned used = m->used--;
+  unsigned used = --m->used;
   if (m->state == PMI_MEDIUM_FULL) {             /* FULL -> USED */
     used_push(heap, m);
     return;
   }
-  if (used == 1) {                               /* USED -> EMPTY */
-    if (heap->usedmedium[m->mclass] == m && pmi_load_relaxed(&heap->owned)) return;
+  /* USED -> EMPTY; the head of its class (used 1: its extra use) stays while
+   * its heap has an owner */
+  if (used == 0 || (used == 1 && heap->usedmedium[m->mclass] == m && !pmi_load_relaxed(&heap->owned)))
     release_empty(heap, m);
-  }
 }
 
 void pmi_medium_free_collected(pmi_heap *heap, pmi_block *block) {
@@ -346,6 +415,9 @@ void pmi_medium_free_collected(pmi_heap *heap, pmi_block *block) {
   free_block(heap, m, block);
 }
 
+/* Every free of a medium block that internal.h's pmi_medium_free_fast does
+ * not take: a bad pointer, a region that is FULL or has no free block, or
+ * one another heap owns.  All the checks, from the start. */
 pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_block *block) {
   const char *fault = fault_of(m, block);
   if (fault != NULL) pmi_bad_pointer("free", block, fault);
@@ -355,6 +427,7 @@ pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_bloc
   heap->counters.free_medium++;
   pmi_heap_lock(heap);
   free_block(heap, m, block);
+  maybe_purge(heap);
   pmi_heap_unlock(heap);
   errno = saved;
 }
@@ -370,38 +443,97 @@ pmi_noinline static void free_remote(pmi_medium *m, pmi_block *block) {
   pmi_remote_free(owner, block);
 }
 
-/* The free of a pointer the arena map places in a medium region: the pool
- * fast path's twin (free.c's free_core explains the test). */
-void pmi_medium_free(void *p) {
+void pmi_medium_free(pmi_heap *heap, void *p) {
   pmi_medium *m = pmi_medium_of(p);
-  pmi_heap *heap = pmi_heap_tls;
-  if (pmi_unlikely(pmi_load_relaxed(&m->heap) != heap)) {
-    free_remote(m, p);
-    return;
+  if (pmi_load_relaxed(&m->heap) != heap) free_remote(m, p);
+  else free_local_slow(heap, m, p);
+}
+
+/* The free fast path emptied m, which is not the head of its class (that
+ * one keeps an extra use): it goes to the reserve. */
+pmi_noinline void pmi_medium_emptied(pmi_heap *heap, pmi_medium *m) {
+  int saved = errno;
+  pmi_heap_lock(heap);
+  release_empty(heap, m);
+  pmi_heap_unlock(heap);
+  errno = saved;
+}
+
+/* ---- idle regions' free pages ------------------------------------------------
+ * A region that keeps a few live blocks keeps the pages of its free ones.
+ * Those go back (madvise, the mapping stays) once the region has not
+ * changed for POOLMALLOC_ARENA_DECAY_MS: same free list head, same counts
+ * (a cheap signature; a block handed out and freed again in between looks
+ * unchanged, which only delays its purge).  A region purged stays marked by
+ * its signature, so it is not purged again until it changes and idles
+ * again: hysteresis against the page-fault cost of touching the pages
+ * again.  Only the owner walks its free lists (the free fast path pushes
+ * without a lock), so the owner does it: from its medium slow paths at most
+ * once per decay period, and at malloc_trim and thread exit (force). */
+
+static inline uintptr_t idle_sig(const pmi_medium *m) {
+  return (uintptr_t)m->freeblock ^ ((uintptr_t)m->used << 48) ^ ((uintptr_t)m->ncarved << 32) ^ 1;
+}
+
+/* The whole pages inside free block b, past its link words. */
+static size_t purge_block(pmi_medium *m, char *b) {
+  uintptr_t page = pmi_os_page_size();
+  uintptr_t lo = ((uintptr_t)b + sizeof(pmi_block) + page - 1) & ~(page - 1);
+  uintptr_t hi = ((uintptr_t)b + m->block_size) & ~(page - 1);
+  if (hi <= lo) return 0;
+  pmi_os_purge((void *)lo, hi - lo);
+  return hi - lo;
+}
+
+static size_t purge_region(pmi_medium *m) {
+  size_t bytes = 0;
+  unsigned n = 0;
+  for (pmi_block *b = m->freeblock; b != NULL && n <= m->capacity; b = pmi_link_get(b), n++) bytes += purge_block(m, (char *)b);
+  return bytes;
+}
+
+/* Owner (or holder of an unowned heap's lock): purges the regions of heap
+ * idle since the decay (all of them with force); the bytes given back. */
+size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force) {
+  uint64_t decay = (uint64_t)pmi_option(arena_decay_ms);
+  size_t bytes = 0;
+  size_t n = 0;
+  for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
+    if (m->block_size < 2 * pmi_os_page_size() || m->freeblock == NULL) continue;   /* no whole free page */
+    uintptr_t sig = idle_sig(m);
+    if (m->idle_sig == (sig ^ 1)) continue;          /* purged, and not changed since */
+    if (m->idle_sig != sig) {                        /* changed: idle from now */
+      m->idle_sig = sig;
+      m->idle_ms = now;
+      if (!force) continue;
+    }
+    if (!force && now - m->idle_ms < decay) continue;
+    bytes += purge_region(m);
+    m->idle_sig = sig ^ 1;
   }
-  unsigned units = pmi_medium_units(p);
-  uint64_t *word = live_word(m, units), bit = live_bit(units);
-  unsigned used = m->used;
-  if (pmi_unlikely(((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) != 0 || !(*word & bit) ||
-                   (used - 2u >= m->capacity - 2u && !(used == 1 && heap->usedmedium[m->mclass] == m)))) {
-    free_local_slow(heap, m, p);
-    return;
-  }
-  *word &= ~bit;
-  pmi_block *block = p;
-  pmi_link_set(block, m->freeblock);
-  m->freeblock = block;
-  m->used = (uint16_t)(used - 1);
-  heap->counters.free_medium++;
+  if (heap != &pmi_heap_empty) heap->counters.medium_purge_bytes += bytes;
+  return bytes;
+}
+
+/* From the owner's medium slow paths: a look at its regions once per decay
+ * period (half of it, so that a region idles at most 1.5 periods). */
+static __thread uint64_t next_look_ms __attribute__((tls_model("initial-exec")));   /* no allocation at first use */
+static void maybe_purge(pmi_heap *heap) {
+  uint64_t now = pmi_os_now_ms();
+  if (now < next_look_ms) return;
+  next_look_ms = now + (uint64_t)pmi_option(arena_decay_ms) / 2;
+  pmi_medium_purge_idle(heap, now, false);
 }
 
 /* ---- thread exit, trim, fork ------------------------------------------------- */
 
-/* Every empty region kept at the head of usedmedium goes to the reserve. */
+/* Every empty region kept at the head of usedmedium goes to the reserve,
+ * and the free pages of the others go back (malloc_trim, thread exit). */
 void pmi_medium_release_retained(pmi_heap *heap) {
+  pmi_medium_purge_idle(heap, pmi_os_now_ms(), true);
   for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
     pmi_medium *head = heap->usedmedium[c];
-    if (head != &pmi_medium_sentinel && head->used == 0) release_empty(heap, head);
+    if (head != &pmi_medium_sentinel && head->used == 1) release_empty(heap, head);
   }
 }
 
@@ -425,8 +557,16 @@ static void rebuild(pmi_medium *m) {
   m->used = (uint16_t)used;
 }
 
+/* m's blocks handed out: used less the head's extra use. */
+unsigned pmi_medium_nused(const pmi_medium *m) {
+  pmi_heap *heap = pmi_load_relaxed(&m->heap);
+  return m->used - (unsigned)(heap != NULL && m->state == PMI_MEDIUM_USED && heap->usedmedium[m->mclass] == m);
+}
+
 void pmi_medium_repair_locked(pmi_heap *heap) {
   for (pmi_medium *m = heap->mediums; m != NULL; m = m->next_owned) rebuild(m);
+  for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++)
+    if (heap->usedmedium[c] != &pmi_medium_sentinel) heap->usedmedium[c]->used++;   /* the heads' extra use */
   pmi_medium *to_release = NULL, *to_push = NULL;
   for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
     pmi_medium *head = heap->usedmedium[c];

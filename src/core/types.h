@@ -216,9 +216,14 @@ _Static_assert(PMI_MEDIUM_HEADER % 4096 == 0, "blocks of 4 KiB classes are page-
 /* Huge blocks: a mapping each, whole 256 KiB map slots (so that no other
  * mapping shares a slot with it), the block's header in the page before the
  * block.  The cache keeps this many freed mappings, up to this many bytes,
- * for POOLMALLOC_ARENA_DECAY_MS. */
+ * for POOLMALLOC_ARENA_DECAY_MS (a mapping of more than half of it is
+ * unmapped at free)... */
 #define PMI_HUGE_CACHE_ENTRIES 16u
-#define PMI_HUGE_CACHE_BYTES   ((size_t)32 << 20)
+#define PMI_HUGE_CACHE_BYTES   ((size_t)64 << 20)
+/* ... but never more than the huge blocks' peak less what is live now, plus
+ * this much (huge.c, cache_room): cached pages then lift the process at
+ * most this far above the huge peak it has already reached. */
+#define PMI_HUGE_CACHE_SLACK   ((size_t)6 << 20)
 
 /* ---- blocks ---------------------------------------------------------------- */
 
@@ -359,12 +364,14 @@ enum pmi_medium_state {
  *
  * Invariants, for a region r of class c (size = pmi_medium_class_size(c)):
  *   r.capacity == (MEDIUM_SIZE - MEDIUM_HEADER) / size     (while USED or FULL)
- *   r.used + |r.freeblock list| + (r.capacity - r.ncarved) == r.capacity
- *       (remote frees count as used until the owner takes them, as in pools)
+ *   head(r) = 1 if r is the head of its heap's usedmedium[c], else 0
+ *   r.used - head(r) + |r.freeblock list| + (r.capacity - r.ncarved) == r.capacity
+ *       (remote frees count as used until the owner takes them, as in pools;
+ *        the head's extra use makes --used == 0 free's only "emptied" test)
  *   r.state == USED  <=>  r is on heap.usedmedium[c]
  *   r.state == FULL  =>   r.used == r.capacity
  *   r on usedmedium[c] and not its head => r has room and r.used > 0
- *   popcount(r.live) == r.used; bit u is set <=> a block starting at 128-byte
+ *   popcount(r.live) == r.used - head(r); bit u is set <=> a block starting at 128-byte
  *       unit u of the region is handed out (units of the header page never are)
  *   r on heap.mediums  <=>  r.heap == heap  (and r.state != EMPTY)
  *   r in the medium reserve  <=>  r.heap == NULL and r.state == EMPTY
@@ -379,8 +386,12 @@ typedef struct pmi_medium {
   struct pmi_medium *next_owned;    /* heap.mediums: every region of the heap */
   struct pmi_medium *prev_owned;
   uint64_t retired_ms;              /* in the reserve: when it arrived */
+  uintptr_t idle_sig;               /* the free list and counts when last
+                                       looked at (medium.c, purge_idle) */
+  uint64_t idle_ms;                 /* since when they have not changed */
   uint32_t block_size;              /* pmi_medium_class_size(mclass) */
-  uint16_t used;                    /* blocks handed out and not yet freed here */
+  uint16_t used;                    /* blocks handed out and not yet freed here,
+                                       plus one while the head of usedmedium */
   uint16_t ncarved;                 /* blocks carved from the untouched tail */
   uint16_t capacity;                /* blocks that fit; 0 unless USED/FULL */
   uint8_t  mclass;                  /* medium class while USED or FULL */

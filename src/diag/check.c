@@ -188,15 +188,18 @@ static void check_medium(checker *ck, pmi_heap *heap, pmi_medium *m) {
           (void *)m, (void *)b);
     nfree++;
   }
-  /* used + free + untouched == capacity */
-  CHECK(ck, m->used + nfree + (m->capacity - m->ncarved) == m->capacity,
-        "medium region %p: used %u + free %u + untouched %u != capacity %u", (void *)m, m->used, nfree,
+  /* used - head(m) + free + untouched == capacity */
+  unsigned used = pmi_medium_nused(m);
+  CHECK(ck, used + nfree + (m->capacity - m->ncarved) == m->capacity,
+        "medium region %p: used %u + free %u + untouched %u != capacity %u", (void *)m, used, nfree,
         m->capacity - m->ncarved, m->capacity);
   unsigned live = 0;
   for (unsigned w = 0; w < sizeof m->live / sizeof m->live[0]; w++) live += (unsigned)__builtin_popcountll(m->live[w]);
-  CHECK(ck, live == m->used, "medium region %p: %u blocks marked live, used %u", (void *)m, live, m->used);
+  CHECK(ck, live == used, "medium region %p: %u blocks marked live, used %u", (void *)m, live, used);
   if (m->state == PMI_MEDIUM_FULL)
     CHECK(ck, m->used == m->capacity, "full medium region %p has %u of %u used", (void *)m, m->used, m->capacity);
+  if (m->state == PMI_MEDIUM_USED && heap->usedmedium[m->mclass] == m)
+    CHECK(ck, m->used >= 1, "medium region %p: the head of usedmedium[%u] without its extra use", (void *)m, m->mclass);
 }
 
 static void check_mediums(checker *ck, pmi_heap *heap) {

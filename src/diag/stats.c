@@ -103,7 +103,7 @@ static void census_arena(pm_stats *st, pmi_heap *h, pmi_arena *a) {
 static void census_medium(pm_stats *st, pmi_medium *m) {
   unsigned state = m->state;
   if (state != PMI_MEDIUM_USED && state != PMI_MEDIUM_FULL) return;
-  census_class(&st->medium_classes[m->mclass], state == PMI_MEDIUM_FULL, m->used, m->ncarved, m->capacity);
+  census_class(&st->medium_classes[m->mclass], state == PMI_MEDIUM_FULL, pmi_medium_nused(m), m->ncarved, m->capacity);
 }
 
 /* The medium classes' table and totals (owned: regions the heaps hold). */

@@ -189,6 +189,34 @@ static void test_realloc(void) {
   CHECK(same(buf, 64, 1));
   CHECKF(moves < 80, "a buffer shrunk in 64-byte steps moved %zu times", moves);
   free(buf);
+  /* a buffer grown in 16-byte steps through the pools and the first medium
+   * classes: each move leaves room for the sizes that follow, never a
+   * move back to a smaller block (1.5x room and a 3/4 shrink rule moved it
+   * 28 times, some of them to smaller blocks) */
+  buf = malloc(16);
+  moves = 0;
+  size_t shrinks = 0, usable = malloc_usable_size(buf);
+  fill(buf, 16, 3);
+  for (size_t n = 32; n <= 1024; n += 16) {
+    char *q = realloc(buf, n);
+    REQUIRE(q != NULL);
+    if (q != buf) {
+      moves++;
+      shrinks += malloc_usable_size(q) < usable;
+    }
+    usable = malloc_usable_size(q);
+    buf = q;
+    buf[n - 1] = 1;
+  }
+  CHECK(same(buf, 16, 3));
+  CHECKF(moves <= 7 && shrinks == 0, "a buffer grown in 16-byte steps to 1 KiB moved %zu times (%zu to smaller blocks)",
+         moves, shrinks);
+  /* shrinking by less than half stays; by more, moves */
+  char *r = realloc(buf, 600);
+  CHECK(r == buf);
+  r = realloc(buf, 100);
+  CHECK(r != buf && malloc_usable_size(r) < 600 && same(r, 16, 3));
+  free(r);
   /* a huge block grown far: its pages move (mremap), its bytes stay */
   size_t n = 3u << 20;
   char *h = malloc(n);

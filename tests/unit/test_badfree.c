@@ -347,10 +347,11 @@ int main(void) {
   p = malloc(2000);
   cases[n++] = (bad_case){"medium double free, first from a thread", "free", "double free", NULL, p,
                           case_remote_then_local, p, NULL};
-  /* the only block of the 128 KiB class: the block after it was never carved */
+  /* the only block of the 128 KiB class: carving links two blocks, so the
+   * third was never carved */
   p = malloc(131072);
   cases[n++] = (bad_case){"free of a medium block never handed out", "free", "never handed out", NULL,
-                          (char *)p + 131072, case_interior, p, NULL};
+                          (char *)p + 2 * 131072, case_interior, p, NULL};
   p = malloc(7000);
   cases[n++] = (bad_case){"free of a medium region's header", "free", "invalid pointer", NULL,
                           (char *)((uintptr_t)p & ~(uintptr_t)((1 << 20) - 1)) + 256, case_interior, p, NULL};
@@ -373,6 +374,14 @@ int main(void) {
   p = malloc(600000);
   cases[n++] = (bad_case){"realloc(p + 8192), huge block", "realloc", "invalid pointer", NULL,
                           (char *)p + 8192, case_realloc_interior, p, NULL};
+  /* 64 MiB: more than the huge cache keeps, so its mapping goes back to
+   * the OS at the first free; the second finds no mapping at all */
+  p = malloc(64u << 20);
+  cases[n++] = (bad_case){"free(p); free(p), huge block unmapped", "free", "double free", NULL, p,
+                          case_double_free, p, NULL};
+  p = malloc(64u << 20);
+  cases[n++] = (bad_case){"free(p); realloc(p), huge block unmapped", "realloc", "double free", NULL, p,
+                          case_realloc_freed, p, NULL};
 
   /* Pointers neither poolmalloc nor the C library handed out, 16-aligned
    * so that only the look of the word before them gives them away. */

@@ -65,6 +65,32 @@ int main(void) {
   free(touch(20000));
   CHECKF(rss_mib() < base + 8, "rss %zu MiB after the medium decay (start %zu)", rss_mib(), base);
 
+  /* regions that keep one live block each: the pages of their free blocks
+   * go back once they have been idle for the decay time (checked from the
+   * owner's medium slow paths), and are counted */
+  {
+    enum { R = 48, PER = 15 };             /* 15 blocks of 64 KiB per 1 MiB region */
+    static void *v[R * PER];
+    for (int i = 0; i < R * PER; i++) v[i] = touch(65536);
+    for (int i = 0; i < R * PER; i++)
+      if (i % PER != 0) free(v[i]);
+    size_t held = rss_mib();
+    fprintf(stderr, "one live 64 KiB block per region: %zu MiB\n", held);
+    CHECKF(held >= base + 40, "rss %zu MiB with %d partly used regions", held, R);
+    pm_counters c0, c1;
+    pm_counters_get(&c0);
+    usleep(600 * 1000);
+    free(touch(3000));                     /* a medium slow path: a first look */
+    usleep(1200 * 1000);
+    free(touch(5000));                     /* and one past the decay: the purge */
+    pm_counters_get(&c1);
+    size_t purged = (size_t)(c1.medium_purge_bytes - c0.medium_purge_bytes);
+    fprintf(stderr, "after the decay: %zu MiB, %zu KiB purged\n", rss_mib(), purged >> 10);
+    CHECKF(purged >= (size_t)R * (PER - 1) * 60000, "%zu bytes of idle free blocks purged", purged);
+    CHECKF(rss_mib() < base + 16, "rss %zu MiB after the idle regions' decay (start %zu)", rss_mib(), base);
+    for (int i = 0; i < R * PER; i += PER) free(v[i]);
+  }
+
   /* malloc_trim returns everything at once */
   for (int i = 0; i < M; i++) m[i] = touch(i % 2 ? 65536 : 5000);
   for (int i = 0; i < H; i++) h[i] = touch(4u << 20);

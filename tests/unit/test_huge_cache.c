@@ -1,0 +1,74 @@
+/* test_huge_cache.c: the cache of freed huge mappings.
+ *   - a request no cached run fits takes the largest smaller one and grows
+ *     it, so that the new block starts on pages already faulted in;
+ *   - the cache never holds more than the huge blocks' peak less what is
+ *     live, plus a few MiB: live + cached stays within peak + 6 MiB, so
+ *     freed pages never take the process above a footprint it has had. */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "pmtest.h"
+#include "poolmalloc.h"
+
+static void *touch(size_t n) {
+  char *p = malloc(n);
+  REQUIRE(p != NULL);
+  for (size_t i = 0; i < n; i += 4096) p[i] = 1;
+  return p;
+}
+
+/* Pages of [p, p + n) resident, of n / page. */
+static size_t resident(void *p, size_t n) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = n / page, in = 0;
+  unsigned char *v = malloc(pages);
+  REQUIRE(v != NULL && mincore(p, n, v) == 0);
+  for (size_t i = 0; i < pages; i++) in += v[i] & 1;
+  free(v);
+  return in;
+}
+
+int main(void) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+
+  /* a smaller cached run grows into the new block */
+  malloc_trim(0);
+  char *a = touch(2u << 20);
+  free(a);
+  char *b = malloc(3u << 20);
+  REQUIRE(b != NULL);
+  size_t in = resident(b, 2u << 20);
+  CHECKF(in >= ((2u << 20) - 2 * 256 * 1024) / page, "the new block starts on %zu faulted pages of %zu", in,
+         (size_t)(2u << 20) / page);
+  memset(b, 3, 3u << 20);
+  pm_stats st;
+  pm_stats_get(&st);
+  CHECKF(st.large.cached == 0, "the run left the cache (%llu runs cached)", (unsigned long long)st.large.cached);
+  free(b);
+
+  /* malloc-large's pattern: 20 live blocks of 256 KiB .. 4 MiB replaced at
+   * random; after every free, live + cached <= peak + 6 MiB */
+  malloc_trim(0);
+  enum { LIVE = 20, N = 600 };
+  void *v[LIVE] = {0};
+  unsigned long long x = 88172645463325252ull;
+  size_t worst = 0;
+  for (int i = 0; i < N; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    int k = (int)(x % LIVE);
+    free(v[k]);
+    pm_stats_get(&st);
+    size_t held = (size_t)(st.large.mapped_bytes + st.large.cached_bytes);
+    if (held > st.large.peak_bytes && held - st.large.peak_bytes > worst) worst = held - st.large.peak_bytes;
+    v[k] = touch((256u << 10) + (size_t)(x >> 20) % ((4u << 20) - (256u << 10)));
+  }
+  CHECKF(worst <= (6u << 20), "live + cached went %zu KiB above the peak", worst >> 10);
+  for (int k = 0; k < LIVE; k++) free(v[k]);
+  CHECK(pm_check() == 0);
+  return pmt_done("unit.test_huge_cache");
+}
