@@ -43,4 +43,4 @@ static void fork_child(void) {
 
 /* From pmi_process_init, as early as we can; the order against other
  * libraries' handlers no longer matters (lock.c). */
-void pmi_fork_setup(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+pmi_startup void pmi_fork_setup(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }

@@ -271,9 +271,8 @@ void pmi_free(void *p) { free_core(pmi_heap_mine(), p, true); }
 
 pmi_export void pm_free(void *p) { free_core(pmi_heap_tls, p, false); }
 
-/* The C library's name for it, as a second name of the same code (not a
- * forward, which costs a jump on every call; see alloc.c's malloc). */
-#ifndef PMI_TSAN
+/* The C library's name for it: as malloc's (alloc.c). */
+#if defined(PM_SHARED_LIBRARY) && !defined(PMI_TSAN)
 pmi_export extern __typeof__(pm_free) free __attribute__((alias("pm_free")));
 #endif
 

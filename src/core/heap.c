@@ -325,7 +325,7 @@ void pmi_heap_register_exit(void) {
   if (pthread_getspecific(heap_key) == NULL) pthread_setspecific(heap_key, &pmi_heap_empty);
 }
 
-void pmi_heap_setup(void) {
+pmi_startup void pmi_heap_setup(void) {
   pthread_key_create(&heap_key, heap_thread_exit);
 }
 

@@ -189,9 +189,10 @@ extern _Atomic(_Atomic uint8_t *) pmi_arenamap;    /* the map, NULL until reserv
 extern _Atomic uintptr_t pmi_arenamap_slots;       /* PMI_MAP_SLOTS once reserved, else 0 */
 
 static inline unsigned pmi_arenamap_slot_kind(uintptr_t slot) {
-  if (pmi_unlikely(slot >= pmi_load_relaxed(&pmi_arenamap_slots))) return PMI_REGION_NONE;
-  /* A plain byte read: a byte is written whole, and a relaxed atomic load
-   * would keep the compiler from folding it into the compare. */
+  /* Plain reads of the bound and of the byte: each is written whole (the
+   * bound once, when the map is reserved), and a relaxed atomic load would
+   * keep the compiler from folding it into its compare. */
+  if (pmi_unlikely(slot >= *(const uintptr_t *)&pmi_arenamap_slots)) return PMI_REGION_NONE;
   return ((const uint8_t *)pmi_load_relaxed(&pmi_arenamap))[slot];
 }
 

@@ -278,8 +278,8 @@ enum pmi_pool_state {
  *   p.state == USED   <=>  p is on heap.usedpools[c]
  *   p.state == FULL   =>   p.freeblock == NULL  and  p.ncarved == p.capacity
  *       and  p.used + |p.held list| == p.capacity
- *       (so free's fast path needs one test, freeblock == NULL, to send
- *        every free into a FULL pool to the slow path; p.held are blocks
+ *       (free's fast path sends every free into a FULL pool to the slow
+ *        path by its one test of the state, state != USED; p.held are blocks
  *        freed by other threads and taken by a visitor of the heap, linked
  *        as a free list is; they keep their live bits and remote mark
  *        until the owner applies them, remote.c:
