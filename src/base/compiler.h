@@ -8,6 +8,11 @@
 #define pmi_noinline    __attribute__((noinline))
 #define pmi_cold        __attribute__((cold, noinline))
 #define pmi_export      __attribute__((visibility("default")))
+/* Run once, as the process starts or exits: kept in .text.startup beside the
+ * constructors, so that a program's start-up touches one stretch of the
+ * library's text (the kernel maps text around each fault in 64 KiB windows,
+ * so scattered start-up functions make the whole text resident). */
+#define pmi_startup     __attribute__((section(".text.startup")))
 
 /* A ThreadSanitizer build (gcc and clang spell it differently). */
 #if defined(__SANITIZE_THREAD__)

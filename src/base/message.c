@@ -8,6 +8,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "base/compiler.h"
 #include "base/message.h"
 #include "base/syscall.h"
 
@@ -62,7 +63,7 @@ static bool is_start_stderr(int fd) {
   return stat_fd(fd, &st) == 0 && st.st_dev == start_stderr.dev && st.st_ino == start_stderr.ino;
 }
 
-void pmi_stderr_note(bool keep) {
+pmi_startup void pmi_stderr_note(bool keep) {
   struct stat st;
   if (stat_fd(STDERR_FILENO, &st) != 0) {
     start_stderr.state = -1;

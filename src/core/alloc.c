@@ -158,12 +158,14 @@ void *pmi_malloc(size_t size) {
 
 pmi_export void *pm_malloc(size_t size) { return malloc_core(pmi_heap_tls, size); }
 
-/* The C library's name for it, as a second name of the same code (not a
- * forward, which costs a jump on every call); api/override.c has the rest,
- * and these two as forwards in a ThreadSanitizer build (where a static
- * link would otherwise hand the dynamic loader's first malloc, before the
- * sanitizer's runtime is initialised, to instrumented code). */
-#ifndef PMI_TSAN
+/* The C library's name for it, in the shared library a second name of the
+ * same code (not a forward, which costs a jump on every call).  In the
+ * static library api/override.c forwards, so that malloc stays in the
+ * member a program pulls in only to replace the C library's, and so it does
+ * in a ThreadSanitizer build (where the dynamic loader's first malloc,
+ * before the sanitizer's runtime is initialised, would reach instrumented
+ * code). */
+#if defined(PM_SHARED_LIBRARY) && !defined(PMI_TSAN)
 pmi_export extern __typeof__(pm_malloc) malloc __attribute__((alias("pm_malloc"), malloc, alloc_size(1)));
 #endif
 

@@ -22,7 +22,7 @@
 _Atomic(_Atomic uint8_t *) pmi_arenamap;
 _Atomic uintptr_t pmi_arenamap_slots;
 
-void pmi_arenamap_init(void) {
+pmi_startup void pmi_arenamap_init(void) {
   if (pmi_load_relaxed(&pmi_arenamap) != NULL) return;
   _Atomic uint8_t *map = pmi_os_reserve(PMI_MAP_SLOTS);
   if (map == NULL) {

@@ -35,6 +35,7 @@ static void fork_child(void) {
   pmi_arena_fork_child();
   pmi_heap_fork_child();
   pmi_purge_fork_child();   /* the purge thread did not come along */
+  pmi_remote_fork_child();  /* nor the other threads' batches */
   pmi_spin_fork_end();
   pmi_debug_fork_child();
   pmi_stats_fork_child();
@@ -42,4 +43,4 @@ static void fork_child(void) {
 
 /* From pmi_process_init, as early as we can; the order against other
  * libraries' handlers no longer matters (lock.c). */
-void pmi_fork_setup(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+pmi_startup void pmi_fork_setup(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }

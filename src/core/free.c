@@ -82,11 +82,13 @@ const char *pmi_block_fault_owned(pmi_pool *pool, const void *p) {
   return NULL;
 }
 
+static const char fault_in_batch[] = "double free or corruption: block already freed by another thread,";
+
 /* The same, and not waiting in a remote batch or thread_free stack. */
 static const char *block_fault(pmi_pool *pool, const void *p) {
   const char *fault = pmi_block_fault_owned(pool, p);
   if (fault == NULL && ((const pmi_block *)p)->key == pmi_remote_key)
-    fault = "double free or corruption: block already freed by another thread,";
+    fault = fault_in_batch;
   return fault;
 }
 
@@ -100,9 +102,9 @@ void pmi_free_collected(pmi_heap *heap, pmi_block *block) {
     return;
   }
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
-  block->key = 0;
-  const char *fault = pmi_block_fault_owned(pool, block);
+  const char *fault = pmi_block_fault_owned(pool, block);   /* before anything is written */
   if (fault != NULL) pmi_bad_pointer("free", block, fault);
+  block->key = 0;
   unsigned units = pmi_block_units(block);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
   heap->counters.free_remote++;   /* counted by the owner: no atomics */
@@ -217,11 +219,18 @@ pmi_noinline static void free_local_slow(void *p) {
     pmi_bad_pointer("free", p, fault != NULL ? fault : "invalid pointer (not the start of a block):");
   }
   bool locked = pmi_heap_enter(heap);
-  const char *fault = block_fault(pool, p);
+  const char *fault = pmi_block_fault_owned(pool, p);
   if (fault != NULL) pmi_bad_pointer("free", p, fault);
+  /* The remote mark (block_fault's last check) is loaded now and tested
+   * after the free: the block's line is usually not in cache (larson), and
+   * nothing here depends on it, so the miss overlaps the rest; a block
+   * still waiting in a remote batch ends the program all the same. */
+  uintptr_t key = ((const pmi_block *)p)->key;
   unsigned units = pmi_block_units(p);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
   pmi_free_block(heap, pool, p);
+  if (pmi_unlikely(key == pmi_remote_key))
+    pmi_bad_pointer("free", p, fault_in_batch);
   pmi_heap_leave(heap, locked);
   pmi_purge_kick();
   errno = saved;
@@ -268,9 +277,8 @@ void pmi_free(void *p) { free_core(pmi_heap_mine(), p, true); }
 
 pmi_export void pm_free(void *p) { free_core(pmi_heap_tls, p, false); }
 
-/* The C library's name for it, as a second name of the same code (not a
- * forward, which costs a jump on every call; see alloc.c's malloc). */
-#ifndef PMI_TSAN
+/* The C library's name for it: as malloc's (alloc.c). */
+#if defined(PM_SHARED_LIBRARY) && !defined(PMI_TSAN)
 pmi_export extern __typeof__(pm_free) free __attribute__((alias("pm_free")));
 #endif
 

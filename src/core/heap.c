@@ -144,7 +144,7 @@ static int barrier_setup(void) {
 
 /* A full barrier on every running thread of the process, or false if
  * there is none (then owners use their seq_cst pair). */
-static bool visit_barrier(void) {
+bool pmi_visit_barrier(void) {
 #ifdef PMI_TSAN
   return false;
 #else
@@ -188,7 +188,7 @@ void pmi_heap_visit(pmi_heap *heap) {
   pmi_heap_lock(heap);
   if (!visit_needed(heap)) return;   /* owned does not change under the lock */
   visit_announce(heap);
-  visit_barrier();
+  pmi_visit_barrier();
   visit_wait(heap, true);
 }
 
@@ -196,7 +196,7 @@ bool pmi_heap_visit_try(pmi_heap *heap) {
   if (!pmi_heap_trylock(heap)) return false;
   if (!visit_needed(heap)) return true;
   visit_announce(heap);
-  visit_barrier();
+  pmi_visit_barrier();
   if (visit_wait(heap, false)) return true;
   pmi_heap_visit_end(heap);
   return false;
@@ -325,7 +325,7 @@ void pmi_heap_register_exit(void) {
   if (pthread_getspecific(heap_key) == NULL) pthread_setspecific(heap_key, &pmi_heap_empty);
 }
 
-void pmi_heap_setup(void) {
+pmi_startup void pmi_heap_setup(void) {
   pthread_key_create(&heap_key, heap_thread_exit);
 }
 
@@ -367,7 +367,7 @@ void pmi_heap_fork_prepare(void) {
     }
   }
   if (!any) return;
-  visit_barrier();
+  pmi_visit_barrier();
   for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap)
     if (pmi_load_relaxed(&h->visitor)) visit_wait(h, true);
 }

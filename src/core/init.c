@@ -14,7 +14,7 @@ _Atomic int pmi_process_state;   /* 0 none, 1 initialising, 2 ready */
 static __thread uint8_t tls_initialising __attribute__((tls_model("initial-exec")));
 
 
-void pmi_process_init(void) {
+pmi_startup void pmi_process_init(void) {
   if (pmi_likely(atomic_load_explicit(&pmi_process_state, memory_order_acquire) == 2)) return;
   if (tls_initialising) return;
   int expected = 0;

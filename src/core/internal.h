@@ -189,9 +189,10 @@ extern _Atomic(_Atomic uint8_t *) pmi_arenamap;    /* the map, NULL until reserv
 extern _Atomic uintptr_t pmi_arenamap_slots;       /* PMI_MAP_SLOTS once reserved, else 0 */
 
 static inline unsigned pmi_arenamap_slot_kind(uintptr_t slot) {
-  if (pmi_unlikely(slot >= pmi_load_relaxed(&pmi_arenamap_slots))) return PMI_REGION_NONE;
-  /* A plain byte read: a byte is written whole, and a relaxed atomic load
-   * would keep the compiler from folding it into the compare. */
+  /* Plain reads of the bound and of the byte: each is written whole (the
+   * bound once, when the map is reserved), and a relaxed atomic load would
+   * keep the compiler from folding it into its compare. */
+  if (pmi_unlikely(slot >= *(const uintptr_t *)&pmi_arenamap_slots)) return PMI_REGION_NONE;
   return ((const uint8_t *)pmi_load_relaxed(&pmi_arenamap))[slot];
 }
 
@@ -308,6 +309,7 @@ static inline void pmi_heap_leave(pmi_heap *heap, bool locked) {
   if (pmi_unlikely(locked)) pmi_heap_unlock(heap);
   else atomic_store_explicit(&heap->busy, 0, memory_order_release);
 }
+bool   pmi_visit_barrier(void);   /* membarrier for a visitor; false: owners use seq_cst */
 void   pmi_heap_visit(pmi_heap *heap);
 bool   pmi_heap_visit_try(pmi_heap *heap);   /* false: busy, try a later pass */
 void   pmi_heap_visit_end(pmi_heap *heap);
@@ -333,6 +335,8 @@ static inline void pmi_remote_flush(void) {
   if (pmi_unlikely(pmi_remote_batched)) pmi_remote_flush_all();
 }
 void   pmi_remote_thread_exit(void);  /* the same, and no batching from now on */
+bool   pmi_remote_flush_idle(void);   /* purge thread: every thread's batches; true: some busy */
+void   pmi_remote_fork_child(void);
 void   pmi_remote_apply(pmi_heap *heap);            /* owner: held blocks become free */
 void   pmi_heap_collect_foreign(pmi_heap *heap);    /* lock held, owner alive elsewhere */
 void   pmi_heap_collect_any(pmi_heap *heap);        /* lock held, either case */

@@ -205,7 +205,7 @@ static void *libc_next(_Atomic(void *) *slot, const char *name) {
   return f;
 }
 
-void pmi_libc_init(void) { brk_at_init = pmi_os_break(); }
+pmi_startup void pmi_libc_init(void) { brk_at_init = pmi_os_break(); }
 
 /* The usable size of a block glibc handed out and has not freed, read from
  * its chunk header as glibc's own malloc_usable_size does (glibc 2.26+

@@ -44,13 +44,13 @@ static void *sys_mmap(void *hint, size_t size, int flags) {
 static int sys_munmap(void *p, size_t size) {
   return (int)os_syscall_result(pmi_syscall6(SYS_munmap, (long)p, (long)size, 0, 0, 0, 0));
 }
-uintptr_t pmi_os_break(void) { return (uintptr_t)pmi_syscall6(SYS_brk, 0, 0, 0, 0, 0, 0); }
+pmi_startup uintptr_t pmi_os_break(void) { return (uintptr_t)pmi_syscall6(SYS_brk, 0, 0, 0, 0, 0, 0); }
 #else
 static void *sys_mmap(void *hint, size_t size, int flags) {
   return mmap(hint, size, PROT_READ | PROT_WRITE, flags, -1, 0);
 }
 static int sys_munmap(void *p, size_t size) { return munmap(p, size); }
-uintptr_t pmi_os_break(void) { return (uintptr_t)sbrk(0); }
+pmi_startup uintptr_t pmi_os_break(void) { return (uintptr_t)sbrk(0); }
 #endif
 
 static void *os_mmap(void *hint, size_t size) {
@@ -71,7 +71,7 @@ void *pmi_os_map(size_t size) {
 /* Address space for a large table that is written sparsely (the arena
  * map): readable and writable, but not counted against the commit limit;
  * the kernel gives it memory page by page as it is written. */
-void *pmi_os_reserve(size_t size) {
+pmi_startup void *pmi_os_reserve(size_t size) {
   atomic_fetch_add_explicit(&mmap_calls, 1, memory_order_relaxed);
 #if PMI_RAW_SYSCALLS   /* errno kept: not written at all */
   long r = pmi_syscall6(SYS_mmap, 0, (long)size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
@@ -190,7 +190,7 @@ static const unsigned char *kernel_random(unsigned char *buf) {
  * (so that it differs between libraries) and a call count (so that each
  * caller gets its own); failing those, with a stack address and the
  * clock. */
-uint64_t pmi_os_random(void) {
+pmi_startup uint64_t pmi_os_random(void) {
   static _Atomic uint64_t calls;
   uint64_t x = (uintptr_t)&pmi_os_random + atomic_fetch_add(&calls, 1) * 0xD1B54A32D192ED03ull;
   unsigned char buf[16];

@@ -95,6 +95,7 @@ static bool purge_pass(void) {
   bool pending = false;
   size_t bytes = 0;
   uint64_t unmapped_before = atomic_load(&pmi_purge_stats.arenas_unmapped);
+  pending |= pmi_remote_flush_idle();   /* batches of threads gone idle (remote.c) */
   pmi_heaps_lock();
   for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
     if (!pmi_heap_visit_try(h)) {   /* locked, or its owner in a slow path */

@@ -68,8 +68,8 @@
  * one CAS; a per-pool list would make every remote free write the owner's
  * descriptor line), and the owner's fast paths are unchanged.  What it does
  * not reach without the owner: blocks of the few USED pools the owner is
- * allocating from, and blocks still in another live thread's batch (at most
- * PMI_REMOTE_SLOTS * (PMI_REMOTE_BATCH - 1) per thread).
+ * allocating from.  Blocks still in another live thread's batch are pushed
+ * by the purge thread ("batches of idle threads" below).
  *
  * ---------------------------------------------------------------------------
  * The memory model of the handshake (C11)
@@ -94,11 +94,11 @@
  * used an acquire exchange and a relaxed first trylock load, which allow
  * both sides to miss each other on a store-buffering machine.) */
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "core/internal.h"
 
-#define PMI_REMOTE_BATCH 32
 #define PMI_REMOTE_SLOTS 4
 
 uintptr_t pmi_remote_key = 2;       /* set from the kernel's random bytes */
@@ -111,7 +111,19 @@ typedef struct remote_slot {
   uint32_t count;
 } remote_slot;
 
-static __thread remote_slot slots[PMI_REMOTE_SLOTS] __attribute__((tls_model("initial-exec")));
+/* A thread's batches, and what lets the purge thread push them while the
+ * thread is idle ("batches of idle threads" below). */
+typedef struct remote_cache {
+  remote_slot slots[PMI_REMOTE_SLOTS];
+  _Atomic int busy;      /* the thread is changing its slots */
+  _Atomic int visitor;   /* the purge thread wants them */
+  struct remote_cache *next, *prev;   /* the registry, under caches_lock */
+  uint8_t registered;
+  uint8_t depth;         /* brackets entered: a push inside one may start the
+                            purge thread, whose creation allocates and flushes */
+} remote_cache;
+
+static __thread remote_cache cache __attribute__((tls_model("initial-exec")));
 static __thread uint8_t batch_off __attribute__((tls_model("initial-exec")));   /* thread past its exit */
 
 static inline pmi_block *rlink_get(const pmi_block *b) { return (pmi_block *)(b->link ^ pmi_remote_link_key); }
@@ -136,11 +148,25 @@ static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
   errno = saved;
 }
 
+/* The collection walk follows each block's link to the next: a chain of
+ * cache misses, one block after another, on lines another core has just
+ * written.  So a batch's addresses also go into the owner's ring of hints,
+ * oldest first (its chain runs newest first, and the stack of batches
+ * newest first: the walk meets them in the ring's order backwards), with
+ * one fetch-and-add on the line the push writes anyway.  The collector
+ * prefetches a fixed distance ahead of its walk along the ring (see
+ * collect_chain), so the misses overlap.  A hint is never dereferenced: a
+ * stale or overwritten one costs a useless prefetch, and every check of the
+ * walk stays as it is. */
 static void slot_flush(remote_slot *s) {
   pmi_block *first = s->first;
   if (first == NULL) return;
   pmi_heap *owner = s->owner;
   pmi_block *last = s->last;
+  uint64_t pos = atomic_fetch_add_explicit(&owner->hint_pos, s->count, memory_order_relaxed) + s->count;
+  pmi_block *b = first;   /* the chain is in this thread's cache: it wrote every link */
+  for (uint32_t i = 0; i < s->count; i++, b = rlink_get(b))
+    atomic_store_explicit(&owner->remote_hint[--pos & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
   s->first = s->last = NULL;
   s->owner = NULL;
   s->count = 0;
@@ -150,22 +176,125 @@ static void slot_flush(remote_slot *s) {
 /* Set when a block joins a batch, cleared when all are pushed. */
 __thread uint8_t pmi_remote_batched __attribute__((tls_model("initial-exec")));
 
+/* ---- batches of idle threads --------------------------------------------------
+ * A thread that freed a few blocks of another heap and then blocks keeps
+ * them in its batch: up to PMI_REMOTE_SLOTS * (PMI_REMOTE_BATCH - 1) blocks
+ * nobody can reuse.  So every thread that batches is in a registry, and
+ * each purge pass pushes every registered thread's batches (a batch
+ * therefore waits at most decay / 2 once the purge thread runs; starting a
+ * batch notes work for it).  The slots are the thread's, changed without
+ * atomics; the purge thread takes them with heap.c's asymmetric handshake:
+ *   thread:  busy = 1; compiler barrier; visitor?  (no: change the slots,
+ *            then busy = 0, release; yes: busy = 0 and wait for visitor = 0)
+ *   purge:   visitor = 1 for every registered thread; one membarrier;
+ *            wait for busy == 0 (or skip that thread this pass); push its
+ *            batches; visitor = 0, release
+ * (seq_cst pairs without membarrier and under ThreadSanitizer), with the
+ * argument written in heap.c.  The registry's lock is never taken inside
+ * the bracket: a thread registers before it enters, and leaves at exit. */
+static _Atomic int caches_lock_;
+static remote_cache *caches;
+
+static void cache_register(void) {
+  pmi_spin_lock(&caches_lock_);
+  cache.prev = NULL;
+  cache.next = caches;
+  if (caches != NULL) caches->prev = &cache;
+  caches = &cache;
+  cache.registered = 1;
+  pmi_spin_unlock(&caches_lock_);
+}
+
+static void cache_unregister(void) {
+  if (!cache.registered) return;
+  pmi_spin_lock(&caches_lock_);
+  if (cache.prev != NULL) cache.prev->next = cache.next;
+  else caches = cache.next;
+  if (cache.next != NULL) cache.next->prev = cache.prev;
+  cache.registered = 0;
+  pmi_spin_unlock(&caches_lock_);
+}
+
+static inline void cache_enter(void) {
+  if (cache.depth++ != 0) return;
+  for (;;) {
+#ifndef PMI_TSAN
+    if (pmi_likely(pmi_load_relaxed(&pmi_heap_fenceless))) {
+      atomic_store_explicit(&cache.busy, 1, memory_order_relaxed);
+      atomic_signal_fence(memory_order_seq_cst);
+      if (pmi_likely(atomic_load_explicit(&cache.visitor, memory_order_acquire) == 0)) return;
+    } else
+#endif
+    {
+      atomic_store(&cache.busy, 1);
+      if (pmi_likely(atomic_load(&cache.visitor) == 0)) return;
+    }
+    atomic_store_explicit(&cache.busy, 0, memory_order_release);
+    for (unsigned spins = 0; atomic_load_explicit(&cache.visitor, memory_order_acquire); spins++)
+      if (spins > 64) sched_yield();
+      else __builtin_ia32_pause();
+  }
+}
+
+static inline void cache_leave(void) {
+  if (--cache.depth == 0) atomic_store_explicit(&cache.busy, 0, memory_order_release);
+}
+
+bool pmi_remote_flush_idle(void) {
+  bool busy_left = false;
+  pmi_spin_lock(&caches_lock_);
+  if (caches == NULL) {
+    pmi_spin_unlock(&caches_lock_);
+    return false;
+  }
+  for (remote_cache *c = caches; c != NULL; c = c->next) atomic_store(&c->visitor, 1);
+  pmi_visit_barrier();
+  for (remote_cache *c = caches; c != NULL; c = c->next) {
+    unsigned spins = 0;
+    while (atomic_load(&c->busy) && spins++ < 256) sched_yield();
+    if (atomic_load(&c->busy)) {
+      busy_left = true;   /* next pass */
+    } else {
+      for (unsigned i = 0; i < PMI_REMOTE_SLOTS; i++) slot_flush(&c->slots[i]);
+    }
+    atomic_store_explicit(&c->visitor, 0, memory_order_release);
+  }
+  pmi_spin_unlock(&caches_lock_);
+  return busy_left;
+}
+
+/* The child has this thread only: the registry keeps only its cache. */
+void pmi_remote_fork_child(void) {
+  atomic_store(&caches_lock_, PMI_LOCK_FREE);
+  caches = NULL;
+  atomic_store(&cache.busy, 0);
+  atomic_store(&cache.visitor, 0);
+  cache.depth = 0;
+  if (cache.registered) {
+    cache.next = cache.prev = NULL;
+    caches = &cache;
+  }
+}
+
 void pmi_remote_flush_all(void) {
-  for (unsigned i = 0; i < PMI_REMOTE_SLOTS; i++) slot_flush(&slots[i]);
+  cache_enter();
+  for (unsigned i = 0; i < PMI_REMOTE_SLOTS; i++) slot_flush(&cache.slots[i]);
+  cache_leave();
   pmi_remote_batched = 0;
 }
 
 void pmi_remote_thread_exit(void) {
   pmi_remote_flush_all();
+  cache_unregister();
   batch_off = 1;
 }
 
 /* The slot batching for owner: its own, else a free one, else the fullest
  * is pushed to make room. */
 static remote_slot *slot_for(pmi_heap *owner) {
-  remote_slot *free_slot = NULL, *fullest = &slots[0];
+  remote_slot *free_slot = NULL, *fullest = &cache.slots[0];
   for (unsigned i = 0; i < PMI_REMOTE_SLOTS; i++) {
-    remote_slot *s = &slots[i];
+    remote_slot *s = &cache.slots[i];
     if (s->owner == owner) return s;
     if (s->first == NULL) free_slot = s;
     else if (s->count > fullest->count) fullest = s;
@@ -189,12 +318,20 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
     remote_push(owner, block, block);
     return;
   }
-  remote_slot *s = slots[0].owner == owner ? &slots[0] : slot_for(owner);
-  if (s->first == NULL) s->last = block;
+  if (pmi_unlikely(!cache.registered)) cache_register();
+  cache_enter();
+  remote_slot *s = cache.slots[0].owner == owner ? &cache.slots[0] : slot_for(owner);
+  bool started = s->first == NULL;
+  if (started) s->last = block;
   else rlink_set(block, s->first);
   s->first = block;
   pmi_remote_batched = 1;
   if (++s->count >= PMI_REMOTE_BATCH) slot_flush(s);
+  cache_leave();
+  if (pmi_unlikely(started)) {   /* the purge thread pushes it if this thread goes idle */
+    pmi_purge_note();
+    pmi_purge_kick();
+  }
 }
 
 /* ---- the collecting side ----------------------------------------------------- */
@@ -300,8 +437,22 @@ static void collected_free(pmi_heap *heap, pmi_block *block, bool as_owner) {
  * must lead to one of heap's blocks (else the owner's free rewrote it)
  * before the walk goes on.  The next block's line is fetched while this one
  * is freed: the walk is a chain of cache misses otherwise. */
-static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner) {
+/* How far the walk's prefetches run ahead of it, in blocks. */
+#define PMI_PREFETCH_AHEAD 16
+
+static inline void prefetch_hint(pmi_heap *heap, uint64_t pos) {
+  __builtin_prefetch(atomic_load_explicit(&heap->remote_hint[pos & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed), 1);
+}
+
+static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool hinted) {
   if (block == NULL) return;
+  /* The ring's newest PMI_REMOTE_HINTS entries, walked backwards from hint
+   * (exclusive) down to hint_end: pushes since the last collection */
+  uint64_t hint = hinted ? atomic_load_explicit(&heap->hint_pos, memory_order_relaxed) : 0;
+  uint64_t hint_end = hint > PMI_REMOTE_HINTS ? hint - PMI_REMOTE_HINTS : 0;
+  if (hinted && hint_end < heap->hint_seen) hint_end = heap->hint_seen;
+  heap->hint_seen = hint;
+  for (unsigned i = 0; i < PMI_PREFETCH_AHEAD && hint > hint_end; i++) prefetch_hint(heap, --hint);
   if (!remote_addr_ok(heap, block))
     pmi_fatal("heap corruption: the remote free list of heap %p starts at %p, not one of its blocks",
               (void *)heap, (void *)block);
@@ -316,6 +467,7 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner) {
       if (!remote_addr_ok(heap, next)) pmi_bad_pointer("free", block, fault_refreed);
       __builtin_prefetch(next, 1);
     }
+    if (hint > hint_end) prefetch_hint(heap, --hint);
     collected_free(heap, block, as_owner);
     block = next;
   }
@@ -324,18 +476,18 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner) {
 /* The owner (or the holder of an unowned heap's lock) takes everything. */
 void pmi_heap_collect_locked(pmi_heap *heap) {
   if (heap->remote_pools != NULL) pmi_remote_apply(heap);
-  collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), true);
+  collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), true, true);
   pmi_block *deferred = heap->remote_deferred;
   heap->remote_deferred = NULL;
-  collect_chain(heap, deferred, true);
+  collect_chain(heap, deferred, true, false);
 }
 
 /* Another thread holding the lock of a heap whose owner lives. */
 void pmi_heap_collect_foreign(pmi_heap *heap) {
-  collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), false);
+  collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), false, true);
   pmi_block *deferred = heap->remote_deferred;
   heap->remote_deferred = NULL;
-  collect_chain(heap, deferred, false);   /* their pools may have filled since */
+  collect_chain(heap, deferred, false, false);   /* their pools may have filled since */
   release_whole_pools(heap);
 }
 

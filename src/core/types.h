@@ -146,6 +146,14 @@
  * thread (purge.c); below it (2 MiB), empty pools wait for malloc_trim. */
 #define PMI_PURGE_MIN_ARENAS 8u
 
+/* Remote frees travel in batches of this many blocks (remote.c); the
+ * owner's ring of prefetch hints holds this many blocks' addresses (16 KiB
+ * per heap, touched only by remote frees: a collector that finds more
+ * blocks pending than the ring holds walks the rest unprefetched). */
+#define PMI_REMOTE_BATCH    32
+#define PMI_REMOTE_HINTS    2048
+_Static_assert((PMI_REMOTE_HINTS & (PMI_REMOTE_HINTS - 1)) == 0, "the hint ring is indexed by a mask");
+
 /* Blocks carved from a pool's untouched tail per slow-path visit: about this
  * many bytes, at least one block.  Carving touches only what is handed out soon. */
 #define PMI_CARVE_BYTES     2048u
@@ -270,8 +278,8 @@ enum pmi_pool_state {
  *   p.state == USED   <=>  p is on heap.usedpools[c]
  *   p.state == FULL   =>   p.freeblock == NULL  and  p.ncarved == p.capacity
  *       and  p.used + |p.held list| == p.capacity
- *       (so free's fast path needs one test, freeblock == NULL, to send
- *        every free into a FULL pool to the slow path; p.held are blocks
+ *       (free's fast path sends every free into a FULL pool to the slow
+ *        path by its one test of the state, state != USED; p.held are blocks
  *        freed by other threads and taken by a visitor of the heap, linked
  *        as a free list is; they keep their live bits and remote mark
  *        until the owner applies them, remote.c:
@@ -458,6 +466,7 @@ typedef struct pmi_heap {
   pmi_pool *remote_pools;     /* FULL pools holding remote frees (remote.c) */
   pmi_block *remote_deferred; /* remote frees of USED pools taken by a
                                  non-owner, for the owner (remote.c) */
+  uint64_t hint_seen;         /* hint_pos at the last collection (remote.c) */
   uint8_t repair;      /* left by a thread that was inside malloc or free
                           when another thread forked: in this child, one of
                           its pools may be half-updated (heap.c repairs it
@@ -465,6 +474,11 @@ typedef struct pmi_heap {
   /* Remote frees land here, on a cache line of their own so that other
    * threads pushing do not slow the owner's fast path. */
   _Alignas(64) _Atomic(pmi_block *) thread_free;
+  _Atomic uint64_t hint_pos;   /* blocks ever written to remote_hint (remote.c) */
+  /* The blocks of the last batches pushed, in push order, for the collector
+   * to prefetch ahead of its walk (remote.c); hints only, never followed:
+   * written and read relaxed, overwritten as the ring wraps. */
+  _Alignas(64) _Atomic(pmi_block *) remote_hint[PMI_REMOTE_HINTS];
   _Alignas(64) char end_[];
 } pmi_heap;
 

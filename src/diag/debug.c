@@ -700,7 +700,7 @@ const char *pmi_debug_mode_name(void) {
   return dbg_valgrind ? (dbg_fill ? "on+valgrind" : "valgrind") : "on";
 }
 
-void pmi_debug_init(void) {
+pmi_startup void pmi_debug_init(void) {
   /* Near the top of the main thread's stack: start-up runs there (the
    * constructors, or the first malloc), a few frames below where the C
    * library's __libc_stack_end points; the 1 MiB of slack above covers the

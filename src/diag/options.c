@@ -62,7 +62,7 @@ extern char **environ;
 /* Whether any variable of the environment starts with POOLMALLOC_: one pass
  * over environ, where a getenv per option (each a pass of its own) would be
  * a few thousand instructions of every program's start-up. */
-static bool any_option_set(void) {
+static pmi_startup bool any_option_set(void) {
   if (environ == NULL) return false;
   static const char prefix[] = "POOLMALLOC_";
   for (char **e = environ; *e != NULL; e++) {   /* no strncmp: its first call costs a symbol lookup */
@@ -73,7 +73,7 @@ static bool any_option_set(void) {
   return false;
 }
 
-void pmi_options_init(void) {
+pmi_startup void pmi_options_init(void) {
   if (!any_option_set()) return;
   int saved = errno;
   for (int i = 0; i < PMI_OPT_COUNT; i++) {

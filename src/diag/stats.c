@@ -464,7 +464,7 @@ pmi_export void pm_stats_print(FILE *file, int format) {
  * id), opened for each report; else, or if it cannot be opened (one
  * warning), the stderr the process started with (base/message.c), never whatever
  * descriptor 2 has become. */
-void pmi_stats_note_stderr(void) {
+pmi_startup void pmi_stats_note_stderr(void) {
   pmi_stderr_note(pmi_option(stats) != PMI_STATS_OFF || pmi_option(stats_interval) > 0);
 }
 
@@ -518,7 +518,7 @@ static void write_report(bool last) {
   pmi_spin_unlock(&report_lock);
 }
 
-void pmi_stats_at_exit(void) {
+pmi_startup void pmi_stats_at_exit(void) {
   if (pmi_option(stats) == PMI_STATS_OFF) return;
   /* This thread's batch of frees for other heaps, and the frees waiting for
    * it, belong in the last report. */
@@ -540,7 +540,7 @@ static void *interval_thread(void *arg) {
   return NULL;
 }
 
-void pmi_stats_start_interval(void) {
+pmi_startup void pmi_stats_start_interval(void) {
   if (pmi_option(stats_interval) <= 0) return;
   if (pmi_option(stats) == PMI_STATS_OFF) pmi_option(stats) = PMI_STATS_TEXT;
   pthread_t t;

@@ -1,0 +1,42 @@
+/* A remote free of a pointer that is not a live block is reported when its
+ * owner collects it, and the collection writes nothing into it first: the
+ * block's words are as the freeing thread left them when the report comes.
+ * In a forked child: another thread frees q, a block of the owner's pool
+ * that was never handed out (its memory untouched); the owner collects;
+ * the SIGABRT handler looks at q's second word (the remote mark the freeing
+ * side wrote) and exits 11 if it is still there, 10 if the collection
+ * cleared it before its check (as it did before). */
+#include <pthread.h>
+#include <stdint.h>
+
+#include "remote_test.h"
+
+enum { SIZE = 432 };   /* 9 blocks per pool, carved 4 at a time */
+static void *volatile q;
+
+static void on_abort(int sig) { _exit(((volatile uint64_t *)q)[1] != 0 ? 11 : 10); }
+
+static void *free_q(void *arg) {
+  pm_free(q);   /* checked as far as the freeing side can: aligned, in a pool page */
+  return NULL;  /* the batch goes at thread exit */
+}
+
+static void child(void *arg) {
+  char *p = pm_malloc(SIZE);
+  q = (char *)((uintptr_t)p & ~(uintptr_t)4095) + 7 * SIZE;   /* never carved */
+  pthread_t t;
+  pthread_create(&t, NULL, free_q, NULL);
+  pthread_join(t, NULL);
+  signal(SIGABRT, on_abort);
+  pm_collect(0);   /* the owner collects q */
+  _exit(0);
+}
+
+int main(void) {
+  char msg[4096];
+  int status = pmr_child(child, NULL, msg, sizeof msg);
+  CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 11, "status 0x%x (10: the mark was cleared before the check)",
+         status);
+  CHECKF(strstr(msg, "free(): invalid pointer (a block never handed out):") != NULL, "stderr: %s", msg);
+  return pmt_done("test_collect_check");
+}
