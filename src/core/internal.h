@@ -217,8 +217,9 @@ static inline uintptr_t pmi_rotate_units(const void *p) {
 static inline uintptr_t pmi_arenamap_block_slot(uintptr_t rotated) {
   return rotated >> (PMI_ARENA_SHIFT - PMI_ALIGNMENT_SHIFT);
 }
-/* Is slot inside the map?  And its byte, for a slot that is. */
-static inline bool pmi_arenamap_slot_in_map(uintptr_t slot) { return slot < pmi_load_relaxed(&pmi_arenamap_slots); }
+/* The same two reads apart: is slot inside the map, and its byte (for a
+ * slot that is), so that free can send the two failures different ways. */
+static inline bool pmi_arenamap_slot_in_map(uintptr_t slot) { return slot < *(const uintptr_t *)&pmi_arenamap_slots; }
 static inline unsigned pmi_arenamap_slot_byte(uintptr_t slot) {
   return ((const uint8_t *)pmi_load_relaxed(&pmi_arenamap))[slot];
 }
