@@ -70,10 +70,11 @@ PM_API int    pm_collect(int force);
   X(malloc_small,      "allocations served from a pool (malloc, calloc, realloc, aligned)") \
   X(malloc_medium,     "allocations served from a medium region (513 B .. 128 KiB)") \
   X(malloc_large,      "allocations served by a mapping of their own (huge blocks)") \
-  X(free_small,        "frees of pool blocks")                                 \
-  X(free_medium,       "frees of medium blocks")                               \
+  X(free_small,        "frees of pool blocks by their heap's thread (other threads': free_remote)") \
+  X(free_medium,       "frees of medium blocks by their heap's thread (other threads': free_remote)") \
   X(free_large,        "frees of huge blocks")                                 \
   X(free_remote,       "pool and medium blocks freed by another thread (counted when collected)") \
+  X(free_remote_medium, "of free_remote, the medium blocks")                   \
   X(calloc_calls,      "calls to calloc")                                      \
   X(realloc_calls,     "calls to realloc and reallocarray")                    \
   X(realloc_inplace,   "reallocs answered with the same block")               \

@@ -413,6 +413,7 @@ void pmi_medium_free_collected(pmi_heap *heap, pmi_block *block) {
   unsigned units = pmi_medium_units(block);
   *live_word(m, units) &= ~live_bit(units);
   heap->counters.free_remote++;
+  heap->counters.free_remote_medium++;   /* so that stats.c can derive free_small */
   free_block(heap, m, block);
 }
 

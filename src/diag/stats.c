@@ -24,7 +24,7 @@
  * handed out is either still out (its pool's used count, less the head's
  * bias), or came back through a local free, or through a remote free that
  * the heap collected.  So, per heap:
- *     free_small = malloc_small - free_remote - blocks out.
+ *     free_small = malloc_small - (free_remote - free_remote_medium) - blocks out.
  * Exact when the heap's thread is not running; otherwise as exact as any
  * other counter read while its owner writes it. */
 uint64_t pmi_heap_small_frees(pmi_heap *h) {
@@ -34,7 +34,7 @@ uint64_t pmi_heap_small_frees(pmi_heap *h) {
       pmi_pool *p = &a->pools[i];
       if (p->state == PMI_POOL_USED || p->state == PMI_POOL_FULL) out += pmi_pool_nused(h, p);
     }
-  uint64_t gone = h->counters.malloc_small - h->counters.free_remote;
+  uint64_t gone = h->counters.malloc_small - (h->counters.free_remote - h->counters.free_remote_medium);
   return gone > out ? gone - out : 0;
 }
 

@@ -82,5 +82,30 @@ int main(void) {
   for (int i = 0; i < N; i++) free(blocks[i]);
   CHECKF(in_use(400) == 0, "%llu blocks of 400 bytes still in use", in_use(400));
   CHECK(pm_check() == 0);
+
+  /* 4. the counters tell the kinds apart: another thread frees this
+   *    thread's pool and medium blocks, this thread frees L pool blocks of
+   *    its own; once collected, free_remote counts both kinds,
+   *    free_remote_medium the medium ones, and free_small (this heap's own
+   *    frees of pool blocks) grows by L alone */
+  enum { L = 4 };
+  void *own[L];
+  pm_counters c0, c1;
+  pm_collect(0);
+  pm_counters_get(&c0);
+  for (int i = 0; i < L; i++) own[i] = malloc(48);
+  for (int i = 0; i < N; i++) blocks[i] = malloc(i % 2 ? 272 : 4000);
+  pthread_create(&t, NULL, free_and_exit, NULL);
+  pthread_join(t, NULL);
+  for (int i = 0; i < L; i++) free(own[i]);
+  pm_collect(0);
+  pm_counters_get(&c1);
+  CHECKF(c1.free_remote - c0.free_remote == N, "%llu remote frees, want %d",
+         c1.free_remote - c0.free_remote, N);
+  CHECKF(c1.free_remote_medium - c0.free_remote_medium == N / 2, "%llu medium remote frees, want %d",
+         c1.free_remote_medium - c0.free_remote_medium, N / 2);
+  CHECKF(c1.free_small - c0.free_small == L, "free_small grew by %lld, want %d (this thread's own frees)",
+         (long long)(c1.free_small - c0.free_small), L);
+  CHECK(pm_check() == 0);
   return pmt_done("unit.test_remote_batch");
 }
