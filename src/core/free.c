@@ -200,9 +200,8 @@ pmi_noinline static void free_not_local(void *p) {
 }
 
 /* A free of our own block that the fast path did not take: the pointer is
- * bad, or the pool's free list is empty (the pool is full, or its list ran
- * dry while it still has untouched blocks).  Takes every check from the
- * start, from the descriptor alone. */
+ * bad, or the pool is not USED (it is FULL, and this free relinks it).
+ * Takes every check from the start, from the descriptor alone. */
 pmi_noinline static void free_local_slow(void *p) {
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
   pmi_heap *heap = pmi_load_relaxed(&pmi_arena_of(p)->heap);
