@@ -390,7 +390,7 @@ static inline unsigned medium_aligned_class(size_t n, size_t alignment) {
  *     aligned new takes this path);
  *   - medium blocks sit at 4 KiB + k * size in a 1 MiB-aligned region, so
  *     for an alignment a <= 4 KiB the first medium class (from the request's
- *     own) whose size is a multiple of a serves it: within four classes,
+ *     own) whose size is a multiple of a serves it: within eight classes,
  *     since each power of two is a class;
  *   - anything else is a huge block, whose mapping is aligned as asked. */
 void *pmi_memalign(size_t alignment, size_t size) {

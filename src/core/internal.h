@@ -380,20 +380,26 @@ extern uintptr_t pmi_remote_key;
 
 /* ---- medium.c: medium classes, 513 B .. 128 KiB ------------------------------ */
 extern pmi_medium pmi_medium_sentinel;
-static inline unsigned pmi_medium_class(size_t n) {
+static inline unsigned pmi_medium_class(size_t n) {   /* types.h draws the classes */
   size_t m = n - 1;
+  if (m < 1024) return (unsigned)(m >> 7) - 4;
   unsigned b = 63u - (unsigned)__builtin_clzl(m);
-  return (unsigned)(m >> (b - 2)) + 4 * b - 40;
+  return (unsigned)(m >> (b - 3)) + 8 * b - 84;
 }
 /* The same, by a table (medium.c): one load, for malloc's fast path. */
 extern const uint8_t pmi_medium_class_table[PMI_MEDIUM_MAX >> PMI_MEDIUM_UNIT_SHIFT];
 static inline unsigned pmi_medium_class_fast(size_t n) {
   return pmi_medium_class_table[(n - 1) >> PMI_MEDIUM_UNIT_SHIFT];
 }
-/* The first class from c whose blocks are 2^k-aligned, k <= 12 (medium.c). */
-extern const uint8_t pmi_medium_aligned_class[13][PMI_MEDIUM_NCLASSES];
+/* The first class from c whose blocks are 2^k-aligned, k <= 12 (medium.c);
+ * rows of 64 (the last four unused) so that the fast path indexes them by
+ * a shift, not a multiply. */
+#define PMI_MEDIUM_ALIGNED_ROW 64u
+_Static_assert(PMI_MEDIUM_ALIGNED_ROW >= PMI_MEDIUM_NCLASSES, "a row has every class");
+extern const uint8_t pmi_medium_aligned_class[13][PMI_MEDIUM_ALIGNED_ROW];
 static inline size_t pmi_medium_class_size(unsigned c) {
-  return (size_t)(5 + (c & 3)) << ((c >> 2) + 7);
+  if (c < 4) return (size_t)(5 + c) << 7;
+  return (size_t)(9 + ((c - 4) & 7)) << (((c - 4) >> 3) + 7);
 }
 static inline pmi_medium *pmi_medium_of(const void *p) {
   return (pmi_medium *)((uintptr_t)p & ~(PMI_MEDIUM_SIZE - 1));

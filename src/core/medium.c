@@ -37,11 +37,16 @@
  * of 128, so (n - 1) >> 7 decides n's class; malloc's fast path reads it
  * here (one load) instead of computing internal.h's pmi_medium_class.  The
  * same formula as constants: for unit i (sizes up to 128 (i + 1)), with
- * k = i >> 2 >= 1, m = 128 (i + 1) - 1 and b = 7 + log2(k) + 2 its top bit. */
-#define LOG2_(k) ((k) >= 512 ? 9 : (k) >= 256 ? 8 : (k) >= 128 ? 7 : (k) >= 64 ? 6 : (k) >= 32 ? 5 : \
-                  (k) >= 16 ? 4 : (k) >= 8 ? 3 : (k) >= 4 ? 2 : (k) >= 2 ? 1 : 0)
-#define TOPBIT_(i) (9 + LOG2_((i) >> 2))
-#define CLASS_(i) ((i) < 4 ? 0 : ((128 * ((i) + 1) - 1) >> (TOPBIT_(i) - 2)) + 4 * TOPBIT_(i) - 40)
+ * m = 128 (i + 1) - 1: class i - 4 up to 1 KiB (i < 8), and above it
+ * (m >> (b - 3)) + 8 b - 84 with b = 7 + log2(i) the top bit of m.  Units
+ * below 4 are pool sizes, never looked up. */
+#define LOG2_(i) ((i) >= 512 ? 9 : (i) >= 256 ? 8 : (i) >= 128 ? 7 : (i) >= 64 ? 6 : (i) >= 32 ? 5 : \
+                  (i) >= 16 ? 4 : (i) >= 8 ? 3 : (i) >= 4 ? 2 : (i) >= 2 ? 1 : 0)
+#define TOPBIT_(i) (7 + LOG2_(i))
+#define ABOVE_(i) (((128 * ((i) + 1) - 1) >> (TOPBIT_(i) - 3)) + 8 * TOPBIT_(i) - 84)
+/* (i & 3 and a unit of at least 8 keep the arms not taken in range too:
+ * clang checks them against uint8_t) */
+#define CLASS_(i) ((i) < 4 ? 0 : (i) < 8 ? (i) & 3 : ABOVE_((i) < 8 ? 8 : (i)))
 #define C1_(i) CLASS_(i),
 #define C4_(i) C1_(i) C1_(i + 1) C1_(i + 2) C1_(i + 3)
 #define C16_(i) C4_(i) C4_(i + 4) C4_(i + 8) C4_(i + 12)
@@ -51,6 +56,7 @@ const uint8_t pmi_medium_class_table[PMI_MEDIUM_MAX >> PMI_MEDIUM_UNIT_SHIFT] = 
     C256_(0) C256_(256) C256_(512) C256_(768)};
 #undef LOG2_
 #undef TOPBIT_
+#undef ABOVE_
 #undef CLASS_
 #undef C1_
 #undef C4_
@@ -60,18 +66,29 @@ const uint8_t pmi_medium_class_table[PMI_MEDIUM_MAX >> PMI_MEDIUM_UNIT_SHIFT] = 
 
 /* For an alignment 2^k (k <= 12) and a medium class c, the first class from
  * c whose blocks are 2^k-aligned: blocks sit at 4 KiB + i * size in a 1 MiB
- * region, so that is the first whose size is a multiple of 2^k: from the
- * class of 2^k itself, within three classes (each power of two is one);
- * every class for k <= 7. */
-#define TZ_(c) (((c) >> 2) + 7 + (((c) & 3) == 1 ? 1 : ((c) & 3) == 3 ? 3 : 0))
+ * region (4 KiB is a multiple of every such 2^k), so that is the first
+ * class whose size is a multiple of 2^k.  TZ_ is the number of trailing
+ * zero bits of a class size: 7 + tz(5 + c) below 1 KiB, d / 8 + 7 +
+ * tz(9 + d % 8) above (d = c - 4).  Every class for k <= 7; for k = 8, 9
+ * the next within three classes; for k >= 10 the first from the
+ * class of 2^k itself (8 k - 77), within seven, since the eighth class of
+ * each doubling is its power of two, 2^(k + g) at least.  The last class
+ * (128 KiB) is aligned for every k, so the search stays in the table. */
+#define TZ9_(j) ((j) == 7 ? 4 : (j) == 3 ? 2 : ((j) & 3) == 1 ? 1 : 0)   /* tz(9 + j), j < 8 */
+#define TZ_(c) ((c) < 4 ? 7 + ((c) == 3 ? 3 : (c) == 1 ? 1 : 0) : (((c) - 4) >> 3) + 7 + TZ9_(((c) - 4) & 7))
 #define OK_(c, k) (TZ_(c) >= (k))
-#define FROM_(k, c) ((k) >= 10 && (c) < 4 * (k) - 37 ? 4 * (k) - 37 : (c))   /* the class of 2^k */
-#define SEEK_(k, c) ((c) >= 31 || OK_(c, k) ? (c) : OK_((c) + 1, k) ? (c) + 1 : OK_((c) + 2, k) ? (c) + 2 : (c) + 3)
+#define FROM_(k, c) ((k) >= 10 && (c) < 8 * (k) - 77 ? 8 * (k) - 77 : (c))   /* the class of 2^k */
+#define SEEK_(k, c) ((c) >= PMI_MEDIUM_NCLASSES - 1 || OK_(c, k) ? (c) : OK_((c) + 1, k) ? (c) + 1 : \
+                     OK_((c) + 2, k) ? (c) + 2 : OK_((c) + 3, k) ? (c) + 3 : OK_((c) + 4, k) ? (c) + 4 : \
+                     OK_((c) + 5, k) ? (c) + 5 : OK_((c) + 6, k) ? (c) + 6 : (c) + 7)
 #define AL_(k, c) SEEK_(k, FROM_(k, c))
 #define A4_(k, c) AL_(k, c), AL_(k, (c) + 1), AL_(k, (c) + 2), AL_(k, (c) + 3)
-#define ROW_(k) {A4_(k, 0), A4_(k, 4), A4_(k, 8), A4_(k, 12), A4_(k, 16), A4_(k, 20), A4_(k, 24), A4_(k, 28)}
-const uint8_t pmi_medium_aligned_class[13][PMI_MEDIUM_NCLASSES] = {
+#define ROW_(k) {A4_(k, 0), A4_(k, 4), A4_(k, 8), A4_(k, 12), A4_(k, 16), A4_(k, 20), A4_(k, 24), A4_(k, 28), \
+                 A4_(k, 32), A4_(k, 36), A4_(k, 40), A4_(k, 44), A4_(k, 48), A4_(k, 52), A4_(k, 56)}
+_Static_assert(PMI_MEDIUM_NCLASSES == 60, "ROW_ spells out every class");
+const uint8_t pmi_medium_aligned_class[13][PMI_MEDIUM_ALIGNED_ROW] = {
     ROW_(0), ROW_(1), ROW_(2), ROW_(3), ROW_(4), ROW_(5), ROW_(6), ROW_(7), ROW_(8), ROW_(9), ROW_(10), ROW_(11), ROW_(12)};
+#undef TZ9_
 #undef TZ_
 #undef OK_
 #undef AL_

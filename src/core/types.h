@@ -183,17 +183,33 @@ enum pmi_region_kind {
 /* ---- medium classes -------------------------------------------------------- *
  *
  *    request (bytes)     block size     class (mclass)
- *      513 ..    640         640            0
- *      641 ..    768         768            1
+ *      513 ..    640         640            0      four classes below 1 KiB,
+ *      641 ..    768         768            1      128 bytes apart
  *      769 ..    896         896            2
  *      897 ..   1024        1024            3
- *     1025 ..   1280        1280            4      four classes per power of
- *      ...                   ...           ...     two: at most 25 % apart
- *   114689 .. 131072      131072           31
+ *     1025 ..   1152        1152            4      eight classes per power of
+ *     1153 ..   1280        1280            5      two from 1 KiB: at most
+ *      ...                   ...           ...     12.5 % apart
+ *     1921 ..   2048        2048           11
+ *     2049 ..   2304        2304           12
+ *      ...                   ...           ...
+ *   122881 .. 131072      131072           59
  *
- *    with m = n - 1 and b = the index of m's highest set bit (9 .. 16):
- *    mclass = (m >> (b - 2)) + 4 b - 40,
- *    block size = (5 + mclass % 4) << (mclass / 4 + 7).
+ *    with m = n - 1 and, above 1 KiB, b = the index of m's highest set bit
+ *    (10 .. 16):
+ *    mclass = (m >> 7) - 4                       for n <= 1024,
+ *    mclass = (m >> (b - 3)) + 8 b - 84          above;
+ *    block size = (5 + mclass) << 7              for mclass < 4,
+ *    block size = (9 + d % 8) << (d / 8 + 7)     with d = mclass - 4, above.
+ *
+ *    Why eight per doubling from 1 KiB: programs ask for a power of two plus
+ *    a small header (sqlite's pages of 1 KiB + 8 and 4 KiB + 8 .. 272),
+ *    which four classes per doubling round up by a quarter; eight round them
+ *    up by an eighth at most, for 28 more usedmedium[] slots per heap.  Below
+ *    1 KiB the classes are already 128 bytes (the live unit) apart.
+ *    Doubling a class size gives a class size again (realloc relies on it):
+ *    (5 + c) << 7 doubled is (10 + 2 c) << 7, a class of the first eight;
+ *    (9 + j) << s doubled is (9 + j) << (s + 1).
  *
  *    Every block size is a multiple of 128, and blocks start at 4 KiB + k *
  *    size in a 1 MiB-aligned region, so every medium block is 128-byte
@@ -208,7 +224,7 @@ enum pmi_region_kind {
  *    us, less from the cache) is cheap in proportion. */
 #define PMI_MEDIUM_MIN      (PMI_SMALL_MAX + 1)                  /* 513 */
 #define PMI_MEDIUM_MAX      131072u                              /* largest medium block */
-#define PMI_MEDIUM_NCLASSES 32u
+#define PMI_MEDIUM_NCLASSES 60u                              /* 4 + 8 * 7 */
 #define PMI_MEDIUM_SHIFT    20
 #define PMI_MEDIUM_SIZE     ((size_t)1 << PMI_MEDIUM_SHIFT)      /* 1 MiB region */
 #define PMI_MEDIUM_HEADER   PMI_POOL_SIZE                        /* header page */
@@ -219,6 +235,8 @@ enum pmi_region_kind {
 
 _Static_assert(PMI_MEDIUM_SHIFT >= PMI_ARENA_SHIFT, "a medium region covers whole map slots");
 _Static_assert((PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / 640 <= 65535, "block counts fit uint16_t");
+_Static_assert(PMI_MEDIUM_NCLASSES <= 256, "a class fits pmi_medium.mclass and the tables' uint8_t");
+_Static_assert(PMI_MEDIUM_NCLASSES == PM_MEDIUM_NCLASSES, "pm_stats has a row per medium class");
 _Static_assert(PMI_MEDIUM_HEADER % 4096 == 0, "blocks of 4 KiB classes are page-aligned");
 
 /* Huge blocks: a mapping each, whole 256 KiB map slots (so that no other

@@ -298,7 +298,7 @@ static void report_text(out *o, const pm_stats *st) {
          group(o, cs->full_pools), group(o, cs->blocks_in_use), group(o, cs->free_blocks), group(o, cs->untouched_blocks), group(o, cs->bytes_in_use),
          group(o, cs->bytes_free), cs->tail_waste);
   }
-  outf(o, "\nMedium classes: %u to %s bytes, four per power of two, in regions of %s bytes.\n\n",
+  outf(o, "\nMedium classes: %u to %s bytes, eight per power of two from 1 KiB, in regions of %s bytes.\n\n",
        PMI_MEDIUM_MIN, group(o, PMI_MEDIUM_MAX), group(o, PMI_MEDIUM_SIZE));
   outf(o, "class     size  regions     full   blocks in use    free blocks      untouched     bytes in use"
           "       bytes free     tail\n");

@@ -1,5 +1,6 @@
-/* The medium regions through their internal interface: the class table
- * against the formula, the head region's extra use (free's one "emptied"
+/* The medium regions through their internal interface: the classes (640 ..
+ * 1024 by 128, then eight per power of two) and the class table against the
+ * formula, the head region's extra use (free's one "emptied"
  * test), a region emptied by free's fast path going to the reserve, and a
  * FULL region coming back.  Runs in a fresh thread so that it owns a heap
  * nobody else has touched. */
@@ -27,6 +28,38 @@ static void test_class_table(void) {
       bad++;
   }
   EXPECT(bad == 0);
+}
+
+/* The classes themselves: 60, increasing multiples of 128 from 640 to
+ * 128 KiB, 128 bytes apart up to 1 KiB and at most an eighth apart above;
+ * twice a class size is a class size (realloc's growth relies on it); and
+ * what sqlite asks for most (pages of 1 KiB and 4 KiB plus a header) is
+ * rounded up by an eighth at most. */
+static void test_class_sizes(void) {
+  EXPECT(PMI_MEDIUM_NCLASSES == 60);
+  EXPECT(pmi_medium_class_size(0) == 640 && pmi_medium_class_size(3) == 1024);
+  EXPECT(pmi_medium_class_size(4) == 1152 && pmi_medium_class_size(11) == 2048 && pmi_medium_class_size(12) == 2304);
+  EXPECT(pmi_medium_class_size(PMI_MEDIUM_NCLASSES - 1) == PMI_MEDIUM_MAX);
+  unsigned bad = 0;
+  for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
+    size_t s = pmi_medium_class_size(c);
+    if (s % 128 != 0 || pmi_medium_class(s) != c || pmi_medium_class(s + 1 - 128) != c) bad++;
+    if (c > 0) {
+      size_t prev = pmi_medium_class_size(c - 1);
+      if (s <= prev || (prev < 1024 ? s - prev != 128 : (s - prev) * 8 > prev)) bad++;
+    }
+    if (2 * s <= PMI_MEDIUM_MAX && pmi_medium_class_size(pmi_medium_class(2 * s)) != 2 * s) bad++;
+    if ((PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / s < 2 || (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / s > 65535) bad++;
+  }
+  EXPECT(bad == 0);
+  EXPECT(pmi_medium_class_size(pmi_medium_class(1032)) == 1152);
+  EXPECT(pmi_medium_class_size(pmi_medium_class(4104)) == 4608);
+  EXPECT(pmi_medium_class_size(pmi_medium_class(4368)) == 4608);
+  void *p = pm_malloc(1032), *q = pm_malloc(4368);
+  EXPECT(p != NULL && pm_malloc_usable_size(p) == 1152);
+  EXPECT(q != NULL && pm_malloc_usable_size(q) == 4608);
+  pm_free(p);
+  pm_free(q);
 }
 
 /* The aligned-class table against the search it replaces. */
@@ -110,6 +143,7 @@ static void *run(void *arg) {
   pm_free(pm_malloc(1));                        /* create this thread's heap */
   pmi_heap *heap = pmi_heap_tls;
   EXPECT(heap != &pmi_heap_empty);
+  test_class_sizes();
   test_class_table();
   test_aligned_table();
   test_head_bias(heap);

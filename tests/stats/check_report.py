@@ -38,12 +38,14 @@ def check(doc):
     k = doc["counters"]
     assert k["malloc_small"] >= k["free_small"], "no more small frees than mallocs"
     assert doc["large"]["peak_bytes"] >= doc["large"]["mapped_bytes"] >= doc["large"]["live_bytes"]
-    # the medium classes: four per power of two, 640 .. 128 KiB, in 1 MiB regions
+    # the medium classes: 640 .. 1024 by 128, then eight per power of two to
+    # 128 KiB, in 1 MiB regions
     MEDIUM, HEADER = 1 << 20, 4096
     mc, m = doc["medium_classes"], doc["medium"]
-    assert len(mc) == 32, "32 medium classes"
+    assert len(mc) == 60, "60 medium classes"
     for i, c in enumerate(mc):
-        assert c["block_size"] == (5 + i % 4) << (i // 4 + 7)
+        want = (5 + i) << 7 if i < 4 else (9 + (i - 4) % 8) << ((i - 4) // 8 + 7)
+        assert c["block_size"] == want, f"medium class {i}: block size {c['block_size']}, want {want}"
         blocks = c["blocks_in_use"] + c["free_blocks"] + c["untouched_blocks"]
         assert blocks == c["pools"] * ((MEDIUM - HEADER) // c["block_size"]), f"medium class {i}: blocks add up"
         assert c["tail_waste"] == (MEDIUM - HEADER) % c["block_size"]

@@ -70,11 +70,13 @@ volatile size_t huge_max = SIZE_MAX;
 volatile size_t huge_max16 = SIZE_MAX - 16;
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
-/* The medium class of n (513 .. 128 KiB): the smallest of 5, 6, 7, 8 times a
- * power of two (at least 128) that holds n. */
+/* The medium class of n (513 .. 128 KiB): the smallest multiple of 128 up
+ * to 1 KiB, above it the smallest of 9 .. 16 times a power of two (at least
+ * 128) that holds n. */
 static size_t medium_class_size(size_t n) {
+  if (n <= 1024) return (n + 127) & ~(size_t)127;
   for (size_t unit = 128;; unit <<= 1)
-    for (size_t k = 5; k <= 8; k++)
+    for (size_t k = 9; k <= 16; k++)
       if (k * unit >= n) return k * unit;
 }
 static bool aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
@@ -159,7 +161,7 @@ static void test_classes(void) {
     CHECKF(pm_owns(p), "pm_owns(malloc(%zu))", n);
     A->free(p);
   }
-  /* The medium classes: four per power of two, 640 .. 128 KiB, exact. */
+  /* The medium classes: 640 .. 1024 by 128, then eight per power of two to 128 KiB, exact. */
   for (size_t n = 513; n <= 131072 + 1; n += (n < 1100 ? 1 : n < 9000 ? 97 : 1021)) {
     size_t want = medium_class_size(n);
     void *p = A->malloc(n);
@@ -174,7 +176,8 @@ static void test_classes(void) {
     memset(p, 0x5A, A->usable(p));   /* every usable byte is writable */
     A->free(p);
   }
-  static const size_t edges[] = {512, 513, 640, 641, 131071, 131072, 131073, 4 << 20, (4 << 20) + 1};
+  static const size_t edges[] = {512, 513, 640, 641, 1024, 1025, 1032, 1152, 1153, 4104, 4368, 4609,
+                                 122880, 122881, 131071, 131072, 131073, 4 << 20, (4 << 20) + 1};
   for (size_t i = 0; i < sizeof edges / sizeof edges[0]; i++) {
     void *p = A->malloc(edges[i]);
     REQUIRE(p != NULL);
