@@ -67,6 +67,22 @@ n = d["counters"]["malloc_small"]
 print(f"  sort under the installed poolmalloc: {n} small mallocs served")
 sys.exit(0 if n > 0 else "FAIL: the report counts no small malloc")
 PY
+# The demonstration (no arguments): its summary line reads the library's
+# counters by name, so its figures must agree with one another.
+if command -v python3 > /dev/null; then
+  POOLMALLOC_STATS=0 run > "$tmp/demo.out" 2> "$tmp/demo.err" || { echo "FAIL: the demonstration failed"; cat "$tmp/demo.err"; fail=1; }
+  python3 - "$tmp/demo.err" <<'PY' || fail=1
+import re, sys
+text = open(sys.argv[1]).read()
+m = re.search(r"served ([\d,]+) allocations: ([\d,]+) small .*?, ([\d,]+) medium .*?, ([\d,]+) huge .*?; ([\d,]+) pool blocks freed", text)
+if not m:
+    sys.exit("FAIL: no summary line from the demonstration:\n" + text[-2000:])
+total, small, medium, huge, freed = (int(g.replace(",", "")) for g in m.groups())
+print(f"  demonstration: {total} allocations, {small} small, {freed} pool blocks freed")
+ok = total == small + medium + huge and small > 100000 and small // 2 < freed <= small
+sys.exit(0 if ok else "FAIL: the demonstration's summary does not add up: " + m.group(0))
+PY
+fi
 [[ ! -e $usr/build && ! -e $tmp/root/build ]] || { echo "FAIL: the installed command built something"; fail=1; }
 
 # pkg-config against the unpacked package.
