@@ -247,8 +247,9 @@ _Static_assert(PMI_MEDIUM_HEADER % 4096 == 0, "blocks of 4 KiB classes are page-
 #define PMI_HUGE_CACHE_ENTRIES 16u
 #define PMI_HUGE_CACHE_BYTES   ((size_t)64 << 20)
 /* ... but never more than the huge blocks' peak less what is live now, plus
- * this much (huge.c, cache_room): cached pages then lift the process at
- * most this far above the huge peak it has already reached. */
+ * an eighth of the peak, at most this much (huge.c, cache_room): cached
+ * pages then lift the process at most this far above the huge peak it has
+ * already reached. */
 #define PMI_HUGE_CACHE_SLACK   ((size_t)6 << 20)
 
 /* ---- blocks ---------------------------------------------------------------- */
