@@ -32,31 +32,41 @@ static size_t resident(void *p, size_t n) {
   return in;
 }
 
+/* n blocks replaced at random among live ones of lo .. lo + span bytes,
+ * every page touched: how far live + cached went above the huge peak after
+ * any free (*peak: the peak at the end); the blocks are freed at the end. */
+static size_t churn(int live, int n, size_t lo, size_t span, size_t *peak) {
+  void **v = calloc((size_t)live, sizeof *v);
+  REQUIRE(v != NULL);
+  unsigned long long x = 88172645463325252ull;
+  size_t worst = 0;
+  pm_stats st;
+  for (int i = 0; i < n; i++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    int k = (int)(x % (unsigned)live);
+    free(v[k]);
+    pm_stats_get(&st);
+    size_t held = (size_t)(st.large.mapped_bytes + st.large.cached_bytes);
+    if (held > st.large.peak_bytes && held - st.large.peak_bytes > worst) worst = held - st.large.peak_bytes;
+    v[k] = touch(lo + (size_t)(x >> 20) % span);
+  }
+  pm_stats_get(&st);
+  *peak = (size_t)st.large.peak_bytes;
+  for (int k = 0; k < live; k++) free(v[k]);
+  free(v);
+  return worst;
+}
+
 /* A program whose huge blocks peak small (4 live blocks of 256..512 KiB,
  * the first huge blocks of this process, so that the peak is theirs): the
  * slack is an eighth of that peak, not 6 MiB. */
 static void small_peak(void) {
-  enum { SMALL_LIVE = 4, SMALL_N = 400 };
-  void *w[SMALL_LIVE] = {0};
-  unsigned long long x = 88172645463325252ull;
-  size_t worst = 0, peak = 0;
-  pm_stats st;
-  for (int i = 0; i < SMALL_N; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    int k = (int)(x % SMALL_LIVE);
-    free(w[k]);
-    pm_stats_get(&st);
-    size_t held = (size_t)(st.large.mapped_bytes + st.large.cached_bytes);
-    peak = (size_t)st.large.peak_bytes;
-    if (held > peak && held - peak > worst) worst = held - peak;
-    w[k] = touch((256u << 10) + (size_t)(x >> 20) % (256u << 10));
-  }
+  size_t peak, worst = churn(4, 400, 256u << 10, 256u << 10, &peak);
   CHECKF(peak <= (2560u << 10), "the peak is %zu KiB: another huge block came first", peak >> 10);
   CHECKF(worst <= peak / 8, "live + cached went %zu KiB above a peak of %zu KiB (more than an eighth)",
          worst >> 10, peak >> 10);
-  for (int k = 0; k < SMALL_LIVE; k++) free(w[k]);
   malloc_trim(0);
 }
 
@@ -82,23 +92,8 @@ int main(void) {
   /* malloc-large's pattern: 20 live blocks of 256 KiB .. 4 MiB replaced at
    * random; after every free, live + cached <= peak + 6 MiB */
   malloc_trim(0);
-  enum { LIVE = 20, N = 600 };
-  void *v[LIVE] = {0};
-  unsigned long long x = 88172645463325252ull;
-  size_t worst = 0;
-  for (int i = 0; i < N; i++) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    int k = (int)(x % LIVE);
-    free(v[k]);
-    pm_stats_get(&st);
-    size_t held = (size_t)(st.large.mapped_bytes + st.large.cached_bytes);
-    if (held > st.large.peak_bytes && held - st.large.peak_bytes > worst) worst = held - st.large.peak_bytes;
-    v[k] = touch((256u << 10) + (size_t)(x >> 20) % ((4u << 20) - (256u << 10)));
-  }
+  size_t peak, worst = churn(20, 600, 256u << 10, (4u << 20) - (256u << 10), &peak);
   CHECKF(worst <= (6u << 20), "live + cached went %zu KiB above the peak", worst >> 10);
-  for (int k = 0; k < LIVE; k++) free(v[k]);
 
   CHECK(pm_check() == 0);
   return pmt_done("unit.test_huge_cache");
