@@ -171,11 +171,6 @@ pmi_export extern __typeof__(pm_malloc) malloc __attribute__((alias("pm_malloc")
 
 /* ---- calloc, realloc ------------------------------------------------------ */
 
-static void count(size_t offset) {
-  pmi_heap *heap = pmi_heap_mine();
-  if (heap != &pmi_heap_empty) (*(uint64_t *)((char *)&heap->counters + offset))++;
-}
-#define PMI_COUNT(field) count(offsetof(pmi_counters, field))
 
 pmi_export void *pm_calloc(size_t n, size_t size) {
   size_t total;

@@ -75,11 +75,17 @@ static void unlock(void) { pmi_spin_unlock(&cache_lock); }
 
 static inline huge_hdr *hdr_of(const void *p) { return (huge_hdr *)((uintptr_t)p - sizeof(huge_hdr)); }
 
-static void count(size_t offset) {
-  pmi_heap *heap = pmi_heap_tls;
-  if (heap != &pmi_heap_empty) (*(uint64_t *)((char *)&heap->counters + offset))++;
+/* The header of the huge block p of size bytes, which starts its mapping
+ * region of map_size bytes or lies inside it (aligned). */
+static huge_hdr *hdr_set(char *p, char *region, size_t map_size, size_t size) {
+  huge_hdr *h = hdr_of(p);
+  h->magic = key() ^ (uintptr_t)p;
+  h->region = region;
+  h->map_size = map_size;
+  h->size = size;
+  return h;
 }
-#define HUGE_COUNT(field) count(offsetof(pmi_counters, field))
+
 
 static size_t slots_round(size_t n) { return (n + PMI_ARENA_SIZE - 1) & ~(PMI_ARENA_SIZE - 1); }
 
@@ -280,7 +286,7 @@ void *pmi_huge_malloc(size_t size, size_t alignment, bool zero) {
   char *region = cache_take(map, align, &got);
   size_t have;
   if (region != NULL) {
-    HUGE_COUNT(huge_cache_hits);
+    PMI_COUNT(huge_cache_hits);
     if (zero) memset(region + offset, 0, size);   /* its pages have been used */
   } else if ((region = cache_take_smaller(map, &have)) != NULL) {
     region = run_grow(region, have, map, align);
@@ -288,7 +294,7 @@ void *pmi_huge_malloc(size_t size, size_t alignment, bool zero) {
       errno = ENOMEM;
       return NULL;
     }
-    HUGE_COUNT(huge_remaps);
+    PMI_COUNT(huge_remaps);
     if (zero && have > offset) memset(region + offset, 0, have - offset);   /* the rest is fresh */
   } else {
     region = region_map(map, align);
@@ -298,14 +304,9 @@ void *pmi_huge_malloc(size_t size, size_t alignment, bool zero) {
     }
   }
   char *p = region + offset;
-  huge_hdr *h = hdr_of(p);
-  h->magic = key() ^ (uintptr_t)p;
-  h->region = region;
-  h->map_size = got;
-  h->size = size;
-  h->align = align;
+  hdr_set(p, region, got, size)->align = align;
   account(1, (ptrdiff_t)size, (ptrdiff_t)got);
-  HUGE_COUNT(malloc_large);
+  PMI_COUNT(malloc_large);
   return p;
 }
 
@@ -353,7 +354,7 @@ void pmi_huge_free(void *p) {
   gone_note(p);
   h->magic ^= 1;
   account(-1, -(ptrdiff_t)h->size, -(ptrdiff_t)h->map_size);
-  HUGE_COUNT(free_large);
+  PMI_COUNT(free_large);
   cache_put(h->region, h->map_size, h->align);
   errno = saved;
 }
@@ -405,7 +406,7 @@ void *pmi_huge_realloc(void *p, size_t size) {
       h->map_size = want;
       h->size = size;
       account(0, dsize, (ptrdiff_t)(want - map));
-      HUGE_COUNT(huge_remaps);
+      PMI_COUNT(huge_remaps);
       return p;
     }
     pmi_os_unmap(region + map, want - map);
@@ -416,13 +417,9 @@ void *pmi_huge_realloc(void *p, size_t size) {
     pmi_arenamap_set(region, map, PMI_REGION_NONE);
     if (pmi_os_remap(region, map, map, fresh) != NULL) {
       char *q = fresh + offset;
-      huge_hdr *nh = hdr_of(q);
-      nh->magic = key() ^ (uintptr_t)q;
-      nh->region = fresh;
-      nh->map_size = want;
-      nh->size = size;
+      hdr_set(q, fresh, want, size);   /* the moved header keeps its align */
       account(0, dsize, (ptrdiff_t)(want - map));
-      HUGE_COUNT(huge_remaps);
+      PMI_COUNT(huge_remaps);
       return q;
     }
     pmi_arenamap_set(region, map, PMI_REGION_HUGE);

@@ -513,6 +513,15 @@ static inline pmi_heap *pmi_heap_mine(void) {
   return pmi_heap_own();
 }
 
+/* One more in the counter at offset of this thread's own heap (none before
+ * its first heap or past its exit): for the counters off the fast paths,
+ * PMI_COUNT(calloc_calls). */
+static inline void pmi_count_at(size_t offset) {
+  pmi_heap *heap = pmi_heap_mine();
+  if (heap != &pmi_heap_empty) (*(uint64_t *)((char *)&heap->counters + offset))++;
+}
+#define PMI_COUNT(field) pmi_count_at(offsetof(pmi_counters, field))
+
 #pragma GCC visibility pop
 
 #endif /* PM_INTERNAL_H */
