@@ -93,7 +93,7 @@ PM_API int    pm_collect(int force);
   X(mediums_reused,    "medium regions taken from their reserve")              \
   X(huge_cache_hits,   "huge blocks served from the cache of freed mappings")  \
   X(huge_remaps,       "huge reallocs and cached runs grown by mremap (without copying)") \
-  X(medium_purge_bytes, "bytes of free medium blocks whose pages went back to the OS (idle regions)") \
+  X(medium_purge_bytes, "bytes of free medium pages given back to the OS (idle regions, and on growth elsewhere)") \
   X(remote_pushes,     "batches of remote frees pushed onto an owner's stack (one CAS each)") \
   X(purges,            "purges that gave memory back (purge thread, malloc_trim, failing allocations)") \
   X(purge_bytes,       "bytes given back by purges (pages of empty pools, unmapped arenas)") \

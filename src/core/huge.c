@@ -23,7 +23,8 @@
  * mapping merges with a cached neighbour, and a request no run fits grows
  * the largest smaller run (mremap) rather than faulting in a fresh mapping
  * while that run's pages wait.  How much it holds follows the huge blocks'
- * peak (cache_room): never more than the peak less what is live, plus an
+ * peak (cache_room): never more than the peak less what is live and less
+ * the fresh memory touched elsewhere since (pmi_huge_yield), plus an
  * eighth of the peak up to PMI_HUGE_CACHE_SLACK (a program whose huge
  * blocks peak at 2 MiB gets 256 KiB, not 6 MiB: sqlite's peak RSS 39.8 ->
  * 36.9 MB), so that cached pages do not take the process above
@@ -56,6 +57,9 @@ _Static_assert(sizeof(huge_hdr) == 64, "the header is one cache line below the b
  * before any block exists); bit 0 is clear, since it marks freed headers. */
 static inline uintptr_t key(void) { return (pmi_link_key * 0x9E3779B97F4A7C15ull) & ~(uintptr_t)1; }
 static _Atomic size_t live, live_bytes, mapped_bytes, peak_bytes;
+/* The peak that bounds the cache (cache_room): peak_bytes, less the fresh
+ * memory the process has touched elsewhere since (pmi_huge_yield). */
+static _Atomic size_t room_peak;
 
 typedef struct cache_entry {
   char *region;
@@ -66,7 +70,7 @@ typedef struct cache_entry {
 
 static cache_entry cache[PMI_HUGE_CACHE_ENTRIES];   /* oldest first */
 static unsigned cache_count;
-static size_t cache_bytes;
+static _Atomic size_t cache_bytes;   /* changed under the lock; read without it by pmi_huge_yield */
 static _Atomic int cache_lock;
 static _Atomic(void *) map_hint;
 
@@ -95,6 +99,8 @@ static void account(ptrdiff_t blocks, ptrdiff_t bytes, ptrdiff_t mapped) {
   size_t now = atomic_fetch_add_explicit(&mapped_bytes, (size_t)mapped, memory_order_relaxed) + (size_t)mapped;
   size_t peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
   while (now > peak && !atomic_compare_exchange_weak(&peak_bytes, &peak, now)) {}
+  peak = atomic_load_explicit(&room_peak, memory_order_relaxed);
+  while (now > peak && !atomic_compare_exchange_weak(&room_peak, &peak, now)) {}
 }
 
 static void region_unmap(char *region, size_t size) {
@@ -198,12 +204,13 @@ static char *run_grow(char *r, size_t have, size_t map, size_t align) {
 }
 
 /* How many bytes the cache may hold: what the live huge blocks are below
- * their peak (so the cache never takes the process above a footprint it
- * has already had), plus a slack of an eighth of the peak, at most
+ * their peak, less what the process has touched elsewhere since (so the
+ * cache never takes the process above a footprint it has already had),
+ * plus a slack of an eighth of the peak, at most
  * PMI_HUGE_CACHE_SLACK, and never more than PMI_HUGE_CACHE_BYTES in all. */
 static size_t cache_room(void) {
   size_t now = atomic_load_explicit(&mapped_bytes, memory_order_relaxed);
-  size_t peak = atomic_load_explicit(&peak_bytes, memory_order_relaxed);
+  size_t peak = atomic_load_explicit(&room_peak, memory_order_relaxed);
   size_t slack = peak / 8 < PMI_HUGE_CACHE_SLACK ? peak / 8 : PMI_HUGE_CACHE_SLACK;
   size_t room = (peak > now ? peak - now : 0) + slack;
   return room < PMI_HUGE_CACHE_BYTES ? room : PMI_HUGE_CACHE_BYTES;
@@ -245,6 +252,33 @@ static void cache_put(char *region, size_t size, size_t align) {
   }
   cache[cache_count++] = (cache_entry){region, size, align, now};
   cache_bytes += size;
+  unlock();
+  unmap_all(old, n);
+}
+
+/* The process is about to touch bytes of fresh memory outside the huge
+ * blocks (medium.c: a carve, a new arena): the headroom below the peak that
+ * the cache may fill shrinks by as much, and cached runs beyond the new
+ * room go back to the OS, oldest first.  sqlite's peak: its huge blocks
+ * (a 2 MiB buffer grown by realloc) are freed before its page cache and
+ * records reach their peak, and their cached pages added 2 MiB to it.
+ * Without a cached byte, one relaxed load. */
+void pmi_huge_yield(size_t bytes) {
+  if (atomic_load_explicit(&cache_bytes, memory_order_relaxed) == 0) return;
+  size_t now = atomic_load_explicit(&mapped_bytes, memory_order_relaxed);
+  size_t peak = atomic_load_explicit(&room_peak, memory_order_relaxed), lower;
+  do lower = peak - now > bytes ? peak - bytes : now;
+  while (peak > now && !atomic_compare_exchange_weak(&room_peak, &peak, lower));
+  cache_entry old[PMI_HUGE_CACHE_ENTRIES];
+  unsigned n = 0;
+  lock();
+  size_t room = cache_room();
+  while (cache_count > 0 && cache_bytes > room) {
+    old[n++] = cache[0];
+    cache_bytes -= cache[0].size;
+    memmove(cache, cache + 1, (cache_count - 1) * sizeof *cache);
+    cache_count--;
+  }
   unlock();
   unmap_all(old, n);
 }

@@ -455,6 +455,7 @@ void   pmi_medium_free_collected(pmi_heap *heap, pmi_block *block);
 pmi_medium *pmi_medium_check_live(const char *fn, const void *p);  /* reports and aborts */
 void   pmi_medium_release_retained(pmi_heap *heap);
 size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force);   /* owner: idle regions' free pages */
+void   pmi_medium_grew(pmi_heap *heap, size_t bytes);   /* owner: fresh memory about to be touched */
 void   pmi_medium_repair_locked(pmi_heap *heap);
 void   pmi_medium_release_reserve(size_t keep);
 size_t pmi_medium_reserve_count(void);
@@ -471,6 +472,7 @@ bool   pmi_huge_was_freed(const void *p);   /* one of the last huge blocks freed
 void  *pmi_huge_realloc(void *p, size_t size);
 size_t pmi_huge_usable_size(const char *fn, const void *p);   /* reports bad pointers */
 void   pmi_huge_trim(void);                       /* empties the cache */
+void   pmi_huge_yield(size_t bytes);              /* fresh memory touched elsewhere: the cache shrinks */
 typedef struct pmi_huge_figures {
   size_t live, live_bytes, mapped_bytes, peak_bytes, cached, cached_bytes;
 } pmi_huge_figures;

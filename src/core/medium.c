@@ -108,6 +108,11 @@ static _Atomic(void *) map_hint;
 static _Atomic size_t regions_now, regions_peak;
 
 static void maybe_purge(pmi_heap *heap);   /* idle regions' free pages, below */
+static void grew(size_t bytes);            /* fresh pages about to be touched, below */
+#define RECLAIM_MIN  ((size_t)64 << 10)    /* free bytes that make a region worth a purge on growth */
+#define RECLAIM_STEP ((size_t)1 << 20)     /* growth between two looks */
+static void reclaim_outside(pmi_heap *heap);
+static __thread size_t grown __attribute__((tls_model("initial-exec")));   /* since the last look */
 static void reserve_acquire(void) { pmi_spin_lock(&reserve_lock); }
 static void reserve_release(void) { pmi_spin_unlock(&reserve_lock); }
 
@@ -185,6 +190,7 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
       return NULL;
     }
     pmi_store_relaxed(&map_hint, (void *)((char *)m - PMI_MEDIUM_SIZE));
+    m->touched = 0;
     size_t now = atomic_fetch_add(&regions_now, 1) + 1;
     size_t peak = atomic_load(&regions_peak);
     while (now > peak && !atomic_compare_exchange_weak(&regions_peak, &peak, now)) {}
@@ -194,6 +200,7 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
   if (m->mclass != c || m->state != PMI_MEDIUM_EMPTY || m->ncarved == 0 || m->block_size != size) {
     memset(m->live, 0, sizeof m->live);
     m->ncarved = 0;
+    m->ndormant = 0;
     m->freeblock = NULL;
   }
   /* else: a region that served this class before keeps its free list (all
@@ -237,7 +244,9 @@ static void region_retire(pmi_heap *heap, pmi_medium *m) {
 
 /* ---- usedmedium lists (the owner inside pmi_heap_enter/leave, or heap.lock held) */
 
-static bool exhausted(const pmi_medium *m) { return m->freeblock == NULL && m->ncarved == m->capacity; }
+static bool exhausted(const pmi_medium *m) {
+  return m->freeblock == NULL && m->ndormant == 0 && m->ncarved == m->capacity;
+}
 
 /* The head of usedmedium[c] carries one extra use (types.h), so that free's
  * one test, --used == 0, never fires for the region its class allocates
@@ -301,17 +310,59 @@ pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
  * PMI_MEDIUM_CARVE_BYTES, and at least two blocks, so that a malloc/free
  * loop of one of the largest classes keeps a block on the list (free's fast
  * path wants a non-empty list; types.h). */
+static size_t carve_bytes(const pmi_medium *m) {
+  size_t n = PMI_MEDIUM_CARVE_BYTES / m->block_size;
+  return (n < 2 ? 2 : n) * m->block_size;
+}
+
 static pmi_block *carve(pmi_medium *m) {
   pmi_assert(m->freeblock == NULL && m->ncarved < m->capacity);
   size_t size = m->block_size;
-  unsigned n = (unsigned)(PMI_MEDIUM_CARVE_BYTES / size);
-  if (n < 2) n = 2;
+  unsigned n = (unsigned)(carve_bytes(m) / size);
   if (n > (unsigned)(m->capacity - m->ncarved)) n = m->capacity - m->ncarved;
   char *first = first_block(m) + (size_t)m->ncarved * size, *b = first;
   for (unsigned i = 1; i < n; i++, b += size) pmi_link_set((pmi_block *)b, (pmi_block *)(b + size));
   pmi_link_set((pmi_block *)b, NULL);
   m->ncarved = (uint16_t)(m->ncarved + n);
   m->freeblock = (pmi_block *)first;
+  /* growth only past what the region has touched before (a region from the
+   * reserve carved for another class reuses its pages) */
+  size_t end = (size_t)(b + size - (char *)m) >> PMI_MEDIUM_UNIT_SHIFT;
+  if (end > m->touched) {
+    grew((end - m->touched) << PMI_MEDIUM_UNIT_SHIFT);
+    m->touched = (uint16_t)end;
+  }
+  return m->freeblock;
+}
+
+/* Links up to a carve's worth of dormant blocks (purge_region), lowest
+ * first, onto the (empty) free list: with the list empty, every carved
+ * block that is not live is dormant (types.h).  Their pages fault in again
+ * as they are used, a carve's worth at a time, not all at once. */
+#define WAKE_MAX 32u
+_Static_assert(PMI_MEDIUM_CARVE_BYTES / 640 <= WAKE_MAX, "a wake is a carve's worth of the smallest class");
+static pmi_block *wake(pmi_medium *m) {
+  pmi_assert(m->freeblock == NULL && m->ndormant != 0);
+  size_t size = m->block_size;
+  unsigned n = (unsigned)(PMI_MEDIUM_CARVE_BYTES / size), got = 0;
+  if (n < 2) n = 2;
+  if (n > m->ndormant) n = m->ndormant;
+  pmi_block *woken[WAKE_MAX];
+  char *b = first_block(m);
+  for (unsigned i = 0; i < m->ncarved && got < n; i++, b += size) {
+    unsigned units = pmi_medium_units(b);
+    if (!(*live_word(m, units) & live_bit(units))) woken[got++] = (pmi_block *)b;
+  }
+  pmi_assert(got == n);
+  if (got == 0) {   /* not reached while the invariant holds; never a list that lies */
+    m->ndormant = 0;
+    return NULL;
+  }
+  for (unsigned k = 0; k + 1 < got; k++) pmi_link_set(woken[k], woken[k + 1]);
+  pmi_link_set(woken[got - 1], NULL);
+  m->ndormant = (uint16_t)(m->ndormant - got);
+  m->freeblock = woken[0];
+  pmi_huge_yield((size_t)got * size);   /* pages again, but not growth: they were ours */
   return m->freeblock;
 }
 
@@ -335,6 +386,7 @@ void *pmi_medium_malloc_locked(pmi_heap *heap, unsigned c) {
       carve(m);
       break;
     }
+    if (m->ndormant != 0 && wake(m) != NULL) break;
     used_unlink(heap, m);                 /* USED -> FULL */
     m->state = PMI_MEDIUM_FULL;
   }
@@ -354,10 +406,13 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
     heap->counters.malloc_medium++;
     return pmi_medium_pop(m, m->freeblock);
   }
-  /* Carving needs no lock (only the owner touches its regions). */
-  if (m->ncarved < m->capacity && pmi_load_relaxed(&heap->thread_free) == NULL) {
+  /* Carving and waking need no lock (only the owner touches its regions). */
+  if (pmi_load_relaxed(&heap->thread_free) == NULL &&
+      (m->ncarved < m->capacity ? carve(m) : m->ndormant != 0 ? wake(m) : NULL) != NULL) {
     heap->counters.malloc_medium++;
-    return pmi_medium_pop(m, carve(m));
+    void *p = pmi_medium_pop(m, m->freeblock);
+    if (grown >= RECLAIM_STEP) reclaim_outside(heap);
+    return p;
   }
   pmi_remote_flush();
   bool locked = pmi_heap_enter(heap);   /* the lock only while a visitor is there (heap.c) */
@@ -478,37 +533,115 @@ pmi_noinline void pmi_medium_emptied(pmi_heap *heap, pmi_medium *m) {
   errno = saved;
 }
 
-/* ---- idle regions' free pages ------------------------------------------------
+/* ---- free pages of regions ---------------------------------------------------
  * A region that keeps a few live blocks keeps the pages of its free ones.
- * Those go back (madvise, the mapping stays) once the region has not
- * changed for POOLMALLOC_ARENA_DECAY_MS: same free list head, same counts
- * (a cheap signature; a block handed out and freed again in between looks
- * unchanged, which only delays its purge).  A region purged stays marked by
- * its signature, so it is not purged again until it changes and idles
- * again: hysteresis against the page-fault cost of touching the pages
- * again.  Only the owner walks its free lists (the free fast path pushes
- * without a lock), so the owner does it: from its medium slow paths at most
- * once per decay period, and at malloc_trim and thread exit (force). */
+ * purge_region gives back (madvise, the mapping stays) every page of its
+ * carved span that no live block touches.  A free block whose first page
+ * goes loses its link word, so it leaves the free list and is dormant
+ * until the list runs dry (wake); a region with no live block at all goes
+ * back to uncarved (ncarved 0; the pages it touched still count as
+ * touched, see grew).  Two triggers, both with hysteresis
+ * against the page-fault cost of touching the pages again (about 2 us a
+ * page here):
+ *  - idle: the region's free list head and counts have not changed for
+ *    POOLMALLOC_ARENA_DECAY_MS (a cheap signature; a block handed out and
+ *    freed again in between looks unchanged, which only delays its purge);
+ *  - growth: the process is about to touch fresh memory (a region's
+ *    carve past what it ever touched, a pool's first or purged page:
+ *    grew) while a region of the heap holds at least RECLAIM_MIN bytes of
+ *    free blocks, a quarter of its carved bytes and two carves' worth
+ *    (less is what a class being carved keeps), and has not changed since
+ *    the previous look: its pages go back to the kernel, which hands them
+ *    out again for the new ones, instead of the process growing beside
+ *    memory it no longer uses (a program whose phases move between size
+ *    classes, bench_frag: memory freed in one class, or by medium blocks,
+ *    serves the next phase's classes).  Looked at once per RECLAIM_STEP of
+ *    growth.  Pages that come back to a region (a wake, a carve below what
+ *    it touched before) are not growth, so a purge never feeds the next.
+ * A region purged stays marked by its signature, so it is not purged
+ * again until it changes.  Only the owner walks its free lists (the free
+ * fast path pushes without a lock), so the owner does it: from its slow
+ * paths, and at malloc_trim and thread exit for every region (force). */
 
 static inline uintptr_t idle_sig(const pmi_medium *m) {
-  return (uintptr_t)m->freeblock ^ ((uintptr_t)m->used << 48) ^ ((uintptr_t)m->ncarved << 32) ^ 1;
+  return (uintptr_t)m->freeblock ^ ((uintptr_t)m->used << 48) ^ ((uintptr_t)m->ncarved << 32) ^
+         ((uintptr_t)m->ndormant << 16) ^ 1;
 }
 
-/* The whole pages inside free block b, past its link words. */
-static size_t purge_block(pmi_medium *m, char *b) {
-  uintptr_t page = pmi_os_page_size();
-  uintptr_t lo = ((uintptr_t)b + sizeof(pmi_block) + page - 1) & ~(page - 1);
-  uintptr_t hi = ((uintptr_t)b + m->block_size) & ~(page - 1);
+#define PAGE_WORDS (PMI_MEDIUM_SIZE / 4096 / 64)   /* a bit per page of the smallest size, 4 KiB */
+
+/* Every page of m's carved span that no live block touches goes back; the
+ * free list keeps the free blocks whose first page stays, the others are
+ * dormant.  The bytes given back. */
+static size_t purge_region(pmi_medium *m) {
+  size_t page = pmi_os_page_size(), size = m->block_size;
+  unsigned shift = (unsigned)__builtin_ctzl(page);
+  size_t end = PMI_MEDIUM_HEADER + (size_t)m->ncarved * size;   /* offsets in the region */
+  uint64_t busy[PAGE_WORDS] = {0};
+  unsigned nlive = 0;
+  for (unsigned w = 0; w < PMI_MEDIUM_UNITS / 64; w++) {
+    for (uint64_t bits = m->live[w]; bits != 0; bits &= bits - 1, nlive++) {
+      size_t off = ((size_t)w * 64 + (unsigned)__builtin_ctzll(bits)) << PMI_MEDIUM_UNIT_SHIFT;
+      for (size_t pg = off >> shift; pg <= (off + size - 1) >> shift; pg++) busy[pg >> 6] |= (uint64_t)1 << (pg & 63);
+    }
+  }
+  if (nlive == 0) {   /* nothing live: the region is uncarved again */
+    m->ncarved = 0;
+    m->ndormant = 0;
+    m->freeblock = NULL;
+  } else {
+    pmi_block *list = NULL;
+    unsigned dormant = 0;
+    for (unsigned i = m->ncarved; i-- > 0;) {
+      size_t off = PMI_MEDIUM_HEADER + (size_t)i * size;
+      pmi_block *b = (pmi_block *)((char *)m + off);
+      unsigned units = pmi_medium_units(b);
+      if (*live_word(m, units) & live_bit(units)) continue;
+      size_t pg = off >> shift;
+      if (!(busy[pg >> 6] & ((uint64_t)1 << (pg & 63)))) {
+        dormant++;
+        continue;
+      }
+      pmi_link_set(b, list);
+      list = b;
+    }
+    m->freeblock = list;
+    m->ndormant = (uint16_t)dormant;
+  }
+  size_t bytes = 0;
+  size_t first = (PMI_MEDIUM_HEADER + page - 1) >> shift, last = (end + page - 1) >> shift;
+  for (size_t pg = first; pg < last;) {
+    if (busy[pg >> 6] & ((uint64_t)1 << (pg & 63))) {
+      pg++;
+      continue;
+    }
+    size_t run = pg;
+    while (run < last && !(busy[run >> 6] & ((uint64_t)1 << (run & 63)))) run++;
+    pmi_os_purge((char *)m + (pg << shift), (run - pg) << shift);
+    bytes += (run - pg) << shift;
+    pg = run;
+  }
+  return bytes;
+}
+
+/* The pages m touched past its carved blocks: a region from the reserve
+ * carved for another class than before keeps the old class's pages beyond
+ * what the new one has carved.  They go back, and are no longer touched. */
+static size_t purge_tail(pmi_medium *m) {
+  size_t page = pmi_os_page_size();
+  size_t lo = (PMI_MEDIUM_HEADER + (size_t)m->ncarved * m->block_size + page - 1) & ~(page - 1);
+  size_t hi = (((size_t)m->touched << PMI_MEDIUM_UNIT_SHIFT) + page - 1) & ~(page - 1);
+  if (hi > PMI_MEDIUM_SIZE) hi = PMI_MEDIUM_SIZE;
   if (hi <= lo) return 0;
-  pmi_os_purge((void *)lo, hi - lo);
+  pmi_os_purge((char *)m + lo, hi - lo);
+  m->touched = (uint16_t)(lo >> PMI_MEDIUM_UNIT_SHIFT);
   return hi - lo;
 }
 
-static size_t purge_region(pmi_medium *m) {
-  size_t bytes = 0;
-  unsigned n = 0;
-  for (pmi_block *b = m->freeblock; b != NULL && n <= m->capacity; b = pmi_link_get(b), n++) bytes += purge_block(m, (char *)b);
-  return bytes;
+/* The free bytes of m's carved blocks that are on its free list. */
+static size_t free_bytes(const pmi_medium *m) {
+  unsigned nused = pmi_medium_nused(m);
+  return (size_t)(m->ncarved - nused - m->ndormant) * m->block_size;
 }
 
 /* Owner (or holder of an unowned heap's lock): purges the regions of heap
@@ -518,7 +651,7 @@ size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force) {
   size_t bytes = 0;
   size_t n = 0;
   for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
-    if (m->block_size < 2 * pmi_os_page_size() || m->freeblock == NULL) continue;   /* no whole free page */
+    if (m->freeblock == NULL) continue;              /* nothing (more) to give back */
     uintptr_t sig = idle_sig(m);
     if (m->idle_sig == (sig ^ 1)) continue;          /* purged, and not changed since */
     if (m->idle_sig != sig) {                        /* changed: idle from now */
@@ -528,16 +661,80 @@ size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force) {
     }
     if (!force && now - m->idle_ms < decay) continue;
     bytes += purge_region(m);
-    m->idle_sig = sig ^ 1;
+    m->idle_sig = idle_sig(m) ^ 1;
   }
   if (heap != &pmi_heap_empty) heap->counters.medium_purge_bytes += bytes;
   return bytes;
 }
 
-/* From the owner's medium slow paths: a look at its regions once per decay
- * period (half of it, so that a region idles at most 1.5 periods). */
+/* Growth: the regions of heap with much free (see above) that have not
+ * changed since the previous look, and the empty pools of heap's arenas
+ * (their pages are as good as fresh ones for a medium carve: bench_frag
+ * frees 90 % of a phase's pool blocks and then allocates medium ones); the
+ * bytes given back.  Inside the owner's bracket. */
+static size_t reclaim(pmi_heap *heap) {
+  size_t bytes = 0, n = 0;
+  uint64_t now = pmi_os_now_ms();
+  for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
+    uintptr_t sig = idle_sig(m);
+    if (m->idle_sig == (sig ^ 1)) continue;          /* purged, and not changed since */
+    if (m->idle_sig != sig) {                        /* changed since the last look: in use */
+      m->idle_sig = sig;
+      m->idle_ms = now;
+      continue;
+    }
+    bytes += purge_tail(m);
+    if (m->freeblock == NULL) continue;
+    size_t free = free_bytes(m);
+    if (free < RECLAIM_MIN || free * 4 < (size_t)m->ncarved * m->block_size || free < 2 * carve_bytes(m)) continue;
+    bytes += purge_region(m);
+    m->idle_sig = idle_sig(m) ^ 1;
+  }
+  if (heap != &pmi_heap_empty) heap->counters.medium_purge_bytes += bytes;
+  bool pending = false;
+  size_t pools = pmi_purge_heap_pools(heap, true, &pending);
+  if (pools != 0) {
+    atomic_fetch_add_explicit(&pmi_purge_stats.purges, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&pmi_purge_stats.purge_bytes, pools, memory_order_relaxed);
+  }
+  return bytes + pools;
+}
+
+
+/* bytes of fresh memory about to be touched: the huge cache gives up as
+ * much headroom (huge.c), and the next look at the regions comes closer. */
+static void grew(size_t bytes) {
+  pmi_huge_yield(bytes);
+  grown += bytes;
+}
+
+void pmi_medium_grew(pmi_heap *heap, size_t bytes) {
+  grew(bytes);
+  if (grown >= RECLAIM_STEP) {
+    grown = 0;
+    reclaim(heap);
+  }
+}
+
+/* The same from the owner's carve or wake outside its bracket. */
+pmi_noinline static void reclaim_outside(pmi_heap *heap) {
+  int saved = errno;
+  grown = 0;
+  bool locked = pmi_heap_enter(heap);
+  reclaim(heap);
+  pmi_heap_leave(heap, locked);
+  errno = saved;
+}
+
+/* From the owner's medium slow paths: growth since the last look, and idle
+ * regions once per decay period (half of it, so that a region idles at
+ * most 1.5 periods). */
 static __thread uint64_t next_look_ms __attribute__((tls_model("initial-exec")));   /* no allocation at first use */
 static void maybe_purge(pmi_heap *heap) {
+  if (grown >= RECLAIM_STEP) {
+    grown = 0;
+    reclaim(heap);
+  }
   uint64_t now = pmi_os_now_ms();
   if (now < next_look_ms) return;
   next_look_ms = now + (uint64_t)pmi_option(arena_decay_ms) / 2;
@@ -573,6 +770,7 @@ static void rebuild(pmi_medium *m) {
     }
   }
   m->freeblock = list;
+  m->ndormant = 0;
   m->used = (uint16_t)used;
 }
 

@@ -21,6 +21,8 @@ pmi_pool pmi_pool_sentinel = { .state = PMI_POOL_HEADER };
 void pmi_pool_init(pmi_heap *heap, pmi_pool *pool, unsigned szidx) {
   pmi_assert(pool->state == PMI_POOL_EMPTY && pool->used == 0);
   if (pool->szidx != szidx || pool->ncarved == 0) {
+    /* untouched (or purged) pages about to be touched: free medium ones may serve them (medium.c) */
+    if (pool->ncarved == 0) pmi_medium_grew(heap, PMI_POOL_SIZE);
     pool->szidx = (uint8_t)szidx;
     pool->ncarved = 0;
     pool->freeblock = NULL;

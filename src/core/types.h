@@ -392,7 +392,7 @@ enum pmi_medium_state {
  * Invariants, for a region r of class c (size = pmi_medium_class_size(c)):
  *   r.capacity == (MEDIUM_SIZE - MEDIUM_HEADER) / size     (while USED or FULL)
  *   head(r) = 1 if r is the head of its heap's usedmedium[c], else 0
- *   r.used - head(r) + |r.freeblock list| + (r.capacity - r.ncarved) == r.capacity
+ *   r.used - head(r) + |r.freeblock list| + r.ndormant + (r.capacity - r.ncarved) == r.capacity
  *       (remote frees count as used until the owner takes them, as in pools;
  *        the head's extra use makes --used == 0 free's only "emptied" test)
  *   r.state == USED  <=>  r is on heap.usedmedium[c]
@@ -400,6 +400,8 @@ enum pmi_medium_state {
  *   r on usedmedium[c] and not its head => r has room and r.used > 0
  *   popcount(r.live) == r.used - head(r); bit u is set <=> a block starting at 128-byte
  *       unit u of the region is handed out (units of the header page never are)
+ *   a carved block is live, on the free list, or dormant (neither: its first
+ *       page was purged), so an empty free list leaves only dormant ones unmarked
  *   r on heap.mediums  <=>  r.heap == heap  (and r.state != EMPTY)
  *   r in the medium reserve  <=>  r.heap == NULL and r.state == EMPTY
  */
@@ -423,11 +425,18 @@ typedef struct pmi_medium {
   uint16_t capacity;                /* blocks that fit; 0 unless USED/FULL */
   uint8_t  mclass;                  /* medium class while USED or FULL */
   uint8_t  state;                   /* enum pmi_medium_state */
+  uint16_t ndormant;                /* free blocks off the free list: their
+                                       first page went back to the OS (medium.c,
+                                       purge_region); woken when the list runs dry */
+  uint16_t touched;                 /* 128-byte units from the region's start
+                                       that may be resident: carving below it
+                                       is not growth (medium.c, grew) */
   _Alignas(64) uint64_t live[PMI_MEDIUM_UNITS / 64];   /* handed-out blocks */
 } pmi_medium;
 
 _Static_assert(offsetof(pmi_medium, heap) == offsetof(pmi_arena, heap), "owner where an arena keeps it");
 _Static_assert(sizeof(pmi_medium) <= PMI_MEDIUM_HEADER, "the header fits its page");
+_Static_assert(PMI_MEDIUM_UNITS <= 65535, "pmi_medium.touched counts units in a uint16_t");
 
 /* ---- heaps ----------------------------------------------------------------- */
 

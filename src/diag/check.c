@@ -188,11 +188,11 @@ static void check_medium(checker *ck, pmi_heap *heap, pmi_medium *m) {
           (void *)m, (void *)b);
     nfree++;
   }
-  /* used - head(m) + free + untouched == capacity */
+  /* used - head(m) + free + dormant + untouched == capacity */
   unsigned used = pmi_medium_nused(m);
-  CHECK(ck, used + nfree + (m->capacity - m->ncarved) == m->capacity,
-        "medium region %p: used %u + free %u + untouched %u != capacity %u", (void *)m, used, nfree,
-        m->capacity - m->ncarved, m->capacity);
+  CHECK(ck, used + nfree + m->ndormant + (m->capacity - m->ncarved) == m->capacity,
+        "medium region %p: used %u + free %u + dormant %u + untouched %u != capacity %u", (void *)m, used, nfree,
+        m->ndormant, m->capacity - m->ncarved, m->capacity);
   unsigned live = 0;
   for (unsigned w = 0; w < sizeof m->live / sizeof m->live[0]; w++) live += (unsigned)__builtin_popcountll(m->live[w]);
   CHECK(ck, live == used, "medium region %p: %u blocks marked live, used %u", (void *)m, live, used);
@@ -219,7 +219,7 @@ static void check_mediums(checker *ck, pmi_heap *heap) {
       CHECK(ck, m->prevregion == prev, "medium region %p: prevregion link broken", (void *)m);
       if (m != head) {
         CHECK(ck, m->used > 0, "medium region %p: empty but not the head of usedmedium[%u]", (void *)m, c);
-        CHECK(ck, m->freeblock != NULL || m->ncarved < m->capacity,
+        CHECK(ck, m->freeblock != NULL || m->ndormant != 0 || m->ncarved < m->capacity,
               "medium region %p: exhausted but not the head of usedmedium[%u]", (void *)m, c);
       }
       if (++on_lists > heap->nmediums) {

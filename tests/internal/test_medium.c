@@ -2,12 +2,16 @@
  * 1024 by 128, then eight per power of two) and the class table against the
  * formula, the head region's extra use (free's one "emptied"
  * test), a region emptied by free's fast path going to the reserve, and a
- * FULL region coming back.  Runs in a fresh thread so that it owns a heap
- * nobody else has touched. */
+ * FULL region coming back, and the purge of a region's free pages (blocks
+ * whose first page went are dormant, and woken when the list runs dry; on
+ * growth elsewhere, without a trim).  Runs in a fresh thread so that it
+ * owns a heap nobody else has touched. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/internal.h"
 
@@ -139,6 +143,90 @@ static void test_largest_class_loop(pmi_heap *heap) {
   EXPECT(pm_check() == 0);
 }
 
+/* Pages of [p, p + n) resident. */
+static size_t resident(void *p, size_t n) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = (n + page - 1) / page, in = 0;
+  unsigned char *v = malloc(pages);
+  if (v == NULL || mincore(p, n, v) != 0) {
+    EXPECT(0);
+    free(v);
+    return 0;
+  }
+  for (size_t i = 0; i < pages; i++) in += v[i] & 1;
+  free(v);
+  return in;
+}
+
+/* A region of 1152-byte blocks (less than a page: no free block holds a
+ * whole page of its own) with one block in 16 live: its other pages go
+ * back, the free blocks on them are dormant, and allocating every block
+ * again serves them from the same region (woken), with every check. */
+static void test_purge_pages(pmi_heap *heap) {
+  const size_t size = 1152;
+  unsigned c = pmi_medium_class(size);
+  EXPECT(pmi_medium_class_size(c) == size);
+  void *first = pm_malloc(size);
+  pmi_medium *m = pmi_medium_of(first);
+  unsigned n = m->capacity - pmi_medium_nused(m);   /* the rest of this region */
+  void **v = pm_malloc(n * sizeof *v);
+  for (unsigned i = 0; i < n; i++) {
+    v[i] = pm_malloc(size);
+    EXPECT(pmi_medium_of(v[i]) == m);
+    memset(v[i], 0x5a, size);
+  }
+  pm_free(first);
+  for (unsigned i = 0; i < n; i++)
+    if (i % 16 != 0) pm_free(v[i]);
+  char *span = (char *)m + PMI_MEDIUM_HEADER;
+  size_t span_bytes = (size_t)m->ncarved * size, before = resident(span, span_bytes);
+  size_t bytes = pmi_medium_purge_idle(heap, pmi_os_now_ms(), true);
+  size_t after = resident(span, span_bytes);
+  EXPECT(bytes >= span_bytes / 3);   /* (and the other regions' free pages) */
+  EXPECT(after < before / 2);
+  EXPECT(m->ndormant > 0 && m->freeblock != NULL);
+  EXPECT(pm_check() == 0);
+  for (unsigned i = 0; i < n; i += 16) {   /* the survivors kept their bytes */
+    unsigned char *b = v[i];
+    EXPECT(b[0] == 0x5a && b[size - 1] == 0x5a);
+  }
+  /* A second purge of the unchanged region gives nothing back (hysteresis). */
+  EXPECT(pmi_medium_purge_idle(heap, pmi_os_now_ms(), false) == 0);
+
+  /* Allocate them all again: the same region, dormant blocks woken. */
+  for (unsigned i = 0; i < n; i++) {
+    if (i % 16 == 0) continue;
+    v[i] = pm_malloc(size);
+    EXPECT(pmi_medium_of(v[i]) == m);
+    memset(v[i], 0x33, size);
+  }
+  first = pm_malloc(size);
+  EXPECT(pmi_medium_of(first) == m);
+  EXPECT(m->ndormant == 0 && m->freeblock == NULL && pmi_medium_nused(m) == m->capacity);
+  EXPECT(pm_check() == 0);
+
+  /* Sparse again; then fresh pool pages are touched (2 MiB of new 64-byte
+   * blocks): the growth gives the region's free pages back without a trim
+   * or a decay, and the reserve's regions are untouched again. */
+  for (unsigned i = 0; i < n; i++)
+    if (i % 16 != 0) pm_free(v[i]);
+  uint64_t purged = heap->counters.medium_purge_bytes;
+  before = resident(span, span_bytes);
+  size_t nsmall = (2u << 20) / 64;
+  void **w = pm_malloc(nsmall * sizeof *w);
+  for (size_t i = 0; i < nsmall; i++) w[i] = pm_malloc(64);
+  after = resident(span, span_bytes);
+  EXPECT(heap->counters.medium_purge_bytes >= purged + span_bytes / 3);
+  EXPECT(after < before / 2);
+  for (pmi_medium *r = pmi_medium_reserve_first(); r != NULL; r = r->nextregion) EXPECT(r->ncarved == 0);
+  EXPECT(pm_check() == 0);
+  for (size_t i = 0; i < nsmall; i++) pm_free(w[i]);
+  pm_free(w);
+  for (unsigned i = 0; i < n; i += 16) pm_free(v[i]);
+  pm_free(first);
+  pm_free(v);
+  EXPECT(pm_check() == 0);
+}
+
 static void *run(void *arg) {
   pm_free(pm_malloc(1));                        /* create this thread's heap */
   pmi_heap *heap = pmi_heap_tls;
@@ -148,6 +236,7 @@ static void *run(void *arg) {
   test_aligned_table();
   test_head_bias(heap);
   test_largest_class_loop(heap);
+  test_purge_pages(heap);
   return NULL;
 }
 

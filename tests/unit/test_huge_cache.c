@@ -4,7 +4,10 @@
  *   - the cache never holds more than the huge blocks' peak less what is
  *     live, plus an eighth of the peak up to 6 MiB: live + cached stays
  *     within peak + min(peak / 8, 6 MiB), so freed pages never take the
- *     process far above a footprint it has had. */
+ *     process far above a footprint it has had;
+ *   - fresh memory touched elsewhere (medium blocks) takes that headroom
+ *     from the cache: a freed 2 MiB block is not kept while the process
+ *     grows by as much again in medium blocks. */
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,8 +73,28 @@ static void small_peak(void) {
   malloc_trim(0);
 }
 
+/* Growth elsewhere (the huge peak still small, from small_peak): a freed
+ * 2 MiB block is cached, then 3 MiB of medium blocks touched take that
+ * headroom, and the cached run goes back to the OS. */
+static void growth_elsewhere(void) {
+  pm_stats st;
+  malloc_trim(0);
+  free(touch(2u << 20));
+  pm_stats_get(&st);
+  CHECKF(st.large.cached_bytes >= (2u << 20), "the freed block is cached (%llu bytes)",
+         (unsigned long long)st.large.cached_bytes);
+  enum { NMED = 384 };
+  static void *med[NMED];   /* 3 MiB of 8 KiB blocks */
+  for (int i = 0; i < NMED; i++) med[i] = touch(8192);
+  pm_stats_get(&st);
+  CHECKF(st.large.cached_bytes == 0, "%llu bytes still cached after 3 MiB of medium blocks",
+         (unsigned long long)st.large.cached_bytes);
+  for (int i = 0; i < NMED; i++) free(med[i]);
+}
+
 int main(void) {
   small_peak();
+  growth_elsewhere();
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
   /* a smaller cached run grows into the new block */
