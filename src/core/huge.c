@@ -21,8 +21,9 @@
  * each here).  The cache is a best-fit list of page runs in whole slots:
  * a run bigger than a request is split (its tail stays cached), a freed
  * mapping merges with a cached neighbour, and a request no run fits grows
- * the largest smaller run (mremap) rather than faulting in a fresh mapping
- * while that run's pages wait.  How much it holds follows the huge blocks'
+ * the cached runs that fit it into one (mremap: in place for one run, else
+ * moved side by side onto a fresh reservation) rather than faulting in a
+ * fresh mapping while their pages wait.  How much it holds follows the huge blocks'
  * peak (cache_room): never more than the peak less what is live and less
  * the fresh memory touched elsewhere since (pmi_huge_yield), plus an
  * eighth of the peak up to PMI_HUGE_CACHE_SLACK (a program whose huge
@@ -160,46 +161,74 @@ static char *cache_take(size_t map, size_t align, size_t *got) {
   return region;
 }
 
-/* No cached run fits map: the largest smaller one leaves the cache (its
- * size in *got), to be grown into the new block by run_grow, so that its
- * pages, already faulted in, serve the block's first bytes instead of
- * lingering in the cache while a fresh mapping faults in all of its own.
- * NULL if the cache is empty. */
-static char *cache_take_smaller(size_t map, size_t *got) {
-  char *region = NULL;
+/* No cached run fits map: the cached runs that together fit it leave the
+ * cache, largest first (up to PMI_HUGE_CACHE_ENTRIES of them, in out[],
+ * their bytes in *got), to be joined into the new block by runs_join, so
+ * that their pages, already faulted in, serve the block's bytes instead of
+ * lingering in the cache (and going back to the OS as the cache makes
+ * room) while a fresh mapping faults in all of its own.  How many; 0 if
+ * none fits. */
+static unsigned cache_take_smaller(size_t map, cache_entry *out, size_t *got) {
+  unsigned n = 0;
+  size_t total = 0;
   lock();
-  unsigned best = cache_count;
-  for (unsigned i = 0; i < cache_count; i++)
-    if (cache[i].size < map && (best == cache_count || cache[i].size > cache[best].size)) best = i;
-  if (best < cache_count) {
-    region = cache[best].region;
-    *got = cache[best].size;
-    cache_bytes -= *got;
+  for (;;) {
+    unsigned best = cache_count;
+    for (unsigned i = 0; i < cache_count; i++)
+      if (total + cache[i].size <= map && (best == cache_count || cache[i].size > cache[best].size)) best = i;
+    if (best == cache_count) break;
+    out[n++] = cache[best];
+    total += cache[best].size;
+    cache_bytes -= cache[best].size;
     memmove(&cache[best], &cache[best + 1], (cache_count - best - 1) * sizeof *cache);
     cache_count--;
   }
   unlock();
-  return region;
+  *got = total;
+  return n;
 }
 
 static char *region_map(size_t map, size_t align);
 
-/* A mapping of map bytes aligned to align whose start is the run [r, r +
- * have), its pages kept: grown in place when the address space after it is
- * free, else moved (page tables, not bytes) to the start of a fresh
- * reservation.  NULL (and the run unmapped) when the OS refuses. */
-static char *run_grow(char *r, size_t have, size_t map, size_t align) {
-  if (((uintptr_t)r & (align - 1)) == 0 && pmi_os_remap(r, have, map, NULL) != NULL) {
+/* Moves the pages of [from, from + size) to to (page tables, not bytes).  A
+ * run that was itself joined from runs is several kernel mappings, and one
+ * mremap moves only within one: then its halves go one by one (the pieces
+ * are whole slots).  False when the OS refused a piece (part of the run may
+ * have moved: for free runs only, whose bytes do not matter). */
+static bool move_run(char *from, size_t size, char *to) {
+  if (pmi_os_remap(from, size, size, to) != NULL) return true;
+  if (size <= PMI_ARENA_SIZE) return false;
+  size_t half = slots_round(size / 2);
+  if (half >= size) half = size - PMI_ARENA_SIZE;
+  return move_run(from, half, to) && move_run(from + half, size - half, to + half);
+}
+
+/* A mapping of map bytes aligned to align that starts with the pages of
+ * the runs runs[0 .. n) (have bytes in all), kept: one run grows in place
+ * when the address space after it is free; else they move (page tables,
+ * not bytes) one after the other to the start of a fresh reservation.
+ * NULL (and the runs unmapped) when the OS refuses. */
+static char *runs_join(cache_entry *runs, unsigned n, size_t have, size_t map, size_t align) {
+  char *r = runs[0].region;
+  if (n == 1 && ((uintptr_t)r & (align - 1)) == 0 && pmi_os_remap(r, have, map, NULL) != NULL) {
     if (pmi_arenamap_set(r + have, map - have, PMI_REGION_HUGE)) return r;
     pmi_os_unmap(r + have, map - have);
   }
   char *fresh = region_map(map, align);
-  if (fresh != NULL) {
-    pmi_arenamap_set(r, have, PMI_REGION_NONE);   /* before the address is free */
-    if (pmi_os_remap(r, have, have, fresh) != NULL) return fresh;
-    pmi_arenamap_set(r, have, PMI_REGION_HUGE);
+  size_t off = 0;
+  for (unsigned i = 0; i < n; i++) {
+    r = runs[i].region;
+    size_t size = runs[i].size;
+    if (fresh != NULL) {
+      pmi_arenamap_set(r, size, PMI_REGION_NONE);   /* before the address is free */
+      if (move_run(r, size, fresh + off)) {
+        off += size;
+        continue;
+      }
+    }
+    region_unmap(r, size);   /* what did not move: its place in fresh keeps fresh pages */
+    off += size;
   }
-  region_unmap(r, have);
   return fresh;
 }
 
@@ -319,11 +348,13 @@ void *pmi_huge_malloc(size_t size, size_t alignment, bool zero) {
   size_t map = slots_round(offset + (size != 0 ? size : 1)), got = map;   /* malloc(0): a unique block */
   char *region = cache_take(map, align, &got);
   size_t have;
+  cache_entry runs[PMI_HUGE_CACHE_ENTRIES];
+  unsigned nruns;
   if (region != NULL) {
     PMI_COUNT(huge_cache_hits);
     if (zero) memset(region + offset, 0, size);   /* its pages have been used */
-  } else if ((region = cache_take_smaller(map, &have)) != NULL) {
-    region = run_grow(region, have, map, align);
+  } else if ((nruns = cache_take_smaller(map, runs, &have)) != 0) {
+    region = runs_join(runs, nruns, have, map, align);
     if (region == NULL) {
       errno = ENOMEM;
       return NULL;

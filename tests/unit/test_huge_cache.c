@@ -1,6 +1,8 @@
 /* test_huge_cache.c: the cache of freed huge mappings.
  *   - a request no cached run fits takes the largest smaller one and grows
- *     it, so that the new block starts on pages already faulted in;
+ *     it, so that the new block starts on pages already faulted in; when
+ *     several smaller runs fit it together, it starts on all of their
+ *     pages (and calloc still reads zeros);
  *   - the cache never holds more than the huge blocks' peak less what is
  *     live, plus an eighth of the peak up to 6 MiB: live + cached stays
  *     within peak + min(peak / 8, 6 MiB), so freed pages never take the
@@ -92,9 +94,38 @@ static void growth_elsewhere(void) {
   for (int i = 0; i < NMED; i++) free(med[i]);
 }
 
+/* Two cached runs that fit a request together (kept apart by a live block
+ * between them) both serve it: the new block starts on their pages, and
+ * calloc zeroes what they held. */
+static void runs_joined(void) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  malloc_trim(0);
+  char *a = touch(1u << 20), *spacer = touch(1u << 20), *b = touch(3u << 19);
+  memset(a, 7, 1u << 20);
+  memset(b, 7, 3u << 19);
+  free(a);
+  free(b);
+  pm_stats st;
+  pm_stats_get(&st);
+  CHECKF(st.large.cached == 2, "two runs cached (%llu)", (unsigned long long)st.large.cached);
+  char *c = calloc(1, 3u << 20);
+  REQUIRE(c != NULL);
+  size_t in = resident(c, 5u << 19);
+  CHECKF(in >= ((5u << 19) - 4 * 256 * 1024) / page, "the new block starts on %zu faulted pages of %zu", in,
+         (size_t)(5u << 19) / page);
+  size_t nonzero = 0;
+  for (size_t i = 0; i < (3u << 20); i++) nonzero += c[i] != 0;
+  CHECKF(nonzero == 0, "calloc's block has %zu bytes that are not zero", nonzero);
+  pm_stats_get(&st);
+  CHECKF(st.large.cached == 0, "the runs left the cache (%llu runs cached)", (unsigned long long)st.large.cached);
+  free(c);
+  free(spacer);
+}
+
 int main(void) {
   small_peak();
   growth_elsewhere();
+  runs_joined();
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
 
   /* a smaller cached run grows into the new block */
