@@ -372,11 +372,15 @@ pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
 
 /* ---- aligned allocation ------------------------------------------------- */
 
-/* The smallest medium class at least n (a multiple of alignment, a power
- * of two up to 4 KiB) whose blocks are alignment-aligned. */
-static inline unsigned medium_aligned_class(size_t n, size_t alignment) {
-  return pmi_medium_aligned_class[__builtin_ctzl(alignment)][pmi_medium_class_fast(n)];
-}
+/* The smallest medium class at least n, n a multiple of an alignment a (a
+ * power of two up to 4 KiB): its blocks are a-aligned.  Blocks sit at
+ * MEDIUM_HEADER + k * size, so that is size being a multiple of a, and the
+ * class of n is: the classes between 2^b and 2^(b + 1) are the multiples
+ * of 2^(b - 3) (of 128 up to 1 KiB), so rounding n up to one keeps it a
+ * multiple of a when a <= 2^(b - 3), and leaves n as it is when a is
+ * larger (n is then a multiple of 2^(b - 3) already).  internal.test_medium
+ * checks every such n. */
+static inline unsigned medium_aligned_class(size_t n) { return pmi_medium_class_fast(n); }
 
 /* Aligned blocks without over-allocating by the alignment:
  *   - pool blocks of class size s sit at multiples of s from a 4 KiB-aligned
@@ -384,9 +388,8 @@ static inline unsigned medium_aligned_class(size_t n, size_t alignment) {
  *     alignment <= 512 is served from the pools at malloc's cost (C++'s
  *     aligned new takes this path);
  *   - medium blocks sit at 4 KiB + k * size in a 1 MiB-aligned region, so
- *     for an alignment a <= 4 KiB the first medium class (from the request's
- *     own) whose size is a multiple of a serves it: within eight classes,
- *     since each power of two is a class;
+ *     for an alignment a <= 4 KiB the class of the request rounded up to a
+ *     multiple of a serves it (its size is a multiple of a: above);
  *   - anything else is a huge block, whose mapping is aligned as asked. */
 void *pmi_memalign(size_t alignment, size_t size) {
   if (alignment <= PMI_ALIGNMENT) return pmi_malloc(size);
@@ -398,7 +401,7 @@ void *pmi_memalign(size_t alignment, size_t size) {
   if (rounded == 0) rounded = alignment;
   if (rounded <= PMI_SMALL_MAX) return pmi_malloc(rounded);
   if (rounded <= PMI_MEDIUM_MAX && alignment <= PMI_MEDIUM_HEADER)
-    return pmi_malloc(pmi_medium_class_size(medium_aligned_class(rounded, alignment)));
+    return pmi_malloc(pmi_medium_class_size(medium_aligned_class(rounded)));
   return pmi_huge_malloc(size, alignment, false);
 }
 
@@ -444,7 +447,7 @@ static inline __attribute__((always_inline)) void *memalign_core(size_t alignmen
         return pmi_pool_pop(pool, block);
       }
     } else {
-      pmi_medium *m = heap->usedmedium[medium_aligned_class(n, alignment)];
+      pmi_medium *m = heap->usedmedium[medium_aligned_class(n)];
       pmi_block *block = m->freeblock;
       if (pmi_likely(block != NULL)) {
         heap->counters.aligned_calls++;

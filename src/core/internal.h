@@ -391,12 +391,6 @@ extern const uint8_t pmi_medium_class_table[PMI_MEDIUM_MAX >> PMI_MEDIUM_UNIT_SH
 static inline unsigned pmi_medium_class_fast(size_t n) {
   return pmi_medium_class_table[(n - 1) >> PMI_MEDIUM_UNIT_SHIFT];
 }
-/* The first class from c whose blocks are 2^k-aligned, k <= 12 (medium.c);
- * rows of 64 (the last four unused) so that the fast path indexes them by
- * a shift, not a multiply. */
-#define PMI_MEDIUM_ALIGNED_ROW 64u
-_Static_assert(PMI_MEDIUM_ALIGNED_ROW >= PMI_MEDIUM_NCLASSES, "a row has every class");
-extern const uint8_t pmi_medium_aligned_class[13][PMI_MEDIUM_ALIGNED_ROW];
 static inline size_t pmi_medium_class_size(unsigned c) {
   if (c < 4) return (size_t)(5 + c) << 7;
   return (size_t)(9 + ((c - 4) & 7)) << (((c - 4) >> 3) + 7);

@@ -64,39 +64,6 @@ const uint8_t pmi_medium_class_table[PMI_MEDIUM_MAX >> PMI_MEDIUM_UNIT_SHIFT] = 
 #undef C64_
 #undef C256_
 
-/* For an alignment 2^k (k <= 12) and a medium class c, the first class from
- * c whose blocks are 2^k-aligned: blocks sit at 4 KiB + i * size in a 1 MiB
- * region (4 KiB is a multiple of every such 2^k), so that is the first
- * class whose size is a multiple of 2^k.  TZ_ is the number of trailing
- * zero bits of a class size: 7 + tz(5 + c) below 1 KiB, d / 8 + 7 +
- * tz(9 + d % 8) above (d = c - 4).  Every class for k <= 7; for k = 8, 9
- * the next within three classes; for k >= 10 the first from the
- * class of 2^k itself (8 k - 77), within seven, since the eighth class of
- * each doubling is its power of two, 2^(k + g) at least.  The last class
- * (128 KiB) is aligned for every k, so the search stays in the table. */
-#define TZ9_(j) ((j) == 7 ? 4 : (j) == 3 ? 2 : ((j) & 3) == 1 ? 1 : 0)   /* tz(9 + j), j < 8 */
-#define TZ_(c) ((c) < 4 ? 7 + ((c) == 3 ? 3 : (c) == 1 ? 1 : 0) : (((c) - 4) >> 3) + 7 + TZ9_(((c) - 4) & 7))
-#define OK_(c, k) (TZ_(c) >= (k))
-#define FROM_(k, c) ((k) >= 10 && (c) < 8 * (k) - 77 ? 8 * (k) - 77 : (c))   /* the class of 2^k */
-#define SEEK_(k, c) ((c) >= PMI_MEDIUM_NCLASSES - 1 || OK_(c, k) ? (c) : OK_((c) + 1, k) ? (c) + 1 : \
-                     OK_((c) + 2, k) ? (c) + 2 : OK_((c) + 3, k) ? (c) + 3 : OK_((c) + 4, k) ? (c) + 4 : \
-                     OK_((c) + 5, k) ? (c) + 5 : OK_((c) + 6, k) ? (c) + 6 : (c) + 7)
-#define AL_(k, c) SEEK_(k, FROM_(k, c))
-#define A4_(k, c) AL_(k, c), AL_(k, (c) + 1), AL_(k, (c) + 2), AL_(k, (c) + 3)
-#define ROW_(k) {A4_(k, 0), A4_(k, 4), A4_(k, 8), A4_(k, 12), A4_(k, 16), A4_(k, 20), A4_(k, 24), A4_(k, 28), \
-                 A4_(k, 32), A4_(k, 36), A4_(k, 40), A4_(k, 44), A4_(k, 48), A4_(k, 52), A4_(k, 56)}
-_Static_assert(PMI_MEDIUM_NCLASSES == 60, "ROW_ spells out every class");
-const uint8_t pmi_medium_aligned_class[13][PMI_MEDIUM_ALIGNED_ROW] = {
-    ROW_(0), ROW_(1), ROW_(2), ROW_(3), ROW_(4), ROW_(5), ROW_(6), ROW_(7), ROW_(8), ROW_(9), ROW_(10), ROW_(11), ROW_(12)};
-#undef TZ9_
-#undef TZ_
-#undef OK_
-#undef AL_
-#undef FROM_
-#undef SEEK_
-#undef A4_
-#undef ROW_
-
 /* Every empty usedmedium[] slot points here: no free block, no capacity. */
 pmi_medium pmi_medium_sentinel = { .state = PMI_MEDIUM_EMPTY };
 
@@ -581,7 +548,7 @@ static size_t purge_region(pmi_medium *m) {
   unsigned nlive = 0;
   for (unsigned w = 0; w < PMI_MEDIUM_UNITS / 64; w++) {
     for (uint64_t bits = m->live[w]; bits != 0; bits &= bits - 1, nlive++) {
-      size_t off = ((size_t)w * 64 + (unsigned)__builtin_ctzll(bits)) << PMI_MEDIUM_UNIT_SHIFT;
+      size_t off = ((size_t)w * 64 + (unsigned)__builtin_ctzll(bits)) * (PMI_MEDIUM_SIZE / PMI_MEDIUM_UNITS);
       for (size_t pg = off >> shift; pg <= (off + size - 1) >> shift; pg++) busy[pg >> 6] |= (uint64_t)1 << (pg & 63);
     }
   }
