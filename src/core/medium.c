@@ -75,11 +75,12 @@ static _Atomic(void *) map_hint;
 static _Atomic size_t regions_now, regions_peak;
 
 static void maybe_purge(pmi_heap *heap);   /* idle regions' free pages, below */
-static void grew(size_t bytes);            /* fresh pages about to be touched, below */
+static void grew(size_t bytes, bool medium);   /* fresh pages about to be touched, below */
 #define RECLAIM_MIN  ((size_t)64 << 10)    /* free bytes that make a region worth a purge on growth */
 #define RECLAIM_STEP ((size_t)1 << 20)     /* growth between two looks */
 static void reclaim_outside(pmi_heap *heap);
 static __thread size_t grown __attribute__((tls_model("initial-exec")));   /* since the last look */
+static __thread size_t grown_medium __attribute__((tls_model("initial-exec")));   /* of it, by carves */
 static void reserve_acquire(void) { pmi_spin_lock(&reserve_lock); }
 static void reserve_release(void) { pmi_spin_unlock(&reserve_lock); }
 
@@ -296,7 +297,7 @@ static pmi_block *carve(pmi_medium *m) {
    * reserve carved for another class reuses its pages) */
   size_t end = (size_t)(b + size - (char *)m) >> PMI_MEDIUM_UNIT_SHIFT;
   if (end > m->touched) {
-    grew((end - m->touched) << PMI_MEDIUM_UNIT_SHIFT);
+    grew((end - m->touched) << PMI_MEDIUM_UNIT_SHIFT, true);
     m->touched = (uint16_t)end;
   }
   return m->freeblock;
@@ -635,11 +636,14 @@ size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force) {
 }
 
 /* Growth: the regions of heap with much free (see above) that have not
- * changed since the previous look, and the empty pools of heap's arenas
- * (their pages are as good as fresh ones for a medium carve: bench_frag
- * frees 90 % of a phase's pool blocks and then allocates medium ones); the
- * bytes given back.  Inside the owner's bracket. */
-static size_t reclaim(pmi_heap *heap) {
+ * changed since the previous look, and, when the growth was the medium
+ * regions' own (pools), the empty pools of heap's arenas: their pages are
+ * as good as fresh ones for a medium carve (bench_frag frees 90 % of a
+ * phase's pool blocks and then allocates medium ones).  Not on the pools'
+ * growth: the pools take their empty pools first, and a purge there would
+ * only feed the next.  The bytes given back.  Inside the owner's
+ * bracket. */
+static size_t reclaim(pmi_heap *heap, bool pools) {
   size_t bytes = 0, n = 0;
   uint64_t now = pmi_os_now_ms();
   for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
@@ -658,37 +662,44 @@ static size_t reclaim(pmi_heap *heap) {
     m->idle_sig = idle_sig(m) ^ 1;
   }
   if (heap != &pmi_heap_empty) heap->counters.medium_purge_bytes += bytes;
-  bool pending = false;
-  size_t pools = pmi_purge_heap_pools(heap, true, &pending);
-  if (pools != 0) {
-    atomic_fetch_add_explicit(&pmi_purge_stats.purges, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&pmi_purge_stats.purge_bytes, pools, memory_order_relaxed);
+  if (pools) {
+    bool pending = false;
+    size_t pool_bytes = pmi_purge_heap_pools(heap, true, &pending);
+    if (pool_bytes != 0) {
+      atomic_fetch_add_explicit(&pmi_purge_stats.purges, 1, memory_order_relaxed);
+      atomic_fetch_add_explicit(&pmi_purge_stats.purge_bytes, pool_bytes, memory_order_relaxed);
+    }
+    bytes += pool_bytes;
   }
-  return bytes + pools;
+  return bytes;
+}
+
+/* A look, once RECLAIM_STEP of growth has come. */
+static void look(pmi_heap *heap) {
+  bool pools = grown_medium >= RECLAIM_STEP / 2;
+  grown = grown_medium = 0;
+  reclaim(heap, pools);
 }
 
 
 /* bytes of fresh memory about to be touched: the huge cache gives up as
  * much headroom (huge.c), and the next look at the regions comes closer. */
-static void grew(size_t bytes) {
+static void grew(size_t bytes, bool medium) {
   pmi_huge_yield(bytes);
   grown += bytes;
+  if (medium) grown_medium += bytes;
 }
 
 void pmi_medium_grew(pmi_heap *heap, size_t bytes) {
-  grew(bytes);
-  if (grown >= RECLAIM_STEP) {
-    grown = 0;
-    reclaim(heap);
-  }
+  grew(bytes, false);
+  if (grown >= RECLAIM_STEP) look(heap);
 }
 
 /* The same from the owner's carve or wake outside its bracket. */
 pmi_noinline static void reclaim_outside(pmi_heap *heap) {
   int saved = errno;
-  grown = 0;
   bool locked = pmi_heap_enter(heap);
-  reclaim(heap);
+  look(heap);
   pmi_heap_leave(heap, locked);
   errno = saved;
 }
@@ -698,10 +709,7 @@ pmi_noinline static void reclaim_outside(pmi_heap *heap) {
  * most 1.5 periods). */
 static __thread uint64_t next_look_ms __attribute__((tls_model("initial-exec")));   /* no allocation at first use */
 static void maybe_purge(pmi_heap *heap) {
-  if (grown >= RECLAIM_STEP) {
-    grown = 0;
-    reclaim(heap);
-  }
+  if (grown >= RECLAIM_STEP) look(heap);
   uint64_t now = pmi_os_now_ms();
   if (now < next_look_ms) return;
   next_look_ms = now + (uint64_t)pmi_option(arena_decay_ms) / 2;

@@ -222,7 +222,24 @@ static void test_purge_pages(pmi_heap *heap) {
   EXPECT(after < before / 2);
   for (pmi_medium *r = pmi_medium_reserve_first(); r != NULL; r = r->nextregion) EXPECT(r->ncarved == 0);
   EXPECT(pm_check() == 0);
-  for (size_t i = 0; i < nsmall; i++) pm_free(w[i]);
+  /* The other way: the pools just freed are empty (one block in four pools
+   * kept, so that their arenas stay); medium blocks carved from fresh pages
+   * (2 MiB of a class not used yet) get theirs. */
+  for (size_t i = 0; i < nsmall; i++)
+    if (i % 256 != 0) pm_free(w[i]);
+  uint64_t pool_bytes = atomic_load(&pmi_purge_stats.purge_bytes);
+  const size_t big = 24576;
+  unsigned nbig = (2u << 20) / big;
+  void **x = pm_malloc(nbig * sizeof *x);
+  for (unsigned i = 0; i < nbig; i++) {
+    x[i] = pm_malloc(big);
+    memset(x[i], 1, big);
+  }
+  EXPECT(atomic_load(&pmi_purge_stats.purge_bytes) >= pool_bytes + (1u << 20));
+  EXPECT(pm_check() == 0);
+  for (unsigned i = 0; i < nbig; i++) pm_free(x[i]);
+  pm_free(x);
+  for (size_t i = 0; i < nsmall; i += 256) pm_free(w[i]);
   pm_free(w);
   for (unsigned i = 0; i < n; i += 16) pm_free(v[i]);
   pm_free(first);
