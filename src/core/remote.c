@@ -34,8 +34,9 @@
  * (pool blocks from free.c, medium blocks from medium.c); collection asks
  * the arena map byte for the block's kind: pmi_free_collected hands it to
  * that kind's collected-free function when the owner collects, and a
- * non-owner takes only pool blocks (collected_free below, the one switch to
- * extend), leaving the others to the owner.
+ * non-owner takes those of FULL pools and FULL medium regions
+ * (collected_free below, the one switch to extend; medium.c, "held
+ * blocks"), leaving the others to the owner.
  *
  * ---------------------------------------------------------------------------
  * Collecting for a live owner (no help from it)
@@ -374,6 +375,7 @@ static void pool_apply(pmi_heap *heap, pmi_pool *pool) {
 }
 
 void pmi_remote_apply(pmi_heap *heap) {
+  if (heap->remote_mediums != NULL) pmi_medium_apply(heap);
   pmi_pool *pool = heap->remote_pools;
   heap->remote_pools = NULL;
   while (pool != NULL) {
@@ -423,10 +425,15 @@ static void collected_free(pmi_heap *heap, pmi_block *block, bool as_owner) {
     pmi_free_collected(heap, block);
     return;
   }
-  pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
-  if (pmi_arenamap_contains(block) && pool->state == PMI_POOL_FULL) {
-    hold_in_full_pool(heap, pool, block);
-  } else {   /* the owner may be inside this pool: it takes the block itself */
+  bool held;
+  if (pmi_arenamap_contains(block)) {
+    pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
+    held = pool->state == PMI_POOL_FULL;
+    if (held) hold_in_full_pool(heap, pool, block);
+  } else {
+    held = pmi_medium_hold(heap, block);   /* FULL regions alike (medium.c) */
+  }
+  if (!held) {   /* the owner may be inside this pool or region: it takes the block itself */
     rlink_set(block, heap->remote_deferred);
     heap->remote_deferred = block;
   }
@@ -475,7 +482,7 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
 
 /* The owner (or the holder of an unowned heap's lock) takes everything. */
 void pmi_heap_collect_locked(pmi_heap *heap) {
-  if (heap->remote_pools != NULL) pmi_remote_apply(heap);
+  if (heap->remote_pools != NULL || heap->remote_mediums != NULL) pmi_remote_apply(heap);
   collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), true, true);
   pmi_block *deferred = heap->remote_deferred;
   heap->remote_deferred = NULL;
@@ -489,6 +496,7 @@ void pmi_heap_collect_foreign(pmi_heap *heap) {
   heap->remote_deferred = NULL;
   collect_chain(heap, deferred, false, false);   /* their pools may have filled since */
   release_whole_pools(heap);
+  pmi_medium_release_held(heap);
 }
 
 /* Whoever holds the lock, for whatever the owner's state. */
