@@ -159,6 +159,17 @@ static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
  * collect_chain), so the misses overlap.  A hint is never dereferenced: a
  * stale or overwritten one costs a useless prefetch, and every check of the
  * walk stays as it is. */
+/* The same walk checks the batch: every link still as this thread wrote it
+ * (a block of ours, and the oldest one's NULL).  A batched block whose
+ * owner freed it meanwhile has had its link rewritten by that free, even
+ * if the owner's malloc has handed it out again since (untouched): without
+ * this check the push would rewrite a live block's link and the collection
+ * free it a second time, silently. */
+static inline bool batch_link_ok(const pmi_block *next) {
+  return ((uintptr_t)next & (PMI_ALIGNMENT - 1)) == 0 &&
+         (pmi_arenamap_kind(next) == PMI_REGION_POOLS || pmi_arenamap_kind(next) == PMI_REGION_MEDIUM);
+}
+
 static void slot_flush(remote_slot *s) {
   pmi_block *first = s->first;
   if (first == NULL) return;
@@ -166,8 +177,16 @@ static void slot_flush(remote_slot *s) {
   pmi_block *last = s->last;
   uint64_t pos = atomic_fetch_add_explicit(&owner->hint_pos, s->count, memory_order_relaxed) + s->count;
   pmi_block *b = first;   /* the chain is in this thread's cache: it wrote every link */
-  for (uint32_t i = 0; i < s->count; i++, b = rlink_get(b))
+  for (uint32_t i = 1;; i++) {
     atomic_store_explicit(&owner->remote_hint[--pos & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
+    pmi_block *next = rlink_get(b);
+    if (i == s->count) {
+      if (pmi_unlikely(next != NULL || b != last)) pmi_bad_pointer("free", b, fault_refreed);
+      break;
+    }
+    if (pmi_unlikely(!batch_link_ok(next))) pmi_bad_pointer("free", b, fault_refreed);
+    b = next;
+  }
   s->first = s->last = NULL;
   s->owner = NULL;
   s->count = 0;
@@ -324,7 +343,10 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
   remote_slot *s = cache.slots[0].owner == owner ? &cache.slots[0] : slot_for(owner);
   bool started = s->first == NULL;
   if (started) s->last = block;
-  else rlink_set(block, s->first);
+  /* The oldest block's link too, at once (NULL until the push): the owner's
+   * free list through a block it had freed already breaks here, so that
+   * its malloc reports the double free instead of handing the block out. */
+  rlink_set(block, s->first);
   s->first = block;
   pmi_remote_batched = 1;
   if (++s->count >= PMI_REMOTE_BATCH) slot_flush(s);
