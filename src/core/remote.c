@@ -329,10 +329,14 @@ static remote_slot *slot_for(pmi_heap *owner) {
   return free_slot;
 }
 
+/* The block is written, never read: its line is usually in its owner's
+ * cache, and a load of it here (of the mark, to catch a second free by
+ * another thread at once) stalled every remote free for that transfer,
+ * where two stores wait in the store buffer.  A second free of a marked
+ * block is caught all the same, as a rewritten link: by this check of a
+ * batch at its push (slot_flush), or by the collection walk (a mark
+ * cleared, or a chain that meets a block twice). */
 void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
-  void *p = block;
-  if (block->key == pmi_remote_key)
-    pmi_bad_pointer("free", p, "double free or corruption: block already freed by another thread,");
   block->key = pmi_remote_key;
   if (pmi_unlikely(batch_off || !pmi_load_relaxed(&owner->owned))) {
     remote_push(owner, block, block);

@@ -487,9 +487,6 @@ typedef struct pmi_heap {
   pmi_arena *nfp2lasta[PMI_POOLS_PER_ARENA + 1];
   pmi_arena *arenas;                                 /* every arena of the heap */
   size_t narenas;
-  struct pmi_heap *next_heap;                        /* all heaps, never freed */
-  struct pmi_heap *next_abandoned;                   /* the abandoned list */
-  _Atomic int owned;                                 /* a live thread owns it */
   _Atomic int lock;                                  /* spin lock, see above */
   _Atomic int busy;      /* the owner is in a slow path (heap.c, "visitors") */
   _Atomic int visitor;   /* a visitor holds lock and wants the heap (heap.c) */
@@ -503,6 +500,13 @@ typedef struct pmi_heap {
                           when another thread forked: in this child, one of
                           its pools may be half-updated (heap.c repairs it
                           before anyone uses the heap) */
+  /* Read by every remote free (is the heap owned?): on a line the owner
+   * writes only as it adopts or leaves the heap.  Beside busy, which the
+   * owner writes at every slow path, it made both sides miss, at every
+   * remote free and every slow path. */
+  _Alignas(64) _Atomic int owned;                    /* a live thread owns it */
+  struct pmi_heap *next_heap;                        /* all heaps, never freed */
+  struct pmi_heap *next_abandoned;                   /* the abandoned list */
   /* Remote frees land here, on a cache line of their own so that other
    * threads pushing do not slow the owner's fast path. */
   _Alignas(64) _Atomic(pmi_block *) thread_free;

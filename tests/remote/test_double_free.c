@@ -17,7 +17,9 @@
  *                      then the other thread flushes
  *   other_batched_middle_then_owner_mallocs   other_batched_then_owner_mallocs
  *                      with p between two other blocks of the batch
- *   other_twice        two other threads free p */
+ *   other_twice        two other threads free p
+ *   other_twice_batched   two other threads hold p in their batches at once
+ *                      (one between two other blocks), then push them */
 #include <malloc.h>
 #include <pthread.h>
 
@@ -108,6 +110,34 @@ static void other_twice(void *arg) {
   pm_collect(0);
 }
 
+/* Two other threads hold p in their batches at once, one between two other
+ * blocks, one alone; arg says whose batch is pushed first. */
+static intptr_t first_flusher;
+static void *free_p_held(void *arg) {
+  intptr_t id = (intptr_t)arg;
+  if (id == 0) pm_free(before_p);
+  pm_free(p);
+  if (id == 0) pm_free(after_p);
+  pthread_barrier_wait(&bar);   /* both hold p */
+  if (id == first_flusher) pm_collect(0);
+  pthread_barrier_wait(&bar);
+  if (id != first_flusher) pm_collect(0);
+  pthread_barrier_wait(&bar);
+  return NULL;
+}
+
+static void other_twice_batched(void *arg) {
+  setup();
+  first_flusher = (intptr_t)arg;
+  pthread_barrier_init(&bar, NULL, 3);
+  pthread_t t[2];
+  for (intptr_t i = 0; i < 2; i++) pthread_create(&t[i], NULL, free_p_held, (void *)i);
+  for (int i = 0; i < 3; i++) pthread_barrier_wait(&bar);
+  for (int i = 0; i < 2; i++) pthread_join(t[i], NULL);
+  pm_collect(0);
+  for (int i = 0; i < 1000; i++) pm_free(pm_malloc(SIZE));
+}
+
 static void expect_abort(const char *name, void (*fn)(void *), void *arg) {
   char msg[2048], want[64];
   int status = pmr_child(fn, arg, msg, sizeof msg);
@@ -136,6 +166,8 @@ int main(void) {
     expect_abort("owner_then_other_batched_owner_mallocs", other_batched, (void *)2);
     expect_abort("other_batched_middle_then_owner_mallocs", other_batched, (void *)3);
     expect_abort("other_twice", other_twice, NULL);
+    expect_abort("other_twice_batched", other_twice_batched, (void *)0);
+    expect_abort("other_twice_batched_alone_first", other_twice_batched, (void *)1);
   }
   return pmt_done("double_free");
 }
