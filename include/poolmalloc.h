@@ -150,7 +150,9 @@ PM_API void   pm_counters_get(pm_counters *out);
 
 /* Medium regions: 1 MiB each, one medium class each.  Their bytes add up:
  *   mapped_bytes = in_use_bytes + free_block_bytes + untouched_bytes
- *                + tail_waste_bytes + header_bytes + reserve_bytes */
+ *                + tail_waste_bytes + header_bytes + reserve_bytes
+ * and dormant_bytes <= free_block_bytes (free blocks set aside when their
+ * pages went back to the OS; they are mapped, not resident). */
 #define PM_MEDIUM_STATS(X)                                                      \
   X(regions,          "medium regions mapped now")                            \
   X(peak,             "medium regions high-water mark")                       \
@@ -158,6 +160,7 @@ PM_API void   pm_counters_get(pm_counters *out);
   X(mapped_bytes,     "bytes mapped for medium regions")                      \
   X(in_use_bytes,     "  in medium blocks in use")                            \
   X(free_block_bytes, "  in free medium blocks")                              \
+  X(dormant_bytes,    "    of them dormant (first page given back)")          \
   X(untouched_bytes,  "  untouched in used regions")                          \
   X(tail_waste_bytes, "  region-tail waste")                                  \
   X(header_bytes,     "  region headers")                                     \

@@ -104,6 +104,7 @@ static void census_medium(pm_stats *st, pmi_medium *m) {
   unsigned state = m->state;
   if (state != PMI_MEDIUM_USED && state != PMI_MEDIUM_FULL) return;
   census_class(&st->medium_classes[m->mclass], state == PMI_MEDIUM_FULL, pmi_medium_nused(m), m->ncarved, m->capacity);
+  st->medium.dormant_bytes += (unsigned long long)m->ndormant * m->block_size;
 }
 
 /* The medium classes' table and totals (owned: regions the heaps hold). */

@@ -52,6 +52,7 @@ def check(doc):
     mparts = ("in_use_bytes", "free_block_bytes", "untouched_bytes", "tail_waste_bytes", "header_bytes",
               "reserve_bytes")
     assert m["mapped_bytes"] == sum(m[p] for p in mparts), "medium parts add up to the mapped bytes"
+    assert m["dormant_bytes"] <= m["free_block_bytes"], "dormant blocks are free blocks"
     assert m["mapped_bytes"] == m["regions"] * MEDIUM
     assert m["in_use_bytes"] == sum(c["bytes_in_use"] for c in mc)
     assert m["header_bytes"] == (m["regions"] - m["reserve"]) * HEADER
