@@ -190,17 +190,18 @@ static unsigned cache_take_smaller(size_t map, cache_entry *out, size_t *got) {
 
 static char *region_map(size_t map, size_t align);
 
-/* Moves the pages of [from, from + size) to to (page tables, not bytes).  A
- * run that was itself joined from runs is several kernel mappings, and one
- * mremap moves only within one: then its halves go one by one (the pieces
- * are whole slots).  False when the OS refused a piece (part of the run may
- * have moved: for free runs only, whose bytes do not matter). */
-static bool move_run(char *from, size_t size, char *to) {
-  if (pmi_os_remap(from, size, size, to) != NULL) return true;
-  if (size <= PMI_ARENA_SIZE) return false;
+/* Moves the pages of [from, from + size) to to (page tables, not bytes),
+ * in address order; how many bytes from the start moved (all of them, but
+ * for a refusal of the OS).  A run that was itself joined from runs is
+ * several kernel mappings, and one mremap moves only within one: then its
+ * halves go one after the other (the pieces are whole slots). */
+static size_t move_run(char *from, size_t size, char *to) {
+  if (pmi_os_remap(from, size, size, to) != NULL) return size;
+  if (size <= PMI_ARENA_SIZE) return 0;
   size_t half = slots_round(size / 2);
   if (half >= size) half = size - PMI_ARENA_SIZE;
-  return move_run(from, half, to) && move_run(from + half, size - half, to + half);
+  size_t moved = move_run(from, half, to);
+  return moved < half ? moved : half + move_run(from + half, size - half, to + half);
 }
 
 /* A mapping of map bytes aligned to align that starts with the pages of
@@ -221,12 +222,12 @@ static char *runs_join(cache_entry *runs, unsigned n, size_t have, size_t map, s
     size_t size = runs[i].size;
     if (fresh != NULL) {
       pmi_arenamap_set(r, size, PMI_REGION_NONE);   /* before the address is free */
-      if (move_run(r, size, fresh + off)) {
-        off += size;
-        continue;
-      }
+      size_t moved = move_run(r, size, fresh + off);
+      r += moved;
+      size -= moved;
+      off += moved;
     }
-    region_unmap(r, size);   /* what did not move: its place in fresh keeps fresh pages */
+    if (size != 0) region_unmap(r, size);   /* what did not move: its place in fresh keeps fresh pages */
     off += size;
   }
   return fresh;
@@ -476,19 +477,22 @@ void *pmi_huge_realloc(void *p, size_t size) {
     }
     pmi_os_unmap(region + map, want - map);
   }
-  /* Move: reserve an aligned range, then move the pages onto its start. */
+  /* Move: reserve an aligned range, then move the pages onto its start (a
+   * block joined from cached runs goes piece by piece; what the OS refuses
+   * to move is copied). */
   char *fresh = region_map(want, h->align);
   if (fresh != NULL) {
     pmi_arenamap_set(region, map, PMI_REGION_NONE);
-    if (pmi_os_remap(region, map, map, fresh) != NULL) {
-      char *q = fresh + offset;
-      hdr_set(q, fresh, want, size);   /* the moved header keeps its align */
-      account(0, dsize, (ptrdiff_t)(want - map));
-      PMI_COUNT(huge_remaps);
-      return q;
+    size_t moved = move_run(region, map, fresh), keep = offset + h->size;
+    if (moved < map) {
+      if (moved < keep) memcpy(fresh + moved, region + moved, keep - moved);
+      pmi_os_unmap(region + moved, map - moved);
     }
-    pmi_arenamap_set(region, map, PMI_REGION_HUGE);
-    region_unmap(fresh, want);
+    char *q = fresh + offset;
+    hdr_set(q, fresh, want, size);   /* the moved header keeps its align */
+    account(0, dsize, (ptrdiff_t)(want - map));
+    PMI_COUNT(huge_remaps);
+    return q;
   }
   /* Copy, as a last resort. */
   void *q = pmi_huge_malloc(size, offset > pmi_os_page_size() ? offset : 0, false);

@@ -118,7 +118,21 @@ static void runs_joined(void) {
   CHECKF(nonzero == 0, "calloc's block has %zu bytes that are not zero", nonzero);
   pm_stats_get(&st);
   CHECKF(st.large.cached == 0, "the runs left the cache (%llu runs cached)", (unsigned long long)st.large.cached);
-  free(c);
+  /* The joined block is several kernel mappings: realloc still moves its
+   * pages (piece by piece) and keeps its bytes. */
+  for (size_t i = 0; i < (3u << 20); i++) c[i] = (char)(i * 7 + 1);
+  pm_counters k0, k1;
+  pm_counters_get(&k0);
+  char *d = realloc(c, 8u << 20);
+  REQUIRE(d != NULL);
+  pm_counters_get(&k1);
+  size_t wrong = 0;
+  for (size_t i = 0; i < (3u << 20); i++) wrong += d[i] != (char)(i * 7 + 1);
+  CHECKF(wrong == 0, "%zu bytes changed when the joined block grew", wrong);
+  CHECKF(k1.huge_remaps == k0.huge_remaps + 1, "the joined block grew by mremap (%llu remaps)",
+         (unsigned long long)(k1.huge_remaps - k0.huge_remaps));
+  memset(d, 1, 8u << 20);
+  free(d);
   free(spacer);
 }
 
