@@ -281,15 +281,22 @@ pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
  * PMI_MEDIUM_CARVE_BYTES, and at least two blocks, so that a malloc/free
  * loop of one of the largest classes keeps a block on the list (free's fast
  * path wants a non-empty list; types.h). */
-static size_t carve_bytes(const pmi_medium *m) {
-  size_t n = PMI_MEDIUM_CARVE_BYTES / m->block_size;
-  return (n < 2 ? 2 : n) * m->block_size;
+static unsigned carve_blocks(size_t size) {
+  unsigned n = (unsigned)(PMI_MEDIUM_CARVE_BYTES / size);
+  return n < 2 ? 2 : n;
+}
+static size_t carve_bytes(const pmi_medium *m) { return carve_blocks(m->block_size) * (size_t)m->block_size; }
+
+/* A carve past what m touched before: growth (grew). */
+pmi_noinline static void carved_fresh(pmi_medium *m, size_t end) {
+  grew((end - m->touched) << PMI_MEDIUM_UNIT_SHIFT, true);
+  m->touched = (uint16_t)end;
 }
 
 static pmi_block *carve(pmi_medium *m) {
   pmi_assert(m->freeblock == NULL && m->ncarved < m->capacity);
   size_t size = m->block_size;
-  unsigned n = (unsigned)(carve_bytes(m) / size);
+  unsigned n = carve_blocks(size);
   if (n > (unsigned)(m->capacity - m->ncarved)) n = m->capacity - m->ncarved;
   char *first = first_block(m) + (size_t)m->ncarved * size, *b = first;
   for (unsigned i = 1; i < n; i++, b += size) pmi_link_set((pmi_block *)b, (pmi_block *)(b + size));
@@ -299,10 +306,7 @@ static pmi_block *carve(pmi_medium *m) {
   /* growth only past what the region has touched before (a region from the
    * reserve carved for another class reuses its pages) */
   size_t end = (size_t)(b + size - (char *)m) >> PMI_MEDIUM_UNIT_SHIFT;
-  if (end > m->touched) {
-    grew((end - m->touched) << PMI_MEDIUM_UNIT_SHIFT, true);
-    m->touched = (uint16_t)end;
-  }
+  if (end > m->touched) carved_fresh(m, end);
   return m->freeblock;
 }
 
