@@ -449,7 +449,7 @@ typedef struct pmi_medium {
 
 _Static_assert(offsetof(pmi_medium, heap) == offsetof(pmi_arena, heap), "owner where an arena keeps it");
 _Static_assert(sizeof(pmi_medium) <= PMI_MEDIUM_HEADER, "the header fits its page");
-_Static_assert(PMI_MEDIUM_UNITS <= 65535, "pmi_medium.touched counts units in a uint16_t");
+_Static_assert((PMI_MEDIUM_SIZE >> PMI_MEDIUM_UNIT_SHIFT) <= 65535, "pmi_medium.touched counts 128-byte units in a uint16_t");
 
 /* ---- heaps ----------------------------------------------------------------- */
 
