@@ -319,8 +319,7 @@ _Static_assert(PMI_MEDIUM_CARVE_BYTES / 640 <= WAKE_MAX, "a wake is a carve's wo
 static pmi_block *wake(pmi_medium *m) {
   pmi_assert(m->freeblock == NULL && m->ndormant != 0);
   size_t size = m->block_size;
-  unsigned n = (unsigned)(PMI_MEDIUM_CARVE_BYTES / size), got = 0;
-  if (n < 2) n = 2;
+  unsigned n = carve_blocks(size), got = 0;
   if (n > m->ndormant) n = m->ndormant;
   pmi_block *woken[WAKE_MAX];
   char *b = first_block(m);
