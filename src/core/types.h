@@ -86,7 +86,8 @@
  *                      This is detected lazily, by the slow path, so the fast
  *                      path never tests for fullness.
  *      FULL  -> USED   the first free into a full pool links it back at the
- *                      head of usedpools[szidx].
+ *                      end of usedpools[szidx] (pool.c says why not at the
+ *                      head; at the head when the head is exhausted).
  *      USED  -> EMPTY  the last block is freed.  The head of usedpools[szidx]
  *                      never empties in this sense: being the head counts as
  *                      one use (see pmi_pool.used), so that a malloc/free loop
@@ -499,6 +500,8 @@ typedef struct pmi_counters {
  * Invariants:
  *   usedpools[c] == &pmi_pool_sentinel  or  the head of a NULL-terminated,
  *       doubly linked list of USED pools of class c
+ *   usedlast[c] == the last pool of usedpools[c]'s list, NULL when it is the
+ *       sentinel
  *   usedmedium[c] == &pmi_medium_sentinel  or  the same for medium regions
  *   nmediums == |mediums list|
  *   only the head of usedpools[c] may be exhausted; it is never empty in
@@ -531,6 +534,7 @@ typedef struct pmi_heap {
    * it writes, at an address it has in hand (stats.c adds them to
    * malloc_small and malloc_medium). */
   uint64_t front_mallocs[PMI_FRONT_NCLASSES];
+  pmi_pool *usedlast[PMI_NCLASSES];                  /* the last pool of usedpools[c] */
   pmi_counters counters;
   unsigned nspare;                                   /* empty pools kept on
                                                         usedpools lists */
