@@ -94,9 +94,9 @@ pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
 
 /* The fast path's link check failed: the last block of its list, or a
  * corrupt link (each kind's own report). */
-pmi_noinline void *pmi_desc_pop_last(pmi_desc *d, pmi_block *block, unsigned fc) {
-  if (fc < PMI_NCLASSES) return pmi_pool_pop_last((pmi_pool *)d, block);
-  return pmi_medium_pop_last((pmi_medium *)d, block);
+pmi_noinline void *pmi_desc_pop_last(pmi_desc *d, pmi_block *block) {
+  if (pmi_desc_is_medium(d)) return pmi_medium_pop_last((pmi_medium *)d, block);
+  return pmi_pool_pop_last((pmi_pool *)d, block);
 }
 
 static void *malloc_slow(pmi_heap *heap, size_t size) {
@@ -133,7 +133,7 @@ static void *malloc_slow(pmi_heap *heap, size_t size) {
  * depend on the size. */
 static inline __attribute__((always_inline)) void *malloc_core(pmi_heap *heap, size_t size) {
   if (pmi_likely(size - 1 < PMI_MEDIUM_MAX)) {    /* 1..128 KiB; 0 wraps around */
-    unsigned fc = pmi_front_class(size);
+    uintptr_t fc = pmi_front_class(size);
     pmi_desc *d = heap->front[fc];
     pmi_block *block = d->freeblock;
     if (pmi_likely(block != NULL)) {

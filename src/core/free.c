@@ -235,10 +235,9 @@ pmi_noinline static void free_own_slow(void *p, pmi_heap *heap) {
   else free_local_slow(p);
 }
 
-/* --used reached 0: the pool or region emptied (a region's descriptor is
- * the start of its 1 MiB; a pool's, a 64-byte slot after the arena header). */
+/* --used reached 0: the pool or region emptied. */
 pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
-  if (((uintptr_t)d & (PMI_POOL_SIZE - 1)) == 0) pmi_medium_emptied(heap, (pmi_medium *)d);
+  if (pmi_desc_is_medium(d)) pmi_medium_emptied(heap, (pmi_medium *)d);
   else pmi_pool_emptied(heap, (pmi_pool *)d);
 }
 
@@ -253,7 +252,7 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
   unsigned kind;
   /* misaligned, beyond the map, or not a pool arena or medium region */
   if (pmi_unlikely(!pmi_arenamap_slot_in_map(slot) ||
-                   (kind = pmi_arenamap_slot_byte(slot)) - PMI_REGION_POOLS > PMI_REGION_MEDIUM - PMI_REGION_POOLS)) {
+                   (kind = pmi_arenamap_slot_byte(slot)) < PMI_REGION_POOLS)) {
     if (core) free_not_pool_core(heap, p);
     else free_not_pool(p);
     return;

@@ -136,11 +136,14 @@ static inline void pmi_pool_push(pmi_pool *pool, pmi_block *block) {
 /* Pops block, the head of descriptor d's free list (d is heap.front[fc]), and
  * hands it out: pmi_pool_pop and pmi_medium_pop as one, their constants
  * read from pmi_front by front class. */
-void  *pmi_desc_pop_last(pmi_desc *d, pmi_block *block, unsigned fc);   /* next NULL, or corrupt */
-static inline void *pmi_desc_pop(pmi_desc *d, pmi_block *block, unsigned fc) {
+void  *pmi_desc_pop_last(pmi_desc *d, pmi_block *block);   /* next NULL, or corrupt */
+/* Which kind a descriptor is: a region's is the start of its 1 MiB, a
+ * pool's a 64-byte slot after the arena header. */
+static inline bool pmi_desc_is_medium(const pmi_desc *d) { return ((uintptr_t)d & (PMI_POOL_SIZE - 1)) == 0; }
+static inline void *pmi_desc_pop(pmi_desc *d, pmi_block *block, uintptr_t fc) {
   uintptr_t offset = pmi_link_offset(block);
   pmi_block *next = (pmi_block *)(offset ^ (uintptr_t)block);
-  if (pmi_unlikely(offset >= pmi_front.link_limit[fc])) return pmi_desc_pop_last(d, block, fc);
+  if (pmi_unlikely(offset >= pmi_front.link_limit[fc])) return pmi_desc_pop_last(d, block);
   d->freeblock = next;
   d->used++;
   uintptr_t u = (uintptr_t)block >> PMI_ALIGNMENT_SHIFT;   /* the bit: u mod 64 */

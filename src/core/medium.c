@@ -66,8 +66,11 @@ const uint8_t pmi_medium_aligned_class[13][PMI_MEDIUM_ALIGNED_ROW] = {
 #undef A4_
 #undef ROW_
 
-/* Every empty usedmedium[] slot points here: no free block, no capacity. */
-pmi_medium pmi_medium_sentinel = { .state = PMI_MEDIUM_EMPTY };
+/* Every empty usedmedium[] slot points here: no free block, no capacity.
+ * All zero (its state 0 is no region's), so that it lies in .bss: its 8 KiB
+ * bitmap is never read, and costs no page of a process that barely
+ * allocates. */
+pmi_medium pmi_medium_sentinel;
 
 static pmi_medium *reserve;            /* newest first, by nextregion */
 static pmi_medium *reserve_tail;       /* oldest, linked back by prevregion */

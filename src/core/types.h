@@ -174,11 +174,13 @@ _Static_assert(PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "block counts must fit the 
 
 /* ---- region kinds: the byte the arena map keeps per 256 KiB slot ----------- */
 
+/* The two kinds free's fast path serves are the two largest, so that one
+ * compare (kind >= POOLS) picks them out. */
 enum pmi_region_kind {
   PMI_REGION_NONE = 0,     /* not ours: the C library's, or nobody's */
-  PMI_REGION_POOLS = 1,    /* a 256 KiB arena of pools (arena.c) */
-  PMI_REGION_MEDIUM = 2,   /* one of the four slots of a 1 MiB medium region (medium.c) */
-  PMI_REGION_HUGE = 3,     /* a slot of a directly mapped block (huge.c) */
+  PMI_REGION_HUGE = 1,     /* a slot of a directly mapped block (huge.c) */
+  PMI_REGION_POOLS = 2,    /* a 256 KiB arena of pools (arena.c) */
+  PMI_REGION_MEDIUM = 3,   /* one of the four slots of a 1 MiB medium region (medium.c) */
 };
 
 /* ---- medium classes -------------------------------------------------------- *
