@@ -127,11 +127,13 @@ static void *malloc_slow(pmi_heap *heap, size_t size) {
   return p;
 }
 
-/* The fast path, shared by pm_malloc and pmi_malloc: one path for every
- * size up to MEDIUM_MAX, pool block or medium block alike (types.h, "the
- * descriptor the fast paths read"), so that the branches it takes do not
- * depend on the size. */
-static inline __attribute__((always_inline)) void *malloc_core(pmi_heap *heap, size_t size) {
+/* The fast path, shared by malloc, calloc and the core's pmi_malloc: one
+ * path for every size up to MEDIUM_MAX, pool block or medium block alike
+ * (types.h, "the descriptor the fast paths read"), so that the branches it
+ * takes do not depend on the size.  NULL: the slow path's turn (the head
+ * pool or region of the class has no free block, or size is 0 or above
+ * the medium classes). */
+static inline __attribute__((always_inline)) void *front_pop(pmi_heap *heap, size_t size) {
   if (pmi_likely(size - 1 < PMI_MEDIUM_MAX)) {    /* 1..128 KiB; 0 wraps around */
     uintptr_t fc = pmi_front_class(size);
     pmi_desc *d = heap->front[fc];
@@ -141,6 +143,12 @@ static inline __attribute__((always_inline)) void *malloc_core(pmi_heap *heap, s
       return pmi_desc_pop(d, block, fc);
     }
   }
+  return NULL;
+}
+
+static inline __attribute__((always_inline)) void *malloc_core(pmi_heap *heap, size_t size) {
+  void *p = front_pop(heap, size);
+  if (pmi_likely(p != NULL)) return p;
   return pmi_malloc_generic(size, heap);
 }
 
@@ -168,15 +176,28 @@ pmi_export extern __typeof__(pm_malloc) malloc __attribute__((alias("pm_malloc")
 /* ---- calloc, realloc ------------------------------------------------------ */
 
 
+pmi_noinline static void *calloc_slow(size_t n, size_t size, size_t total) {
+  PMI_COUNT(calloc_calls);
+  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_calloc(n, size);
+  return pmi_calloc(total);
+}
+
+/* malloc's fast path and a clear of the block (pool and medium blocks are
+ * recycled); everything else, debug mode included (pmi_heap_empty has no
+ * free block), in calloc_slow. */
 pmi_export void *pm_calloc(size_t n, size_t size) {
   size_t total;
   if (pmi_unlikely(__builtin_mul_overflow(n, size, &total) || total > PTRDIFF_MAX)) {
     errno = ENOMEM;
     return NULL;
   }
-  PMI_COUNT(calloc_calls);
-  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_calloc(n, size);
-  return pmi_calloc(total);
+  pmi_heap *heap = pmi_heap_tls;
+  void *p = front_pop(heap, total);
+  if (pmi_likely(p != NULL)) {
+    heap->counters.calloc_calls++;
+    return memset(p, 0, total);
+  }
+  return calloc_slow(n, size, total);
 }
 
 /* calloc of total bytes (already checked), without the dispatch. */
@@ -243,13 +264,14 @@ pmi_noinline static void *realloc_slow(void *p, size_t size) {
   return pmi_realloc(p, size);
 }
 
-/* realloc_grow's move of a checked pool or medium block of heap, by the
- * fast paths; the slow path if memory runs out. */
-pmi_noinline static void *realloc_move(pmi_heap *heap, void *p, size_t old, size_t size) {
-  void *q = malloc_core(heap, roomy_size(old, size));
+/* A move of a checked pool or medium block of heap to a block of n bytes
+ * (realloc_grow's, or a shrink's), by the fast paths, copying copy bytes;
+ * the slow path if memory runs out. */
+pmi_noinline static void *realloc_move(pmi_heap *heap, void *p, size_t n, size_t copy, size_t size) {
+  void *q = malloc_core(heap, n);
   if (pmi_unlikely(q == NULL)) return realloc_slow(p, size);
   heap->counters.realloc_calls++;
-  memcpy(q, p, old);
+  memcpy(q, p, copy);
   pm_free(p);
   return q;
 }
@@ -294,7 +316,11 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     heap->counters.realloc_inplace++;
     return p;
   }
-  if (size > old && size <= PMI_REALLOC_MAPPED_FROM) return realloc_move(heap, p, old, size);
+  if (size > old) {
+    if (size <= PMI_REALLOC_MAPPED_FROM) return realloc_move(heap, p, roomy_size(old, size), old, size);
+  } else if (size != 0) {   /* a shrink to less than about half: to the new size's class */
+    return realloc_move(heap, p, size, size, size);
+  }
 slow:
   return realloc_slow(p, size);
 }

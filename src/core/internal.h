@@ -136,7 +136,7 @@ static inline void pmi_pool_push(pmi_pool *pool, pmi_block *block) {
 /* Pops block, the head of descriptor d's free list (d is heap.front[fc]), and
  * hands it out: pmi_pool_pop and pmi_medium_pop as one, their constants
  * read from pmi_front by front class. */
-void  *pmi_desc_pop_last(pmi_desc *d, pmi_block *block);   /* next NULL, or corrupt */
+__attribute__((returns_nonnull)) void *pmi_desc_pop_last(pmi_desc *d, pmi_block *block);   /* next NULL, or corrupt */
 /* Which kind a descriptor is: a region's is the start of its 1 MiB, a
  * pool's a 64-byte slot after the arena header. */
 static inline bool pmi_desc_is_medium(const pmi_desc *d) { return ((uintptr_t)d & (PMI_POOL_SIZE - 1)) == 0; }
