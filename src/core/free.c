@@ -235,10 +235,17 @@ pmi_noinline static void free_own_slow(void *p, pmi_heap *heap) {
   else free_local_slow(p);
 }
 
-/* --used reached 0: the pool or region emptied. */
+/* --used reached 0: the pool or region emptied.  A pool stays as a spare
+ * while the heap keeps fewer than PMI_SPARE_POOLS (no lock: only the owner
+ * touches nspare), which is the common case: a batch or a tree dropped. */
 pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
-  if (pmi_desc_is_medium(d)) pmi_medium_emptied(heap, (pmi_medium *)d);
-  else pmi_pool_emptied(heap, (pmi_pool *)d);
+  if (pmi_desc_is_medium(d)) {
+    pmi_medium_emptied(heap, (pmi_medium *)d);
+  } else if (pmi_likely(heap->nspare < PMI_SPARE_POOLS)) {
+    heap->nspare++;
+  } else {
+    pmi_pool_emptied(heap, (pmi_pool *)d);
+  }
 }
 
 /* The fast path, shared by pm_free and pmi_free; heap is the caller's.  One

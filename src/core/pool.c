@@ -54,11 +54,13 @@ void *pmi_pool_carve(pmi_pool *pool) {
   if (n == 0) n = 1;
   if (n > (unsigned)(pool->capacity - pool->ncarved)) n = pool->capacity - pool->ncarved;
   char *first = pmi_pool_base(pool) + (size_t)pool->ncarved * size;
-  char *b = first;
-  for (unsigned i = 1; i < n; i++, b += size) {
-    pmi_link_set((pmi_block *)b, (pmi_block *)(b + size));
-  }
-  pmi_link_set((pmi_block *)b, NULL);
+  char *last = first + (size_t)(n - 1) * size;
+  /* pmi_link_set's encoding, with the secret in a register and the loop
+   * counted by address: 5 instructions a block (CPython carves about one
+   * block in two it allocates) */
+  uintptr_t key = pmi_link_key;
+  for (char *b = first; b != last; b += size) ((pmi_block *)b)->link = ((uintptr_t)b ^ (uintptr_t)(b + size)) ^ key;
+  pmi_link_set((pmi_block *)last, NULL);
   pool->ncarved = (uint16_t)(pool->ncarved + n);
   pool->freeblock = (pmi_block *)first;
   return first;
