@@ -566,10 +566,13 @@ typedef struct pmi_heap {
   _Atomic uint64_t hint_pos;   /* blocks ever written to remote_hint (remote.c) */
   /* The blocks of the last batches pushed, in push order, for the collector
    * to prefetch ahead of its walk (remote.c); hints only, never followed:
-   * written and read relaxed, overwritten as the ring wraps. */
-  _Alignas(64) _Atomic(pmi_block *) remote_hint[PMI_REMOTE_HINTS];
-  _Alignas(64) char end_[];
+   * written and read relaxed, overwritten as the ring wraps.  PMI_REMOTE_HINTS
+   * of them, allocated with the heap (heap.c); pmi_heap_empty, to which no
+   * thread frees, has none, so that its 16 KiB are not .data that every
+   * process maps. */
+  _Alignas(64) _Atomic(pmi_block *) remote_hint[];
 } pmi_heap;
+#define PMI_HEAP_BYTES (sizeof(pmi_heap) + PMI_REMOTE_HINTS * sizeof(_Atomic(pmi_block *)))
 
 _Static_assert(offsetof(pmi_heap, usedmedium) == offsetof(pmi_heap, front[PMI_NCLASSES]),
                "front[32 + c] is usedmedium[c]");
