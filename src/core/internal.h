@@ -458,6 +458,10 @@ void  *pmi_medium_malloc_slow(pmi_heap *heap, unsigned mclass);  /* heap may be 
 void  *pmi_medium_malloc_locked(pmi_heap *heap, unsigned mclass);
 void   pmi_medium_free(pmi_heap *heap, void *p);   /* all checks: the free of a pointer in a medium region */
 void   pmi_medium_free_collected(pmi_heap *heap, pmi_block *block);
+bool   pmi_medium_hold(pmi_heap *heap, pmi_block *block);   /* a visitor: into a FULL region (medium.c) */
+void   pmi_medium_release_held(pmi_heap *heap);             /* a visitor: held regions now empty */
+void   pmi_medium_apply(pmi_heap *heap);                    /* the owner: held blocks become free */
+bool   pmi_medium_decay(uint64_t now);                      /* the purge thread: the reserve's decay */
 pmi_medium *pmi_medium_check_live(const char *fn, const void *p);  /* reports and aborts */
 void   pmi_medium_release_retained(pmi_heap *heap);
 size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force);   /* owner: idle regions' free pages */

@@ -121,9 +121,11 @@ static void region_unmap(pmi_heap *heap, pmi_medium *m) {
   if (heap != &pmi_heap_empty) heap->counters.mediums_unmapped++;
 }
 
-static void reserve_decay(pmi_heap *heap, uint64_t now) {
+static size_t reserve_decay(pmi_heap *heap, uint64_t now) {
   pmi_medium *m;
-  while ((m = reserve_pop_old(reserve_keep(), now, false)) != NULL) region_unmap(heap, m);
+  size_t n = 0;
+  for (; (m = reserve_pop_old(reserve_keep(), now, false)) != NULL; n++) region_unmap(heap, m);
+  return n;
 }
 
 void pmi_medium_release_reserve(size_t keep) {
@@ -175,6 +177,7 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
   m->capacity = (uint16_t)((PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / size);
   m->used = 0;
   m->state = PMI_MEDIUM_USED;
+  m->held = NULL;   /* (over retired_ms) */
   m->nextregion = m->prevregion = NULL;
   m->prev_owned = NULL;
   m->next_owned = heap->mediums;
@@ -291,6 +294,7 @@ static pmi_block *carve(pmi_medium *m) {
  * owns with the lock held).  NULL with errno ENOMEM. */
 void *pmi_medium_malloc_locked(pmi_heap *heap, unsigned c) {
   if (pmi_load_relaxed(&heap->thread_free) != NULL) pmi_heap_collect_locked(heap);
+  else if (pmi_unlikely(heap->remote_mediums != NULL)) pmi_medium_apply(heap);
   pmi_medium *m;
   for (;;) {
     m = heap->usedmedium[c];
@@ -396,9 +400,9 @@ static void free_block(pmi_heap *heap, pmi_medium *m, pmi_block *block) {
 
 void pmi_medium_free_collected(pmi_heap *heap, pmi_block *block) {
   pmi_medium *m = pmi_medium_of(block);
-  block->key = 0;
-  const char *fault = fault_owned(m, block);
+  const char *fault = fault_owned(m, block);   /* before anything is written */
   if (fault != NULL) pmi_bad_pointer("free", block, fault);
+  block->key = 0;
   unsigned units = pmi_medium_units(block);
   *live_word(m, units) &= ~live_bit(units);
   heap->counters.free_remote++;
@@ -406,16 +410,18 @@ void pmi_medium_free_collected(pmi_heap *heap, pmi_block *block) {
   free_block(heap, m, block);
 }
 
-/* Every free of a medium block that internal.h's pmi_medium_free_fast does
- * not take: a bad pointer, a region that is FULL or has no free block, or
- * one another heap owns.  All the checks, from the start. */
+/* Every free of a medium block that free's fast path (free.c, free_core)
+ * does not take: a bad pointer, a FULL region, or one another heap owns.  All the checks, from the start, and the live bit,
+ * inside the owner's bracket: a FULL region's descriptor and bitmap are
+ * also read and written by visitors ("held blocks" below). */
 pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_block *block) {
+  int saved = errno;
+  bool locked = pmi_heap_enter(heap);   /* the lock only while a visitor is there (heap.c) */
   const char *fault = fault_of(m, block);
   if (fault != NULL) pmi_bad_pointer("free", block, fault);
-  int saved = errno;
+  if (pmi_unlikely(heap->remote_mediums != NULL)) pmi_medium_apply(heap);   /* m may be one of them */
   unsigned units = pmi_medium_units(block);
   *live_word(m, units) &= ~live_bit(units);
-  bool locked = pmi_heap_enter(heap);   /* the lock only while a visitor is there (heap.c) */
   free_block(heap, m, block);
   maybe_purge(heap);
   pmi_heap_leave(heap, locked);
@@ -447,6 +453,114 @@ pmi_noinline void pmi_medium_emptied(pmi_heap *heap, pmi_medium *m) {
   release_empty(heap, m);
   pmi_heap_leave(heap, locked);
   errno = saved;
+}
+
+/* ---- held blocks: remote frees a visitor takes for a live owner ------------
+ * An owner that stays out of the allocator (waiting on a lock, blocked in
+ * I/O, allocating only from pools) never collects the medium blocks other
+ * threads free.  A visitor of its heap (the purge thread, malloc_trim, the
+ * statistics: heap.c) holds the lock while the owner is outside its slow
+ * paths, and takes them where it can, as it does for pools (remote.c,
+ * "collecting for a live owner"):
+ *
+ *   The owner's fast paths touch only regions with a free block: malloc
+ *   pops from the head of usedmedium[c], free pushes onto a region whose
+ *   free list is not empty (internal.h).  A FULL region has none
+ *   (types.h), so the owner reaches it only from a slow path, inside
+ *   pmi_heap_enter/leave, exclusive with a visitor; free_local_slow makes
+ *   its checks and clears the live bit in there too.
+ *   FULL region:  the block goes on m.held, linked as a free list is, its
+ *       live bit and remote mark left as they are (free's fast path reads
+ *       the bitmap without any handshake; an owner's second free of it is
+ *       still one "by another thread"), and leaves m.used, so that the
+ *       statistics count it free; m goes on heap.remote_mediums.
+ *   used reaches 0:  nobody may touch any block of m; the visitor makes the
+ *       held list its free list, clears the bitmap and the marks, and sends
+ *       m to the reserve, whose decay unmaps it (the purge thread decays the
+ *       reserve: pmi_medium_decay).
+ *   USED region:  the owner's fast paths may be inside it; the block waits
+ *       on heap.remote_deferred for the owner's next collection (at most
+ *       the region each class allocates from, and regions the owner itself
+ *       freed into).
+ * The owner applies held blocks before it touches a FULL region
+ * (pmi_medium_apply: free_local_slow, malloc's slow path, every
+ * collection): it clears their live bits and marks, makes the held list the
+ * free list, and moves the region where its count says.
+ *
+ * Why a list of its own, not free_block's path: freeing into a FULL region
+ * makes it the head of usedmedium[c], a list the owner's malloc fast path
+ * reads without any handshake. */
+
+/* A visitor holding heap's lock: takes block, which another thread freed,
+ * into its FULL region; false if the owner must take it. */
+bool pmi_medium_hold(pmi_heap *heap, pmi_block *block) {
+  pmi_medium *m = pmi_medium_of(block);
+  if (pmi_load_relaxed(&m->heap) != heap || m->state != PMI_MEDIUM_FULL) return false;
+  const char *fault = fault_owned(m, block);
+  if (fault != NULL) pmi_bad_pointer("free", block, fault);
+  if (m->held == NULL) {
+    m->nextregion = heap->remote_mediums;
+    heap->remote_mediums = m;
+  }
+  pmi_link_set(block, m->held);   /* live bit and mark stay until applied */
+  m->held = block;
+  m->used--;
+  return true;
+}
+
+/* A visitor, after its walk: held regions with no block in use go to the
+ * reserve. */
+void pmi_medium_release_held(pmi_heap *heap) {
+  pmi_medium **link = &heap->remote_mediums;
+  while (*link != NULL) {
+    pmi_medium *m = *link;
+    if (m->used != 0) {
+      link = &m->nextregion;
+      continue;
+    }
+    *link = m->nextregion;
+    m->nextregion = NULL;
+    for (pmi_block *b = m->held; b != NULL; b = pmi_link_get(b)) b->key = 0;
+    memset(m->live, 0, sizeof m->live);
+    heap->counters.free_remote += m->capacity;
+    heap->counters.free_remote_medium += m->capacity;
+    m->freeblock = m->held;   /* every block: a region that serves its class again keeps its list */
+    m->held = NULL;
+    region_retire(heap, m);
+  }
+}
+
+/* The owner (or the holder of an unowned heap's lock): every held block
+ * becomes a free block of its region. */
+void pmi_medium_apply(pmi_heap *heap) {
+  pmi_medium *m = heap->remote_mediums;
+  heap->remote_mediums = NULL;
+  while (m != NULL) {
+    pmi_medium *next = m->nextregion;
+    m->nextregion = NULL;
+    unsigned n = 0;
+    for (pmi_block *b = m->held; b != NULL; b = pmi_link_get(b), n++) {
+      b->key = 0;
+      unsigned units = pmi_medium_units(b);
+      *live_word(m, units) &= ~live_bit(units);
+    }
+    pmi_assert(m->state == PMI_MEDIUM_FULL && m->freeblock == NULL && n == (unsigned)(m->capacity - m->used));
+    m->freeblock = m->held;
+    m->held = NULL;
+    heap->counters.free_remote += n;
+    heap->counters.free_remote_medium += n;
+    if (m->used == 0) region_retire(heap, m);   /* on no list */
+    else used_push(heap, m);                     /* FULL -> USED */
+    m = next;
+  }
+}
+
+/* The purge thread: the reserve's regions past their decay go back to the
+ * OS; true while it keeps more than it may for good. */
+bool pmi_medium_decay(uint64_t now) {
+  size_t gone = reserve_decay(&pmi_heap_empty, now);
+  if (gone != 0) atomic_fetch_add_explicit(&pmi_purge_stats.purge_bytes, gone * PMI_MEDIUM_SIZE, memory_order_relaxed);
+  return pmi_load_relaxed(&reserve_count) > reserve_keep();
 }
 
 /* ---- idle regions' free pages ------------------------------------------------

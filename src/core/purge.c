@@ -8,7 +8,8 @@
  *     back with madvise once they have stayed empty for a whole purge period
  *     (one live block must not pin the 252 KiB of empty pools around it);
  *   - empty arenas in the reserve beyond POOLMALLOC_ARENA_RESERVE: unmapped
- *     once they have sat there POOLMALLOC_ARENA_DECAY_MS (arena.c).
+ *     once they have sat there POOLMALLOC_ARENA_DECAY_MS (arena.c), and
+ *     empty medium regions beyond theirs likewise (medium.c).
  * The allocator's own calls check the reserve's decay, but a program that
  * goes idle makes no calls.  So a purge thread does it: it wakes every half
  * decay period, does one pass, and exits when a pass leaves nothing that a
@@ -108,7 +109,9 @@ static bool purge_pass(void) {
     pmi_heap_visit_end(h);
   }
   pmi_heaps_unlock();
-  pending |= pmi_arena_decay(pmi_os_now_ms());
+  uint64_t now = pmi_os_now_ms();
+  pending |= pmi_arena_decay(now);
+  pending |= pmi_medium_decay(now);
   count_purge(bytes);
   if (atomic_load(&pmi_purge_stats.arenas_unmapped) != unmapped_before && bytes == 0)
     atomic_fetch_add_explicit(&pmi_purge_stats.purges, 1, memory_order_relaxed);

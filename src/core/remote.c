@@ -34,8 +34,9 @@
  * (pool blocks from free.c, medium blocks from medium.c); collection asks
  * the arena map byte for the block's kind: pmi_free_collected hands it to
  * that kind's collected-free function when the owner collects, and a
- * non-owner takes only pool blocks (collected_free below, the one switch to
- * extend), leaving the others to the owner.
+ * non-owner takes those of FULL pools and FULL medium regions
+ * (collected_free below, the one switch to extend; medium.c, "held
+ * blocks"), leaving the others to the owner.
  *
  * ---------------------------------------------------------------------------
  * Collecting for a live owner (no help from it)
@@ -158,6 +159,17 @@ static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
  * collect_chain), so the misses overlap.  A hint is never dereferenced: a
  * stale or overwritten one costs a useless prefetch, and every check of the
  * walk stays as it is. */
+/* The same walk checks the batch: every link still as this thread wrote it
+ * (a block of ours, and the oldest one's NULL).  A batched block whose
+ * owner freed it meanwhile has had its link rewritten by that free, even
+ * if the owner's malloc has handed it out again since (untouched): without
+ * this check the push would rewrite a live block's link and the collection
+ * free it a second time, silently. */
+static inline bool batch_link_ok(const pmi_block *next) {
+  return ((uintptr_t)next & (PMI_ALIGNMENT - 1)) == 0 &&
+         (pmi_arenamap_kind(next) == PMI_REGION_POOLS || pmi_arenamap_kind(next) == PMI_REGION_MEDIUM);
+}
+
 static void slot_flush(remote_slot *s) {
   pmi_block *first = s->first;
   if (first == NULL) return;
@@ -165,8 +177,16 @@ static void slot_flush(remote_slot *s) {
   pmi_block *last = s->last;
   uint64_t pos = atomic_fetch_add_explicit(&owner->hint_pos, s->count, memory_order_relaxed) + s->count;
   pmi_block *b = first;   /* the chain is in this thread's cache: it wrote every link */
-  for (uint32_t i = 0; i < s->count; i++, b = rlink_get(b))
+  for (uint32_t i = 1;; i++) {
     atomic_store_explicit(&owner->remote_hint[--pos & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
+    pmi_block *next = rlink_get(b);
+    if (i == s->count) {
+      if (pmi_unlikely(next != NULL || b != last)) pmi_bad_pointer("free", b, fault_refreed);
+      break;
+    }
+    if (pmi_unlikely(!batch_link_ok(next))) pmi_bad_pointer("free", b, fault_refreed);
+    b = next;
+  }
   s->first = s->last = NULL;
   s->owner = NULL;
   s->count = 0;
@@ -309,10 +329,14 @@ static remote_slot *slot_for(pmi_heap *owner) {
   return free_slot;
 }
 
+/* The block is written, never read: its line is usually in its owner's
+ * cache, and a load of it here (of the mark, to catch a second free by
+ * another thread at once) stalled every remote free for that transfer,
+ * where two stores wait in the store buffer.  A second free of a marked
+ * block is caught all the same, as a rewritten link: by this check of a
+ * batch at its push (slot_flush), or by the collection walk (a mark
+ * cleared, or a chain that meets a block twice). */
 void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
-  void *p = block;
-  if (block->key == pmi_remote_key)
-    pmi_bad_pointer("free", p, "double free or corruption: block already freed by another thread,");
   block->key = pmi_remote_key;
   if (pmi_unlikely(batch_off || !pmi_load_relaxed(&owner->owned))) {
     remote_push(owner, block, block);
@@ -323,7 +347,10 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
   remote_slot *s = cache.slots[0].owner == owner ? &cache.slots[0] : slot_for(owner);
   bool started = s->first == NULL;
   if (started) s->last = block;
-  else rlink_set(block, s->first);
+  /* The oldest block's link too, at once (NULL until the push): the owner's
+   * free list through a block it had freed already breaks here, so that
+   * its malloc reports the double free instead of handing the block out. */
+  rlink_set(block, s->first);
   s->first = block;
   pmi_remote_batched = 1;
   if (++s->count >= PMI_REMOTE_BATCH) slot_flush(s);
@@ -374,6 +401,7 @@ static void pool_apply(pmi_heap *heap, pmi_pool *pool) {
 }
 
 void pmi_remote_apply(pmi_heap *heap) {
+  if (heap->remote_mediums != NULL) pmi_medium_apply(heap);
   pmi_pool *pool = heap->remote_pools;
   heap->remote_pools = NULL;
   while (pool != NULL) {
@@ -423,10 +451,15 @@ static void collected_free(pmi_heap *heap, pmi_block *block, bool as_owner) {
     pmi_free_collected(heap, block);
     return;
   }
-  pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
-  if (pmi_arenamap_contains(block) && pool->state == PMI_POOL_FULL) {
-    hold_in_full_pool(heap, pool, block);
-  } else {   /* the owner may be inside this pool: it takes the block itself */
+  bool held;
+  if (pmi_arenamap_contains(block)) {
+    pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
+    held = pool->state == PMI_POOL_FULL;
+    if (held) hold_in_full_pool(heap, pool, block);
+  } else {
+    held = pmi_medium_hold(heap, block);   /* FULL regions alike (medium.c) */
+  }
+  if (!held) {   /* the owner may be inside this pool or region: it takes the block itself */
     rlink_set(block, heap->remote_deferred);
     heap->remote_deferred = block;
   }
@@ -475,7 +508,7 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
 
 /* The owner (or the holder of an unowned heap's lock) takes everything. */
 void pmi_heap_collect_locked(pmi_heap *heap) {
-  if (heap->remote_pools != NULL) pmi_remote_apply(heap);
+  if (heap->remote_pools != NULL || heap->remote_mediums != NULL) pmi_remote_apply(heap);
   collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), true, true);
   pmi_block *deferred = heap->remote_deferred;
   heap->remote_deferred = NULL;
@@ -489,6 +522,7 @@ void pmi_heap_collect_foreign(pmi_heap *heap) {
   heap->remote_deferred = NULL;
   collect_chain(heap, deferred, false, false);   /* their pools may have filled since */
   release_whole_pools(heap);
+  pmi_medium_release_held(heap);
 }
 
 /* Whoever holds the lock, for whatever the owner's state. */

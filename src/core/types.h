@@ -402,15 +402,21 @@ enum pmi_medium_state {
  * Invariants, for a region r of class c (size = pmi_medium_class_size(c)):
  *   r.capacity == (MEDIUM_SIZE - MEDIUM_HEADER) / size     (while USED or FULL)
  *   head(r) = 1 if r is the head of its heap's usedmedium[c], else 0
- *   r.used - head(r) + |r.freeblock list| + (r.capacity - r.ncarved) == r.capacity
+ *   r.used - head(r) + |r.held list| + |r.freeblock list| + (r.capacity - r.ncarved) == r.capacity
  *       (remote frees count as used until the owner takes them, as in pools;
  *        the head's extra use makes --used == 0 free's only "emptied" test)
- *   r.state == USED  <=>  r is on heap.usedmedium[c]
- *   r.state == FULL  =>   r.used == r.capacity  (and free's state test sends
- *       every free into it to the slow path, which relinks it)
+ *   r.state == USED  <=>  r is on heap.usedmedium[c]  (and then r.held == NULL)
+ *   r.state == FULL  =>   r.freeblock == NULL and r.ncarved == r.capacity
+ *                         and r.used + |r.held list| == r.capacity
+ *       (free's state test sends every free into it to the slow path, which
+ *        relinks it; r.held are blocks other threads freed, taken by a
+ *        visitor of the heap; they keep their live bits and remote mark
+ *        until the owner applies them, as a FULL pool's held blocks: medium.c)
+ *   r.state == FULL and r.held != NULL  <=>  r is on heap.remote_mediums
+ *       (linked by nextregion)
  *   r on usedmedium[c] and not its head => r has room and r.used > 0
- *   popcount(r.live) == r.used - head(r); bit u is set <=> a block starting at 16-byte
- *       unit u of the region is handed out (units of the header pages never are)
+ *   popcount(r.live) == r.used - head(r) + |r.held list|; bit u is set <=> a block starting at
+ *       16-byte unit u of the region is handed out or held (units of the header pages never are)
  *   r on heap.mediums  <=>  r.heap == heap  (and r.state != EMPTY)
  *   r in the medium reserve  <=>  r.heap == NULL and r.state == EMPTY
  *   r.live has no bit set while r.state == EMPTY (so that a region taken
@@ -434,7 +440,12 @@ typedef struct pmi_medium {
   struct pmi_medium *prevregion;    /* NULL at the head */
   struct pmi_medium *next_owned;    /* heap.mediums: every region of the heap */
   struct pmi_medium *prev_owned;
-  uint64_t retired_ms;              /* in the reserve: when it arrived */
+  union {
+    uint64_t retired_ms;            /* EMPTY, in the reserve: when it arrived */
+    pmi_block *held;                /* FULL: blocks a visitor took for it from
+                                       remote frees (medium.c, "held blocks");
+                                       NULL while USED */
+  };
   uintptr_t idle_sig;               /* the free list and counts when last
                                        looked at (medium.c, purge_idle) */
   uint64_t idle_ms;                 /* since when they have not changed */
@@ -546,13 +557,12 @@ typedef struct pmi_heap {
   pmi_arena *nfp2lasta[PMI_POOLS_PER_ARENA + 1];
   pmi_arena *arenas;                                 /* every arena of the heap */
   size_t narenas;
-  struct pmi_heap *next_heap;                        /* all heaps, never freed */
-  struct pmi_heap *next_abandoned;                   /* the abandoned list */
-  _Atomic int owned;                                 /* a live thread owns it */
   _Atomic int lock;                                  /* spin lock, see above */
   _Atomic int busy;      /* the owner is in a slow path (heap.c, "visitors") */
   _Atomic int visitor;   /* a visitor holds lock and wants the heap (heap.c) */
   pmi_pool *remote_pools;     /* FULL pools holding remote frees (remote.c) */
+  struct pmi_medium *remote_mediums;   /* FULL medium regions holding remote
+                                          frees (medium.c) */
   pmi_block *remote_deferred; /* remote frees of USED pools taken by a
                                  non-owner, for the owner (remote.c) */
   uint64_t hint_seen;         /* hint_pos at the last collection (remote.c) */
@@ -560,6 +570,13 @@ typedef struct pmi_heap {
                           when another thread forked: in this child, one of
                           its pools may be half-updated (heap.c repairs it
                           before anyone uses the heap) */
+  /* Read by every remote free (is the heap owned?): on a line the owner
+   * writes only as it adopts or leaves the heap.  Beside busy, which the
+   * owner writes at every slow path, it made both sides miss, at every
+   * remote free and every slow path. */
+  _Alignas(64) _Atomic int owned;                    /* a live thread owns it */
+  struct pmi_heap *next_heap;                        /* all heaps, never freed */
+  struct pmi_heap *next_abandoned;                   /* the abandoned list */
   /* Remote frees land here, on a cache line of their own so that other
    * threads pushing do not slow the owner's fast path. */
   _Alignas(64) _Atomic(pmi_block *) thread_free;

@@ -11,6 +11,7 @@ typedef struct checker {
   int verbose;
   const pmi_heap *heap;
   size_t with_held;   /* FULL pools seen with held blocks */
+  size_t medium_with_held;   /* FULL medium regions seen with held blocks */
 } checker;
 
 #define CHECK(ck, cond, fmt, ...)                                                  \
@@ -166,6 +167,26 @@ static void check_usable_arenas(checker *ck, pmi_heap *heap) {
   CHECK(ck, with_room == n, "%zu arenas have free pools but %zu are on usable_arenas", with_room, n);
 }
 
+/* The length of a list of m's blocks (its free list, or its held list:
+ * held), each a carved block start, live and marked exactly when held. */
+static unsigned medium_list(checker *ck, pmi_medium *m, pmi_block *list, bool held) {
+  unsigned n = 0;
+  char *base = (char *)m + PMI_MEDIUM_HEADER;
+  for (pmi_block *b = list; b != NULL; b = pmi_link_get(b), n++) {
+    char *cb = (char *)b;
+    if (n > m->capacity || cb < base || cb >= base + (size_t)m->ncarved * m->block_size ||
+        (size_t)(cb - base) % m->block_size != 0) {
+      CHECK(ck, 0, "medium region %p: %s list runs outside its carved blocks", (void *)m, held ? "held" : "free");
+      break;
+    }
+    unsigned u = pmi_medium_units(b);
+    bool live = (m->live[u >> 6] >> (u & 63)) & 1;
+    CHECK(ck, held ? live && b->key == pmi_remote_key : !live, "medium region %p: %s block %p %s", (void *)m,
+          held ? "held" : "free", (void *)b, held ? "not live or not marked" : "marked live");
+  }
+  return n;
+}
+
 /* A medium region: the same equations as a pool's, and its list. */
 static void check_medium(checker *ck, pmi_heap *heap, pmi_medium *m) {
   CHECK(ck, pmi_arenamap_kind(m) == PMI_REGION_MEDIUM, "medium region %p missing from the arena map", (void *)m);
@@ -177,30 +198,30 @@ static void check_medium(checker *ck, pmi_heap *heap, pmi_medium *m) {
   CHECK(ck, m->capacity == (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / m->block_size, "medium region %p: capacity %u",
         (void *)m, m->capacity);
   CHECK(ck, m->ncarved <= m->capacity, "medium region %p: carved %u > capacity", (void *)m, m->ncarved);
-  unsigned nfree = 0;
-  char *base = (char *)m + PMI_MEDIUM_HEADER;
-  for (pmi_block *b = m->freeblock; b != NULL; b = pmi_link_get(b)) {
-    char *cb = (char *)b;
-    if (nfree > m->capacity || cb < base || cb >= base + (size_t)m->ncarved * m->block_size ||
-        (size_t)(cb - base) % m->block_size != 0) {
-      CHECK(ck, 0, "medium region %p: free list runs outside its carved blocks", (void *)m);
-      break;
-    }
-    unsigned u = pmi_medium_units(b);
-    CHECK(ck, !(m->live[u >> 6] & ((uint64_t)1 << (u & 63))), "medium region %p: free block %p marked live",
-          (void *)m, (void *)b);
-    nfree++;
+  unsigned nfree = medium_list(ck, m, m->freeblock, false);
+  /* held blocks (FULL only): carved, still live and marked */
+  unsigned held = 0;
+  if (m->state == PMI_MEDIUM_FULL) {
+    held = medium_list(ck, m, m->held, true);
+    ck->medium_with_held += m->held != NULL;
   }
-  /* used - head(m) + free + untouched == capacity */
+  /* used - head(m) + held + free + untouched == capacity */
   unsigned used = pmi_medium_nused(m);
-  CHECK(ck, used + nfree + (m->capacity - m->ncarved) == m->capacity,
-        "medium region %p: used %u + free %u + untouched %u != capacity %u", (void *)m, used, nfree,
+  CHECK(ck, used + held + nfree + (m->capacity - m->ncarved) == m->capacity,
+        "medium region %p: used %u + held %u + free %u + untouched %u != capacity %u", (void *)m, used, held, nfree,
         m->capacity - m->ncarved, m->capacity);
   unsigned live = 0;
   for (unsigned w = 0; w < sizeof m->live / sizeof m->live[0]; w++) live += (unsigned)__builtin_popcountll(m->live[w]);
-  CHECK(ck, live == used, "medium region %p: %u blocks marked live, used %u", (void *)m, live, used);
-  if (m->state == PMI_MEDIUM_FULL)
-    CHECK(ck, m->used == m->capacity, "full medium region %p has %u of %u used", (void *)m, m->used, m->capacity);
+  CHECK(ck, live == used + held, "medium region %p: %u blocks marked live, used %u, held %u", (void *)m, live, used,
+        held);
+  if (m->state == PMI_MEDIUM_FULL) {
+    CHECK(ck, m->freeblock == NULL && m->ncarved == m->capacity, "full medium region %p has free or untouched blocks",
+          (void *)m);
+    CHECK(ck, m->used + held == m->capacity, "full medium region %p: used %u + held %u != capacity %u", (void *)m,
+          m->used, held, m->capacity);
+  } else {
+    CHECK(ck, m->held == NULL, "medium region %p in use holds remote frees", (void *)m);
+  }
   if (m->state == PMI_MEDIUM_USED && heap->usedmedium[m->mclass] == m)
     CHECK(ck, m->used >= 1, "medium region %p: the head of usedmedium[%u] without its extra use", (void *)m, m->mclass);
 }
@@ -232,10 +253,19 @@ static void check_mediums(checker *ck, pmi_heap *heap) {
     }
   }
   CHECK(ck, on_lists == nused, "%zu USED medium regions, %zu on usedmedium", nused, on_lists);
+  /* heap.remote_mediums == the FULL regions with held blocks */
+  size_t nheld = 0;
+  for (pmi_medium *m = heap->remote_mediums; m != NULL; m = m->nextregion) {
+    CHECK(ck, m->state == PMI_MEDIUM_FULL && m->held != NULL, "medium region %p on remote_mediums: state %u",
+          (void *)m, m->state);
+    if (++nheld > ck->medium_with_held) break;
+  }
+  CHECK(ck, nheld == ck->medium_with_held, "%zu full medium regions hold remote frees, %zu on remote_mediums",
+        ck->medium_with_held, nheld);
 }
 
 int pmi_check_heap(pmi_heap *heap, int verbose) {
-  checker ck = {0, verbose, heap, 0};
+  checker ck = {0, verbose, heap, 0, 0};
   size_t on_lists = 0, in_arenas = 0, narenas = 0;
   for (pmi_arena *a = heap->arenas; a != NULL && narenas <= heap->narenas; a = a->next_owned, narenas++)
     check_arena(&ck, heap, a, &in_arenas);

@@ -7,8 +7,9 @@
  *   3. a visitor that takes remote frees into an idle owner's FULL pools
  *      keeps them off the pools' free lists (freeblock == NULL, the blocks
  *      on held), pmi_check_heap agrees, and the owner's next frees apply
- *      them;
- *   4. a stress: the owner cycles its pools through FULL and USED while
+ *      them; the same for FULL medium regions, and a region whose every
+ *      block another thread freed goes to the reserve;
+ *   4. a stress: the owner cycles its pools and medium regions through FULL and USED while
  *      another thread frees its blocks and visits (statistics, trim) in a
  *      loop; every block's contents are checked, then the owner checks its
  *      heap (a visitor cannot: the owner's fast paths run on).
@@ -43,6 +44,10 @@ static _Atomic(unsigned char *) handoff[64];   /* owner blocks for the other thr
 
 #define NFILL 2048            /* 64-byte blocks: 32 pools of 64 */
 static void *fill[NFILL];
+#define MSIZE 8192            /* medium blocks: 126 a region */
+#define MCAP ((int)((PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / MSIZE))
+#define NMFILL (4 * MCAP + 10)   /* 4 FULL regions and the head */
+static void *mfill[NMFILL];
 static _Atomic int stress_stop;
 
 /* Pool transitions of every kind, on classes this thread has not used. */
@@ -61,7 +66,7 @@ static void stress(void) {
   static unsigned char *b[N];
   unsigned seed = 1;
   for (unsigned long it = 0; !atomic_load(&stress_stop); it++) {
-    size_t size = 16 + (it % 8) * 48;
+    size_t size = it % 4 == 3 ? 640 + (it % 3) * 1000 : 16 + (it % 8) * 48;   /* medium blocks too */
     for (int i = 0; i < N; i++) {
       b[i] = pm_malloc(size);
       memset(b[i], pattern(b[i]), size);
@@ -101,9 +106,11 @@ static void *owner_main(void *arg) {
     case STEP_TRANSITIONS: transitions(round); break;
     case STEP_FILL:
       for (int i = 0; i < NFILL; i++) fill[i] = pm_malloc(64);
+      for (int i = 0; i < NMFILL; i++) mfill[i] = pm_malloc(MSIZE);
       break;
     case STEP_FREE_REST:
       for (int i = 1; i < NFILL; i += 2) pm_free(fill[i]);
+      for (int i = MCAP + 1; i < NMFILL; i += 2) pm_free(mfill[i]);
       break;
     case STEP_STRESS:
       stress();
@@ -196,11 +203,36 @@ static void test_held_blocks(void) {
   CHECK(pmi_check_heap(h, 1) == 0);
   pmi_heap_visit_end(h);
 
+  /* Medium regions: the first one wholly freed by this thread, every other
+   * block of the rest. */
+  pmi_medium *first = pmi_medium_of(mfill[0]);
+  CHECK(first->state == PMI_MEDIUM_FULL && pmi_medium_of(mfill[MCAP - 1]) == first &&
+        pmi_medium_of(mfill[MCAP]) != first);
+  for (int i = 0; i < MCAP; i++) pm_free(mfill[i]);
+  for (int i = MCAP; i < NMFILL; i += 2) pm_free(mfill[i]);
+  pm_collect(1);
+  pmi_heap_visit(h);
+  /* in the reserve, or unmapped by the trim */
+  CHECK(pmi_arenamap_kind(first) != PMI_REGION_MEDIUM || atomic_load(&first->heap) != h);
+  unsigned mfull = 0, mheld = 0, mfree = 0;
+  for (int i = MCAP; i < NMFILL; i += 2) {
+    pmi_medium *m = pmi_medium_of(mfill[i]);
+    if (m->state != PMI_MEDIUM_FULL) continue;
+    mfull++;
+    mheld += m->held != NULL;
+    mfree += m->freeblock != NULL;
+  }
+  CHECK(mfull >= 3 * MCAP / 2);   /* all but the head's */
+  CHECK(mheld == mfull && mfree == 0);
+  CHECK(h->remote_mediums != NULL);
+  CHECK(pmi_check_heap(h, 1) == 0);
+  pmi_heap_visit_end(h);
+
   before = step_done;
   run_step(STEP_FREE_REST);            /* the owner's frees apply the held blocks */
   CHECK(wait_step(before, 60000));
   pmi_heap_visit(h);
-  CHECK(h->remote_pools == NULL);
+  CHECK(h->remote_pools == NULL && h->remote_mediums == NULL);
   CHECK(pmi_check_heap(h, 1) == 0);
   pmi_heap_visit_end(h);
 }

@@ -1,0 +1,93 @@
+/* An idle owner's medium blocks: thread P allocates blocks of three medium
+ * classes (about 37 MB) and then waits on a condition variable, never
+ * calling the allocator; this thread frees them all.  The blocks must
+ * become free and the emptied regions go back to the OS within a bounded
+ * time (twice POOLMALLOC_ARENA_DECAY_MS after the frees, plus room for a
+ * loaded machine), whatever P does.  What may stay: the region each class
+ * allocates from (P's fast paths may be inside it), and the regions the
+ * reserve keeps. */
+#include <pthread.h>
+
+#include "remote_test.h"
+
+enum { DECAY_MS = 200, NSIZES = 3 };
+static const size_t sizes[NSIZES] = {1024, 8192, 65536};
+static const int counts[NSIZES] = {12000, 1500, 190};
+static void **blocks[NSIZES];
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int ready, done;
+
+static void *producer(void *arg) {
+  for (int s = 0; s < NSIZES; s++)
+    for (int i = 0; i < counts[s]; i++) {
+      blocks[s][i] = pm_malloc(sizes[s]);
+      memset(blocks[s][i], 0x5A, sizes[s]);
+    }
+  pthread_mutex_lock(&mu);
+  ready = 1;
+  pthread_cond_broadcast(&cv);
+  while (!done) pthread_cond_wait(&cv, &mu);   /* idle: no allocator call */
+  pthread_mutex_unlock(&mu);
+  return NULL;
+}
+
+static unsigned long long medium_in_use(const pm_stats *st) {
+  unsigned long long n = 0;
+  for (int c = 0; c < PM_MEDIUM_NCLASSES; c++) n += st->medium_classes[c].blocks_in_use;
+  return n;
+}
+
+int main(int argc, char **argv) {
+  pmr_setenv_reexec(argv, "POOLMALLOC_ARENA_DECAY_MS", "200", "POOLMALLOC_ARENA_RESERVE", "4", NULL);
+  for (int s = 0; s < NSIZES; s++) blocks[s] = pmr_map((size_t)counts[s] * sizeof(void *));
+  long rss_start = pmr_rss_kb();
+  pthread_t t;
+  pthread_create(&t, NULL, producer, NULL);
+  pthread_mutex_lock(&mu);
+  while (!ready) pthread_cond_wait(&cv, &mu);
+  pthread_mutex_unlock(&mu);
+  long rss_full = pmr_rss_kb();
+  pm_stats *st = pmr_stats();
+  unsigned long long used_full = medium_in_use(st), regions_full = st->medium.regions;
+  CHECKF(used_full >= 12000 + 1500 + 190, "medium in use %llu", used_full);
+  /* What P's head regions may keep: one region's worth of each class. */
+  unsigned long long head_blocks = 0;
+  for (int s = 0; s < NSIZES; s++) head_blocks += (1u << 20) / sizes[s];
+  for (int s = 0; s < NSIZES; s++)
+    for (int i = 0; i < counts[s]; i++) pm_free(blocks[s][i]);
+  long long t0 = pmr_now_ms(), t_blocks = -1, t_rss = -1, t_regions = -1;
+  long rss = 0;
+  unsigned long long used = 0, regions = 0;
+  /* Bounded: 4 decay periods and 5 s of room for a loaded machine. */
+  while (pmr_now_ms() - t0 < 4 * DECAY_MS + 5000) {
+    pmr_sleep_ms(20);
+    rss = pmr_rss_kb();
+    st = pmr_stats();
+    used = medium_in_use(st);
+    regions = st->medium.regions;
+    long long now = pmr_now_ms() - t0;
+    if (t_rss < 0 && rss < rss_start + 8 * 1024) t_rss = now;
+    if (t_regions < 0 && regions <= NSIZES + 1 + 2) t_regions = now;   /* heads, the reserve's 1, slack */
+    if (t_blocks < 0 && used <= head_blocks) t_blocks = now;
+    if (t_rss >= 0 && t_blocks >= 0 && t_regions >= 0) break;
+  }
+  fprintf(stderr, "idle medium owner: RSS %ld kB at start, %ld kB full, %ld kB after (blocks free after %lld ms, "
+          "RSS back after %lld ms, regions after %lld ms); medium blocks in use %llu -> %llu; regions %llu -> %llu\n",
+          rss_start, rss_full, rss, t_blocks, t_rss, t_regions, used_full, used, regions_full, regions);
+  CHECKF(t_blocks >= 0, "medium blocks freed by another thread still in use: %llu (at most %llu may wait)", used,
+         head_blocks);
+#if !defined(__SANITIZE_THREAD__)   /* ThreadSanitizer's shadow memory has its own RSS */
+  CHECKF(t_rss >= 0, "RSS stays at %ld kB (started at %ld kB)", rss, rss_start);
+#endif
+  CHECKF(t_regions >= 0, "%llu medium regions mapped", regions);
+  pthread_mutex_lock(&mu);
+  done = 1;
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
+  pthread_join(t, NULL);
+  /* P's exit took the rest: nothing in use. */
+  st = pmr_stats();
+  CHECKF(medium_in_use(st) == 0, "after P's exit, medium in use %llu", medium_in_use(st));
+  return pmt_done("idle_medium");
+}
