@@ -27,7 +27,11 @@
  * arena of H, every block must carry the remote mark, and the walk is
  * bounded by the blocks H's arenas can hold.  A failure names the block:
  * it was freed by another thread and then freed again by its owner (whose
- * free list push rewrote the link) or written after its free.
+ * free list push rewrote the link) or written after its free.  A batch is
+ * checked the same way by its own thread as it pushes it (slot_flush), and
+ * a remote free writes the block's link at once: a second free is found
+ * by the owner's malloc of the block or by that check, before a push links
+ * a block that is in use into a chain.
  *
  * Generic entry points (for every region kind with an owning heap): a block
  * of any kind with at least 16 bytes is sent with pmi_remote_free(owner, p)
