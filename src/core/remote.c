@@ -101,9 +101,6 @@
 #include <errno.h>
 #include <sched.h>
 #include <string.h>
-#if defined(__x86_64__)
-#include <cpuid.h>
-#endif
 
 #include "core/internal.h"
 
@@ -514,35 +511,8 @@ static void collected_free(pmi_heap *heap, pmi_block *block, bool as_owner) {
 /* How far the walk's prefetches run ahead of it, in blocks. */
 #define PMI_PREFETCH_AHEAD 16
 
-/* The walk reads each block and then writes it (its mark, its link), and
- * the block's line is in the freeing thread's cache, written: a plain
- * prefetch brings it shared, and the first store then waits for a second
- * transfer, the invalidation of the other copy.  PREFETCHW asks for it
- * writable at once.  Where the CPU lacks it (cpuid, asked at the first
- * collection: a program that frees nothing across threads never asks; and
- * under valgrind, which does not report it) a plain prefetch. */
-static _Atomic uint8_t prefetchw_state;   /* 0: not asked yet, 1: there, 2: not there */
-pmi_noinline static void prefetchw_detect(void) {
-  unsigned ok = 0;
-#if defined(__x86_64__)
-  unsigned a, b, c, d;
-  ok = __get_cpuid(0x80000001, &a, &b, &c, &d) && (c & bit_PRFCHW) != 0;
-#endif
-  pmi_store_relaxed(&prefetchw_state, ok ? 1 : 2);
-}
-
-static inline void prefetch_for_write(const void *p) {
-#if defined(__x86_64__)
-  if (pmi_likely(pmi_load_relaxed(&prefetchw_state) == 1)) {
-    __asm__ volatile("prefetchw %0" : : "m"(*(const char *)p));
-    return;
-  }
-#endif
-  __builtin_prefetch(p, 1);
-}
-
 static inline void prefetch_hint(pmi_heap *heap, uint64_t pos) {
-  prefetch_for_write(atomic_load_explicit(&heap->remote_hint[pos & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed));
+  __builtin_prefetch(atomic_load_explicit(&heap->remote_hint[pos & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed), 1);
 }
 
 /* The owner's common case, inline: a live block of a USED pool that stays
@@ -566,7 +536,6 @@ static inline bool collect_pool_fast(pmi_block *block, unsigned kind, unsigned *
 
 static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool hinted) {
   if (block == NULL) return;
-  if (pmi_unlikely(pmi_load_relaxed(&prefetchw_state) == 0)) prefetchw_detect();
   /* The ring's newest PMI_REMOTE_HINTS entries, walked backwards from hint
    * (exclusive) down to hint_end: pushes since the last collection */
   uint64_t hint = hinted ? atomic_load_explicit(&heap->hint_pos, memory_order_relaxed) : 0;
@@ -590,7 +559,7 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
     if (next != NULL) {
       next_kind = remote_addr_kind(heap, next);
       if (next_kind == 0) pmi_bad_pointer("free", block, fault_refreed);
-      prefetch_for_write(next);
+      __builtin_prefetch(next, 1);
     }
     if (hint > hint_end) prefetch_hint(heap, --hint);
     if (!as_owner || !collect_pool_fast(block, kind, &fast)) collected_free(heap, block, as_owner);
