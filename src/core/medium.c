@@ -723,6 +723,50 @@ size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force) {
   return bytes;
 }
 
+/* The whole pages inside held block b, past its link words (a held block
+ * keeps its live bit until the owner applies it, so purge_region sees it
+ * live). */
+static size_t purge_held_block(pmi_medium *m, char *b) {
+  uintptr_t page = pmi_os_page_size();
+  uintptr_t lo = ((uintptr_t)b + sizeof(pmi_block) + page - 1) & ~(page - 1);
+  uintptr_t hi = ((uintptr_t)b + m->block_size) & ~(page - 1);
+  if (hi <= lo) return 0;
+  pmi_os_purge((void *)lo, hi - lo);
+  return hi - lo;
+}
+
+/* The same for the blocks held for FULL regions of a live owner (a visitor,
+ * which alone touches them while they are held: "held blocks" above), so
+ * that a few live blocks of an idle owner do not pin a region's pages.  The
+ * purge thread at each pass and malloc_trim (force); *pending when a region
+ * was seen changed and may go at a later pass. */
+size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pending) {
+  uint64_t decay = (uint64_t)pmi_option(arena_decay_ms);
+  size_t bytes = 0;
+  for (pmi_medium *m = heap->remote_mediums; m != NULL; m = m->nextregion) {
+    if (m->block_size < 2 * pmi_os_page_size()) continue;   /* no whole page inside a block */
+    uintptr_t sig = (uintptr_t)m->held ^ ((uintptr_t)m->used << 48) ^ 1;
+    if (m->idle_sig == (sig ^ 1)) continue;   /* purged, and not changed since */
+    if (m->idle_sig != sig) {
+      m->idle_sig = sig;
+      m->idle_ms = now;
+      if (!force) {
+        *pending = true;
+        continue;
+      }
+    }
+    if (!force && now - m->idle_ms < decay) {
+      *pending = true;
+      continue;
+    }
+    unsigned n = 0;
+    for (pmi_block *b = m->held; b != NULL && n <= m->capacity; b = pmi_link_get(b), n++) bytes += purge_held_block(m, (char *)b);
+    m->idle_sig = sig ^ 1;
+  }
+  heap->counters.medium_purge_bytes += bytes;
+  return bytes;
+}
+
 /* Growth: the regions of heap with much free (see above) that have not
  * changed since the previous look, and, when the growth was the medium
  * regions' own (pools), the empty pools of heap's arenas: their pages are
@@ -735,6 +779,7 @@ static size_t reclaim(pmi_heap *heap, bool pools) {
   size_t bytes = 0, n = 0;
   uint64_t now = pmi_os_now_ms();
   for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
+    if (m->state != PMI_MEDIUM_USED) continue;       /* FULL: no free block (held ones: purge_held) */
     uintptr_t sig = idle_sig(m);
     if (m->idle_sig == (sig ^ 1)) continue;          /* purged, and not changed since */
     if (m->idle_sig != sig) {                        /* changed since the last look: in use */
