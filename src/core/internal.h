@@ -466,6 +466,7 @@ void   pmi_medium_free(pmi_heap *heap, void *p);   /* all checks: the free of a 
 void   pmi_medium_free_collected(pmi_heap *heap, pmi_block *block);
 bool   pmi_medium_hold(pmi_heap *heap, pmi_block *block);   /* a visitor: into a FULL region (medium.c) */
 void   pmi_medium_release_held(pmi_heap *heap);             /* a visitor: held regions now empty */
+size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pending);   /* a visitor: held pages */
 void   pmi_medium_apply(pmi_heap *heap);                    /* the owner: held blocks become free */
 bool   pmi_medium_decay(uint64_t now);                      /* the purge thread: the reserve's decay */
 pmi_medium *pmi_medium_check_live(const char *fn, const void *p);  /* reports and aborts */

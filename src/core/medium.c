@@ -619,6 +619,38 @@ size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force) {
   return bytes;
 }
 
+/* The same for the blocks held for FULL regions of a live owner (a visitor,
+ * which alone touches them while they are held: "held blocks" above), so
+ * that a few live blocks of an idle owner do not pin a region's pages.  The
+ * purge thread at each pass and malloc_trim (force); *pending when a region
+ * was seen changed and may go at a later pass. */
+size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pending) {
+  uint64_t decay = (uint64_t)pmi_option(arena_decay_ms);
+  size_t bytes = 0;
+  for (pmi_medium *m = heap->remote_mediums; m != NULL; m = m->nextregion) {
+    if (m->block_size < 2 * pmi_os_page_size()) continue;   /* no whole page inside a block */
+    uintptr_t sig = (uintptr_t)m->held ^ ((uintptr_t)m->used << 48) ^ 1;
+    if (m->idle_sig == (sig ^ 1)) continue;   /* purged, and not changed since */
+    if (m->idle_sig != sig) {
+      m->idle_sig = sig;
+      m->idle_ms = now;
+      if (!force) {
+        *pending = true;
+        continue;
+      }
+    }
+    if (!force && now - m->idle_ms < decay) {
+      *pending = true;
+      continue;
+    }
+    unsigned n = 0;
+    for (pmi_block *b = m->held; b != NULL && n <= m->capacity; b = pmi_link_get(b), n++) bytes += purge_block(m, (char *)b);
+    m->idle_sig = sig ^ 1;
+  }
+  heap->counters.medium_purge_bytes += bytes;
+  return bytes;
+}
+
 /* From the owner's medium slow paths: a look at its regions once per decay
  * period (half of it, so that a region idles at most 1.5 periods). */
 static __thread uint64_t next_look_ms __attribute__((tls_model("initial-exec")));   /* no allocation at first use */

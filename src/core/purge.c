@@ -6,7 +6,9 @@
  *     taken by another thread holding the heap's lock (remote.c);
  *   - empty pools inside arenas that still hold live blocks: their pages go
  *     back with madvise once they have stayed empty for a whole purge period
- *     (one live block must not pin the 252 KiB of empty pools around it);
+ *     (one live block must not pin the 252 KiB of empty pools around it),
+ *     and so do the pages of medium blocks held for an idle owner's FULL
+ *     regions once the decay has passed (medium.c);
  *   - empty arenas in the reserve beyond POOLMALLOC_ARENA_RESERVE: unmapped
  *     once they have sat there POOLMALLOC_ARENA_DECAY_MS (arena.c), and
  *     empty medium regions beyond theirs likewise (medium.c).
@@ -106,6 +108,7 @@ static bool purge_pass(void) {
     pmi_heap_collect_any(h);
     if (!atomic_load(&h->owned)) pmi_heap_release_retained(h);
     bytes += pmi_purge_heap_pools(h, false, &pending);
+    bytes += pmi_medium_purge_held(h, pmi_os_now_ms(), false, &pending);
     pmi_heap_visit_end(h);
   }
   pmi_heaps_unlock();
@@ -184,6 +187,7 @@ int pmi_release_all(void) {
     pmi_heap_collect_any(h);
     if (h == self || !atomic_load(&h->owned)) pmi_heap_release_retained(h);
     bytes += pmi_purge_heap_pools(h, true, &pending);
+    bytes += pmi_medium_purge_held(h, pmi_os_now_ms(), true, &pending);
     pmi_heap_visit_end(h);
   }
   pmi_heaps_unlock();

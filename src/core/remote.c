@@ -27,7 +27,11 @@
  * arena of H, every block must carry the remote mark, and the walk is
  * bounded by the blocks H's arenas can hold.  A failure names the block:
  * it was freed by another thread and then freed again by its owner (whose
- * free list push rewrote the link) or written after its free.
+ * free list push rewrote the link) or written after its free.  A batch is
+ * checked the same way by its own thread as it pushes it (slot_flush), and
+ * a remote free writes the block's link at once: a second free is found
+ * by the owner's malloc of the block or by that check, before a push links
+ * a block that is in use into a chain.
  *
  * Generic entry points (for every region kind with an owning heap): a block
  * of any kind with at least 16 bytes is sent with pmi_remote_free(owner, p)
@@ -316,7 +320,7 @@ static remote_slot *slot_for(pmi_heap *owner) {
   for (unsigned i = 0; i < PMI_REMOTE_SLOTS; i++) {
     remote_slot *s = &cache.slots[i];
     if (s->owner == owner) return s;
-    if (s->first == NULL) free_slot = s;
+    if (s->first == NULL && free_slot == NULL) free_slot = s;   /* the first: slot 0 has the fast path */
     else if (s->count > fullest->count) fullest = s;
   }
   if (free_slot == NULL) {
@@ -336,8 +340,7 @@ static remote_slot *slot_for(pmi_heap *owner) {
  * block is caught all the same, as a rewritten link: by this check of a
  * batch at its push (slot_flush), or by the collection walk (a mark
  * cleared, or a chain that meets a block twice). */
-void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
-  block->key = pmi_remote_key;
+pmi_noinline static void remote_free_slow(pmi_heap *owner, pmi_block *block) {
   if (pmi_unlikely(batch_off || !pmi_load_relaxed(&owner->owned))) {
     remote_push(owner, block, block);
     return;
@@ -361,20 +364,55 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
   }
 }
 
+/* The common case first, with no register to save: the first slot batches
+ * for this owner already and has room.  cache_enter's handshake without its
+ * nesting (a bracket already open, or a visitor, go the slow way); the slot
+ * is checked inside it, as the purge thread may have pushed it. */
+static inline bool cache_enter_once(void) {
+#ifndef PMI_TSAN
+  if (pmi_likely(pmi_load_relaxed(&pmi_heap_fenceless))) {
+    atomic_store_explicit(&cache.busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    return atomic_load_explicit(&cache.visitor, memory_order_acquire) == 0;
+  }
+#endif
+  atomic_store(&cache.busy, 1);
+  return atomic_load(&cache.visitor) == 0;
+}
+
+void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
+  block->key = pmi_remote_key;
+  if (pmi_likely(cache.depth == 0) && pmi_likely(pmi_load_relaxed(&owner->owned))) {
+    bool entered = cache_enter_once();
+    remote_slot *s = &cache.slots[0];
+    if (pmi_likely(entered && s->owner == owner && s->count < PMI_REMOTE_BATCH - 1)) {
+      rlink_set(block, s->first);   /* the slot's owner is set: it holds a block */
+      s->first = block;
+      s->count++;
+      atomic_store_explicit(&cache.busy, 0, memory_order_release);
+      return;
+    }
+    atomic_store_explicit(&cache.busy, 0, memory_order_release);
+  }
+  remote_free_slow(owner, block);
+}
+
 /* ---- the collecting side ----------------------------------------------------- */
 
 /* May the walk follow a link to b?  It must be a 16-byte aligned address in
- * a pool page of an arena of heap (decided without reading b). */
-static bool remote_addr_ok(pmi_heap *heap, const pmi_block *b) {
-  if (((uintptr_t)b & (PMI_ALIGNMENT - 1)) != 0) return false;
-  switch (pmi_arenamap_kind(b)) {
+ * a pool page of an arena of heap, or in a medium region (decided without
+ * reading b).  Its region kind, or 0 if not. */
+static unsigned remote_addr_kind(pmi_heap *heap, const pmi_block *b) {
+  if (((uintptr_t)b & (PMI_ALIGNMENT - 1)) != 0) return 0;
+  unsigned kind = pmi_arenamap_kind(b);
+  switch (kind) {
   case PMI_REGION_POOLS:
-    if (((uintptr_t)b & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE) return false;
-    return pmi_load_relaxed(&pmi_arena_of(b)->heap) == heap;
+    if (((uintptr_t)b & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE) return 0;
+    return pmi_load_relaxed(&pmi_arena_of(b)->heap) == heap ? kind : 0;
   case PMI_REGION_MEDIUM:   /* its owner is checked by medium.c when collected */
-    return true;
+    return kind;
   default:
-    return false;
+    return 0;
   }
 }
 
@@ -477,6 +515,25 @@ static inline void prefetch_hint(pmi_heap *heap, uint64_t pos) {
   __builtin_prefetch(atomic_load_explicit(&heap->remote_hint[pos & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed), 1);
 }
 
+/* The owner's common case, inline: a live block of a USED pool that stays
+ * USED (no transition can follow: used stays above 1).  Everything else,
+ * faults included, goes to pmi_free_collected, which checks it all from the
+ * start.  The walk has checked the block's alignment, its arena and pool
+ * page (remote_addr_kind) and its mark. */
+static inline bool collect_pool_fast(pmi_block *block, unsigned kind, unsigned *n) {
+  if (kind != PMI_REGION_POOLS) return false;
+  pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
+  unsigned units = pmi_block_units(block);
+  uint64_t *word = pmi_live_word(pool, units), bit = pmi_live_bit(units);
+  if (pmi_unlikely(pool->state != PMI_POOL_USED || !(*word & bit) || pool->used <= 2)) return false;
+  block->key = 0;
+  *word &= ~bit;
+  pmi_pool_push(pool, block);
+  pool->used--;
+  ++*n;
+  return true;
+}
+
 static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool hinted) {
   if (block == NULL) return;
   /* The ring's newest PMI_REMOTE_HINTS entries, walked backwards from hint
@@ -486,24 +543,30 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
   if (hinted && hint_end < heap->hint_seen) hint_end = heap->hint_seen;
   heap->hint_seen = hint;
   for (unsigned i = 0; i < PMI_PREFETCH_AHEAD && hint > hint_end; i++) prefetch_hint(heap, --hint);
-  if (!remote_addr_ok(heap, block))
+  unsigned kind = remote_addr_kind(heap, block);
+  if (kind == 0)
     pmi_fatal("heap corruption: the remote free list of heap %p starts at %p, not one of its blocks",
               (void *)heap, (void *)block);
   /* every pool block the heap's arenas hold, and room for its medium blocks */
   size_t bound = heap->narenas * PMI_ARENA_POOLS * (PMI_POOL_SIZE / PMI_ALIGNMENT) + ((size_t)1 << 24);
+  unsigned fast = 0;   /* pool blocks collect_pool_fast took (counted once) */
   while (block != NULL) {
     if (bound-- == 0)
       pmi_fatal("heap corruption: the remote free list of heap %p loops (at %p)", (void *)heap, (void *)block);
     if (block->key != pmi_remote_key) pmi_bad_pointer("free", block, fault_refreed);
     pmi_block *next = rlink_get(block);
+    unsigned next_kind = 0;
     if (next != NULL) {
-      if (!remote_addr_ok(heap, next)) pmi_bad_pointer("free", block, fault_refreed);
+      next_kind = remote_addr_kind(heap, next);
+      if (next_kind == 0) pmi_bad_pointer("free", block, fault_refreed);
       __builtin_prefetch(next, 1);
     }
     if (hint > hint_end) prefetch_hint(heap, --hint);
-    collected_free(heap, block, as_owner);
+    if (!as_owner || !collect_pool_fast(block, kind, &fast)) collected_free(heap, block, as_owner);
     block = next;
+    kind = next_kind;
   }
+  heap->counters.free_remote += fast;
 }
 
 /* The owner (or the holder of an unowned heap's lock) takes everything. */
