@@ -41,13 +41,37 @@ static void fork_child(void) {
   pmi_stats_fork_child();
 }
 
-/* From pmi_process_init, as early as we can; the order against other
- * libraries' handlers no longer matters (lock.c). */
-/* pthread_atfork is glibc's libc_nonshared.a wrapper of __register_atfork,
- * linked at the very end of the library's text: calling it would fault in
- * a text page that nothing else at start-up touches, and the kernel maps
- * the 64 KiB around it (half the library's text resident in a process that
- * barely allocates).  The call it makes, as it makes it: */
+/* Registered at the first use that can leave state a fork must see to:
+ * the first heap (pmi_heaps_lock, which every heap's creation, adoption,
+ * report and trim takes first), the first huge block (huge.c), and at
+ * start-up only when debug mode or the statistics' interval thread is on.
+ * Before that no lock of ours can be held and no thread of ours runs, so a
+ * fork needs no handler; and a program that never allocates (/bin/true)
+ * does not pay for the registration: glibc's __register_atfork brings 64 KiB
+ * of its read-only data and a window of its text into memory.  The order
+ * against other libraries' handlers does not matter (lock.c).
+ *
+ * pthread_atfork is glibc's libc_nonshared.a wrapper of __register_atfork,
+ * linked at the very end of the library's text (a page nothing else on
+ * these paths touches); the call it makes, as it makes it. */
 extern void *__dso_handle;
 extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
-pmi_startup void pmi_fork_setup(void) { __register_atfork(fork_prepare, fork_parent, fork_child, __dso_handle); }
+
+_Atomic int pmi_fork_state;   /* 0 not registered, 1 being registered, 2 registered */
+static __thread uint8_t registering __attribute__((tls_model("initial-exec")));
+
+pmi_noinline void pmi_fork_setup_slow(void) {
+  /* __register_atfork may allocate (beyond its first 48 handlers), and so
+   * come back here in this thread: the handlers are not needed for that. */
+  if (registering) return;
+  int expected = 0;
+  if (atomic_compare_exchange_strong(&pmi_fork_state, &expected, 1)) {
+    registering = 1;
+    __register_atfork(fork_prepare, fork_parent, fork_child, __dso_handle);
+    registering = 0;
+    atomic_store_explicit(&pmi_fork_state, 2, memory_order_release);
+    return;
+  }
+  /* another thread is registering them: no lock of ours before they are */
+  while (atomic_load_explicit(&pmi_fork_state, memory_order_acquire) != 2) {}
+}

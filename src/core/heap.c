@@ -207,7 +207,10 @@ void pmi_heap_visit_end(pmi_heap *heap) {
   pmi_heap_unlock(heap);
 }
 
-void pmi_heaps_lock(void) { pmi_spin_lock(&heaps_lock_); }
+void pmi_heaps_lock(void) {
+  pmi_fork_setup();   /* the handlers before the first lock of ours (fork.c) */
+  pmi_spin_lock(&heaps_lock_);
+}
 void pmi_heaps_unlock(void) { pmi_spin_unlock(&heaps_lock_); }
 pmi_heap *pmi_heap_first(void) { return heaps_all; }
 

@@ -339,6 +339,7 @@ static char *region_map(size_t map, size_t align) {
 
 void *pmi_huge_malloc(size_t size, size_t alignment, bool zero) {
   pmi_process_init();
+  pmi_fork_setup();   /* a huge block needs no heap: the handlers before the cache's lock (fork.c) */
   size_t page = pmi_os_page_size();
   size_t offset = alignment > page ? alignment : page;
   size_t align = offset > PMI_ARENA_SIZE ? offset : PMI_ARENA_SIZE;

@@ -32,7 +32,7 @@ pmi_startup void pmi_process_init(void) {
   pmi_stats_note_stderr();
   pmi_debug_init();
   pmi_heap_setup();
-  pmi_fork_setup();
+  if (pmi_debug_active || pmi_option(stats_interval) > 0) pmi_fork_setup();   /* else at first use (fork.c) */
   pmi_libc_init();
   atomic_store_explicit(&pmi_process_state, 2, memory_order_release);
   tls_initialising = 0;

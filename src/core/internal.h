@@ -206,7 +206,13 @@ void   pmi_spin_fork_begin(void);               /* this thread is forking (holds
 void   pmi_spin_fork_end(void);
 
 /* ---- fork.c: the atfork handlers ----------------------------------------- */
-void   pmi_fork_setup(void);                    /* registers them */
+extern _Atomic int pmi_fork_state;
+void   pmi_fork_setup_slow(void);
+/* Registers the handlers once, before the first lock of ours is taken
+ * (fork.c says where); one load once they are. */
+static inline void pmi_fork_setup(void) {
+  if (pmi_unlikely(atomic_load_explicit(&pmi_fork_state, memory_order_acquire) != 2)) pmi_fork_setup_slow();
+}
 
 /* ---- arenamap.c: is this address in one of our arenas? -------------------- *
  * One byte per 256 KiB slot of the 47-bit user address space, in one flat
