@@ -78,12 +78,13 @@ static void *malloc_without_heap(size_t size) {
   return malloc_slow(heap, size);
 }
 
-static inline void *malloc_medium_pop(pmi_heap *heap, pmi_medium *m, pmi_block *block) {
-  heap->counters.malloc_medium++;
-  return pmi_medium_pop(m, block);
-}
-
-pmi_noinline static void *malloc_generic_slow(pmi_heap *heap, size_t size) {
+/* Everything malloc_core does not serve: the head pool or region of the
+ * class has no free block (pmi_heap_empty's front[] are all sentinels, with
+ * no free block, so a thread without a heap, or in debug mode, arrives
+ * here without a test of its own), size 0, or a huge size.  Size first: it
+ * arrives in the first argument register and stays there, so that malloc's
+ * fast path reaches here without moving it. */
+pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
   if (heap == &pmi_heap_empty) {   /* no heap yet, or debug mode (every call) */
     if (pmi_unlikely(pmi_debug_active)) return pmi_debug_malloc(size);
     return malloc_without_heap(size);
@@ -91,20 +92,11 @@ pmi_noinline static void *malloc_generic_slow(pmi_heap *heap, size_t size) {
   return malloc_slow(heap, size);
 }
 
-/* Everything malloc_core does not serve.  First the medium classes' fast
- * path, the pools' twin: the head region of the class has a free block.
- * pmi_heap_empty's usedmedium[] are all the sentinel, with no free block,
- * so a thread without a heap (or in debug mode) falls through to the slow
- * path without a test of its own.  Size first: it arrives in the first
- * argument register and stays there, so that malloc's fast path reaches
- * here without moving it. */
-pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
-  if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) {
-    pmi_medium *m = heap->usedmedium[pmi_medium_class_fast(size)];
-    pmi_block *block = m->freeblock;
-    if (pmi_likely(block != NULL)) return malloc_medium_pop(heap, m, block);
-  }
-  return malloc_generic_slow(heap, size);
+/* The fast path's link check failed: the last block of its list, or a
+ * corrupt link (each kind's own report). */
+pmi_noinline void *pmi_desc_pop_last(pmi_desc *d, pmi_block *block) {
+  if (pmi_desc_is_medium(d)) return pmi_medium_pop_last((pmi_medium *)d, block);
+  return pmi_pool_pop_last((pmi_pool *)d, block);
 }
 
 static void *malloc_slow(pmi_heap *heap, size_t size) {
@@ -135,16 +127,28 @@ static void *malloc_slow(pmi_heap *heap, size_t size) {
   return p;
 }
 
-/* The fast path, shared by pm_malloc and pmi_malloc. */
-static inline __attribute__((always_inline)) void *malloc_core(pmi_heap *heap, size_t size) {
-  if (pmi_likely(size - 1 < PMI_SMALL_MAX)) {    /* 1..512; 0 wraps around */
-    pmi_pool *pool = heap->usedpools[pmi_size_class(size)];
-    pmi_block *block = pool->freeblock;
+/* The fast path, shared by malloc, calloc and the core's pmi_malloc: one
+ * path for every size up to MEDIUM_MAX, pool block or medium block alike
+ * (types.h, "the descriptor the fast paths read"), so that the branches it
+ * takes do not depend on the size.  NULL: the slow path's turn (the head
+ * pool or region of the class has no free block, or size is 0 or above
+ * the medium classes). */
+static inline __attribute__((always_inline)) void *front_pop(pmi_heap *heap, size_t size) {
+  if (pmi_likely(size - 1 < PMI_MEDIUM_MAX)) {    /* 1..128 KiB; 0 wraps around */
+    uintptr_t fc = pmi_front_class(size);
+    pmi_desc *d = heap->front[fc];
+    pmi_block *block = d->freeblock;
     if (pmi_likely(block != NULL)) {
-      heap->counters.malloc_small++;
-      return pmi_pool_pop(pool, block);
+      heap->front_mallocs[fc]++;
+      return pmi_desc_pop(d, block, fc);
     }
   }
+  return NULL;
+}
+
+static inline __attribute__((always_inline)) void *malloc_core(pmi_heap *heap, size_t size) {
+  void *p = front_pop(heap, size);
+  if (pmi_likely(p != NULL)) return p;
   return pmi_malloc_generic(size, heap);
 }
 
@@ -172,15 +176,28 @@ pmi_export extern __typeof__(pm_malloc) malloc __attribute__((alias("pm_malloc")
 /* ---- calloc, realloc ------------------------------------------------------ */
 
 
+pmi_noinline static void *calloc_slow(size_t n, size_t size, size_t total) {
+  PMI_COUNT(calloc_calls);
+  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_calloc(n, size);
+  return pmi_calloc(total);
+}
+
+/* malloc's fast path and a clear of the block (pool and medium blocks are
+ * recycled); everything else, debug mode included (pmi_heap_empty has no
+ * free block), in calloc_slow. */
 pmi_export void *pm_calloc(size_t n, size_t size) {
   size_t total;
   if (pmi_unlikely(__builtin_mul_overflow(n, size, &total) || total > PTRDIFF_MAX)) {
     errno = ENOMEM;
     return NULL;
   }
-  PMI_COUNT(calloc_calls);
-  if (pmi_unlikely(pmi_debug_active)) return pmi_debug_calloc(n, size);
-  return pmi_calloc(total);
+  pmi_heap *heap = pmi_heap_tls;
+  void *p = front_pop(heap, total);
+  if (pmi_likely(p != NULL)) {
+    heap->counters.calloc_calls++;
+    return memset(p, 0, total);
+  }
+  return calloc_slow(n, size, total);
 }
 
 /* calloc of total bytes (already checked), without the dispatch. */
@@ -247,13 +264,14 @@ pmi_noinline static void *realloc_slow(void *p, size_t size) {
   return pmi_realloc(p, size);
 }
 
-/* realloc_grow's move of a checked pool or medium block of heap, by the
- * fast paths; the slow path if memory runs out. */
-pmi_noinline static void *realloc_move(pmi_heap *heap, void *p, size_t old, size_t size) {
-  void *q = malloc_core(heap, roomy_size(old, size));
+/* A move of a checked pool or medium block of heap to a block of n bytes
+ * (realloc_grow's, or a shrink's), by the fast paths, copying copy bytes;
+ * the slow path if memory runs out. */
+pmi_noinline static void *realloc_move(pmi_heap *heap, void *p, size_t n, size_t copy, size_t size) {
+  void *q = malloc_core(heap, n);
   if (pmi_unlikely(q == NULL)) return realloc_slow(p, size);
   heap->counters.realloc_calls++;
-  memcpy(q, p, old);
+  memcpy(q, p, copy);
   pm_free(p);
   return q;
 }
@@ -285,9 +303,8 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     old = pmi_class_size(pool->szidx);
   } else if (kind == PMI_REGION_MEDIUM) {
     pmi_medium *m = pmi_medium_of(p);
-    if (*(pmi_heap *const *)&m->heap != heap || ((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) != 0) goto slow;
-    uintptr_t u = (uintptr_t)p >> PMI_MEDIUM_UNIT_SHIFT;
-    if (!((m->live[(u >> 6) & (PMI_MEDIUM_LIVE_WORDS - 1)] >> (u & 63)) & 1)) goto slow;
+    if (*(pmi_heap *const *)&m->heap != heap) goto slow;
+    if (!((m->live[(r >> 6) & (PMI_MEDIUM_LIVE_WORDS - 1)] >> (r & 63)) & 1)) goto slow;
     old = m->block_size;
   } else if (kind == PMI_REGION_HUGE && heap != &pmi_heap_empty && size - 1 < PTRDIFF_MAX) {
     return realloc_huge(heap, p, size);
@@ -299,7 +316,11 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     heap->counters.realloc_inplace++;
     return p;
   }
-  if (size > old && size <= PMI_REALLOC_MAPPED_FROM) return realloc_move(heap, p, old, size);
+  if (size > old) {
+    if (size <= PMI_REALLOC_MAPPED_FROM) return realloc_move(heap, p, roomy_size(old, size), old, size);
+  } else if (size != 0) {   /* a shrink to less than about half: to the new size's class */
+    return realloc_move(heap, p, size, size, size);
+  }
 slow:
   return realloc_slow(p, size);
 }
@@ -383,7 +404,7 @@ static inline unsigned medium_aligned_class(size_t n, size_t alignment) {
  *     pool, so a request rounded up to a multiple of a power-of-two
  *     alignment <= 512 is served from the pools at malloc's cost (C++'s
  *     aligned new takes this path);
- *   - medium blocks sit at 4 KiB + k * size in a 1 MiB-aligned region, so
+ *   - medium blocks sit at 12 KiB + k * size in a 1 MiB-aligned region, so
  *     for an alignment a <= 4 KiB the first medium class (from the request's
  *     own) whose size is a multiple of a serves it: within eight classes,
  *     since each power of two is a class;
@@ -397,7 +418,7 @@ void *pmi_memalign(size_t alignment, size_t size) {
   size_t rounded = (size + alignment - 1) & ~(alignment - 1);
   if (rounded == 0) rounded = alignment;
   if (rounded <= PMI_SMALL_MAX) return pmi_malloc(rounded);
-  if (rounded <= PMI_MEDIUM_MAX && alignment <= PMI_MEDIUM_HEADER)
+  if (rounded <= PMI_MEDIUM_MAX && alignment <= PMI_MEDIUM_ALIGN_MAX)
     return pmi_malloc(pmi_medium_class_size(medium_aligned_class(rounded, alignment)));
   return pmi_huge_malloc(size, alignment, false);
 }
@@ -431,7 +452,7 @@ pmi_noinline static void *memalign_slow(size_t alignment, size_t size) {
  * that pmi_memalign would choose (a table: medium.c), popped here as
  * malloc's fast paths pop it. */
 static inline __attribute__((always_inline)) void *memalign_core(size_t alignment, size_t size) {
-  if (pmi_likely(alignment - 1 < PMI_MEDIUM_HEADER && (alignment & (alignment - 1)) == 0 &&
+  if (pmi_likely(alignment - 1 < PMI_MEDIUM_ALIGN_MAX && (alignment & (alignment - 1)) == 0 &&
                  size - 1 < PMI_MEDIUM_MAX)) {
     pmi_heap *heap = pmi_heap_tls;
     size_t n = (size + alignment - 1) & ~(alignment - 1);
@@ -448,7 +469,8 @@ static inline __attribute__((always_inline)) void *memalign_core(size_t alignmen
       pmi_block *block = m->freeblock;
       if (pmi_likely(block != NULL)) {
         heap->counters.aligned_calls++;
-        return malloc_medium_pop(heap, m, block);
+        heap->counters.malloc_medium++;
+        return pmi_medium_pop(m, block);
       }
     }
   }

@@ -43,4 +43,11 @@ static void fork_child(void) {
 
 /* From pmi_process_init, as early as we can; the order against other
  * libraries' handlers no longer matters (lock.c). */
-pmi_startup void pmi_fork_setup(void) { pthread_atfork(fork_prepare, fork_parent, fork_child); }
+/* pthread_atfork is glibc's libc_nonshared.a wrapper of __register_atfork,
+ * linked at the very end of the library's text: calling it would fault in
+ * a text page that nothing else at start-up touches, and the kernel maps
+ * the 64 KiB around it (half the library's text resident in a process that
+ * barely allocates).  The call it makes, as it makes it: */
+extern void *__dso_handle;
+extern int __register_atfork(void (*prepare)(void), void (*parent)(void), void (*child)(void), void *dso);
+pmi_startup void pmi_fork_setup(void) { __register_atfork(fork_prepare, fork_parent, fork_child, __dso_handle); }

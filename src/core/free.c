@@ -126,8 +126,8 @@ pmi_noinline static void free_local_slow(void *p);
  * block at all. */
 static void free_foreign(pmi_heap *heap, void *p) {
   switch (pmi_arenamap_kind(p)) {
-  case PMI_REGION_MEDIUM:   /* (the core's callers have not tried the fast path) */
-    if (!pmi_medium_free_fast(heap, p)) pmi_medium_free(heap, p);
+  case PMI_REGION_MEDIUM:   /* misaligned: medium.c's checks report it */
+    pmi_medium_free(heap, p);
     return;
   case PMI_REGION_HUGE:
     pmi_huge_free(p);
@@ -146,10 +146,9 @@ static void free_foreign(pmi_heap *heap, void *p) {
   pmi_libc_free(p);   /* glibc's free keeps errno (2.33 and later) */
 }
 
-/* Everything free's first test sends away but a medium block its fast path
- * takes: NULL, foreign and huge blocks, misaligned pointers (into a pool
- * arena or not), and every medium free with a state change or a fault.
- * heap is the caller's own (not pmi_heap_tls in debug mode). */
+/* Everything free's first test sends away: NULL, foreign and huge blocks,
+ * misaligned pointers (into a pool arena or not).  heap is the caller's own
+ * (not pmi_heap_tls in debug mode). */
 static void free_not_pool_core(pmi_heap *heap, void *p) {
   if (pmi_arenamap_kind(p) == PMI_REGION_POOLS) {   /* misaligned, in a pool arena */
     free_local_slow(p);
@@ -158,7 +157,8 @@ static void free_not_pool_core(pmi_heap *heap, void *p) {
   free_foreign(heap, p);
 }
 
-pmi_noinline static void free_not_pool_slow(void *p) {
+/* The one non-inlined function for all that is not a pool or medium block. */
+pmi_noinline static void free_not_pool(void *p) {
   if (pmi_unlikely(pmi_debug_active)) {
     pmi_debug_free(p);
     return;
@@ -166,20 +166,13 @@ pmi_noinline static void free_not_pool_slow(void *p) {
   free_not_pool_core(pmi_heap_tls, p);
 }
 
-/* The one non-inlined function for all that is not a pool block, with the
- * arena map's slot for p (free_core's lookup, inside the map; a misaligned p
- * finds none and goes to free_not_pool_slow)
- * and pmi_heap_tls: first the medium blocks' fast path (internal.h), which
- * in debug mode never matches (pmi_heap_tls is pmi_heap_empty, which owns no
- * region). */
-pmi_noinline static void free_not_pool(void *p, pmi_heap *heap, uintptr_t slot) {
-  if (pmi_likely(pmi_arenamap_slot_byte(slot) == PMI_REGION_MEDIUM && pmi_medium_free_fast(heap, p))) return;
-  free_not_pool_slow(p);
-}
-
-/* A pool block of another heap: what can be checked without the owner's
- * descriptor, then the hook. */
-static void free_remote(void *p) {
+/* A pool or medium block of another heap: what can be checked without the
+ * owner's descriptor, then the hook. */
+static void free_remote(pmi_heap *heap, void *p) {
+  if (pmi_arenamap_kind(p) == PMI_REGION_MEDIUM) {
+    pmi_medium_free(heap, p);   /* its owner is not heap: medium.c's remote side */
+    return;
+  }
   pmi_arena *arena = pmi_arena_of(p);
   pmi_heap *owner = atomic_load_explicit(&arena->heap, memory_order_acquire);
   if (owner == NULL) pmi_bad_pointer("free", p, "invalid pointer (inside a retired arena):");
@@ -190,13 +183,13 @@ static void free_remote(void *p) {
   pmi_remote_free(owner, p);
 }
 
-/* A pool block of another heap, or any pool block in debug mode. */
+/* A pool or medium block of another heap, or any such block in debug mode. */
 pmi_noinline static void free_not_local(void *p) {
   if (pmi_unlikely(pmi_debug_active)) {
     pmi_debug_free(p);
     return;
   }
-  free_remote(p);
+  free_remote(pmi_heap_tls, p);
 }
 
 /* A free of our own block that the fast path did not take: the pointer is
@@ -235,40 +228,63 @@ pmi_noinline static void free_local_slow(void *p) {
   errno = saved;
 }
 
-/* The fast path, shared by pm_free and pmi_free; heap is the caller's. */
+/* free's fast path found heap's own block but not a live one in a USED
+ * pool or region: each kind's slow path, with every check from the start. */
+pmi_noinline static void free_own_slow(void *p, pmi_heap *heap) {
+  if (pmi_arenamap_kind(p) == PMI_REGION_MEDIUM) pmi_medium_free(heap, p);
+  else free_local_slow(p);
+}
+
+/* --used reached 0: the pool or region emptied.  A pool stays as a spare
+ * while the heap keeps fewer than PMI_SPARE_POOLS (no lock: only the owner
+ * touches nspare), which is the common case: a batch or a tree dropped. */
+pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
+  if (pmi_desc_is_medium(d)) {
+    pmi_medium_emptied(heap, (pmi_medium *)d);
+  } else if (pmi_likely(heap->nspare < PMI_SPARE_POOLS)) {
+    heap->nspare++;
+  } else {
+    pmi_pool_emptied(heap, (pmi_pool *)d);
+  }
+}
+
+/* The fast path, shared by pm_free and pmi_free; heap is the caller's.  One
+ * path for pool and medium blocks (types.h, "the descriptor the fast paths
+ * read"): the arena map's byte selects the masks that find the owner, the
+ * descriptor and the live word, so that the branches taken do not depend
+ * on which kind p is. */
 static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void *p, bool core) {
   uintptr_t r = pmi_rotate_units(p);   /* low bits: p's 16-byte unit number */
   uintptr_t slot = pmi_arenamap_block_slot(r);
-  if (pmi_unlikely(!pmi_arenamap_slot_in_map(slot))) {   /* misaligned, or beyond the map */
+  unsigned kind;
+  /* misaligned, beyond the map, or not a pool arena or medium region */
+  if (pmi_unlikely(!pmi_arenamap_slot_in_map(slot) ||
+                   (kind = pmi_arenamap_slot_byte(slot)) < PMI_REGION_POOLS)) {
     if (core) free_not_pool_core(heap, p);
-    else free_not_pool_slow(p);
+    else free_not_pool(p);
     return;
   }
-  if (pmi_unlikely(pmi_arenamap_slot_byte(slot) != PMI_REGION_POOLS)) {
-    if (core) free_not_pool_core(heap, p);
-    else free_not_pool(p, heap, slot);
-    return;
-  }
-  pmi_arena *arena = pmi_arena_of(p);
+  const pmi_front_tables *t = &pmi_front;
+  uintptr_t base = (uintptr_t)p & t->region_mask[kind];
   /* A plain read of the owner (a pointer is written whole), so that the
    * compiler folds it into the compare as it cannot with a relaxed load. */
-  if (pmi_unlikely(*(pmi_heap *const *)&arena->heap != heap)) {
-    if (core) free_remote(p);
+  if (pmi_unlikely(*(pmi_heap *const *)(base + offsetof(pmi_arena, heap)) != heap)) {
+    if (core) free_remote(heap, p);
     else free_not_local(p);
     return;
   }
-  pmi_pool *pool = pmi_pool_of(arena, p);
-  uint64_t *word = (uint64_t *)((char *)pool->live + ((r >> 3) & ((PMI_LIVE_WORDS - 1) * 8)));   /* live[(r >> 6) % WORDS] */
+  pmi_desc *d = (pmi_desc *)(base + (((uintptr_t)p >> 6) & t->desc_mask[kind]));
+  uint64_t *word = (uint64_t *)((char *)d->live + ((r >> 3) & t->kind_word_mask[kind]));   /* live[(r >> 6) % WORDS] */
   uint64_t w = *word;
-  pmi_block *next = pool->freeblock;
-  if (pmi_unlikely(!((w >> (r & 63)) & 1) || pool->state != PMI_POOL_USED)) {
-    free_local_slow(p);
+  pmi_block *next = d->freeblock;
+  if (pmi_unlikely(!((w >> (r & 63)) & 1) || d->state != PMI_POOL_USED)) {
+    free_own_slow(p, heap);
     return;
   }
   *word = pmi_bit_clear(w, r);
   pmi_link_set(p, next);
-  pool->freeblock = p;
-  if (pmi_unlikely(--pool->used == 0)) pmi_pool_emptied(heap, pool);
+  d->freeblock = p;
+  if (pmi_unlikely(--d->used == 0)) desc_emptied(heap, d);
 }
 
 /* The core underneath the debug allocator: the thread's own heap. */

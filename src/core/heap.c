@@ -214,7 +214,7 @@ pmi_heap *pmi_heap_first(void) { return heaps_all; }
 /* ---- creation and adoption --------------------------------------------------- */
 
 static pmi_heap *heap_new_locked(void) {
-  size_t size = (sizeof(pmi_heap) + 63) & ~(size_t)63;
+  size_t size = (PMI_HEAP_BYTES + 63) & ~(size_t)63;
   if (slab_next == NULL || (size_t)(slab_end - slab_next) < size) {
     size_t slab = 64 * 1024;
     slab_next = pmi_os_map(slab);

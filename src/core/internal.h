@@ -33,6 +33,20 @@
 static inline size_t pmi_size_class(size_t n) { return (n - 1) >> PMI_ALIGNMENT_SHIFT; }
 static inline size_t pmi_class_size(unsigned szidx) { return (size_t)(szidx + 1) << PMI_ALIGNMENT_SHIFT; }
 
+/* ---- front.c: the fast paths' tables (types.h, "the descriptor the fast
+ *      paths read") ---------------------------------------------------------- */
+typedef struct pmi_front_tables {
+  uint64_t link_limit[PMI_FRONT_NCLASSES];   /* by front class: next ^ block below it */
+  uint64_t word_mask[PMI_FRONT_NCLASSES];    /* by front class: (live words - 1) * 8 */
+  uintptr_t region_mask[4];                  /* by region kind: the owner at (p & it) + 8 */
+  uintptr_t desc_mask[4];                    /* by region kind: + ((p >> 6) & it) */
+  uint64_t kind_word_mask[4];                /* by region kind: as word_mask */
+  uint8_t fclass[PMI_FRONT_UNITS];           /* by 16-byte unit of the size */
+} pmi_front_tables;
+extern const pmi_front_tables pmi_front;
+/* The front class of a size 1 .. MEDIUM_MAX. */
+static inline unsigned pmi_front_class(size_t n) { return pmi_front.fclass[(n - 1) >> PMI_ALIGNMENT_SHIFT]; }
+
 static inline pmi_arena *pmi_arena_of(const void *p) {
   return (pmi_arena *)((uintptr_t)p & ~(PMI_ARENA_SIZE - 1));
 }
@@ -117,6 +131,25 @@ static inline void *pmi_pool_pop(pmi_pool *pool, pmi_block *block) {
 static inline void pmi_pool_push(pmi_pool *pool, pmi_block *block) {
   pmi_link_set(block, pool->freeblock);
   pool->freeblock = block;
+}
+
+/* Pops block, the head of descriptor d's free list (d is heap.front[fc]), and
+ * hands it out: pmi_pool_pop and pmi_medium_pop as one, their constants
+ * read from pmi_front by front class. */
+__attribute__((returns_nonnull)) void *pmi_desc_pop_last(pmi_desc *d, pmi_block *block);   /* next NULL, or corrupt */
+/* Which kind a descriptor is: a region's is the start of its 1 MiB, a
+ * pool's a 64-byte slot after the arena header. */
+static inline bool pmi_desc_is_medium(const pmi_desc *d) { return ((uintptr_t)d & (PMI_POOL_SIZE - 1)) == 0; }
+static inline void *pmi_desc_pop(pmi_desc *d, pmi_block *block, uintptr_t fc) {
+  uintptr_t offset = pmi_link_offset(block);
+  pmi_block *next = (pmi_block *)(offset ^ (uintptr_t)block);
+  if (pmi_unlikely(offset >= pmi_front.link_limit[fc])) return pmi_desc_pop_last(d, block);
+  d->freeblock = next;
+  d->used++;
+  uintptr_t u = (uintptr_t)block >> PMI_ALIGNMENT_SHIFT;   /* the bit: u mod 64 */
+  uint64_t *word = (uint64_t *)((char *)d->live + ((u >> 3) & pmi_front.word_mask[fc]));
+  *word |= (uint64_t)1 << (u & 63);
+  return block;
 }
 
 /* ---- os.c: the only file that talks to the kernel ------------------------- */
@@ -317,7 +350,6 @@ void   pmi_heap_visit_end(pmi_heap *heap);
 
 /* ---- alloc.c / free.c: the generic (slow) paths ----------------------------- */
 void  *pmi_malloc_generic(size_t size, pmi_heap *heap);
-uint64_t pmi_heap_small_frees(pmi_heap *heap);   /* derived, not counted: stats.c */
 void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
 void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
 pmi_pool *pmi_check_live_block(const char *fn, const void *p);
@@ -386,11 +418,8 @@ static inline unsigned pmi_medium_class(size_t n) {   /* types.h draws the class
   unsigned b = 63u - (unsigned)__builtin_clzl(m);
   return (unsigned)(m >> (b - 3)) + 8 * b - 84;
 }
-/* The same, by a table (medium.c): one load, for malloc's fast path. */
-extern const uint8_t pmi_medium_class_table[PMI_MEDIUM_MAX >> PMI_MEDIUM_UNIT_SHIFT];
-static inline unsigned pmi_medium_class_fast(size_t n) {
-  return pmi_medium_class_table[(n - 1) >> PMI_MEDIUM_UNIT_SHIFT];
-}
+/* The same, by the front table: one load. */
+static inline unsigned pmi_medium_class_fast(size_t n) { return pmi_front_class(n) - PMI_NCLASSES; }
 /* The first class from c whose blocks are 2^k-aligned, k <= 12 (medium.c);
  * rows of 64 (the last four unused) so that the fast path indexes them by
  * a shift, not a multiply. */
@@ -404,8 +433,8 @@ static inline size_t pmi_medium_class_size(unsigned c) {
 static inline pmi_medium *pmi_medium_of(const void *p) {
   return (pmi_medium *)((uintptr_t)p & ~(PMI_MEDIUM_SIZE - 1));
 }
-static inline unsigned pmi_medium_units(const void *p) {
-  return (unsigned)(((uintptr_t)p & (PMI_MEDIUM_SIZE - 1)) >> PMI_MEDIUM_UNIT_SHIFT);
+static inline unsigned pmi_medium_units(const void *p) {   /* the live bit's 16-byte unit */
+  return (unsigned)(((uintptr_t)p & (PMI_MEDIUM_SIZE - 1)) >> PMI_ALIGNMENT_SHIFT);
 }
 #define PMI_MEDIUM_LIVE_WORDS (PMI_MEDIUM_UNITS / 64)
 void  *pmi_medium_pop_last(pmi_medium *m, pmi_block *block);   /* next NULL, or corrupt */
@@ -418,35 +447,12 @@ static inline void *pmi_medium_pop(pmi_medium *m, pmi_block *block) {
   if (pmi_unlikely(offset >= PMI_MEDIUM_SIZE)) return pmi_medium_pop_last(m, block);
   m->freeblock = (pmi_block *)(offset ^ (uintptr_t)block);
   m->used++;
-  uintptr_t u = (uintptr_t)block >> PMI_MEDIUM_UNIT_SHIFT;   /* the bit: u mod 64 */
+  uintptr_t u = (uintptr_t)block >> PMI_ALIGNMENT_SHIFT;   /* the bit: u mod 64 */
   m->live[(u >> 6) & (PMI_MEDIUM_LIVE_WORDS - 1)] |= (uint64_t)1 << (u & 63);
   return block;
 }
 
 void   pmi_medium_emptied(pmi_heap *heap, pmi_medium *m);   /* free's fast path: used hit 0 */
-/* free's fast path for a pointer the arena map places in a medium region,
- * the pool's twin (free.c, free_core): the owner is heap, p is a 128-byte
- * unit whose live bit is set, and the region has a free block (so it is
- * not FULL); then clear the bit, push, and --used == 0 is the only state
- * change left (the head of its class never gets there: types.h).  Anything
- * else returns false, for pmi_medium_free's exact checks. */
-static inline bool pmi_medium_free_fast(pmi_heap *heap, void *p) {
-  pmi_medium *m = pmi_medium_of(p);
-  if (pmi_unlikely(*(pmi_heap *const *)&m->heap != heap)) return false;
-  uintptr_t u = (uintptr_t)p >> PMI_MEDIUM_UNIT_SHIFT;
-  uint64_t *word = &m->live[(u >> 6) & (PMI_MEDIUM_LIVE_WORDS - 1)];
-  uint64_t w = *word;
-  pmi_block *next = m->freeblock;
-  if (pmi_unlikely(((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) != 0 || !((w >> (u & 63)) & 1) ||
-                   next == NULL))
-    return false;
-  *word = w ^ ((uint64_t)1 << (u & 63));
-  pmi_link_set(p, next);
-  m->freeblock = p;
-  heap->counters.free_medium++;
-  if (pmi_unlikely(--m->used == 0)) pmi_medium_emptied(heap, m);
-  return true;
-}
 unsigned pmi_medium_nused(const pmi_medium *m);   /* blocks handed out (less the head's extra use) */
 void  *pmi_medium_malloc_slow(pmi_heap *heap, unsigned mclass);  /* heap may be pmi_heap_empty */
 void  *pmi_medium_malloc_locked(pmi_heap *heap, unsigned mclass);

@@ -1,7 +1,7 @@
 /* medium.c: the medium classes, 513 bytes to 128 KiB (types.h draws them).
  *
  * A medium region is 1 MiB, 1 MiB-aligned, and serves one medium class: its
- * first page holds the header (descriptor and live bitmap), the rest is
+ * first three pages hold the header (descriptor and live bitmap), the rest is
  * blocks, carved from the untouched tail a run at a time.  It is a pool
  * scaled up, and lives the same life: USED on its heap's usedmedium[class]
  * list, FULL on no list, EMPTY in a process-wide reserve once its last block
@@ -17,7 +17,7 @@
  *    +--------+---------+---------+-- ... --+---------+------+
  *    | header | block 0 | block 1 |         | block k | tail |
  *    +--------+---------+---------+-- ... --+---------+------+
- *      4 KiB    size      size                size      < size, never touched
+ *     12 KiB    size      size                size      < size, never touched
  *
  * Why a region per class, not pages of a shared heap: a block's class, its
  * descriptor and its owner are found from its address by one mask, the free
@@ -33,40 +33,9 @@
 
 #include "core/internal.h"
 
-/* The class of every size, by 128-byte unit: every class size is a multiple
- * of 128, so (n - 1) >> 7 decides n's class; malloc's fast path reads it
- * here (one load) instead of computing internal.h's pmi_medium_class.  The
- * same formula as constants: for unit i (sizes up to 128 (i + 1)), with
- * m = 128 (i + 1) - 1: class i - 4 up to 1 KiB (i < 8), and above it
- * (m >> (b - 3)) + 8 b - 84 with b = 7 + log2(i) the top bit of m.  Units
- * below 4 are pool sizes, never looked up. */
-#define LOG2_(i) ((i) >= 512 ? 9 : (i) >= 256 ? 8 : (i) >= 128 ? 7 : (i) >= 64 ? 6 : (i) >= 32 ? 5 : \
-                  (i) >= 16 ? 4 : (i) >= 8 ? 3 : (i) >= 4 ? 2 : (i) >= 2 ? 1 : 0)
-#define TOPBIT_(i) (7 + LOG2_(i))
-#define ABOVE_(i) (((128 * ((i) + 1) - 1) >> (TOPBIT_(i) - 3)) + 8 * TOPBIT_(i) - 84)
-/* (i & 3 and a unit of at least 8 keep the arms not taken in range too:
- * clang checks them against uint8_t) */
-#define CLASS_(i) ((i) < 4 ? 0 : (i) < 8 ? (i) & 3 : ABOVE_((i) < 8 ? 8 : (i)))
-#define C1_(i) CLASS_(i),
-#define C4_(i) C1_(i) C1_(i + 1) C1_(i + 2) C1_(i + 3)
-#define C16_(i) C4_(i) C4_(i + 4) C4_(i + 8) C4_(i + 12)
-#define C64_(i) C16_(i) C16_(i + 16) C16_(i + 32) C16_(i + 48)
-#define C256_(i) C64_(i) C64_(i + 64) C64_(i + 128) C64_(i + 192)
-const uint8_t pmi_medium_class_table[PMI_MEDIUM_MAX >> PMI_MEDIUM_UNIT_SHIFT] = {
-    C256_(0) C256_(256) C256_(512) C256_(768)};
-#undef LOG2_
-#undef TOPBIT_
-#undef ABOVE_
-#undef CLASS_
-#undef C1_
-#undef C4_
-#undef C16_
-#undef C64_
-#undef C256_
-
 /* For an alignment 2^k (k <= 12) and a medium class c, the first class from
- * c whose blocks are 2^k-aligned: blocks sit at 4 KiB + i * size in a 1 MiB
- * region (4 KiB is a multiple of every such 2^k), so that is the first
+ * c whose blocks are 2^k-aligned: blocks sit at 12 KiB + i * size in a 1 MiB
+ * region (12 KiB is a multiple of every such 2^k), so that is the first
  * class whose size is a multiple of 2^k.  TZ_ is the number of trailing
  * zero bits of a class size: 7 + tz(5 + c) below 1 KiB, d / 8 + 7 +
  * tz(9 + d % 8) above (d = c - 4).  Every class for k <= 7; for k = 8, 9
@@ -97,8 +66,11 @@ const uint8_t pmi_medium_aligned_class[13][PMI_MEDIUM_ALIGNED_ROW] = {
 #undef A4_
 #undef ROW_
 
-/* Every empty usedmedium[] slot points here: no free block, no capacity. */
-pmi_medium pmi_medium_sentinel = { .state = PMI_MEDIUM_EMPTY };
+/* Every empty usedmedium[] slot points here: no free block, no capacity.
+ * All zero (its state 0 is no region's), so that it lies in .bss: its 8 KiB
+ * bitmap is never read, and costs no page of a process that barely
+ * allocates. */
+pmi_medium pmi_medium_sentinel;
 
 static pmi_medium *reserve;            /* newest first, by nextregion */
 static pmi_medium *reserve_tail;       /* oldest, linked back by prevregion */
@@ -194,7 +166,7 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
   }
   size_t size = pmi_medium_class_size(c);
   if (m->mclass != c || m->state != PMI_MEDIUM_EMPTY || m->ncarved == 0 || m->block_size != size) {
-    memset(m->live, 0, sizeof m->live);
+    /* (its live bitmap is clear already: types.h) */
     m->ncarved = 0;
     m->freeblock = NULL;
   }
@@ -302,8 +274,8 @@ pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
 
 /* Links the next run of untouched blocks onto the (empty) free list: about
  * PMI_MEDIUM_CARVE_BYTES, and at least two blocks, so that a malloc/free
- * loop of one of the largest classes keeps a block on the list (free's fast
- * path wants a non-empty list; types.h). */
+ * loop of one of the largest classes keeps a block on the list (and
+ * malloc's fast path never finds it empty). */
 static pmi_block *carve(pmi_medium *m) {
   pmi_assert(m->freeblock == NULL && m->ncarved < m->capacity);
   size_t size = m->block_size;
@@ -438,9 +410,8 @@ void pmi_medium_free_collected(pmi_heap *heap, pmi_block *block) {
   free_block(heap, m, block);
 }
 
-/* Every free of a medium block that internal.h's pmi_medium_free_fast does
- * not take: a bad pointer, a region that is FULL or has no free block, or
- * one another heap owns.  All the checks, from the start, and the live bit,
+/* Every free of a medium block that free's fast path (free.c, free_core)
+ * does not take: a bad pointer, a FULL region, or one another heap owns.  All the checks, from the start, and the live bit,
  * inside the owner's bracket: a FULL region's descriptor and bitmap are
  * also read and written by visitors ("held blocks" below). */
 pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_block *block) {
@@ -451,7 +422,6 @@ pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_bloc
   if (pmi_unlikely(heap->remote_mediums != NULL)) pmi_medium_apply(heap);   /* m may be one of them */
   unsigned units = pmi_medium_units(block);
   *live_word(m, units) &= ~live_bit(units);
-  heap->counters.free_medium++;
   free_block(heap, m, block);
   maybe_purge(heap);
   pmi_heap_leave(heap, locked);

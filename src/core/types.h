@@ -12,7 +12,7 @@
  *          |                             |                       a mapping of its own,
  *          |                      medium region (medium.c):      256 KiB-aligned; a
  *          |                      1 MiB, 1 MiB-aligned, one      small cache of freed
- *          |                      medium class; header page,     mappings; mremap for
+ *          |                      medium class; header pages,    mappings; mremap for
  *          |                      then blocks, lazily carved     realloc
  *          |
  *    pool: 4 KiB, one size class, free-block list, lazily carved
@@ -86,7 +86,8 @@
  *                      This is detected lazily, by the slow path, so the fast
  *                      path never tests for fullness.
  *      FULL  -> USED   the first free into a full pool links it back at the
- *                      head of usedpools[szidx].
+ *                      end of usedpools[szidx] (pool.c says why not at the
+ *                      head; at the head when the head is exhausted).
  *      USED  -> EMPTY  the last block is freed.  The head of usedpools[szidx]
  *                      never empties in this sense: being the head counts as
  *                      one use (see pmi_pool.used), so that a malloc/free loop
@@ -173,11 +174,13 @@ _Static_assert(PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "block counts must fit the 
 
 /* ---- region kinds: the byte the arena map keeps per 256 KiB slot ----------- */
 
+/* The two kinds free's fast path serves are the two largest, so that one
+ * compare (kind >= POOLS) picks them out. */
 enum pmi_region_kind {
   PMI_REGION_NONE = 0,     /* not ours: the C library's, or nobody's */
-  PMI_REGION_POOLS = 1,    /* a 256 KiB arena of pools (arena.c) */
-  PMI_REGION_MEDIUM = 2,   /* one of the four slots of a 1 MiB medium region (medium.c) */
-  PMI_REGION_HUGE = 3,     /* a slot of a directly mapped block (huge.c) */
+  PMI_REGION_HUGE = 1,     /* a slot of a directly mapped block (huge.c) */
+  PMI_REGION_POOLS = 2,    /* a 256 KiB arena of pools (arena.c) */
+  PMI_REGION_MEDIUM = 3,   /* one of the four slots of a 1 MiB medium region (medium.c) */
 };
 
 /* ---- medium classes -------------------------------------------------------- *
@@ -211,7 +214,7 @@ enum pmi_region_kind {
  *    (5 + c) << 7 doubled is (10 + 2 c) << 7, a class of the first eight;
  *    (9 + j) << s doubled is (9 + j) << (s + 1).
  *
- *    Every block size is a multiple of 128, and blocks start at 4 KiB + k *
+ *    Every block size is a multiple of 128, and blocks start at 12 KiB + k *
  *    size in a 1 MiB-aligned region, so every medium block is 128-byte
  *    aligned, and the blocks of a class whose size is a multiple of a power
  *    of two a <= 4 KiB are a-aligned (aligned_alloc takes them).
@@ -227,9 +230,14 @@ enum pmi_region_kind {
 #define PMI_MEDIUM_NCLASSES 60u                              /* 4 + 8 * 7 */
 #define PMI_MEDIUM_SHIFT    20
 #define PMI_MEDIUM_SIZE     ((size_t)1 << PMI_MEDIUM_SHIFT)      /* 1 MiB region */
-#define PMI_MEDIUM_HEADER   PMI_POOL_SIZE                        /* header page */
-#define PMI_MEDIUM_UNIT_SHIFT 7                                  /* live bit per 128 bytes */
-#define PMI_MEDIUM_UNITS    (PMI_MEDIUM_SIZE >> PMI_MEDIUM_UNIT_SHIFT)
+#define PMI_MEDIUM_HEADER   (3 * PMI_POOL_SIZE)                  /* header pages */
+#define PMI_MEDIUM_UNIT_SHIFT 7                                  /* class sizes: multiples of 128 */
+/* The live bitmap has a bit per 16-byte unit, as a pool's: free's one fast
+ * path finds a pool's bit and a region's by the same steps (free.c). */
+#define PMI_MEDIUM_UNITS    (PMI_MEDIUM_SIZE >> PMI_ALIGNMENT_SHIFT)
+/* The largest alignment medium blocks have by their place: blocks start at
+ * MEDIUM_HEADER + k * size, and MEDIUM_HEADER is a multiple of it. */
+#define PMI_MEDIUM_ALIGN_MAX PMI_POOL_SIZE
 /* Blocks carved from a medium region's untouched tail per slow-path visit. */
 #define PMI_MEDIUM_CARVE_BYTES 16384u
 
@@ -237,7 +245,7 @@ _Static_assert(PMI_MEDIUM_SHIFT >= PMI_ARENA_SHIFT, "a medium region covers whol
 _Static_assert((PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / 640 <= 65535, "block counts fit uint16_t");
 _Static_assert(PMI_MEDIUM_NCLASSES <= 256, "a class fits pmi_medium.mclass and the tables' uint8_t");
 _Static_assert(PMI_MEDIUM_NCLASSES == PM_MEDIUM_NCLASSES, "pm_stats has a row per medium class");
-_Static_assert(PMI_MEDIUM_HEADER % 4096 == 0, "blocks of 4 KiB classes are page-aligned");
+_Static_assert(PMI_MEDIUM_HEADER % PMI_MEDIUM_ALIGN_MAX == 0, "blocks of 4 KiB classes are page-aligned");
 
 /* Huge blocks: a mapping each, whole 256 KiB map slots (so that no other
  * mapping shares a slot with it), the block's header in the page before the
@@ -379,13 +387,15 @@ _Static_assert(sizeof(pmi_arena) == PMI_POOL_SIZE, "header and descriptors fill 
 
 /* ---- medium regions -------------------------------------------------------- */
 
+/* The same numbers as a pool's states, so that free's one test of the
+ * state (state != USED sends it to the slow path) serves both. */
 enum pmi_medium_state {
-  PMI_MEDIUM_EMPTY = 0,    /* in the medium reserve: no owner, no class */
-  PMI_MEDIUM_USED,         /* on heap.usedmedium[mclass] */
-  PMI_MEDIUM_FULL,         /* on no list; every block handed out */
+  PMI_MEDIUM_EMPTY = PMI_POOL_EMPTY,   /* in the medium reserve: no owner, no class */
+  PMI_MEDIUM_USED = PMI_POOL_USED,     /* on heap.usedmedium[mclass] */
+  PMI_MEDIUM_FULL = PMI_POOL_FULL,     /* on no list; every block handed out */
 };
 
-/* The header of a 1 MiB medium region, in its first page: a pool of one
+/* The header of a 1 MiB medium region, in its first pages: a pool of one
  * medium class, with the same states and transitions as a pool (types.h,
  * "Pool states"), its descriptor and live bitmap at its start.
  *
@@ -398,23 +408,35 @@ enum pmi_medium_state {
  *   r.state == USED  <=>  r is on heap.usedmedium[c]  (and then r.held == NULL)
  *   r.state == FULL  =>   r.freeblock == NULL and r.ncarved == r.capacity
  *                         and r.used + |r.held list| == r.capacity
- *       (r.held are blocks other threads freed, taken by a visitor of the
- *        heap; they keep their live bits and remote mark until the owner
- *        applies them, as a FULL pool's held blocks: medium.c)
+ *       (free's state test sends every free into it to the slow path, which
+ *        relinks it; r.held are blocks other threads freed, taken by a
+ *        visitor of the heap; they keep their live bits and remote mark
+ *        until the owner applies them, as a FULL pool's held blocks: medium.c)
  *   r.state == FULL and r.held != NULL  <=>  r is on heap.remote_mediums
  *       (linked by nextregion)
  *   r on usedmedium[c] and not its head => r has room and r.used > 0
  *   popcount(r.live) == r.used - head(r) + |r.held list|; bit u is set <=> a block starting at
- *       128-byte unit u of the region is handed out or held (units of the header page never are)
+ *       16-byte unit u of the region is handed out or held (units of the header pages never are)
  *   r on heap.mediums  <=>  r.heap == heap  (and r.state != EMPTY)
  *   r in the medium reserve  <=>  r.heap == NULL and r.state == EMPTY
+ *   r.live has no bit set while r.state == EMPTY (so that a region taken
+ *       from the reserve for another class needs no clearing of its 8 KiB)
  */
 typedef struct pmi_medium {
-  uint64_t zero_;                   /* unused: keeps heap where pmi_arena has it */
-  _Atomic(struct pmi_heap *) heap;  /* owner; NULL in the reserve.  Where
-                                       pmi_arena keeps it: a remote free reads it */
+  /* The first 32 bytes and the bitmap as a pool descriptor has them (pmi_desc) */
   pmi_block *freeblock;             /* first free block; NULL: none */
+  _Atomic(struct pmi_heap *) heap;  /* owner; NULL in the reserve.  Where
+                                       pmi_arena keeps it: free's owner test
+                                       and a remote free read it there */
   struct pmi_medium *nextregion;    /* usedmedium[c] list, or the reserve */
+  uint16_t used;                    /* blocks handed out and not yet freed here,
+                                       plus one while the head of usedmedium */
+  uint16_t ncarved;                 /* blocks carved from the untouched tail */
+  uint16_t capacity;                /* blocks that fit; 0 unless USED/FULL */
+  uint8_t  mclass;                  /* medium class while USED or FULL */
+  uint8_t  state;                   /* enum pmi_medium_state */
+  uint64_t live[PMI_MEDIUM_UNITS / 64];   /* handed-out blocks, a bit per 16-byte unit */
+  /* The rest only the slow paths read */
   struct pmi_medium *prevregion;    /* NULL at the head */
   struct pmi_medium *next_owned;    /* heap.mediums: every region of the heap */
   struct pmi_medium *prev_owned;
@@ -428,17 +450,53 @@ typedef struct pmi_medium {
                                        looked at (medium.c, purge_idle) */
   uint64_t idle_ms;                 /* since when they have not changed */
   uint32_t block_size;              /* pmi_medium_class_size(mclass) */
-  uint16_t used;                    /* blocks handed out and not yet freed here,
-                                       plus one while the head of usedmedium */
-  uint16_t ncarved;                 /* blocks carved from the untouched tail */
-  uint16_t capacity;                /* blocks that fit; 0 unless USED/FULL */
-  uint8_t  mclass;                  /* medium class while USED or FULL */
-  uint8_t  state;                   /* enum pmi_medium_state */
-  _Alignas(64) uint64_t live[PMI_MEDIUM_UNITS / 64];   /* handed-out blocks */
 } pmi_medium;
 
 _Static_assert(offsetof(pmi_medium, heap) == offsetof(pmi_arena, heap), "owner where an arena keeps it");
-_Static_assert(sizeof(pmi_medium) <= PMI_MEDIUM_HEADER, "the header fits its page");
+_Static_assert(sizeof(pmi_medium) <= PMI_MEDIUM_HEADER, "the header fits its pages");
+
+/* ---- the descriptor the fast paths read ----------------------------------- *
+ *
+ * malloc and free treat a pool and a medium region alike, so that they take
+ * the same branches whatever the size (a program whose sizes straddle 512
+ * bytes would otherwise pick between two paths at random on every call):
+ *
+ *    front class (fclass)   0 .. 31: pool classes (szidx), 32 .. 91: medium
+ *                           classes (32 + mclass); pmi_front.fclass maps
+ *                           every size 1 .. MEDIUM_MAX to it by 16-byte unit
+ *    heap.front[fclass]     the head pool or head region (usedpools and
+ *                           usedmedium, one array)
+ *    descriptor             offset 0 freeblock, 24 used, 31 state, 32 the live
+ *                           bitmap (a bit per 16-byte unit), in pmi_pool
+ *                           and pmi_medium alike
+ *
+ * What differs is data, by front class (malloc) or by the arena map's byte
+ * (free), in pmi_front and pmi_shape (free.c):
+ *    link limit   a free-list link stays within 4 KiB (pool) or 1 MiB (region)
+ *    live words   4 (pool) or 1024 (region)
+ *    region mask  the owner sits at (p & mask) + 8: the arena's or the region's
+ *    descriptor   (p & region mask) + ((p >> 6) & desc mask): a pool's 64-byte
+ *                 slot in page 0 (mask 0xfc0), the region's start (mask 0) */
+typedef struct __attribute__((may_alias)) pmi_desc {
+  pmi_block *freeblock;
+  uintptr_t words_[2];
+  uint16_t used;
+  uint16_t ncarved_;
+  uint16_t capacity_;
+  uint8_t class_;
+  uint8_t state;
+  uint64_t live[];
+} pmi_desc;
+
+#define PMI_FRONT_NCLASSES (PMI_NCLASSES + PMI_MEDIUM_NCLASSES)   /* 92 */
+#define PMI_FRONT_UNITS    (PMI_MEDIUM_MAX >> PMI_ALIGNMENT_SHIFT)   /* 8192 sizes classified */
+_Static_assert(PMI_FRONT_NCLASSES <= 256, "a front class fits a byte");
+#define PMI_SAME_FIELD(a, b) (offsetof(pmi_desc, a) == offsetof(pmi_pool, b) && \
+                              offsetof(pmi_desc, a) == offsetof(pmi_medium, b))
+_Static_assert(PMI_SAME_FIELD(freeblock, freeblock) && PMI_SAME_FIELD(used, used) &&
+               PMI_SAME_FIELD(state, state) && PMI_SAME_FIELD(live, live),
+               "a pool descriptor and a region's header agree where the fast paths read them");
+#undef PMI_SAME_FIELD
 
 /* ---- heaps ----------------------------------------------------------------- */
 
@@ -455,6 +513,8 @@ typedef struct pmi_counters {
  * Invariants:
  *   usedpools[c] == &pmi_pool_sentinel  or  the head of a NULL-terminated,
  *       doubly linked list of USED pools of class c
+ *   usedlast[c] == the last pool of usedpools[c]'s list, NULL when it is the
+ *       sentinel
  *   usedmedium[c] == &pmi_medium_sentinel  or  the same for medium regions
  *   nmediums == |mediums list|
  *   only the head of usedpools[c] may be exhausted; it is never empty in
@@ -476,8 +536,18 @@ typedef struct pmi_counters {
  *   busy == 1  =>  the owner is inside a slow path without the lock
  */
 typedef struct pmi_heap {
-  pmi_pool *usedpools[PMI_NCLASSES];                 /* the fast path reads this */
-  pmi_medium *usedmedium[PMI_MEDIUM_NCLASSES];       /* and the medium one this */
+  union {                                            /* the fast paths read front */
+    struct {
+      pmi_pool *usedpools[PMI_NCLASSES];
+      pmi_medium *usedmedium[PMI_MEDIUM_NCLASSES];
+    };
+    pmi_desc *front[PMI_FRONT_NCLASSES];             /* by front class (pmi_desc) */
+  };
+  /* Blocks malloc's fast path handed out, by front class: the one counter
+   * it writes, at an address it has in hand (stats.c adds them to
+   * malloc_small and malloc_medium). */
+  uint64_t front_mallocs[PMI_FRONT_NCLASSES];
+  pmi_pool *usedlast[PMI_NCLASSES];                  /* the last pool of usedpools[c] */
   pmi_counters counters;
   unsigned nspare;                                   /* empty pools kept on
                                                         usedpools lists */
@@ -513,9 +583,15 @@ typedef struct pmi_heap {
   _Atomic uint64_t hint_pos;   /* blocks ever written to remote_hint (remote.c) */
   /* The blocks of the last batches pushed, in push order, for the collector
    * to prefetch ahead of its walk (remote.c); hints only, never followed:
-   * written and read relaxed, overwritten as the ring wraps. */
-  _Alignas(64) _Atomic(pmi_block *) remote_hint[PMI_REMOTE_HINTS];
-  _Alignas(64) char end_[];
+   * written and read relaxed, overwritten as the ring wraps.  PMI_REMOTE_HINTS
+   * of them, allocated with the heap (heap.c); pmi_heap_empty, to which no
+   * thread frees, has none, so that its 16 KiB are not .data that every
+   * process maps. */
+  _Alignas(64) _Atomic(pmi_block *) remote_hint[];
 } pmi_heap;
+#define PMI_HEAP_BYTES (sizeof(pmi_heap) + PMI_REMOTE_HINTS * sizeof(_Atomic(pmi_block *)))
+
+_Static_assert(offsetof(pmi_heap, usedmedium) == offsetof(pmi_heap, front[PMI_NCLASSES]),
+               "front[32 + c] is usedmedium[c]");
 
 #endif /* PM_TYPES_H */

@@ -89,8 +89,11 @@ static void check_usedpools(checker *ck, pmi_heap *heap, size_t *nused) {
     pmi_pool *prev = NULL;
     pmi_pool *head = heap->usedpools[c];
     CHECK(ck, head != NULL, "usedpools[%u] is NULL", c);
+    if (head == &pmi_pool_sentinel) CHECK(ck, heap->usedlast[c] == NULL, "usedlast[%u] set for an empty list", c);
     if (head == NULL || head == &pmi_pool_sentinel) continue;
     for (pmi_pool *p = head; p != NULL; prev = p, p = p->nextpool) {
+      if (p->nextpool == NULL)
+        CHECK(ck, heap->usedlast[c] == p, "usedlast[%u] is %p, not the list's last pool %p", c, (void *)heap->usedlast[c], (void *)p);
       CHECK(ck, p->state == PMI_POOL_USED, "pool %p on usedpools[%u] in state %u", (void *)p, c, p->state);
       CHECK(ck, p->szidx == c, "pool %p of class %u on usedpools[%u]", (void *)p, p->szidx, c);
       CHECK(ck, p->prevpool == prev, "pool %p: prevpool link broken", (void *)p);

@@ -20,22 +20,35 @@
 #include "diag/profile.h"
 #include "diag/report.h"
 
-/* Frees of pool blocks are not counted on the fast path: every block a heap
- * handed out is either still out (its pool's used count, less the head's
- * bias), or came back through a local free, or through a remote free that
- * the heap collected.  So, per heap:
- *     free_small = malloc_small - (free_remote - free_remote_medium) - blocks out.
+/* malloc's fast path counts its blocks by front class (pmi_heap.front_mallocs);
+ * the slow paths count malloc_small and malloc_medium. */
+static void heap_mallocs(const pmi_heap *h, uint64_t *small, uint64_t *medium) {
+  *small = h->counters.malloc_small;
+  *medium = h->counters.malloc_medium;
+  for (unsigned c = 0; c < PMI_FRONT_NCLASSES; c++) *(c < PMI_NCLASSES ? small : medium) += h->front_mallocs[c];
+}
+
+/* Frees of pool and medium blocks are not counted on the fast path: every
+ * block a heap handed out is either still out (its pool's or region's used
+ * count, less the head's bias), or came back through a local free, or
+ * through a remote free that the heap collected.  So, per heap:
+ *     free_small = malloc_small - (free_remote - free_remote_medium) - pool blocks out,
+ *     free_medium = malloc_medium - free_remote_medium - medium blocks out.
  * Exact when the heap's thread is not running; otherwise as exact as any
  * other counter read while its owner writes it. */
-uint64_t pmi_heap_small_frees(pmi_heap *h) {
-  uint64_t out = 0;
+static void heap_local_frees(pmi_heap *h, uint64_t *small, uint64_t *medium) {
+  uint64_t out = 0, mout = 0, mallocs, mmallocs;
   for (pmi_arena *a = h->arenas; a != NULL; a = a->next_owned)
     for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
       pmi_pool *p = &a->pools[i];
       if (p->state == PMI_POOL_USED || p->state == PMI_POOL_FULL) out += pmi_pool_nused(h, p);
     }
-  uint64_t gone = h->counters.malloc_small - (h->counters.free_remote - h->counters.free_remote_medium);
-  return gone > out ? gone - out : 0;
+  for (pmi_medium *m = h->mediums; m != NULL; m = m->next_owned) mout += pmi_medium_nused(m);
+  heap_mallocs(h, &mallocs, &mmallocs);
+  uint64_t gone = mallocs - (h->counters.free_remote - h->counters.free_remote_medium);
+  uint64_t mgone = mmallocs - h->counters.free_remote_medium;
+  *small = gone > out ? gone - out : 0;
+  *medium = mgone > mout ? mgone - mout : 0;
 }
 
 void pmi_counters_sum(pmi_counters *out) {
@@ -45,8 +58,14 @@ void pmi_counters_sum(pmi_counters *out) {
 #define PMI_COUNTER_ADD(name, doc) out->name += h->counters.name;
     PM_COUNTER_LIST(PMI_COUNTER_ADD)
 #undef PMI_COUNTER_ADD
-    pmi_heap_visit(h);   /* arenas are only retired under it (heap.c, "visitors") */
-    out->free_small += pmi_heap_small_frees(h);
+    uint64_t small, medium;
+    heap_mallocs(h, &small, &medium);
+    out->malloc_small += small - h->counters.malloc_small;
+    out->malloc_medium += medium - h->counters.malloc_medium;
+    pmi_heap_visit(h);   /* arenas and regions are only retired under it (heap.c, "visitors") */
+    heap_local_frees(h, &small, &medium);
+    out->free_small += small;
+    out->free_medium += medium;
     pmi_heap_visit_end(h);
   }
   pmi_heaps_unlock();

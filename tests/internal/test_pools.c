@@ -46,20 +46,24 @@ static void test_pool_states(pmi_heap *heap) {
   EXPECT(pool->state == PMI_POOL_FULL && heap->usedpools[c] == pool2);
   EXPECT(pool->used == 16 && pool2->used == 2);   /* the bias moved with the head */
   EXPECT(pm_check() == 0);
-  /* FULL -> USED on the first free: back at the head. */
+  /* FULL -> USED on the first free: to the end of usedpools, behind the
+   * head, which keeps serving (pool.c, usedpools_append). */
   pm_free(blocks[3]);
-  EXPECT(pool->state == PMI_POOL_USED && heap->usedpools[c] == pool && pool->nextpool == pool2);
-  blocks[3] = pm_malloc(size);
-  EXPECT(pool_of(blocks[3]) == pool);
+  EXPECT(pool->state == PMI_POOL_USED && heap->usedpools[c] == pool2 && pool2->nextpool == pool &&
+         pool->prevpool == pool2 && heap->usedlast[c] == pool && pool->used == 15);
+  void *more = pm_malloc(size);
+  EXPECT(pool_of(more) == pool2);
+  pm_free(more);
   EXPECT(pm_check() == 0);
-  /* USED -> EMPTY: pool2 is not the head; it stays on usedpools as a spare
+  /* USED -> EMPTY: pool is not the head; it stays on usedpools as a spare
    * (so that the next batch does not take and set up a pool again) ... */
-  pmi_arena *arena = pmi_arena_of(pool2);
+  pmi_arena *arena = pmi_arena_of(pool);
   uint32_t nfree = arena->nfreepools;
   uint64_t emptied = heap->counters.pools_emptied;
   unsigned nspare = heap->nspare;
-  pm_free(next);
-  EXPECT(pool2->state == PMI_POOL_USED && pool2->used == 0 && pool->nextpool == pool2);
+  for (int i = 0; i < 16; i++)
+    if (i != 3) pm_free(blocks[i]);
+  EXPECT(pool->state == PMI_POOL_USED && pool->used == 0 && pool2->nextpool == pool);
   EXPECT(heap->nspare == nspare + 1 && arena->nfreepools == nfree);
   EXPECT(heap->counters.pools_emptied == emptied);
   EXPECT(pm_check() == 0);
@@ -67,11 +71,26 @@ static void test_pool_states(pmi_heap *heap) {
   pmi_heap_lock(heap);
   pmi_heap_release_spares(heap);
   pmi_heap_unlock(heap);
-  EXPECT(pool2->state == PMI_POOL_EMPTY && arena->nfreepools == nfree + 1 && heap->nspare == 0);
+  EXPECT(pool->state == PMI_POOL_EMPTY && arena->nfreepools == nfree + 1 && heap->nspare == 0);
   EXPECT(heap->counters.pools_emptied == emptied + 1);
-  EXPECT(arena->freepools == pool2);
+  EXPECT(arena->freepools == pool && heap->usedlast[c] == pool2);
   EXPECT(pm_check() == 0);
-  for (int i = 0; i < 16; i++) pm_free(blocks[i]);
+  /* A FULL pool whose list has an exhausted head becomes the head. */
+  void *rest[16];
+  unsigned n = 0;
+  while (heap->usedpools[c] == pool2 && n < 16) rest[n++] = pm_malloc(size);   /* drains pool2 */
+  pmi_pool *pool3 = heap->usedpools[c];
+  EXPECT(pool2->state == PMI_POOL_FULL && pool3 != pool2);
+  /* pool3 holds rest[n - 1] alone: drain it too, so that the head is exhausted */
+  void *rest3[16];
+  unsigned n3 = 0;
+  while (n3 < 15) rest3[n3++] = pm_malloc(size);
+  EXPECT(heap->usedpools[c] == pool3 && pool3->freeblock == NULL && pool3->ncarved == pool3->capacity);
+  pm_free(next);   /* pool2's first free: the head cannot serve */
+  EXPECT(heap->usedpools[c] == pool2 && pool3->state == PMI_POOL_FULL && heap->usedlast[c] == pool2);
+  EXPECT(pm_check() == 0);
+  for (unsigned i = 0; i < n; i++) pm_free(rest[i]);
+  for (unsigned i = 0; i < n3; i++) pm_free(rest3[i]);
   EXPECT(pm_check() == 0);
 }
 

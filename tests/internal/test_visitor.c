@@ -44,8 +44,8 @@ static _Atomic(unsigned char *) handoff[64];   /* owner blocks for the other thr
 
 #define NFILL 2048            /* 64-byte blocks: 32 pools of 64 */
 static void *fill[NFILL];
-#define MSIZE 8192            /* medium blocks: 127 a region */
-#define MCAP 127
+#define MSIZE 8192            /* medium blocks: 126 a region */
+#define MCAP ((int)((PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / MSIZE))
 #define NMFILL (4 * MCAP + 10)   /* 4 FULL regions and the head */
 static void *mfill[NMFILL];
 static _Atomic int stress_stop;

@@ -40,7 +40,7 @@ def check(doc):
     assert doc["large"]["peak_bytes"] >= doc["large"]["mapped_bytes"] >= doc["large"]["live_bytes"]
     # the medium classes: 640 .. 1024 by 128, then eight per power of two to
     # 128 KiB, in 1 MiB regions
-    MEDIUM, HEADER = 1 << 20, 4096
+    MEDIUM, HEADER = 1 << 20, 3 * 4096   # the header: descriptor and a bit per 16 bytes
     mc, m = doc["medium_classes"], doc["medium"]
     assert len(mc) == 60, "60 medium classes"
     for i, c in enumerate(mc):

@@ -1,0 +1,53 @@
+/* front.c: the tables malloc's and free's fast paths read, one lookup each
+ * for pools and medium regions alike (types.h, "the descriptor the fast
+ * paths read"). */
+#include "core/internal.h"
+
+/* The front class of every size 1 .. MEDIUM_MAX, by 16-byte unit i (sizes
+ * up to 16 (i + 1)): the pool class i below 32, else 32 + the medium class
+ * of 128-byte unit j = i / 8, which is j - 4 up to 1 KiB (j < 8) and above
+ * it (m >> (b - 3)) + 8 b - 84 with m = 128 (j + 1) - 1 and b = 7 + log2(j)
+ * its top bit (types.h draws the classes). */
+#define LOG2_(j) ((j) >= 512 ? 9 : (j) >= 256 ? 8 : (j) >= 128 ? 7 : (j) >= 64 ? 6 : (j) >= 32 ? 5 : \
+                  (j) >= 16 ? 4 : (j) >= 8 ? 3 : (j) >= 4 ? 2 : (j) >= 2 ? 1 : 0)
+#define TOPBIT_(j) (7 + LOG2_(j))
+#define ABOVE_(j) (((128 * ((j) + 1) - 1) >> (TOPBIT_(j) - 3)) + 8 * TOPBIT_(j) - 84)
+/* (j & 3, i & 31 and a unit of at least 8 keep the arms not taken in range too:
+ * clang checks them against uint8_t) */
+#define MCLASS_(j) ((j) < 8 ? (j) & 3 : ABOVE_((j) < 8 ? 8 : (j)))
+#define FCLASS_(i) ((i) < PMI_NCLASSES ? (i) & (PMI_NCLASSES - 1) : PMI_NCLASSES + MCLASS_((i) >> 3))
+#define F1_(i) FCLASS_(i),
+#define F4_(i) F1_(i) F1_(i + 1) F1_(i + 2) F1_(i + 3)
+#define F16_(i) F4_(i) F4_(i + 4) F4_(i + 8) F4_(i + 12)
+#define F64_(i) F16_(i) F16_(i + 16) F16_(i + 32) F16_(i + 48)
+#define F256_(i) F64_(i) F64_(i + 64) F64_(i + 128) F64_(i + 192)
+#define F1K_(i) F256_(i) F256_(i + 256) F256_(i + 512) F256_(i + 768)
+
+const pmi_front_tables pmi_front = {
+  .link_limit = { [0 ... PMI_NCLASSES - 1] = PMI_POOL_SIZE,
+                  [PMI_NCLASSES ... PMI_FRONT_NCLASSES - 1] = PMI_MEDIUM_SIZE },
+  .word_mask = { [0 ... PMI_NCLASSES - 1] = (PMI_LIVE_WORDS - 1) * 8,
+                 [PMI_NCLASSES ... PMI_FRONT_NCLASSES - 1] = (PMI_MEDIUM_LIVE_WORDS - 1) * 8 },
+  .region_mask = { [PMI_REGION_POOLS] = ~(uintptr_t)(PMI_ARENA_SIZE - 1),
+                   [PMI_REGION_MEDIUM] = ~(uintptr_t)(PMI_MEDIUM_SIZE - 1) },
+  .desc_mask = { [PMI_REGION_POOLS] = (uintptr_t)(PMI_POOLS_PER_ARENA - 1) << 6 },
+  .kind_word_mask = { [PMI_REGION_POOLS] = (PMI_LIVE_WORDS - 1) * 8,
+                      [PMI_REGION_MEDIUM] = (PMI_MEDIUM_LIVE_WORDS - 1) * 8 },
+  .fclass = { F1K_(0) F1K_(1024) F1K_(2048) F1K_(3072) F1K_(4096) F1K_(5120) F1K_(6144) F1K_(7168) },
+};
+_Static_assert(PMI_FRONT_UNITS == 8192, "fclass spells out 8192 units");
+_Static_assert(FCLASS_(PMI_FRONT_UNITS - 1) == PMI_FRONT_NCLASSES - 1, "the last unit is the last class");
+_Static_assert(FCLASS_(PMI_NCLASSES) == PMI_NCLASSES && FCLASS_(39) == PMI_NCLASSES && FCLASS_(40) == PMI_NCLASSES + 1,
+               "513 .. 640 bytes are medium class 0, 641 the next");
+
+#undef LOG2_
+#undef TOPBIT_
+#undef ABOVE_
+#undef MCLASS_
+#undef FCLASS_
+#undef F1_
+#undef F4_
+#undef F16_
+#undef F64_
+#undef F256_
+#undef F1K_
