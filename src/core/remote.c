@@ -18,7 +18,8 @@
  *        or exits.  Frees into a heap no thread owns are pushed at once.
  *   collection (under H.lock) takes the whole stack:
  *     by H's owner (its slow path), or by anyone when H is unowned: every
- *        block is freed into its pool (pmi_free_collected);
+ *        block is freed into its pool (collect_pool inline for pool blocks,
+ *        pmi_free_collected for the others and for faults);
  *     by another thread (the purge thread, malloc_trim) while H's owner
  *        lives: see "collecting for a live owner" below.
  *
