@@ -18,7 +18,8 @@
  *        or exits.  Frees into a heap no thread owns are pushed at once.
  *   collection (under H.lock) takes the whole stack:
  *     by H's owner (its slow path), or by anyone when H is unowned: every
- *        block is freed into its pool (pmi_free_collected);
+ *        block is freed into its pool (collect_pool inline for pool blocks,
+ *        pmi_free_collected for the others and for faults);
  *     by another thread (the purge thread, malloc_trim) while H's owner
  *        lives: see "collecting for a live owner" below.
  *
@@ -515,22 +516,33 @@ static inline void prefetch_hint(pmi_heap *heap, uint64_t pos) {
   __builtin_prefetch(atomic_load_explicit(&heap->remote_hint[pos & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed), 1);
 }
 
-/* The owner's common case, inline: a live block of a USED pool that stays
- * USED (no transition can follow: used stays above 1).  Everything else,
- * faults included, goes to pmi_free_collected, which checks it all from the
- * start.  The walk has checked the block's alignment, its arena and pool
- * page (remote_addr_kind) and its mark. */
-static inline bool collect_pool_fast(pmi_block *block, unsigned kind, unsigned *n) {
+/* The owner's pool blocks, inline: what pmi_free_collected does for them,
+ * without its calls.  A live bit is set exactly at the start of a block
+ * handed out (types.h), so a set bit in a USED or FULL pool is all the
+ * descriptor has to say (the walk has checked the block's alignment, its
+ * arena and pool page, remote_addr_kind, and its mark).  The common case,
+ * a USED pool that stays USED (used stays above 1, so no transition can
+ * follow), is a push; a transition goes to pmi_free_block.  A block that
+ * fails the test (a fault) goes to collected_free, whose checks say which
+ * it is.  One pool block in five took that way before (the last two of
+ * each pool and its first into a FULL pool, in a producer/consumer), at
+ * about 50 instructions of calls and checks each. */
+static inline bool collect_pool(pmi_heap *heap, pmi_block *block, unsigned kind, unsigned *n) {
   if (kind != PMI_REGION_POOLS) return false;
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
   unsigned units = pmi_block_units(block);
   uint64_t *word = pmi_live_word(pool, units), bit = pmi_live_bit(units);
-  if (pmi_unlikely(pool->state != PMI_POOL_USED || !(*word & bit) || pool->used <= 2)) return false;
+  unsigned state = pool->state;
+  if (pmi_unlikely(!(*word & bit) || (state != PMI_POOL_USED && state != PMI_POOL_FULL))) return false;
   block->key = 0;
   *word &= ~bit;
-  pmi_pool_push(pool, block);
-  pool->used--;
   ++*n;
+  if (pmi_likely(state == PMI_POOL_USED && pool->used > 2)) {
+    pmi_pool_push(pool, block);
+    pool->used--;
+  } else {
+    pmi_free_block(heap, pool, block);
+  }
   return true;
 }
 
@@ -549,12 +561,14 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
               (void *)heap, (void *)block);
   /* every pool block the heap's arenas hold, and room for its medium blocks */
   size_t bound = heap->narenas * PMI_ARENA_POOLS * (PMI_POOL_SIZE / PMI_ALIGNMENT) + ((size_t)1 << 24);
-  unsigned fast = 0;   /* pool blocks collect_pool_fast took (counted once) */
+  unsigned taken = 0;   /* pool blocks collect_pool took (counted once) */
+  /* The keys in registers: the stores into blocks could alias them. */
+  const uintptr_t mark = pmi_remote_key, link_key = pmi_remote_link_key;
   while (block != NULL) {
     if (bound-- == 0)
       pmi_fatal("heap corruption: the remote free list of heap %p loops (at %p)", (void *)heap, (void *)block);
-    if (block->key != pmi_remote_key) pmi_bad_pointer("free", block, fault_refreed);
-    pmi_block *next = rlink_get(block);
+    if (block->key != mark) pmi_bad_pointer("free", block, fault_refreed);
+    pmi_block *next = (pmi_block *)(block->link ^ link_key);
     unsigned next_kind = 0;
     if (next != NULL) {
       next_kind = remote_addr_kind(heap, next);
@@ -562,11 +576,11 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
       __builtin_prefetch(next, 1);
     }
     if (hint > hint_end) prefetch_hint(heap, --hint);
-    if (!as_owner || !collect_pool_fast(block, kind, &fast)) collected_free(heap, block, as_owner);
+    if (!as_owner || !collect_pool(heap, block, kind, &taken)) collected_free(heap, block, as_owner);
     block = next;
     kind = next_kind;
   }
-  heap->counters.free_remote += fast;
+  heap->counters.free_remote += taken;
 }
 
 /* The owner (or the holder of an unowned heap's lock) takes everything. */
