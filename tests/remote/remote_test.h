@@ -8,6 +8,11 @@
  *   pmr_child(fn, arg, msg, cap)  runs fn in a forked child; returns its wait
  *                         status, its stderr in msg
  *   pmr_map(n)            n zeroed bytes from mmap, outside the allocator
+ *   pmr_announce_and_idle(&flag)  in an idle thread: sets flag, then waits,
+ *                         with no allocator call, until pmr_release()
+ *   pmr_wait_for(&flag)   until another thread has announced flag
+ *   pmr_release()         wakes every idle thread for good (pmr_idle_done = 0
+ *                         before the next round, with no thread waiting)
  *
  * The tests call pm_malloc/pm_free by name, so that they exercise poolmalloc
  * also in the ThreadSanitizer build (where the runtime keeps malloc). */
@@ -15,6 +20,7 @@
 #define REMOTE_TEST_H
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/mman.h>
@@ -85,6 +91,30 @@ static inline void *pmr_map(size_t n) {
   void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   REQUIRE(p != MAP_FAILED);
   return p;
+}
+
+/* An idle thread and the test's thread meet on one mutex and condition. */
+static pthread_mutex_t pmr_idle_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pmr_idle_cv = PTHREAD_COND_INITIALIZER;
+static int pmr_idle_done;
+static inline void *pmr_announce_and_idle(int *flag) {
+  pthread_mutex_lock(&pmr_idle_mu);
+  *flag = 1;
+  pthread_cond_broadcast(&pmr_idle_cv);
+  while (!pmr_idle_done) pthread_cond_wait(&pmr_idle_cv, &pmr_idle_mu);
+  pthread_mutex_unlock(&pmr_idle_mu);
+  return NULL;
+}
+static inline void pmr_wait_for(const int *flag) {
+  pthread_mutex_lock(&pmr_idle_mu);
+  while (!*flag) pthread_cond_wait(&pmr_idle_cv, &pmr_idle_mu);
+  pthread_mutex_unlock(&pmr_idle_mu);
+}
+static inline void pmr_release(void) {
+  pthread_mutex_lock(&pmr_idle_mu);
+  pmr_idle_done = 1;
+  pthread_cond_broadcast(&pmr_idle_cv);
+  pthread_mutex_unlock(&pmr_idle_mu);
 }
 
 static inline int pmr_child(void (*fn)(void *), void *arg, char *msg, size_t cap) {

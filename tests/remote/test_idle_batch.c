@@ -14,42 +14,26 @@ enum { N = 1000, SIZE = 256, FREED = 10, DECAY_MS = 200 };
  * allocates blocks of its own). */
 static unsigned long long in_use(void) { return pmr_stats()->classes[(SIZE - 1) / 16].blocks_in_use; }
 static void *blocks[N];
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int ready, freed, done;
-
-/* Sets *flag, then stays idle (no allocator call) until done. */
-static void *announce_and_idle(int *flag) {
-  pthread_mutex_lock(&mu);
-  *flag = 1;
-  pthread_cond_broadcast(&cv);
-  while (!done) pthread_cond_wait(&cv, &mu);
-  pthread_mutex_unlock(&mu);
-  return NULL;
-}
+static int ready, freed;
 
 static void *owner(void *arg) {
   for (int i = 0; i < N; i++) blocks[i] = pm_malloc(SIZE);
-  return announce_and_idle(&ready);
+  return pmr_announce_and_idle(&ready);
 }
 
 static void *freer(void *arg) {
   for (int i = 0; i < FREED; i++) pm_free(blocks[100 + i * 16]);   /* one per FULL pool */
-  return announce_and_idle(&freed);
+  return pmr_announce_and_idle(&freed);
 }
 
 int main(int argc, char **argv) {
   pmr_setenv_reexec(argv, "POOLMALLOC_ARENA_DECAY_MS", "200", NULL);
   pthread_t p, f;
   pthread_create(&p, NULL, owner, NULL);
-  pthread_mutex_lock(&mu);
-  while (!ready) pthread_cond_wait(&cv, &mu);
-  pthread_mutex_unlock(&mu);
+  pmr_wait_for(&ready);
   unsigned long long before = in_use();
   pthread_create(&f, NULL, freer, NULL);
-  pthread_mutex_lock(&mu);
-  while (!freed) pthread_cond_wait(&cv, &mu);
-  pthread_mutex_unlock(&mu);
+  pmr_wait_for(&freed);
   long long t0 = pmr_now_ms(), t = -1;
   unsigned long long now = before;
   while (pmr_now_ms() - t0 < 20 * DECAY_MS) {   /* bounded: 2 decays expected, room for load */
@@ -62,10 +46,7 @@ int main(int argc, char **argv) {
   }
   printf("in use %llu -> %llu; the idle thread's batch was taken after %lld ms\n", before, now, t);
   CHECKF(t >= 0, "the %d blocks stayed in the idle thread's batch (in use %llu -> %llu)", FREED, before, now);
-  pthread_mutex_lock(&mu);
-  done = 1;
-  pthread_cond_broadcast(&cv);
-  pthread_mutex_unlock(&mu);
+  pmr_release();
   pthread_join(f, NULL);
   pthread_join(p, NULL);
   return pmt_done("test_idle_batch");

@@ -17,9 +17,7 @@ enum { DECAY_MS = 200, NSIZES = 3 };
 static const size_t sizes[NSIZES] = {1024, 8192, 65536};
 static const int counts[NSIZES] = {12000, 1500, 190};
 static void **blocks[NSIZES];
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int ready, done;
+static int ready;
 
 static void *producer(void *arg) {
   for (int s = 0; s < NSIZES; s++)
@@ -27,11 +25,7 @@ static void *producer(void *arg) {
       blocks[s][i] = pm_malloc(sizes[s]);
       memset(blocks[s][i], 0x5A, sizes[s]);
     }
-  pthread_mutex_lock(&mu);
-  ready = 1;
-  pthread_cond_broadcast(&cv);
-  while (!done) pthread_cond_wait(&cv, &mu);   /* idle: no allocator call */
-  pthread_mutex_unlock(&mu);
+  pmr_announce_and_idle(&ready);   /* idle: no allocator call */
   /* Awake: its slow paths take back what visitors held for it, and its
    * heap adds up (pm_check: the held lists, types.h's equations). */
   for (int s = 0; s < NSIZES; s++) {
@@ -52,13 +46,11 @@ static unsigned long long medium_in_use(const pm_stats *st) {
 static int kept(int pin, int s, int i) { return pin && sizes[s] == 65536 && i % 15 == 0; }
 
 static void phase(int pin) {
-  ready = done = 0;   /* (no thread of the test runs now) */
+  ready = pmr_idle_done = 0;   /* (no thread of the test runs now) */
   long rss_start = pmr_rss_kb();
   pthread_t t;
   pthread_create(&t, NULL, producer, NULL);
-  pthread_mutex_lock(&mu);
-  while (!ready) pthread_cond_wait(&cv, &mu);
-  pthread_mutex_unlock(&mu);
+  pmr_wait_for(&ready);
   long rss_full = pmr_rss_kb();
   pm_stats *st = pmr_stats();
   unsigned long long used_full = medium_in_use(st), regions_full = st->medium.regions;
@@ -98,10 +90,7 @@ static void phase(int pin) {
   CHECKF(t_rss >= 0, "RSS stays at %ld kB (started at %ld kB)", rss, rss_start);
 #endif
   CHECKF(t_regions >= 0, "%llu medium regions mapped", regions);
-  pthread_mutex_lock(&mu);
-  done = 1;
-  pthread_cond_broadcast(&cv);
-  pthread_mutex_unlock(&mu);
+  pmr_release();
   pthread_join(t, NULL);
   for (int s = 0; s < NSIZES; s++)
     for (int i = 0; i < counts[s]; i++)

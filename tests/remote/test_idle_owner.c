@@ -9,20 +9,14 @@
 
 enum { N = 100000, SIZE = 496, DECAY_MS = 200 };
 static void **blocks;
-static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static int ready, done;
+static int ready;
 
 static void *producer(void *arg) {
   for (int i = 0; i < N; i++) {
     blocks[i] = pm_malloc(SIZE);
     memset(blocks[i], 0x5A, SIZE);
   }
-  pthread_mutex_lock(&mu);
-  ready = 1;
-  pthread_cond_broadcast(&cv);
-  while (!done) pthread_cond_wait(&cv, &mu);   /* idle: no allocator call */
-  pthread_mutex_unlock(&mu);
+  pmr_announce_and_idle(&ready);   /* idle: no allocator call */
   return NULL;
 }
 
@@ -32,9 +26,7 @@ int main(int argc, char **argv) {
   long rss_start = pmr_rss_kb();
   pthread_t t;
   pthread_create(&t, NULL, producer, NULL);
-  pthread_mutex_lock(&mu);
-  while (!ready) pthread_cond_wait(&cv, &mu);
-  pthread_mutex_unlock(&mu);
+  pmr_wait_for(&ready);
   long rss_full = pmr_rss_kb();
   unsigned long long used_full = pmr_in_use();
   CHECKF(used_full >= N, "in use %llu", used_full);
@@ -63,10 +55,7 @@ int main(int argc, char **argv) {
   CHECKF(t_rss >= 0, "RSS stays at %ld kB (started at %ld kB)", rss, rss_start);
 #endif
   CHECKF(t_arenas >= 0, "%llu arenas mapped", st->arenas.mapped);
-  pthread_mutex_lock(&mu);
-  done = 1;
-  pthread_cond_broadcast(&cv);
-  pthread_mutex_unlock(&mu);
+  pmr_release();
   pthread_join(t, NULL);
   return pmt_done("idle_owner");
 }
