@@ -397,9 +397,9 @@ pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
  * power of two up to 4 KiB): its blocks are a-aligned.  Blocks sit at
  * MEDIUM_HEADER + k * size, so that is size being a multiple of a, and the
  * class of n is: the classes between 2^b and 2^(b + 1) are the multiples
- * of 2^(b - 3) (of 128 up to 1 KiB), so rounding n up to one keeps it a
- * multiple of a when a <= 2^(b - 3), and leaves n as it is when a is
- * larger (n is then a multiple of 2^(b - 3) already).  internal.test_medium
+ * of a step 2^(b - k) (types.h), so rounding n up to one keeps it a
+ * multiple of a when a <= 2^(b - k), and leaves n as it is when a is
+ * larger (n is then a multiple of the step already).  internal.test_medium
  * checks every such n. */
 static inline unsigned medium_aligned_class(size_t n) { return pmi_medium_class_fast(n); }
 
