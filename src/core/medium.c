@@ -267,9 +267,9 @@ static size_t carve_bytes(const pmi_medium *m) { return carve_blocks(m->block_si
 
 /* A region starts with a page's worth (at least two blocks), and each carve
  * then takes as many blocks as it has carved so far, up to the full carve:
- * a class that a program asks for a few times (most of its 168 classes)
- * touches a page or two of its head region, not 16 KiB, while a class in
- * steady use reaches the full carve after three visits. */
+ * a class that a program asks for a few times (a compiler touches most of
+ * the 112) costs a page or two of its head region, not 16 KiB, while a
+ * class in steady use reaches the full carve within four visits. */
 #define FIRST_CARVE_BYTES 4096u
 static unsigned carve_next(const pmi_medium *m) {
   unsigned n = carve_blocks(m->block_size);

@@ -215,7 +215,8 @@ enum pmi_region_kind {
  *    doubling keeps eight-per-doubling steps: a class costs every heap a
  *    usedmedium[] slot and, where a program asks for its sizes, a region
  *    (its header page and a first carve), and a compiler touches most of
- *    them (cc1: 126 regions with 32 classes per doubling, 49 with eight).
+ *    them (cc1: 126 regions with 32 classes per doubling, 86 with these, 49
+ *    with eight).
  *    Doubling a class size gives a class size (realloc's growth relies on
  *    it): 2^b + j 2^(b - 5) doubled is 2^(b + 1) + j 2^(b - 4), and
  *    (i + 3) 2^(b - 3) doubled is (i + 3) 2^(b - 2).
