@@ -25,6 +25,13 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
   for (;;) {
     pool = heap->usedpools[c];
     if (pool == &pmi_pool_sentinel) {
+      /* Spares beyond the quiet ones serve before a fresh page is touched
+       * (the head arena's first free pool is untouched or purged, or there
+       * is no arena): a change of classes between phases takes the pages
+       * the last phase left instead of growing the footprint. */
+      if (heap->nspare > PMI_SPARES_QUIET &&
+          (heap->usable_arenas == NULL || heap->usable_arenas->freepools->ncarved == 0))
+        pmi_heap_trim_spares(heap, PMI_SPARES_QUIET);
       pool = pmi_arena_take_pool(heap);
       if (pool == NULL) return NULL;          /* errno is ENOMEM */
       pmi_pool_init(heap, pool, c);

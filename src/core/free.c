@@ -236,12 +236,13 @@ pmi_noinline static void free_own_slow(void *p, pmi_heap *heap) {
 }
 
 /* --used reached 0: the pool or region emptied.  A pool stays as a spare
- * while the heap keeps fewer than PMI_SPARE_POOLS (no lock: only the owner
- * touches nspare), which is the common case: a batch or a tree dropped. */
+ * while the heap keeps fewer than PMI_SPARES_QUIET (no lock: only the owner
+ * writes nspare), which is the common case: a batch or a tree dropped;
+ * beyond, pmi_pool_emptied also tells the purge thread. */
 pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
   if (pmi_desc_is_medium(d)) {
     pmi_medium_emptied(heap, (pmi_medium *)d);
-  } else if (pmi_likely(heap->nspare < PMI_SPARE_POOLS)) {
+  } else if (pmi_likely(heap->nspare < PMI_SPARES_QUIET)) {
     heap->nspare++;
   } else {
     pmi_pool_emptied(heap, (pmi_pool *)d);

@@ -97,8 +97,10 @@
  *                      that a batch or a tree allocated and dropped over and
  *                      over does not take and set up pools each time
  *                      (hysteresis); otherwise it goes back to its arena.
- *                      Spares go back at thread exit and malloc_trim, and
- *                      when the heap has no owner.
+ *                      Spares go back at thread exit, malloc_trim and
+ *                      medium growth, when the heap has no owner, beyond
+ *                      PMI_SPARES_QUIET before a fresh page is touched, and
+ *                      by the purge thread once left alone for the decay.
  *
  * ---------------------------------------------------------------------------
  * Threads
@@ -160,8 +162,25 @@ _Static_assert((PMI_REMOTE_HINTS & (PMI_REMOTE_HINTS - 1)) == 0, "the hint ring 
 #define PMI_CARVE_BYTES     2048u
 
 /* Empty pools a heap keeps on its usedpools lists (the spares) instead of
- * giving them back to their arenas: at most one arena's worth per thread. */
-#define PMI_SPARE_POOLS     PMI_ARENA_POOLS
+ * giving them back to their arenas: at most four arenas' worth per thread.
+ * One arena's worth was too few for a producer/consumer whose owner collects
+ * a ring of 4096 blocks of 32 classes at once: some 250 pools empty in one
+ * collection, the excess went back to LIFO freepools of mixed classes (whole
+ * arenas to the reserve, reformatted), and the pools taken again were carved
+ * afresh: 31,098 pools taken per 640,000 blocks, 3,414 with 252 spares.
+ * Spares do not stay for ever (pool.c, "idle spares"): the purge thread gives
+ * back an owned heap's spares once they have been left alone for the decay,
+ * spares beyond PMI_SPARES_QUIET go back before a pool takes a fresh page
+ * (alloc.c), and all of them on medium growth, malloc_trim and thread exit. */
+#ifndef PMI_SPARE_POOLS
+#define PMI_SPARE_POOLS     (4 * PMI_ARENA_POOLS)
+#endif
+/* Spares the free fast path keeps with one add and no word to the purge
+ * thread (a small program never starts one for them); each one beyond takes
+ * pmi_pool_emptied, which notes the purge thread, so that an idle program's
+ * spares go back too. */
+#define PMI_SPARES_QUIET    PMI_ARENA_POOLS
+_Static_assert(PMI_SPARES_QUIET <= PMI_SPARE_POOLS, "the quiet spares are some of the spares");
 
 #if PMI_SMALL_MAX % PMI_ALIGNMENT != 0
 #error "the largest pool block must be a multiple of the alignment"
@@ -530,8 +549,10 @@ typedef struct pmi_counters {
  *   nmediums == |mediums list|
  *   only the head of usedpools[c] may be exhausted; it is never empty in
  *       the sense of used == 0 (it holds the bias of pmi_pool.used)
- *   nspare == #{ p on some usedpools[c], not its head, p.used == 0 }
- *       <= PMI_SPARE_POOLS  (the spares)
+ *   nspare - spares_gone == #{ p on some usedpools[c], not its head,
+ *       p.used == 0 } <= PMI_SPARE_POOLS  (the spares; spares_gone: those
+ *       the purge thread gave back since the owner last settled the count,
+ *       pool.c, "idle spares")
  *   nfp2lasta[n] == the last arena on usable_arenas with nfreepools == n,
  *       or NULL if there is none   (pymalloc's trick for O(1) re-sorting)
  *   narenas == |arenas list|
@@ -562,6 +583,11 @@ typedef struct pmi_heap {
   pmi_counters counters;
   unsigned nspare;                                   /* empty pools kept on
                                                         usedpools lists */
+  unsigned spares_gone;       /* of them, given back by the purge thread
+                                 (written only by a visitor, settled into
+                                 nspare by the owner's slow paths: pool.c) */
+  unsigned spare_leaves;      /* times a spare left: owner's slow paths */
+  unsigned spare_look_n, spare_look_leaves;   /* the purge thread's last look */
   pmi_medium *mediums;                               /* every medium region of the heap */
   size_t nmediums;
   pmi_arena *usable_arenas;                          /* fullest first */
