@@ -25,8 +25,10 @@
  *
  * Every chain walked here (thread_free, the deferred list) is checked link
  * by link before it is followed: the next block must lie in a pool of an
- * arena of H, every block must carry the remote mark, and the walk is
- * bounded by the blocks H's arenas can hold.  A failure names the block:
+ * arena of H, every block must carry the remote mark, and the walk ends
+ * (a chain that loops comes back to a block whose mark the owner's walk
+ * cleared; a non-owner's walk is bounded by the blocks H's arenas can
+ * hold).  A failure names the block:
  * it was freed by another thread and then freed again by its owner (whose
  * free list push rewrote the link) or written after its free.  A batch is
  * checked the same way by its own thread as it pushes it (slot_flush), and
@@ -564,8 +566,14 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
   unsigned taken = 0;   /* pool blocks collect_pool took (counted once) */
   /* The keys in registers: the stores into blocks could alias them. */
   const uintptr_t mark = pmi_remote_key, link_key = pmi_remote_link_key;
+  /* The owner's walk needs no bound: it clears the mark of every block it
+   * takes (collect_pool, and each kind's collected free) before it follows
+   * any later link, so a chain that comes back to a block meets it with its
+   * mark cleared, which the mark check reports; and there are only so many
+   * marked blocks.  A non-owner leaves the marks of the blocks it holds or
+   * defers: its walk counts. */
   while (block != NULL) {
-    if (bound-- == 0)
+    if (!as_owner && bound-- == 0)
       pmi_fatal("heap corruption: the remote free list of heap %p loops (at %p)", (void *)heap, (void *)block);
     if (block->key != mark) pmi_bad_pointer("free", block, fault_refreed);
     pmi_block *next = (pmi_block *)(block->link ^ link_key);
@@ -573,7 +581,7 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
     if (next != NULL) {
       next_kind = remote_addr_kind(heap, next);
       if (next_kind == 0) pmi_bad_pointer("free", block, fault_refreed);
-      __builtin_prefetch(next, 1);
+      if (hint <= hint_end) __builtin_prefetch(next, 1);   /* else the hints run ahead */
     }
     if (hint > hint_end) prefetch_hint(heap, --hint);
     if (!as_owner || !collect_pool(heap, block, kind, &taken)) collected_free(heap, block, as_owner);
