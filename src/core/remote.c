@@ -533,11 +533,11 @@ static inline bool collect_pool(pmi_heap *heap, pmi_block *block, unsigned kind,
   if (kind != PMI_REGION_POOLS) return false;
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
   unsigned units = pmi_block_units(block);
-  uint64_t *word = pmi_live_word(pool, units), bit = pmi_live_bit(units);
+  uint64_t *word = pmi_live_word(pool, units), w = *word;
   unsigned state = pool->state;
-  if (pmi_unlikely(!(*word & bit) || (state != PMI_POOL_USED && state != PMI_POOL_FULL))) return false;
+  if (pmi_unlikely(!((w >> (units & 63)) & 1) || (state != PMI_POOL_USED && state != PMI_POOL_FULL))) return false;
   block->key = 0;
-  *word &= ~bit;
+  *word = pmi_bit_clear(w, units);
   ++*n;
   if (pmi_likely(state == PMI_POOL_USED && pool->used > 2)) {
     pmi_pool_push(pool, block);
