@@ -19,8 +19,11 @@ cmake -S "$PM_SOURCE_DIR" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLMALL
   -DPOOLMALLOC_CHECKS=ON -DPOOLMALLOC_BENCH=OFF > "$tmp/configure.log" || { cat "$tmp/configure.log"; exit 1; }
 cmake --build "$dir" -j"$(nproc)" --target "${tests[@]}" > "$tmp/build.log" 2>&1 || { tail -50 "$tmp/build.log"; exit 1; }
 fail=0
+# history_size: a report of a suppressed snapshot read (tsan.supp) whose
+# stack the default history has lost ("failed to restore the stack") can
+# match no suppression; internal_test_visitor's census read showed it once.
 for t in "${tests[@]}"; do
-  if TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 suppressions=$PM_SOURCE_DIR/tests/remote/tsan.supp" "$dir/tests/$t" > "$tmp/out" 2>&1; then
+  if TSAN_OPTIONS="halt_on_error=1 exitcode=66 second_deadlock_stack=1 history_size=4 suppressions=$PM_SOURCE_DIR/tests/remote/tsan.supp" "$dir/tests/$t" > "$tmp/out" 2>&1; then
     echo "ok: $t under ThreadSanitizer"
   else
     echo "FAIL: $t under ThreadSanitizer:"
