@@ -166,13 +166,9 @@ pmi_noinline static void free_not_pool(void *p) {
   free_not_pool_core(pmi_heap_tls, p);
 }
 
-/* A pool or medium block of another heap: what can be checked without the
- * owner's descriptor, then the hook. */
-static void free_remote(pmi_heap *heap, void *p) {
-  if (pmi_arenamap_kind(p) == PMI_REGION_MEDIUM) {
-    pmi_medium_free(heap, p);   /* its owner is not heap: medium.c's remote side */
-    return;
-  }
+/* A pool block of another heap: what can be checked without the owner's
+ * descriptor, then the hook. */
+static void free_remote_pool(void *p) {
   pmi_arena *arena = pmi_arena_of(p);
   pmi_heap *owner = atomic_load_explicit(&arena->heap, memory_order_acquire);
   if (owner == NULL) pmi_bad_pointer("free", p, "invalid pointer (inside a retired arena):");
@@ -183,13 +179,19 @@ static void free_remote(pmi_heap *heap, void *p) {
   pmi_remote_free(owner, p);
 }
 
-/* A pool or medium block of another heap, or any such block in debug mode. */
+/* A pool or medium block of another heap. */
+static void free_remote(pmi_heap *heap, void *p) {
+  if (pmi_arenamap_kind(p) == PMI_REGION_MEDIUM) pmi_medium_free(heap, p);   /* its owner is not heap: medium.c's remote side */
+  else free_remote_pool(p);
+}
+
+/* A pool or medium block of another heap, or any such block in debug mode.
+ * The thread's heap is read only for a medium block: a pool block needs
+ * none (every free is one of these in a producer/consumer). */
 pmi_noinline static void free_not_local(void *p) {
-  if (pmi_unlikely(pmi_debug_active)) {
-    pmi_debug_free(p);
-    return;
-  }
-  free_remote(pmi_heap_tls, p);
+  if (pmi_unlikely(pmi_debug_active)) pmi_debug_free(p);
+  else if (pmi_arenamap_kind(p) == PMI_REGION_MEDIUM) pmi_medium_free(pmi_heap_tls, p);
+  else free_remote_pool(p);
 }
 
 /* A free of our own block that the fast path did not take: the pointer is
