@@ -173,8 +173,9 @@ static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
  * this check the push would rewrite a live block's link and the collection
  * free it a second time, silently. */
 static inline bool batch_link_ok(const pmi_block *next) {
-  return ((uintptr_t)next & (PMI_ALIGNMENT - 1)) == 0 &&
-         (pmi_arenamap_kind(next) == PMI_REGION_POOLS || pmi_arenamap_kind(next) == PMI_REGION_MEDIUM);
+  if (((uintptr_t)next & (PMI_ALIGNMENT - 1)) != 0) return false;
+  unsigned kind = pmi_arenamap_kind(next);
+  return kind == PMI_REGION_POOLS || kind == PMI_REGION_MEDIUM;
 }
 
 static void slot_flush(remote_slot *s) {
@@ -182,12 +183,15 @@ static void slot_flush(remote_slot *s) {
   if (first == NULL) return;
   pmi_heap *owner = s->owner;
   pmi_block *last = s->last;
-  uint64_t pos = atomic_fetch_add_explicit(&owner->hint_pos, s->count, memory_order_relaxed) + s->count;
+  /* in registers: the ring's stores could alias them */
+  const uint32_t count = s->count;
+  const uintptr_t link_key = pmi_remote_link_key;
+  uint64_t pos = atomic_fetch_add_explicit(&owner->hint_pos, count, memory_order_relaxed) + count;
   pmi_block *b = first;   /* the chain is in this thread's cache: it wrote every link */
   for (uint32_t i = 1;; i++) {
     atomic_store_explicit(&owner->remote_hint[--pos & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
-    pmi_block *next = rlink_get(b);
-    if (i == s->count) {
+    pmi_block *next = (pmi_block *)(b->link ^ link_key);   /* rlink_get */
+    if (i == count) {
       if (pmi_unlikely(next != NULL || b != last)) pmi_bad_pointer("free", b, fault_refreed);
       break;
     }
