@@ -256,7 +256,7 @@ pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
 static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void *p, bool core) {
   uintptr_t r = pmi_rotate_units(p);   /* low bits: p's 16-byte unit number */
   uintptr_t slot = pmi_arenamap_block_slot(r);
-  unsigned kind;
+  uintptr_t kind;
   /* misaligned, beyond the map, or not a pool arena or medium region */
   if (pmi_unlikely(!pmi_arenamap_slot_in_map(slot) ||
                    (kind = pmi_arenamap_slot_byte(slot)) < PMI_REGION_POOLS)) {
@@ -264,7 +264,7 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
     else free_not_pool(p);
     return;
   }
-  const pmi_front_tables *t = &pmi_front;
+  const pmi_front_tables *t = &heap->tables;
   uintptr_t base = (uintptr_t)p & t->region_mask[kind];
   /* A plain read of the owner (a pointer is written whole), so that the
    * compiler folds it into the compare as it cannot with a relaxed load. */
@@ -273,16 +273,18 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
     else free_not_local(p);
     return;
   }
+  kind = pmi_opaque(kind);
   pmi_desc *d = (pmi_desc *)(base + (((uintptr_t)p >> 6) & t->desc_mask[kind]));
-  uint64_t *word = (uint64_t *)((char *)d->live + ((r >> 3) & t->kind_word_mask[kind]));   /* live[(r >> 6) % WORDS] */
-  uint64_t w = *word;
-  pmi_block *next = d->freeblock;
+  kind = pmi_opaque(kind);
+  uintptr_t wo = (r >> 3) & t->kind_word_mask[kind];   /* live[(r >> 6) % WORDS], in bytes */
+  uint64_t w = *(uint64_t *)((char *)d->live + wo);
   if (pmi_unlikely(!((w >> (r & 63)) & 1) || d->state != PMI_POOL_USED)) {
     free_own_slow(p, heap);
     return;
   }
-  *word = pmi_bit_clear(w, r);
-  pmi_link_set(p, next);
+  d = (pmi_desc *)pmi_opaque((uintptr_t)d);   /* the store at d + 32 + wo, as the load (no lea) */
+  *(uint64_t *)((char *)d->live + wo) = pmi_bit_clear(w, r);
+  pmi_link_set(p, d->freeblock);
   d->freeblock = p;
   if (pmi_unlikely(--d->used == 0)) desc_emptied(heap, d);
 }

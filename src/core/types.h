@@ -482,7 +482,7 @@ _Static_assert((PMI_MEDIUM_SIZE >> PMI_MEDIUM_UNIT_SHIFT) <= 65535, "pmi_medium.
  *                           and pmi_medium alike
  *
  * What differs is data, by front class (malloc) or by the arena map's byte
- * (free), in pmi_front and pmi_shape (free.c):
+ * (free), in pmi_front_tables (below; the heap's copy, heap.tables):
  *    link limit   a free-list link stays within 4 KiB (pool) or 1 MiB (region)
  *    live words   4 (pool) or 1024 (region)
  *    region mask  the owner sits at (p & mask) + 8: the arena's or the region's
@@ -509,6 +509,20 @@ _Static_assert(PMI_SAME_FIELD(freeblock, freeblock) && PMI_SAME_FIELD(used, used
                "a pool descriptor and a region's header agree where the fast paths read them");
 #undef PMI_SAME_FIELD
 
+/* The fast paths' tables (front.c): what differs between a pool and a
+ * region, as data.  pmi_front is the original; every heap carries a copy,
+ * so that malloc and free address them from the heap pointer they already
+ * hold instead of forming the tables' address (a PIC library reaches a
+ * global array only through a lea of its own first). */
+typedef struct pmi_front_tables {
+  uint64_t link_limit[PMI_FRONT_NCLASSES];   /* by front class: next ^ block below it */
+  uint64_t word_mask[PMI_FRONT_NCLASSES];    /* by front class: (live words - 1) * 8 */
+  uintptr_t region_mask[4];                  /* by region kind: the owner at (p & it) + 8 */
+  uintptr_t desc_mask[4];                    /* by region kind: + ((p >> 6) & it) */
+  uint64_t kind_word_mask[4];                /* by region kind: as word_mask */
+  uint8_t fclass[PMI_FRONT_UNITS];           /* by 16-byte unit of the size */
+} pmi_front_tables;
+
 /* ---- heaps ----------------------------------------------------------------- */
 
 /* Per-heap activity counters: plain integers, only the owner (or the holder
@@ -528,6 +542,9 @@ typedef struct pmi_counters {
  *       sentinel
  *   usedmedium[c] == &pmi_medium_sentinel  or  the same for medium regions
  *   nmediums == |mediums list|
+ *   tables == pmi_front  (for pmi_heap_empty only the kind masks: its
+ *       fclass is all 0, class 0, whose head is the sentinel, so every
+ *       malloc misses; free needs the masks to find an owner to compare)
  *   only the head of usedpools[c] may be exhausted; it is never empty in
  *       the sense of used == 0 (it holds the bias of pmi_pool.used)
  *   nspare == #{ p on some usedpools[c], not its head, p.used == 0 }
@@ -558,6 +575,7 @@ typedef struct pmi_heap {
    * it writes, at an address it has in hand (stats.c adds them to
    * malloc_small and malloc_medium). */
   uint64_t front_mallocs[PMI_FRONT_NCLASSES];
+  pmi_front_tables tables;   /* a copy of pmi_front, for the fast paths (above) */
   pmi_pool *usedlast[PMI_NCLASSES];                  /* the last pool of usedpools[c] */
   pmi_counters counters;
   unsigned nspare;                                   /* empty pools kept on
