@@ -79,9 +79,9 @@ static void *malloc_without_heap(size_t size) {
 }
 
 /* Everything malloc_core does not serve: the head pool or region of the
- * class has no free block (pmi_heap_empty's front[] are all sentinels, with
- * no free block, so a thread without a heap, or in debug mode, arrives
- * here without a test of its own), size 0, or a huge size.  Size first: it
+ * class has no free block, size 0, or a huge size; and every call with
+ * pmi_heap_empty (its front_max is 0, so a thread without a heap, or in
+ * debug mode, arrives here without a test of its own).  Size first: it
  * arrives in the first argument register and stays there, so that malloc's
  * fast path reaches here without moving it. */
 pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
@@ -134,8 +134,9 @@ static void *malloc_slow(pmi_heap *heap, size_t size) {
  * pool or region of the class has no free block, or size is 0 or above
  * the medium classes). */
 static inline __attribute__((always_inline)) void *front_pop(pmi_heap *heap, size_t size) {
-  if (pmi_likely(size - 1 < PMI_MEDIUM_MAX)) {    /* 1..128 KiB; 0 wraps around */
-    uintptr_t fc = heap->tables.fclass[(size - 1) >> PMI_ALIGNMENT_SHIFT];
+  if (pmi_likely(size - 1 < heap->front_max)) {    /* 1..128 KiB (none in pmi_heap_empty); 0 wraps around */
+    const pmi_class_tables *t = pmi_heap_classes(heap);
+    uintptr_t fc = t->fclass[(size - 1) >> PMI_ALIGNMENT_SHIFT];
     pmi_desc *d = heap->front[fc];
     pmi_block *block = d->freeblock;
 #if defined(__x86_64__)
@@ -144,7 +145,7 @@ static inline __attribute__((always_inline)) void *front_pop(pmi_heap *heap, siz
     if (pmi_likely(block != NULL)) {
       fc = pmi_opaque(fc);
       heap->front_mallocs[fc]++;
-      return pmi_desc_pop(&heap->tables, d, block, fc);
+      return pmi_desc_pop(t, d, block, fc);
     }
   }
   return NULL;
@@ -187,8 +188,8 @@ pmi_noinline static void *calloc_slow(size_t n, size_t size, size_t total) {
 }
 
 /* malloc's fast path and a clear of the block (pool and medium blocks are
- * recycled); everything else, debug mode included (pmi_heap_empty has no
- * free block), in calloc_slow. */
+ * recycled); everything else, debug mode included (pmi_heap_empty's
+ * front_max is 0), in calloc_slow. */
 pmi_export void *pm_calloc(size_t n, size_t size) {
   size_t total;
   if (pmi_unlikely(__builtin_mul_overflow(n, size, &total) || total > PTRDIFF_MAX)) {

@@ -264,7 +264,7 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
     else free_not_pool(p);
     return;
   }
-  const pmi_front_tables *t = &heap->tables;
+  const pmi_kind_masks *t = &heap->kinds;
   uintptr_t base = (uintptr_t)p & t->region_mask[kind];
   /* A plain read of the owner (a pointer is written whole), so that the
    * compiler folds it into the compare as it cannot with a relaxed load. */
@@ -276,7 +276,7 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
   kind = pmi_opaque(kind);
   pmi_desc *d = (pmi_desc *)(base + (((uintptr_t)p >> 6) & t->desc_mask[kind]));
   kind = pmi_opaque(kind);
-  uintptr_t wo = (r >> 3) & t->kind_word_mask[kind];   /* live[(r >> 6) % WORDS], in bytes */
+  uintptr_t wo = (r >> 3) & t->word_mask[kind];   /* live[(r >> 6) % WORDS], in bytes */
   uint64_t w = *(uint64_t *)((char *)d->live + wo);
   if (pmi_unlikely(!((w >> (r & 63)) & 1) || d->state != PMI_POOL_USED)) {
     free_own_slow(p, heap);

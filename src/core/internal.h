@@ -37,15 +37,14 @@ static inline size_t pmi_class_size(unsigned szidx) { return (size_t)(szidx + 1)
  *      paths read") ---------------------------------------------------------- */
 extern const pmi_front_tables pmi_front;   /* the original; every heap has a copy */
 /* The front class of a size 1 .. MEDIUM_MAX. */
-static inline unsigned pmi_front_class(size_t n) { return pmi_front.fclass[(n - 1) >> PMI_ALIGNMENT_SHIFT]; }
-/* The kind masks alone, for pmi_heap_empty's copy (whose fclass is all 0:
- * class 0, whose head is the sentinel, so malloc's fast path misses). */
+static inline unsigned pmi_front_class(size_t n) { return pmi_front.classes.fclass[(n - 1) >> PMI_ALIGNMENT_SHIFT]; }
+/* The kind masks (pmi_front.kinds, and pmi_heap_empty's copy). */
 #define PMI_FRONT_KIND_MASKS \
   .region_mask = { [PMI_REGION_POOLS] = ~(uintptr_t)(PMI_ARENA_SIZE - 1), \
                    [PMI_REGION_MEDIUM] = ~(uintptr_t)(PMI_MEDIUM_SIZE - 1) }, \
   .desc_mask = { [PMI_REGION_POOLS] = (uintptr_t)(PMI_POOLS_PER_ARENA - 1) << 6 }, \
-  .kind_word_mask = { [PMI_REGION_POOLS] = (PMI_LIVE_WORDS - 1) * 8, \
-                      [PMI_REGION_MEDIUM] = (PMI_MEDIUM_LIVE_WORDS - 1) * 8 }
+  .word_mask = { [PMI_REGION_POOLS] = (PMI_LIVE_WORDS - 1) * 8, \
+                 [PMI_REGION_MEDIUM] = (PMI_MEDIUM_LIVE_WORDS - 1) * 8 }
 
 /* x, with the compiler made to forget that it is x (an empty asm: no
  * instruction).  The fast paths count instructions, and left to itself GCC
@@ -160,12 +159,12 @@ static inline void pmi_pool_push(pmi_pool *pool, pmi_block *block) {
 
 /* Pops block, the head of descriptor d's free list (d is heap.front[fc]), and
  * hands it out: pmi_pool_pop and pmi_medium_pop as one, their constants
- * read from the heap's copy of pmi_front (t) by front class. */
+ * read from the heap's copy of pmi_front.classes (t) by front class. */
 __attribute__((returns_nonnull)) void *pmi_desc_pop_last(pmi_desc *d, pmi_block *block);   /* next NULL, or corrupt */
 /* Which kind a descriptor is: a region's is the start of its 1 MiB, a
  * pool's a 64-byte slot after the arena header. */
 static inline bool pmi_desc_is_medium(const pmi_desc *d) { return ((uintptr_t)d & (PMI_POOL_SIZE - 1)) == 0; }
-static inline void *pmi_desc_pop(const pmi_front_tables *t, pmi_desc *d, pmi_block *block, uintptr_t fc) {
+static inline void *pmi_desc_pop(const pmi_class_tables *t, pmi_desc *d, pmi_block *block, uintptr_t fc) {
   uintptr_t offset = pmi_link_offset(block);
   fc = pmi_opaque(fc);
   if (pmi_unlikely(offset >= t->link_limit[fc])) return pmi_desc_pop_last(d, block);
