@@ -1,11 +1,12 @@
-/* alloc.c: malloc and its relatives.  The fast path is pm_malloc: the TLS
- * heap, the head pool of the size class from heap->usedpools, its first free
- * block; the block's decoded link is checked to stay in the pool before it
- * becomes the new head of the list; the pool's used count, the block's live
- * bit and the heap's malloc counter are updated.  Nothing else is tested:
+/* alloc.c: malloc and its relatives.  The fast path is pm_malloc
+ * (front_pop), for pool and medium blocks alike: the TLS heap, the front
+ * class of the size from the heap's copy of the tables, the head pool or
+ * region of that class from heap->front, its first free block; the block's
+ * decoded link is checked to stay in its pool or region before it becomes
+ * the new head of the list; the used count, the block's live bit and the
+ * heap's per-class malloc counter are updated.  Nothing else is tested:
  * there is no debug-mode branch (diag/diag.h, "debug.c").  Everything else
- * goes to pmi_malloc_generic, which is not inlined, and which serves the
- * medium classes through their own fast path (the same steps on usedmedium). */
+ * goes to pmi_malloc_generic, which is not inlined. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
