@@ -38,6 +38,14 @@ static inline size_t pmi_class_size(unsigned szidx) { return (size_t)(szidx + 1)
 extern const pmi_front_tables pmi_front;   /* the original; every heap has a copy */
 /* The front class of a size 1 .. MEDIUM_MAX. */
 static inline unsigned pmi_front_class(size_t n) { return pmi_front.classes.fclass[(n - 1) >> PMI_ALIGNMENT_SHIFT]; }
+/* What free's owner test reads for a pointer outside every pool arena and
+ * medium region (the arena map's kinds NONE and HUGE, to which a heap's
+ * copy of the masks gives region_mask 0 and region_or pmi_no_owner): a
+ * NULL owner, never the heap, so that such pointers leave the fast path at
+ * that test, without a test of the kind of their own. */
+extern const uintptr_t pmi_no_owner[2];
+#define PMI_HEAP_REGION_OR \
+  .region_or = { [PMI_REGION_NONE] = (uintptr_t)pmi_no_owner, [PMI_REGION_HUGE] = (uintptr_t)pmi_no_owner }
 /* The kind masks (pmi_front.kinds, and pmi_heap_empty's copy). */
 #define PMI_FRONT_KIND_MASKS \
   .region_mask = { [PMI_REGION_POOLS] = ~(uintptr_t)(PMI_ARENA_SIZE - 1), \

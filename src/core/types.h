@@ -515,7 +515,10 @@ _Static_assert(PMI_SAME_FIELD(freeblock, freeblock) && PMI_SAME_FIELD(used, used
  * hold instead of forming the tables' address first (a PIC library reaches
  * a global array only through a lea of its own). */
 typedef struct pmi_kind_masks {              /* free's, by region kind */
-  uintptr_t region_mask[4];                  /* the owner at (p & it) + 8 */
+  uintptr_t region_mask[4];                  /* the owner at ((p & it) | region_or) + 8 */
+  uintptr_t region_or[4];                    /* 0; in a heap's copy, for the kinds free's
+                                                fast path does not serve (NONE, HUGE),
+                                                pmi_no_owner (with region_mask 0) */
   uintptr_t desc_mask[4];                    /* the descriptor at + ((p >> 6) & it) */
   uint64_t word_mask[4];                     /* the live word at + 32 + ((p >> 7) & it) */
 } pmi_kind_masks;
@@ -548,7 +551,8 @@ typedef struct pmi_counters {
  *       sentinel
  *   usedmedium[c] == &pmi_medium_sentinel  or  the same for medium regions
  *   nmediums == |mediums list|
- *   kinds == pmi_front.kinds, *pmi_heap_classes(heap) == pmi_front.classes,
+ *   kinds == pmi_front.kinds but for region_or[NONE] == region_or[HUGE] ==
+ *       pmi_no_owner, *pmi_heap_classes(heap) == pmi_front.classes,
  *       front_max == PMI_MEDIUM_MAX; for pmi_heap_empty front_max == 0 and
  *       it has no class tables (free still needs its kinds to find an owner
  *       to compare)
