@@ -93,9 +93,12 @@ pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
   return malloc_slow(heap, size);
 }
 
-/* The fast path's link check failed: the last block of its list, or a
- * corrupt link (each kind's own report). */
-pmi_noinline void *pmi_desc_pop_last(pmi_desc *d, pmi_block *block) {
+/* malloc's fast path found its link check failed: the last block of the
+ * list (counted here, as the fast path counts its own), or a corrupt link
+ * (each kind's own report). */
+__attribute__((returns_nonnull)) pmi_noinline static void *desc_pop_last(pmi_desc *d, pmi_block *block,
+                                                                        pmi_heap *heap, uintptr_t fc) {
+  heap->front_mallocs[fc]++;
   if (pmi_desc_is_medium(d)) return pmi_medium_pop_last((pmi_medium *)d, block);
   return pmi_pool_pop_last((pmi_pool *)d, block);
 }
@@ -134,7 +137,7 @@ static void *malloc_slow(pmi_heap *heap, size_t size) {
  * takes do not depend on the size.  NULL: the slow path's turn (the head
  * pool or region of the class has no free block, or size is 0 or above
  * the medium classes). */
-static inline __attribute__((always_inline)) void *front_pop(pmi_heap *heap, size_t size) {
+static inline __attribute__((always_inline)) void *front_pop(pmi_heap *heap, size_t size, bool last_is_slow) {
   if (pmi_likely(size - 1 < heap->front_max)) {    /* 1..128 KiB (none in pmi_heap_empty); 0 wraps around */
     const pmi_class_tables *t = pmi_heap_classes(heap);
     uintptr_t fc = t->fclass[(size - 1) >> PMI_ALIGNMENT_SHIFT];
@@ -144,16 +147,25 @@ static inline __attribute__((always_inline)) void *front_pop(pmi_heap *heap, siz
     __asm__("" : "+a"(block));   /* the return value: loaded where it is returned (a mov less) */
 #endif
     if (pmi_likely(block != NULL)) {
+      /* The link checked before it is followed: next ^ block stays below
+       * the class's limit (in the pool or region), else the last block of
+       * the list (next NULL) or a corrupt link */
+      uintptr_t offset = pmi_link_offset(block);
+      fc = pmi_opaque(fc);
+      if (pmi_unlikely(offset >= t->link_limit[fc])) {
+        if (last_is_slow) return NULL;   /* calloc: the slow path, with no frame of its own for the call */
+        return desc_pop_last(d, block, heap, fc);
+      }
       fc = pmi_opaque(fc);
       heap->front_mallocs[fc]++;
-      return pmi_desc_pop(t, d, block, fc);
+      return pmi_desc_take(t, d, block, fc, offset);
     }
   }
   return NULL;
 }
 
 static inline __attribute__((always_inline)) void *malloc_core(pmi_heap *heap, size_t size) {
-  void *p = front_pop(heap, size);
+  void *p = front_pop(heap, size, false);
   if (pmi_likely(p != NULL)) return p;
   return pmi_malloc_generic(size, heap);
 }
@@ -198,7 +210,7 @@ pmi_export void *pm_calloc(size_t n, size_t size) {
     return NULL;
   }
   pmi_heap *heap = pmi_heap_tls;
-  void *p = front_pop(heap, total);
+  void *p = front_pop(heap, total, true);
   if (pmi_likely(p != NULL)) {
     heap->counters.calloc_calls++;
     return memset(p, 0, total);

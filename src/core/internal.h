@@ -165,17 +165,13 @@ static inline void pmi_pool_push(pmi_pool *pool, pmi_block *block) {
   pool->freeblock = block;
 }
 
-/* Pops block, the head of descriptor d's free list (d is heap.front[fc]), and
- * hands it out: pmi_pool_pop and pmi_medium_pop as one, their constants
- * read from the heap's copy of pmi_front.classes (t) by front class. */
-__attribute__((returns_nonnull)) void *pmi_desc_pop_last(pmi_desc *d, pmi_block *block);   /* next NULL, or corrupt */
-/* Which kind a descriptor is: a region's is the start of its 1 MiB, a
- * pool's a 64-byte slot after the arena header. */
-static inline bool pmi_desc_is_medium(const pmi_desc *d) { return ((uintptr_t)d & (PMI_POOL_SIZE - 1)) == 0; }
-static inline void *pmi_desc_pop(const pmi_class_tables *t, pmi_desc *d, pmi_block *block, uintptr_t fc) {
-  uintptr_t offset = pmi_link_offset(block);
-  fc = pmi_opaque(fc);
-  if (pmi_unlikely(offset >= t->link_limit[fc])) return pmi_desc_pop_last(d, block);
+/* The second half of malloc's fast path (alloc.c, front_pop, which has
+ * checked the link: offset = next ^ block is below the class's limit):
+ * block, the head of descriptor d's free list (d is heap.front[fc]), is
+ * handed out: pmi_pool_pop and pmi_medium_pop as one, their constants read
+ * from the heap's copy of pmi_front.classes (t) by front class. */
+static inline void *pmi_desc_take(const pmi_class_tables *t, pmi_desc *d, pmi_block *block, uintptr_t fc,
+                                  uintptr_t offset) {
   offset = pmi_opaque(offset);   /* next from it in place, after the test */
   d->freeblock = (pmi_block *)(offset ^ (uintptr_t)block);
   d->used++;
@@ -189,6 +185,9 @@ static inline void *pmi_desc_pop(const pmi_class_tables *t, pmi_desc *d, pmi_blo
   *word |= bit;
   return block;
 }
+/* Which kind a descriptor is: a region's is the start of its 1 MiB, a
+ * pool's a 64-byte slot after the arena header. */
+static inline bool pmi_desc_is_medium(const pmi_desc *d) { return ((uintptr_t)d & (PMI_POOL_SIZE - 1)) == 0; }
 
 /* ---- os.c: the only file that talks to the kernel ------------------------- */
 void  *pmi_os_map(size_t size);                       /* zeroed, page-aligned */
