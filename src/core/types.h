@@ -492,7 +492,7 @@ _Static_assert((PMI_MEDIUM_SIZE >> PMI_MEDIUM_UNIT_SHIFT) <= 65535, "pmi_medium.
  * bytes would otherwise pick between two paths at random on every call):
  *
  *    front class (fclass)   0 .. 31: pool classes (szidx), 32 .. 91: medium
- *                           classes (32 + mclass); pmi_front.fclass maps
+ *                           classes (32 + mclass); pmi_front.classes.fclass maps
  *                           every size 1 .. MEDIUM_MAX to it by 16-byte unit
  *    heap.front[fclass]     the head pool or head region (usedpools and
  *                           usedmedium, one array)
@@ -501,7 +501,7 @@ _Static_assert((PMI_MEDIUM_SIZE >> PMI_MEDIUM_UNIT_SHIFT) <= 65535, "pmi_medium.
  *                           and pmi_medium alike
  *
  * What differs is data, by front class (malloc) or by the arena map's byte
- * (free), in pmi_front and pmi_shape (free.c):
+ * (free), in pmi_front_tables (below; the heap's copies):
  *    link limit   a free-list link stays within 4 KiB (pool) or 1 MiB (region)
  *    live words   4 (pool) or 1024 (region)
  *    region mask  the owner sits at (p & mask) + 8: the arena's or the region's
@@ -528,6 +528,29 @@ _Static_assert(PMI_SAME_FIELD(freeblock, freeblock) && PMI_SAME_FIELD(used, used
                "a pool descriptor and a region's header agree where the fast paths read them");
 #undef PMI_SAME_FIELD
 
+/* The fast paths' tables (front.c): what differs between a pool and a
+ * region, as data.  pmi_front is the original; every heap carries a copy,
+ * so that malloc and free address them from the heap pointer they already
+ * hold instead of forming the tables' address first (a PIC library reaches
+ * a global array only through a lea of its own). */
+typedef struct pmi_kind_masks {              /* free's, by region kind */
+  uintptr_t region_mask[4];                  /* the owner at ((p & it) | region_or) + 8 */
+  uintptr_t region_or[4];                    /* 0; in a heap's copy, for the kinds free's
+                                                fast path does not serve (NONE, HUGE),
+                                                pmi_no_owner (with region_mask 0) */
+  uintptr_t desc_mask[4];                    /* the descriptor at + ((p >> 6) & it) */
+  uint64_t word_mask[4];                     /* the live word at + 32 + ((p >> 7) & it) */
+} pmi_kind_masks;
+typedef struct pmi_class_tables {            /* malloc's, by front class */
+  uint64_t link_limit[PMI_FRONT_NCLASSES];   /* next ^ block below it */
+  uint64_t word_mask[PMI_FRONT_NCLASSES];    /* (live words - 1) * 8 */
+  uint8_t fclass[PMI_FRONT_UNITS];           /* the front class, by 16-byte unit of the size */
+} pmi_class_tables;
+typedef struct pmi_front_tables {
+  pmi_kind_masks kinds;
+  pmi_class_tables classes;
+} pmi_front_tables;
+
 /* ---- heaps ----------------------------------------------------------------- */
 
 /* Per-heap activity counters: plain integers, only the owner (or the holder
@@ -547,6 +570,11 @@ typedef struct pmi_counters {
  *       sentinel
  *   usedmedium[c] == &pmi_medium_sentinel  or  the same for medium regions
  *   nmediums == |mediums list|
+ *   kinds == pmi_front.kinds but for region_or[NONE] == region_or[HUGE] ==
+ *       pmi_no_owner, *pmi_heap_classes(heap) == pmi_front.classes,
+ *       front_max == PMI_MEDIUM_MAX; for pmi_heap_empty front_max == 0 and
+ *       it has no class tables (free still needs its kinds to find an owner
+ *       to compare)
  *   only the head of usedpools[c] may be exhausted; it is never empty in
  *       the sense of used == 0 (it holds the bias of pmi_pool.used)
  *   nspare - spares_gone == #{ p on some usedpools[c], not its head,
@@ -579,6 +607,10 @@ typedef struct pmi_heap {
    * it writes, at an address it has in hand (stats.c adds them to
    * malloc_small and malloc_medium). */
   uint64_t front_mallocs[PMI_FRONT_NCLASSES];
+  /* malloc's fast path serves sizes 1 .. front_max: PMI_MEDIUM_MAX, or 0 in
+   * pmi_heap_empty, which then reads nothing more (it has no class tables) */
+  size_t front_max;
+  pmi_kind_masks kinds;      /* pmi_front.kinds, for free's fast path */
   pmi_pool *usedlast[PMI_NCLASSES];                  /* the last pool of usedpools[c] */
   pmi_counters counters;
   unsigned nspare;                                   /* empty pools kept on
@@ -626,7 +658,14 @@ typedef struct pmi_heap {
    * process maps. */
   _Alignas(64) _Atomic(pmi_block *) remote_hint[];
 } pmi_heap;
-#define PMI_HEAP_BYTES (sizeof(pmi_heap) + PMI_REMOTE_HINTS * sizeof(_Atomic(pmi_block *)))
+/* After the hint ring, the heap's copy of pmi_front.classes, for malloc's
+ * fast path (pmi_heap_classes): 9.5 KiB that pmi_heap_empty, a .data object
+ * every process maps, does not carry. */
+#define PMI_HEAP_CLASSES_OFFSET (sizeof(pmi_heap) + PMI_REMOTE_HINTS * sizeof(_Atomic(pmi_block *)))
+#define PMI_HEAP_BYTES (PMI_HEAP_CLASSES_OFFSET + sizeof(pmi_class_tables))
+static inline pmi_class_tables *pmi_heap_classes(pmi_heap *heap) {
+  return (pmi_class_tables *)((char *)heap + PMI_HEAP_CLASSES_OFFSET);
+}
 
 _Static_assert(offsetof(pmi_heap, usedmedium) == offsetof(pmi_heap, front[PMI_NCLASSES]),
                "front[32 + c] is usedmedium[c]");

@@ -4,6 +4,8 @@
  * also has assertions at each splice.  pm_check takes the locks fork takes
  * and repairs the unowned heaps a fork left (pmi_heap_repair_locked) before
  * checking them: a heap is only checked in the state its next user sees. */
+#include <string.h>
+
 #include "core/internal.h"
 
 typedef struct checker {
@@ -276,6 +278,11 @@ int pmi_check_heap(pmi_heap *heap, int verbose) {
   check_usable_arenas(&ck, heap);
   check_remote_pools(&ck, heap, ck.with_held);
   check_mediums(&ck, heap);
+  if (heap != &pmi_heap_empty)
+    CHECK(&ck, heap->front_max == PMI_MEDIUM_MAX &&
+          memcmp(&heap->kinds, &(pmi_kind_masks){ PMI_FRONT_KIND_MASKS, PMI_HEAP_REGION_OR }, sizeof heap->kinds) == 0 &&
+          memcmp(pmi_heap_classes(heap), &pmi_front.classes, sizeof pmi_front.classes) == 0,
+          "the heap's copy of the fast paths' tables differs from pmi_front");
   return ck.errors;
 }
 
