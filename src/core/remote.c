@@ -134,7 +134,6 @@ typedef struct remote_cache {
 static __thread remote_cache cache __attribute__((tls_model("initial-exec")));
 static __thread uint8_t batch_off __attribute__((tls_model("initial-exec")));   /* thread past its exit */
 
-static inline pmi_block *rlink_get(const pmi_block *b) { return (pmi_block *)(b->link ^ pmi_remote_link_key); }
 static inline void rlink_set(pmi_block *b, const pmi_block *next) { b->link = (uintptr_t)next ^ pmi_remote_link_key; }
 
 static const char fault_refreed[] =
@@ -190,7 +189,7 @@ static void slot_flush(remote_slot *s) {
   pmi_block *b = first;   /* the chain is in this thread's cache: it wrote every link */
   for (uint32_t i = 1;; i++) {
     atomic_store_explicit(&owner->remote_hint[--pos & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
-    pmi_block *next = (pmi_block *)(b->link ^ link_key);   /* rlink_get */
+    pmi_block *next = (pmi_block *)(b->link ^ link_key);   /* rlink_set's encoding */
     if (i == count) {
       if (pmi_unlikely(next != NULL || b != last)) pmi_bad_pointer("free", b, fault_refreed);
       break;
