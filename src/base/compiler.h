@@ -13,6 +13,10 @@
  * library's text (the kernel maps text around each fault in 64 KiB windows,
  * so scattered start-up functions make the whole text resident). */
 #define pmi_startup     __attribute__((section(".text.startup")))
+/* A zero-initialised variable that start-up writes: kept in .data, whose
+ * pages the dynamic loader's relocations write anyway, instead of .bss, where
+ * it would make a page of its own resident in every process. */
+#define pmi_startup_data __attribute__((section(".data")))
 
 /* A ThreadSanitizer build (gcc and clang spell it differently). */
 #if defined(__SANITIZE_THREAD__)

@@ -1,11 +1,12 @@
-/* alloc.c: malloc and its relatives.  The fast path is pm_malloc: the TLS
- * heap, the head pool of the size class from heap->usedpools, its first free
- * block; the block's decoded link is checked to stay in the pool before it
- * becomes the new head of the list; the pool's used count, the block's live
- * bit and the heap's malloc counter are updated.  Nothing else is tested:
+/* alloc.c: malloc and its relatives.  The fast path is pm_malloc
+ * (front_pop), for pool and medium blocks alike: the TLS heap, the front
+ * class of the size from the heap's copy of the tables, the head pool or
+ * region of that class from heap->front, its first free block; the block's
+ * decoded link is checked to stay in its pool or region before it becomes
+ * the new head of the list; the used count, the block's live bit and the
+ * heap's per-class malloc counter are updated.  Nothing else is tested:
  * there is no debug-mode branch (diag/diag.h, "debug.c").  Everything else
- * goes to pmi_malloc_generic, which is not inlined, and which serves the
- * medium classes through their own fast path (the same steps on usedmedium). */
+ * goes to pmi_malloc_generic, which is not inlined. */
 #include <errno.h>
 #include <stdint.h>
 #include <string.h>
@@ -25,6 +26,13 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
   for (;;) {
     pool = heap->usedpools[c];
     if (pool == &pmi_pool_sentinel) {
+      /* Spares beyond the quiet ones serve before a fresh page is touched
+       * (the head arena's first free pool is untouched or purged, or there
+       * is no arena): a change of classes between phases takes the pages
+       * the last phase left instead of growing the footprint. */
+      if (heap->nspare > PMI_SPARES_QUIET &&
+          (heap->usable_arenas == NULL || heap->usable_arenas->freepools->ncarved == 0))
+        pmi_heap_trim_spares(heap, PMI_SPARES_QUIET);
       pool = pmi_arena_take_pool(heap);
       if (pool == NULL) return NULL;          /* errno is ENOMEM */
       pmi_pool_init(heap, pool, c);
@@ -79,9 +87,9 @@ static void *malloc_without_heap(size_t size) {
 }
 
 /* Everything malloc_core does not serve: the head pool or region of the
- * class has no free block (pmi_heap_empty's front[] are all sentinels, with
- * no free block, so a thread without a heap, or in debug mode, arrives
- * here without a test of its own), size 0, or a huge size.  Size first: it
+ * class has no free block, size 0, or a huge size; and every call with
+ * pmi_heap_empty (its front_max is 0, so a thread without a heap, or in
+ * debug mode, arrives here without a test of its own).  Size first: it
  * arrives in the first argument register and stays there, so that malloc's
  * fast path reaches here without moving it. */
 pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
@@ -92,9 +100,12 @@ pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
   return malloc_slow(heap, size);
 }
 
-/* The fast path's link check failed: the last block of its list, or a
- * corrupt link (each kind's own report). */
-pmi_noinline void *pmi_desc_pop_last(pmi_desc *d, pmi_block *block) {
+/* malloc's fast path found its link check failed: the last block of the
+ * list (counted here, as the fast path counts its own), or a corrupt link
+ * (each kind's own report). */
+__attribute__((returns_nonnull)) pmi_noinline static void *desc_pop_last(pmi_desc *d, pmi_block *block,
+                                                                        pmi_heap *heap, uintptr_t fc) {
+  heap->front_mallocs[fc]++;
   if (pmi_desc_is_medium(d)) return pmi_medium_pop_last((pmi_medium *)d, block);
   return pmi_pool_pop_last((pmi_pool *)d, block);
 }
@@ -133,21 +144,35 @@ static void *malloc_slow(pmi_heap *heap, size_t size) {
  * takes do not depend on the size.  NULL: the slow path's turn (the head
  * pool or region of the class has no free block, or size is 0 or above
  * the medium classes). */
-static inline __attribute__((always_inline)) void *front_pop(pmi_heap *heap, size_t size) {
-  if (pmi_likely(size - 1 < PMI_MEDIUM_MAX)) {    /* 1..128 KiB; 0 wraps around */
-    uintptr_t fc = pmi_front_class(size);
+static inline __attribute__((always_inline)) void *front_pop(pmi_heap *heap, size_t size, bool last_is_slow) {
+  if (pmi_likely(size - 1 < heap->front_max)) {    /* 1..128 KiB (none in pmi_heap_empty); 0 wraps around */
+    const pmi_class_tables *t = pmi_heap_classes(heap);
+    uintptr_t fc = t->fclass[(size - 1) >> PMI_ALIGNMENT_SHIFT];
     pmi_desc *d = heap->front[fc];
     pmi_block *block = d->freeblock;
+#if defined(__x86_64__)
+    __asm__("" : "+a"(block));   /* the return value: loaded where it is returned (a mov less) */
+#endif
     if (pmi_likely(block != NULL)) {
+      /* The link checked before it is followed: next ^ block stays below
+       * the class's limit (in the pool or region), else the last block of
+       * the list (next NULL) or a corrupt link */
+      uintptr_t offset = pmi_link_offset(block);
+      fc = pmi_opaque(fc);
+      if (pmi_unlikely(offset >= t->link_limit[fc])) {
+        if (last_is_slow) return NULL;   /* calloc: the slow path, with no frame of its own for the call */
+        return desc_pop_last(d, block, heap, fc);
+      }
+      fc = pmi_opaque(fc);
       heap->front_mallocs[fc]++;
-      return pmi_desc_pop(d, block, fc);
+      return pmi_desc_take(t, d, block, fc, offset);
     }
   }
   return NULL;
 }
 
 static inline __attribute__((always_inline)) void *malloc_core(pmi_heap *heap, size_t size) {
-  void *p = front_pop(heap, size);
+  void *p = front_pop(heap, size, false);
   if (pmi_likely(p != NULL)) return p;
   return pmi_malloc_generic(size, heap);
 }
@@ -183,8 +208,8 @@ pmi_noinline static void *calloc_slow(size_t n, size_t size, size_t total) {
 }
 
 /* malloc's fast path and a clear of the block (pool and medium blocks are
- * recycled); everything else, debug mode included (pmi_heap_empty has no
- * free block), in calloc_slow. */
+ * recycled); everything else, debug mode included (pmi_heap_empty's
+ * front_max is 0), in calloc_slow. */
 pmi_export void *pm_calloc(size_t n, size_t size) {
   size_t total;
   if (pmi_unlikely(__builtin_mul_overflow(n, size, &total) || total > PTRDIFF_MAX)) {
@@ -192,7 +217,7 @@ pmi_export void *pm_calloc(size_t n, size_t size) {
     return NULL;
   }
   pmi_heap *heap = pmi_heap_tls;
-  void *p = front_pop(heap, total);
+  void *p = front_pop(heap, total, true);
   if (pmi_likely(p != NULL)) {
     heap->counters.calloc_calls++;
     return memset(p, 0, total);
@@ -381,6 +406,13 @@ void *pmi_realloc(void *p, size_t size) {
   pmi_free(p);
   return q;
 }
+
+/* The C library's names for calloc and realloc: second names, as malloc's
+ * (a CPython run makes 100 k such calls; a forward costs each a jump). */
+#if defined(PM_SHARED_LIBRARY) && !defined(PMI_TSAN)
+pmi_export extern __typeof__(pm_calloc) calloc __attribute__((alias("pm_calloc"), malloc, alloc_size(1, 2)));
+pmi_export extern __typeof__(pm_realloc) realloc __attribute__((alias("pm_realloc"), alloc_size(2)));
+#endif
 
 pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
   size_t total;

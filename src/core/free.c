@@ -1,11 +1,15 @@
 /* free.c: free, and the checks that keep a bad pointer from corrupting the
- * pools.  The fast path is pm_free:
- *   1. one arena-map lookup answers "16-byte aligned and in an arena of
- *      pools?" (internal.h, pmi_arenamap_pool_block); anything else goes to
- *      the one function for all that is not a pool block, free_not_pool;
- *   2. one compare of the arena's owner with this thread's heap; another
- *      owner (or debug mode, where pmi_heap_tls is pmi_heap_empty) goes to
- *      free_not_local;
+ * pools.  The fast path is pm_free (free_core), for pool and medium blocks
+ * alike:
+ *   1. p rotated right by 4 bits gives the arena-map slot, beyond the map
+ *      for a misaligned p (internal.h, pmi_arenamap_block_slot); beyond it
+ *      goes to free_not_pool;
+ *   2. the map's byte (the region kind) selects the heap's masks
+ *      (types.h, pmi_kind_masks), which find the owner: the arena's or the
+ *      region's, or for kinds NONE and HUGE pmi_no_owner's NULL.  One
+ *      compare of it with this thread's heap; anything else (another
+ *      owner, NULL, foreign and huge blocks, debug mode, where pmi_heap_tls
+ *      is pmi_heap_empty) goes to free_not_local, which tells them apart;
  *   3. the block's bit in its pool's live bitmap must be set and the pool
  *      must be USED: one compare of its state rejects the arena header read
  *      as pools[0] (state HEADER) and a FULL pool (its first free relinks
@@ -166,13 +170,9 @@ pmi_noinline static void free_not_pool(void *p) {
   free_not_pool_core(pmi_heap_tls, p);
 }
 
-/* A pool or medium block of another heap: what can be checked without the
- * owner's descriptor, then the hook. */
-static void free_remote(pmi_heap *heap, void *p) {
-  if (pmi_arenamap_kind(p) == PMI_REGION_MEDIUM) {
-    pmi_medium_free(heap, p);   /* its owner is not heap: medium.c's remote side */
-    return;
-  }
+/* A pool block of another heap: what can be checked without the owner's
+ * descriptor, then the hook. */
+static void free_remote_pool(void *p) {
   pmi_arena *arena = pmi_arena_of(p);
   pmi_heap *owner = atomic_load_explicit(&arena->heap, memory_order_acquire);
   if (owner == NULL) pmi_bad_pointer("free", p, "invalid pointer (inside a retired arena):");
@@ -183,13 +183,31 @@ static void free_remote(pmi_heap *heap, void *p) {
   pmi_remote_free(owner, p);
 }
 
-/* A pool or medium block of another heap, or any such block in debug mode. */
+/* A pool or medium block of another heap. */
+static void free_remote(pmi_heap *heap, void *p) {
+  if (pmi_arenamap_kind(p) == PMI_REGION_MEDIUM) pmi_medium_free(heap, p);   /* its owner is not heap: medium.c's remote side */
+  else free_remote_pool(p);
+}
+
+/* What failed free's owner test: a pool or medium block of another heap;
+ * a pointer in no pool arena or medium region (NULL, huge and foreign
+ * blocks: the heap's masks send them to pmi_no_owner, types.h); anything
+ * in debug mode. */
+static void free_not_owned_core(pmi_heap *heap, void *p) {
+  if (pmi_arenamap_kind(p) < PMI_REGION_POOLS) free_not_pool_core(heap, p);
+  else free_remote(heap, p);
+}
+
+/* The thread's heap is read only when it is needed: a pool block of
+ * another heap needs none (every free is one of these in a
+ * producer/consumer). */
 pmi_noinline static void free_not_local(void *p) {
   if (pmi_unlikely(pmi_debug_active)) {
     pmi_debug_free(p);
     return;
   }
-  free_remote(pmi_heap_tls, p);
+  if (pmi_arenamap_kind(p) == PMI_REGION_POOLS) free_remote_pool(p);
+  else free_not_owned_core(pmi_heap_tls, p);
 }
 
 /* A free of our own block that the fast path did not take: the pointer is
@@ -236,12 +254,13 @@ pmi_noinline static void free_own_slow(void *p, pmi_heap *heap) {
 }
 
 /* --used reached 0: the pool or region emptied.  A pool stays as a spare
- * while the heap keeps fewer than PMI_SPARE_POOLS (no lock: only the owner
- * touches nspare), which is the common case: a batch or a tree dropped. */
+ * while the heap keeps fewer than PMI_SPARES_QUIET (no lock: only the owner
+ * writes nspare), which is the common case: a batch or a tree dropped;
+ * beyond, pmi_pool_emptied also tells the purge thread. */
 pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
   if (pmi_desc_is_medium(d)) {
     pmi_medium_emptied(heap, (pmi_medium *)d);
-  } else if (pmi_likely(heap->nspare < PMI_SPARE_POOLS)) {
+  } else if (pmi_likely(heap->nspare < PMI_SPARES_QUIET)) {
     heap->nspare++;
   } else {
     pmi_pool_emptied(heap, (pmi_pool *)d);
@@ -256,33 +275,38 @@ pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
 static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void *p, bool core) {
   uintptr_t r = pmi_rotate_units(p);   /* low bits: p's 16-byte unit number */
   uintptr_t slot = pmi_arenamap_block_slot(r);
-  unsigned kind;
-  /* misaligned, beyond the map, or not a pool arena or medium region */
-  if (pmi_unlikely(!pmi_arenamap_slot_in_map(slot) ||
-                   (kind = pmi_arenamap_slot_byte(slot)) < PMI_REGION_POOLS)) {
+  if (pmi_unlikely(!pmi_arenamap_slot_in_map(slot))) {   /* misaligned, or beyond the map */
     if (core) free_not_pool_core(heap, p);
     else free_not_pool(p);
     return;
   }
-  const pmi_front_tables *t = &pmi_front;
+  uintptr_t kind = pmi_arenamap_slot_byte(slot);
+  const pmi_kind_masks *t = &heap->kinds;
+  /* The owner: the arena's or the region's, or for a pointer in neither
+   * (kinds NONE and HUGE) pmi_no_owner's NULL, so that one test sends away
+   * both those and the blocks of other heaps.  A plain read (a pointer is
+   * written whole), so that the compiler folds it into the compare as it
+   * cannot with a relaxed load. */
   uintptr_t base = (uintptr_t)p & t->region_mask[kind];
-  /* A plain read of the owner (a pointer is written whole), so that the
-   * compiler folds it into the compare as it cannot with a relaxed load. */
+  kind = pmi_opaque(kind);
+  base |= t->region_or[kind];
   if (pmi_unlikely(*(pmi_heap *const *)(base + offsetof(pmi_arena, heap)) != heap)) {
-    if (core) free_remote(heap, p);
+    if (core) free_not_owned_core(heap, p);
     else free_not_local(p);
     return;
   }
+  kind = pmi_opaque(kind);
   pmi_desc *d = (pmi_desc *)(base + (((uintptr_t)p >> 6) & t->desc_mask[kind]));
-  uint64_t *word = (uint64_t *)((char *)d->live + ((r >> 3) & t->kind_word_mask[kind]));   /* live[(r >> 6) % WORDS] */
-  uint64_t w = *word;
-  pmi_block *next = d->freeblock;
+  kind = pmi_opaque(kind);
+  uintptr_t wo = (r >> 3) & t->word_mask[kind];   /* live[(r >> 6) % WORDS], in bytes */
+  uint64_t w = *(uint64_t *)((char *)d->live + wo);
   if (pmi_unlikely(!((w >> (r & 63)) & 1) || d->state != PMI_POOL_USED)) {
     free_own_slow(p, heap);
     return;
   }
-  *word = pmi_bit_clear(w, r);
-  pmi_link_set(p, next);
+  d = (pmi_desc *)pmi_opaque((uintptr_t)d);   /* the store at d + 32 + wo, as the load (no lea) */
+  *(uint64_t *)((char *)d->live + wo) = pmi_bit_clear(w, r);
+  pmi_link_set(p, d->freeblock);
   d->freeblock = p;
   if (pmi_unlikely(--d->used == 0)) desc_emptied(heap, d);
 }

@@ -20,17 +20,17 @@
 #define F256_(i) F64_(i) F64_(i + 64) F64_(i + 128) F64_(i + 192)
 #define F1K_(i) F256_(i) F256_(i + 256) F256_(i + 512) F256_(i + 768)
 
+const uintptr_t pmi_no_owner[2] = { 0, 0 };
+
 const pmi_front_tables pmi_front = {
-  .link_limit = { [0 ... PMI_NCLASSES - 1] = PMI_POOL_SIZE,
-                  [PMI_NCLASSES ... PMI_FRONT_NCLASSES - 1] = PMI_MEDIUM_SIZE },
-  .word_mask = { [0 ... PMI_NCLASSES - 1] = (PMI_LIVE_WORDS - 1) * 8,
-                 [PMI_NCLASSES ... PMI_FRONT_NCLASSES - 1] = (PMI_MEDIUM_LIVE_WORDS - 1) * 8 },
-  .region_mask = { [PMI_REGION_POOLS] = ~(uintptr_t)(PMI_ARENA_SIZE - 1),
-                   [PMI_REGION_MEDIUM] = ~(uintptr_t)(PMI_MEDIUM_SIZE - 1) },
-  .desc_mask = { [PMI_REGION_POOLS] = (uintptr_t)(PMI_POOLS_PER_ARENA - 1) << 6 },
-  .kind_word_mask = { [PMI_REGION_POOLS] = (PMI_LIVE_WORDS - 1) * 8,
-                      [PMI_REGION_MEDIUM] = (PMI_MEDIUM_LIVE_WORDS - 1) * 8 },
-  .fclass = { F1K_(0) F1K_(1024) F1K_(2048) F1K_(3072) F1K_(4096) F1K_(5120) F1K_(6144) F1K_(7168) },
+  .kinds = { PMI_FRONT_KIND_MASKS },
+  .classes = {
+    .link_limit = { [0 ... PMI_NCLASSES - 1] = PMI_POOL_SIZE,
+                    [PMI_NCLASSES ... PMI_FRONT_NCLASSES - 1] = PMI_MEDIUM_SIZE },
+    .word_mask = { [0 ... PMI_NCLASSES - 1] = (PMI_LIVE_WORDS - 1) * 8,
+                   [PMI_NCLASSES ... PMI_FRONT_NCLASSES - 1] = (PMI_MEDIUM_LIVE_WORDS - 1) * 8 },
+    .fclass = { F1K_(0) F1K_(1024) F1K_(2048) F1K_(3072) F1K_(4096) F1K_(5120) F1K_(6144) F1K_(7168) },
+  },
 };
 _Static_assert(PMI_FRONT_UNITS == 8192, "fclass spells out 8192 units");
 _Static_assert(FCLASS_(PMI_FRONT_UNITS - 1) == PMI_FRONT_NCLASSES - 1, "the last unit is the last class");

@@ -25,6 +25,7 @@
 #include "core/internal.h"
 
 pmi_heap pmi_heap_empty = {
+  .kinds = { PMI_FRONT_KIND_MASKS, PMI_HEAP_REGION_OR },   /* front_max 0: malloc's fast path always misses */
   .usedpools = { [0 ... PMI_NCLASSES - 1] = &pmi_pool_sentinel },
   .usedmedium = { [0 ... PMI_MEDIUM_NCLASSES - 1] = &pmi_medium_sentinel },
 };
@@ -228,6 +229,9 @@ static pmi_heap *heap_new_locked(void) {
   slab_next += size;
   for (unsigned c = 0; c < PMI_NCLASSES; c++) heap->usedpools[c] = &pmi_pool_sentinel;
   for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) heap->usedmedium[c] = &pmi_medium_sentinel;
+  heap->front_max = PMI_MEDIUM_MAX;
+  heap->kinds = (pmi_kind_masks){ PMI_FRONT_KIND_MASKS, PMI_HEAP_REGION_OR };
+  memcpy(pmi_heap_classes(heap), &pmi_front.classes, sizeof pmi_front.classes);
   heap->next_heap = heaps_all;
   heaps_all = heap;
   heap->counters.heaps_created++;
@@ -415,6 +419,8 @@ void pmi_heap_repair_locked(pmi_heap *heap) {
       if (a->pools[i].state == PMI_POOL_USED || a->pools[i].state == PMI_POOL_FULL) pmi_pool_rebuild(heap, &a->pools[i]);
   pmi_pool *to_release = NULL, *to_push = NULL;
   heap->nspare = pmi_heap_count_spares(heap);   /* used counts may have changed */
+  heap->spares_gone = 0;
+  heap->spare_leaves++;
   for (unsigned c = 0; c < PMI_NCLASSES; c++) {
     pmi_pool *head = heap->usedpools[c];
     if (head == &pmi_pool_sentinel) continue;

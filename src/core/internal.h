@@ -35,17 +35,49 @@ static inline size_t pmi_class_size(unsigned szidx) { return (size_t)(szidx + 1)
 
 /* ---- front.c: the fast paths' tables (types.h, "the descriptor the fast
  *      paths read") ---------------------------------------------------------- */
-typedef struct pmi_front_tables {
-  uint64_t link_limit[PMI_FRONT_NCLASSES];   /* by front class: next ^ block below it */
-  uint64_t word_mask[PMI_FRONT_NCLASSES];    /* by front class: (live words - 1) * 8 */
-  uintptr_t region_mask[4];                  /* by region kind: the owner at (p & it) + 8 */
-  uintptr_t desc_mask[4];                    /* by region kind: + ((p >> 6) & it) */
-  uint64_t kind_word_mask[4];                /* by region kind: as word_mask */
-  uint8_t fclass[PMI_FRONT_UNITS];           /* by 16-byte unit of the size */
-} pmi_front_tables;
-extern const pmi_front_tables pmi_front;
+extern const pmi_front_tables pmi_front;   /* the original; every heap has a copy */
 /* The front class of a size 1 .. MEDIUM_MAX. */
-static inline unsigned pmi_front_class(size_t n) { return pmi_front.fclass[(n - 1) >> PMI_ALIGNMENT_SHIFT]; }
+static inline unsigned pmi_front_class(size_t n) { return pmi_front.classes.fclass[(n - 1) >> PMI_ALIGNMENT_SHIFT]; }
+/* What free's owner test reads for a pointer outside every pool arena and
+ * medium region (the arena map's kinds NONE and HUGE, to which a heap's
+ * copy of the masks gives region_mask 0 and region_or pmi_no_owner): a
+ * NULL owner, never the heap, so that such pointers leave the fast path at
+ * that test, without a test of the kind of their own. */
+extern const uintptr_t pmi_no_owner[2];
+#define PMI_HEAP_REGION_OR \
+  .region_or = { [PMI_REGION_NONE] = (uintptr_t)pmi_no_owner, [PMI_REGION_HUGE] = (uintptr_t)pmi_no_owner }
+/* The kind masks (pmi_front.kinds, and pmi_heap_empty's copy). */
+#define PMI_FRONT_KIND_MASKS \
+  .region_mask = { [PMI_REGION_POOLS] = ~(uintptr_t)(PMI_ARENA_SIZE - 1), \
+                   [PMI_REGION_MEDIUM] = ~(uintptr_t)(PMI_MEDIUM_SIZE - 1) }, \
+  .desc_mask = { [PMI_REGION_POOLS] = (uintptr_t)(PMI_POOLS_PER_ARENA - 1) << 6 }, \
+  .word_mask = { [PMI_REGION_POOLS] = (PMI_LIVE_WORDS - 1) * 8, \
+                 [PMI_REGION_MEDIUM] = (PMI_MEDIUM_LIVE_WORDS - 1) * 8 }
+
+/* x, with the compiler made to forget that it is x (an empty asm: no
+ * instruction).  The fast paths count instructions, and left to itself GCC
+ * spends some where the hardware's addressing would do the work:
+ *   - several arrays of the heap indexed by one class or kind: knowing the
+ *     index is the same, GCC forms heap + 8 index once with a lea (and then
+ *     holds it in a register) instead of addressing each as disp(heap,
+ *     index, 8);
+ *   - a word loaded, changed and stored back: it keeps its address in a
+ *     register of its own (a lea) instead of using the same operand twice;
+ *   - a value needed both as it is and shifted: it copies it early.
+ * Passing the value through pmi_opaque before each later use (a chain,
+ * x = pmi_opaque(x), so that only one copy is ever live) keeps the uses
+ * apart, whatever the struct order and optimisation flags.  scripts/fastpath
+ * shows what the fast paths come to. */
+static inline uintptr_t pmi_opaque(uintptr_t x) {
+  __asm__("" : "+r"(x));
+  return x;
+}
+/* The same, once after is computed: the uses of x that follow come after
+ * it (so that x may then change in place). */
+static inline uintptr_t pmi_opaque_after(uintptr_t x, uintptr_t after) {
+  __asm__("" : "+r"(x) : "r"(after));
+  return x;
+}
 
 static inline pmi_arena *pmi_arena_of(const void *p) {
   return (pmi_arena *)((uintptr_t)p & ~(PMI_ARENA_SIZE - 1));
@@ -133,24 +165,29 @@ static inline void pmi_pool_push(pmi_pool *pool, pmi_block *block) {
   pool->freeblock = block;
 }
 
-/* Pops block, the head of descriptor d's free list (d is heap.front[fc]), and
- * hands it out: pmi_pool_pop and pmi_medium_pop as one, their constants
- * read from pmi_front by front class. */
-__attribute__((returns_nonnull)) void *pmi_desc_pop_last(pmi_desc *d, pmi_block *block);   /* next NULL, or corrupt */
+/* The second half of malloc's fast path (alloc.c, front_pop, which has
+ * checked the link: offset = next ^ block is below the class's limit):
+ * block, the head of descriptor d's free list (d is heap.front[fc]), is
+ * handed out: pmi_pool_pop and pmi_medium_pop as one, their constants read
+ * from the heap's copy of pmi_front.classes (t) by front class. */
+static inline void *pmi_desc_take(const pmi_class_tables *t, pmi_desc *d, pmi_block *block, uintptr_t fc,
+                                  uintptr_t offset) {
+  offset = pmi_opaque(offset);   /* next from it in place, after the test */
+  d->freeblock = (pmi_block *)(offset ^ (uintptr_t)block);
+  d->used++;
+  /* The bit is u mod 64, its word's offset (u >> 3) & mask: both from u in
+   * one register (left to itself GCC computes block >> 7 from a second copy) */
+  uintptr_t u = pmi_opaque((uintptr_t)block >> PMI_ALIGNMENT_SHIFT);
+  uint64_t bit = (uint64_t)1 << (u & 63);
+  u = pmi_opaque_after(u, bit);   /* the shift by %cl first, then u >> 3 in place */
+  fc = pmi_opaque(fc);
+  uint64_t *word = (uint64_t *)((char *)d->live + ((u >> 3) & t->word_mask[fc]));
+  *word |= bit;
+  return block;
+}
 /* Which kind a descriptor is: a region's is the start of its 1 MiB, a
  * pool's a 64-byte slot after the arena header. */
 static inline bool pmi_desc_is_medium(const pmi_desc *d) { return ((uintptr_t)d & (PMI_POOL_SIZE - 1)) == 0; }
-static inline void *pmi_desc_pop(pmi_desc *d, pmi_block *block, uintptr_t fc) {
-  uintptr_t offset = pmi_link_offset(block);
-  pmi_block *next = (pmi_block *)(offset ^ (uintptr_t)block);
-  if (pmi_unlikely(offset >= pmi_front.link_limit[fc])) return pmi_desc_pop_last(d, block);
-  d->freeblock = next;
-  d->used++;
-  uintptr_t u = (uintptr_t)block >> PMI_ALIGNMENT_SHIFT;   /* the bit: u mod 64 */
-  uint64_t *word = (uint64_t *)((char *)d->live + ((u >> 3) & pmi_front.word_mask[fc]));
-  *word |= (uint64_t)1 << (u & 63);
-  return block;
-}
 
 /* ---- os.c: the only file that talks to the kernel ------------------------- */
 void  *pmi_os_map(size_t size);                       /* zeroed, page-aligned */
@@ -288,6 +325,8 @@ void   pmi_pool_release_empty(pmi_heap *heap, pmi_pool *pool);
 void   pmi_pool_rebuild(pmi_heap *heap, pmi_pool *pool);
 void   pmi_pool_emptied(pmi_heap *heap, pmi_pool *pool);   /* free's fast path: used hit 0 */
 void   pmi_heap_release_spares(pmi_heap *heap);
+void   pmi_heap_trim_spares(pmi_heap *heap, unsigned keep);   /* until keep are left */
+bool   pmi_heap_spares_decay(pmi_heap *heap);   /* purge thread, owned heap: idle spares back */
 unsigned pmi_heap_count_spares(const pmi_heap *heap);
 static inline bool pmi_pool_is_head(const pmi_heap *heap, const pmi_pool *pool) {
   return heap->usedpools[pool->szidx] == pool;

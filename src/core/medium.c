@@ -819,6 +819,9 @@ static size_t reclaim(pmi_heap *heap, bool regions, bool pools) {
   }
   if (heap != &pmi_heap_empty) heap->counters.medium_purge_bytes += bytes;
   if (pools) {
+    /* the spares first: up to four arenas' worth of empty pools that this
+     * growth should be served from too (types.h, PMI_SPARE_POOLS) */
+    pmi_heap_release_spares(heap);
     bool pending = false;
     size_t pool_bytes = pmi_purge_heap_pools(heap, true, &pending);
     if (pool_bytes != 0) {

@@ -18,8 +18,9 @@
 
 PMI_OLD_VERSION_clock_gettime
 
-/* System calls made, for the statistics report. */
-static _Atomic uint64_t mmap_calls, munmap_calls;
+/* System calls made, for the statistics report (start-up's reservation of
+ * the arena map is one). */
+static _Atomic uint64_t mmap_calls pmi_startup_data, munmap_calls;
 
 void pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps) {
   *mmaps = atomic_load(&mmap_calls);
@@ -163,7 +164,7 @@ bool pmi_os_mapped(const void *p, size_t n) {
 /* Asked for lazily, by any thread: every thread that finds it unset stores
  * the same value, hence the relaxed atomic (a plain static is a data race). */
 size_t pmi_os_page_size(void) {
-  static _Atomic size_t page;
+  static _Atomic size_t page pmi_startup_data;
   size_t p = atomic_load_explicit(&page, memory_order_relaxed);
   if (p == 0) {
     p = (size_t)sysconf(_SC_PAGESIZE);
@@ -191,7 +192,7 @@ static const unsigned char *kernel_random(unsigned char *buf) {
  * caller gets its own); failing those, with a stack address and the
  * clock. */
 pmi_startup uint64_t pmi_os_random(void) {
-  static _Atomic uint64_t calls;
+  static _Atomic uint64_t calls pmi_startup_data;
   uint64_t x = (uintptr_t)&pmi_os_random + atomic_fetch_add(&calls, 1) * 0xD1B54A32D192ED03ull;
   unsigned char buf[16];
   const unsigned char *r = kernel_random(buf);

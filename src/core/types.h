@@ -97,8 +97,10 @@
  *                      that a batch or a tree allocated and dropped over and
  *                      over does not take and set up pools each time
  *                      (hysteresis); otherwise it goes back to its arena.
- *                      Spares go back at thread exit and malloc_trim, and
- *                      when the heap has no owner.
+ *                      Spares go back at thread exit, malloc_trim and
+ *                      medium growth, when the heap has no owner, beyond
+ *                      PMI_SPARES_QUIET before a fresh page is touched, and
+ *                      by the purge thread once left alone for the decay.
  *
  * ---------------------------------------------------------------------------
  * Threads
@@ -160,8 +162,25 @@ _Static_assert((PMI_REMOTE_HINTS & (PMI_REMOTE_HINTS - 1)) == 0, "the hint ring 
 #define PMI_CARVE_BYTES     2048u
 
 /* Empty pools a heap keeps on its usedpools lists (the spares) instead of
- * giving them back to their arenas: at most one arena's worth per thread. */
-#define PMI_SPARE_POOLS     PMI_ARENA_POOLS
+ * giving them back to their arenas: at most four arenas' worth per thread.
+ * One arena's worth was too few for a producer/consumer whose owner collects
+ * a ring of 4096 blocks of 32 classes at once: some 250 pools empty in one
+ * collection, the excess went back to LIFO freepools of mixed classes (whole
+ * arenas to the reserve, reformatted), and the pools taken again were carved
+ * afresh: 31,098 pools taken per 640,000 blocks, 3,414 with 252 spares.
+ * Spares do not stay for ever (pool.c, "idle spares"): the purge thread gives
+ * back an owned heap's spares once they have been left alone for the decay,
+ * spares beyond PMI_SPARES_QUIET go back before a pool takes a fresh page
+ * (alloc.c), and all of them on medium growth, malloc_trim and thread exit. */
+#ifndef PMI_SPARE_POOLS
+#define PMI_SPARE_POOLS     (4 * PMI_ARENA_POOLS)
+#endif
+/* Spares the free fast path keeps with one add and no word to the purge
+ * thread (a small program never starts one for them); each one beyond takes
+ * pmi_pool_emptied, which notes the purge thread, so that an idle program's
+ * spares go back too. */
+#define PMI_SPARES_QUIET    PMI_ARENA_POOLS
+_Static_assert(PMI_SPARES_QUIET <= PMI_SPARE_POOLS, "the quiet spares are some of the spares");
 
 #if PMI_SMALL_MAX % PMI_ALIGNMENT != 0
 #error "the largest pool block must be a multiple of the alignment"
@@ -490,8 +509,8 @@ _Static_assert((PMI_MEDIUM_SIZE >> PMI_MEDIUM_TOUCH_SHIFT) <= 65535, "pmi_medium
  * the same branches whatever the size (a program whose sizes straddle 512
  * bytes would otherwise pick between two paths at random on every call):
  *
- *    front class (fclass)   0 .. 31: pool classes (szidx), 32 .. 199: medium
- *                           classes (32 + mclass); pmi_front.fclass maps
+ *    front class (fclass)   0 .. 31: pool classes (szidx), 32 .. 143: medium
+ *                           classes (32 + mclass); pmi_front.classes.fclass maps
  *                           every size 1 .. MEDIUM_MAX to it by 16-byte unit
  *    heap.front[fclass]     the head pool or head region (usedpools and
  *                           usedmedium, one array)
@@ -500,7 +519,7 @@ _Static_assert((PMI_MEDIUM_SIZE >> PMI_MEDIUM_TOUCH_SHIFT) <= 65535, "pmi_medium
  *                           and pmi_medium alike
  *
  * What differs is data, by front class (malloc) or by the arena map's byte
- * (free), in pmi_front and pmi_shape (free.c):
+ * (free), in pmi_front_tables (below; the heap's copies):
  *    link limit   a free-list link stays within 4 KiB (pool) or 1 MiB (region)
  *    live words   4 (pool) or 1024 (region)
  *    region mask  the owner sits at (p & mask) + 8: the arena's or the region's
@@ -517,7 +536,7 @@ typedef struct __attribute__((may_alias)) pmi_desc {
   uint64_t live[];
 } pmi_desc;
 
-#define PMI_FRONT_NCLASSES (PMI_NCLASSES + PMI_MEDIUM_NCLASSES)   /* 200 */
+#define PMI_FRONT_NCLASSES (PMI_NCLASSES + PMI_MEDIUM_NCLASSES)   /* 144 */
 #define PMI_FRONT_UNITS    (PMI_MEDIUM_MAX >> PMI_ALIGNMENT_SHIFT)   /* 8192 sizes classified */
 _Static_assert(PMI_FRONT_NCLASSES <= 256, "a front class fits a byte");
 #define PMI_SAME_FIELD(a, b) (offsetof(pmi_desc, a) == offsetof(pmi_pool, b) && \
@@ -526,6 +545,29 @@ _Static_assert(PMI_SAME_FIELD(freeblock, freeblock) && PMI_SAME_FIELD(used, used
                PMI_SAME_FIELD(state, state) && PMI_SAME_FIELD(live, live),
                "a pool descriptor and a region's header agree where the fast paths read them");
 #undef PMI_SAME_FIELD
+
+/* The fast paths' tables (front.c): what differs between a pool and a
+ * region, as data.  pmi_front is the original; every heap carries a copy,
+ * so that malloc and free address them from the heap pointer they already
+ * hold instead of forming the tables' address first (a PIC library reaches
+ * a global array only through a lea of its own). */
+typedef struct pmi_kind_masks {              /* free's, by region kind */
+  uintptr_t region_mask[4];                  /* the owner at ((p & it) | region_or) + 8 */
+  uintptr_t region_or[4];                    /* 0; in a heap's copy, for the kinds free's
+                                                fast path does not serve (NONE, HUGE),
+                                                pmi_no_owner (with region_mask 0) */
+  uintptr_t desc_mask[4];                    /* the descriptor at + ((p >> 6) & it) */
+  uint64_t word_mask[4];                     /* the live word at + 32 + ((p >> 7) & it) */
+} pmi_kind_masks;
+typedef struct pmi_class_tables {            /* malloc's, by front class */
+  uint64_t link_limit[PMI_FRONT_NCLASSES];   /* next ^ block below it */
+  uint64_t word_mask[PMI_FRONT_NCLASSES];    /* (live words - 1) * 8 */
+  uint8_t fclass[PMI_FRONT_UNITS];           /* the front class, by 16-byte unit of the size */
+} pmi_class_tables;
+typedef struct pmi_front_tables {
+  pmi_kind_masks kinds;
+  pmi_class_tables classes;
+} pmi_front_tables;
 
 /* ---- heaps ----------------------------------------------------------------- */
 
@@ -546,10 +588,17 @@ typedef struct pmi_counters {
  *       sentinel
  *   usedmedium[c] == &pmi_medium_sentinel  or  the same for medium regions
  *   nmediums == |mediums list|
+ *   kinds == pmi_front.kinds but for region_or[NONE] == region_or[HUGE] ==
+ *       pmi_no_owner, *pmi_heap_classes(heap) == pmi_front.classes,
+ *       front_max == PMI_MEDIUM_MAX; for pmi_heap_empty front_max == 0 and
+ *       it has no class tables (free still needs its kinds to find an owner
+ *       to compare)
  *   only the head of usedpools[c] may be exhausted; it is never empty in
  *       the sense of used == 0 (it holds the bias of pmi_pool.used)
- *   nspare == #{ p on some usedpools[c], not its head, p.used == 0 }
- *       <= PMI_SPARE_POOLS  (the spares)
+ *   nspare - spares_gone == #{ p on some usedpools[c], not its head,
+ *       p.used == 0 } <= PMI_SPARE_POOLS  (the spares; spares_gone: those
+ *       the purge thread gave back since the owner last settled the count,
+ *       pool.c, "idle spares")
  *   nfp2lasta[n] == the last arena on usable_arenas with nfreepools == n,
  *       or NULL if there is none   (pymalloc's trick for O(1) re-sorting)
  *   narenas == |arenas list|
@@ -576,10 +625,19 @@ typedef struct pmi_heap {
    * it writes, at an address it has in hand (stats.c adds them to
    * malloc_small and malloc_medium). */
   uint64_t front_mallocs[PMI_FRONT_NCLASSES];
+  /* malloc's fast path serves sizes 1 .. front_max: PMI_MEDIUM_MAX, or 0 in
+   * pmi_heap_empty, which then reads nothing more (it has no class tables) */
+  size_t front_max;
+  pmi_kind_masks kinds;      /* pmi_front.kinds, for free's fast path */
   pmi_pool *usedlast[PMI_NCLASSES];                  /* the last pool of usedpools[c] */
   pmi_counters counters;
   unsigned nspare;                                   /* empty pools kept on
                                                         usedpools lists */
+  unsigned spares_gone;       /* of them, given back by the purge thread
+                                 (written only by a visitor, settled into
+                                 nspare by the owner's slow paths: pool.c) */
+  unsigned spare_leaves;      /* times a spare left: owner's slow paths */
+  unsigned spare_look_n, spare_look_leaves;   /* the purge thread's last look */
   pmi_medium *mediums;                               /* every medium region of the heap */
   size_t nmediums;
   pmi_arena *usable_arenas;                          /* fullest first */
@@ -618,7 +676,14 @@ typedef struct pmi_heap {
    * process maps. */
   _Alignas(64) _Atomic(pmi_block *) remote_hint[];
 } pmi_heap;
-#define PMI_HEAP_BYTES (sizeof(pmi_heap) + PMI_REMOTE_HINTS * sizeof(_Atomic(pmi_block *)))
+/* After the hint ring, the heap's copy of pmi_front.classes, for malloc's
+ * fast path (pmi_heap_classes): 9.5 KiB that pmi_heap_empty, a .data object
+ * every process maps, does not carry. */
+#define PMI_HEAP_CLASSES_OFFSET (sizeof(pmi_heap) + PMI_REMOTE_HINTS * sizeof(_Atomic(pmi_block *)))
+#define PMI_HEAP_BYTES (PMI_HEAP_CLASSES_OFFSET + sizeof(pmi_class_tables))
+static inline pmi_class_tables *pmi_heap_classes(pmi_heap *heap) {
+  return (pmi_class_tables *)((char *)heap + PMI_HEAP_CLASSES_OFFSET);
+}
 
 _Static_assert(offsetof(pmi_heap, usedmedium) == offsetof(pmi_heap, front[PMI_NCLASSES]),
                "front[32 + c] is usedmedium[c]");

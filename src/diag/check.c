@@ -4,6 +4,8 @@
  * also has assertions at each splice.  pm_check takes the locks fork takes
  * and repairs the unowned heaps a fork left (pmi_heap_repair_locked) before
  * checking them: a heap is only checked in the state its next user sees. */
+#include <string.h>
+
 #include "core/internal.h"
 
 typedef struct checker {
@@ -112,9 +114,10 @@ static void check_usedpools(checker *ck, pmi_heap *heap, size_t *nused) {
       }
     }
   }
-  /* nspare == #{ empty pools on usedpools but not their head } <= SPARE_POOLS */
-  CHECK(ck, nspare == heap->nspare && nspare <= PMI_SPARE_POOLS, "nspare %u, but %u spares on usedpools",
-        heap->nspare, nspare);
+  /* nspare - spares_gone == #{ empty pools on usedpools but not their head } <= SPARE_POOLS */
+  CHECK(ck, nspare == heap->nspare - heap->spares_gone && nspare <= PMI_SPARE_POOLS,
+        "nspare %u (%u given back by the purge thread), but %u spares on usedpools", heap->nspare,
+        heap->spares_gone, nspare);
 }
 
 static void check_arena(checker *ck, pmi_heap *heap, pmi_arena *arena, size_t *nused) {
@@ -275,6 +278,11 @@ int pmi_check_heap(pmi_heap *heap, int verbose) {
   check_usable_arenas(&ck, heap);
   check_remote_pools(&ck, heap, ck.with_held);
   check_mediums(&ck, heap);
+  if (heap != &pmi_heap_empty)
+    CHECK(&ck, heap->front_max == PMI_MEDIUM_MAX &&
+          memcmp(&heap->kinds, &(pmi_kind_masks){ PMI_FRONT_KIND_MASKS, PMI_HEAP_REGION_OR }, sizeof heap->kinds) == 0 &&
+          memcmp(pmi_heap_classes(heap), &pmi_front.classes, sizeof pmi_front.classes) == 0,
+          "the heap's copy of the fast paths' tables differs from pmi_front");
   return ck.errors;
 }
 

@@ -701,28 +701,33 @@ const char *pmi_debug_mode_name(void) {
 }
 
 pmi_startup void pmi_debug_init(void) {
-  /* Near the top of the main thread's stack: start-up runs there (the
-   * constructors, or the first malloc), a few frames below where the C
-   * library's __libc_stack_end points; the 1 MiB of slack above covers the
-   * difference (that variable, imported, would be looked up by the dynamic
-   * loader at every program's start). */
-  dbg_stack_top = (uintptr_t)__builtin_frame_address(0);
-  dbg_fill = pmi_option(debug) != 0;
+  /* Nothing is written unless a mode is on: these variables share .bss
+   * pages with nothing else start-up writes, and a page written is a page
+   * resident in every process (README, start-up). */
+  int fill = pmi_option(debug) != 0, valgrind = 0;
 #if PMI_HAVE_VALGRIND
   /* Memcheck only: it answers a client request that other tools (callgrind,
    * massif, ...) ignore, so that those see poolmalloc as it normally runs. */
   if (RUNNING_ON_VALGRIND) {
     int probe = 0;
-    dbg_valgrind = (long)VALGRIND_MAKE_MEM_DEFINED(&probe, sizeof probe) == -1;
+    valgrind = (long)VALGRIND_MAKE_MEM_DEFINED(&probe, sizeof probe) == -1;
   }
 #endif
-  dbg_key = (uintptr_t)(pmi_os_random() * 0xD6E8FEB86659FD93ull) | 1;
-  dbg_blocks = dbg_fill || dbg_valgrind;
-  if (dbg_blocks) {
+  if (fill || valgrind) {
+    /* Near the top of the main thread's stack: start-up runs there (the
+     * constructors, or the first malloc), a few frames below where the C
+     * library's __libc_stack_end points; the 1 MiB of slack above covers
+     * the difference (that variable, imported, would be looked up by the
+     * dynamic loader at every program's start). */
+    dbg_stack_top = (uintptr_t)__builtin_frame_address(0);
+    dbg_fill = fill;
+    dbg_valgrind = valgrind;
+    dbg_key = (uintptr_t)(pmi_os_random() * 0xD6E8FEB86659FD93ull) | 1;
+    dbg_blocks = 1;
     pmi_profile_pin();
     pmi_profile_pin_filter();
   }
-  pmi_debug_active = dbg_blocks || pmi_option(profile) != 0;
+  if (dbg_blocks || pmi_option(profile) != 0) pmi_debug_active = 1;
 }
 
 /* fork.c takes the quarantine's lock first, in every mode (it is the one

@@ -10,7 +10,9 @@
  *      child that hangs is killed and fails the test;
  *   d. realloc chains across the 512-byte small/large boundary, up and down,
  *      on several threads at once;
- *   e. afterwards pm_check() holds and the counters show remote frees and
+ *   e. a thread whose first call is a free (no heap yet): NULL, a C
+ *      library block, a huge block, a medium and a pool block of main's;
+ *   f. afterwards pm_check() holds and the counters show remote frees and
  *      adopted heaps.
  * Every block carries a pattern derived from (address, size, seed), checked
  * byte for byte before it is freed. */
@@ -430,6 +432,29 @@ static void test_realloc_chains(void) {
   for (int i = 0; i < CHAIN_THREADS; i++) pthread_join(t[i], NULL);
 }
 
+/* ===== e. a thread whose first call is a free ============================= */
+
+/* Before its first malloc a thread has no heap (pmi_heap_empty): free's
+ * fast path must still send every kind of pointer where it belongs, by the
+ * owner test alone: NULL, a block of the C library's, a huge block and a
+ * medium and a pool block of main's heap (remote frees). */
+extern void *__libc_malloc(size_t size);
+static void *first_free_thread(void *arg) {
+  void **blocks = arg;
+  free(NULL);
+  for (int i = 0; blocks[i] != NULL; i++) free(blocks[i]);
+  return NULL;
+}
+
+static void test_first_call_free(void) {
+  void *blocks[] = { __libc_malloc(48), xmalloc(1 << 20), xmalloc(4000), xmalloc(48), NULL };
+  REQUIRE(blocks[0] != NULL);
+  pthread_t t;
+  REQUIRE(pthread_create(&t, NULL, first_free_thread, blocks) == 0);
+  pthread_join(t, NULL);   /* a wrong turn aborts the program (a bad pointer) */
+  CHECKF(pm_check() == 0, "pm_check() after a thread's first calls were frees");
+}
+
 /* ===== driver ============================================================ */
 
 static void phase(const char *name, void (*fn)(void)) {
@@ -458,6 +483,7 @@ int main(void) {
 
   phase("c. fork", test_fork);
   phase("d. realloc chains", test_realloc_chains);
+  phase("e. a thread's first call a free", test_first_call_free);
 
   int bad = pm_check();
   CHECKF(bad == 0, "pm_check() = %d at the end", bad);
