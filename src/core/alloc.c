@@ -482,38 +482,34 @@ pmi_noinline static void *memalign_slow(size_t alignment, size_t size) {
 }
 
 /* The fast path of every aligned allocation: a power-of-two alignment up to
- * the page size and a size up to the medium classes': the block of the pool
- * class of the size rounded up to the alignment, or of the medium class
- * of that size (medium_aligned_class), popped here as malloc's fast paths
- * pop it. */
-static inline __attribute__((always_inline)) void *memalign_core(size_t alignment, size_t size) {
-  /* the size rounded up to a power-of-two alignment a <= 4 KiB; 0 when size
-   * is 0 or the sum wraps (it is then below a - 1), so that one test on n
-   * checks the size */
-  size_t n = (size + alignment - 1) & ~(alignment - 1);
-  if (pmi_likely(alignment - 1 < PMI_MEDIUM_ALIGN_MAX && (alignment & (alignment - 1)) == 0 &&
-                 n - 1 < PMI_MEDIUM_MAX)) {
+ * the page size and a size up to the medium classes': malloc's fast path
+ * (front_pop) for the size rounded up to the alignment, whose pool class
+ * or medium class (medium_aligned_class) is aligned as asked.  NULL: the
+ * caller's slow path (any other alignment or size, the last block of a
+ * list, a thread without a heap, debug mode). */
+static inline __attribute__((always_inline)) void *memalign_fast(size_t alignment, size_t size, size_t min_align) {
+  /* a power of two from min_align (a power of two) up to 4 KiB: a - 1 is
+   * below 4 KiB, shares no bit with a (a = 0 makes a - 1 all ones) nor
+   * with min_align - 1 (a constant: no test of its own when it is 1) */
+  size_t mask = alignment - 1;
+  if (pmi_likely(((mask & (alignment | ~(size_t)(PMI_MEDIUM_ALIGN_MAX - 1))) | (alignment & (min_align - 1))) == 0)) {
+    /* the size rounded up to the alignment is ((size - 1) | mask) + 1: 0
+     * for size 0, and never wraps to a small size, so that front_pop's one
+     * test on the size sends size 0 to the slow path, as a size above the
+     * medium classes and pmi_heap_empty */
     pmi_heap *heap = pmi_heap_tls;
-    if (n <= PMI_SMALL_MAX) {
-      pmi_pool *pool = heap->usedpools[pmi_size_class(n)];
-      pmi_block *block = pool->freeblock;
-      if (pmi_likely(block != NULL)) {
-        heap->counters.aligned_calls++;
-        heap->counters.malloc_small++;
-        return pmi_pool_pop(pool, block);
-      }
-    } else {
-      pmi_medium *m = (pmi_medium *)heap->front[PMI_NCLASSES + medium_aligned_class(n)];   /* usedmedium[] */
-      pmi_block *block = m->freeblock;
-      if (pmi_likely(block != NULL)) {
-        heap->counters.aligned_calls++;
-        heap->counters.malloc_medium++;
-        return pmi_medium_pop(m, block);
-      }
+    void *p = front_pop(heap, ((size - 1) | mask) + 1, true);
+    if (pmi_likely(p != NULL)) {
+      heap->counters.aligned_calls++;
+      return p;
     }
   }
-  /* everything else, and a thread without a heap (or in debug mode), whose
-   * pmi_heap_empty has no free block in any class */
+  return NULL;
+}
+
+static inline __attribute__((always_inline)) void *memalign_core(size_t alignment, size_t size) {
+  void *p = memalign_fast(alignment, size, 1);
+  if (pmi_likely(p != NULL)) return p;
   return memalign_slow(alignment, size);
 }
 
@@ -526,13 +522,29 @@ pmi_export void *pm_aligned_alloc(size_t alignment, size_t size) {
 /* On failure glibc's posix_memalign returns ENOMEM and also leaves errno
  * ENOMEM (2.36), as its malloc does; an invalid alignment leaves errno
  * alone. */
-pmi_export int pm_posix_memalign(void **out, size_t alignment, size_t size) {
+pmi_noinline static int posix_memalign_slow(void **out, size_t alignment, size_t size) {
   if (alignment < sizeof(void *) || (alignment & (alignment - 1)) != 0) return EINVAL;
-  void *p = memalign_core(alignment, size);
+  void *p = memalign_slow(alignment, size);
   if (p == NULL) return ENOMEM;
   *out = p;
   return 0;
 }
+
+pmi_export int pm_posix_memalign(void **out, size_t alignment, size_t size) {
+  void *p = memalign_fast(alignment, size, sizeof(void *));
+  if (pmi_likely(p != NULL)) {
+    *out = p;
+    return 0;
+  }
+  return posix_memalign_slow(out, alignment, size);
+}
+
+/* The C library's names for them, second names as malloc's (above). */
+#if defined(PM_SHARED_LIBRARY) && !defined(PMI_TSAN)
+pmi_export extern __typeof__(pm_aligned_alloc) aligned_alloc __attribute__((alias("pm_aligned_alloc"), malloc));
+pmi_export extern __typeof__(pm_memalign) memalign __attribute__((alias("pm_memalign"), malloc));
+pmi_export extern __typeof__(pm_posix_memalign) posix_memalign __attribute__((alias("pm_posix_memalign")));
+#endif
 
 pmi_export void *pm_valloc(size_t size) { return memalign_core(pmi_os_page_size(), size); }
 

@@ -855,6 +855,34 @@ static void test_counters(void) {
   CHECK(q == NULL);
   CHECKF(e.free_large == b.free_large + 1, "realloc(huge, 0): free_large +%llu",
          e.free_large - b.free_large);
+
+  /* each aligned call counts once and its block once, whichever path served
+   * it: the fast path, the last block of a list, a fresh pool or region, a
+   * huge block, size 0, an invalid alignment */
+  enum { M = 300 };
+  static void *w[M];
+  static const size_t al[] = {8, 64, 4096, 8192};
+  for (size_t a = 0; a < sizeof al / sizeof al[0]; a++) {
+    pm_counters_get(&b);
+    for (int i = 0; i < M; i++) {
+      if (i % 3 == 0) w[i] = A->aligned_alloc(al[a], (size_t)i * 13 % 6000);
+      if (i % 3 == 1) w[i] = A->memalign(al[a], 24 + (size_t)i);
+      if (i % 3 == 2) REQUIRE(A->posix_memalign(&w[i], al[a], (size_t)i * 7) == 0);
+      REQUIRE(w[i] != NULL);
+    }
+    void *bad = (void *)1;
+    CHECK(A->posix_memalign(&bad, 4, 64) == EINVAL);
+    pm_counters_get(&e);
+    unsigned long long blocks = (e.malloc_small - b.malloc_small) + (e.malloc_medium - b.malloc_medium) +
+                                (e.malloc_large - b.malloc_large);
+    CHECKF(e.aligned_calls - b.aligned_calls == M, "alignment %zu: aligned_calls +%llu, want %d", al[a],
+           e.aligned_calls - b.aligned_calls, (int)M);
+    CHECKF(blocks == M, "alignment %zu: blocks +%llu, want %d", al[a], blocks, (int)M);
+    for (int i = 0; i < M; i++) {
+      CHECKF(((uintptr_t)w[i] & (al[a] - 1)) == 0, "alignment %zu: %p", al[a], w[i]);
+      A->free(w[i]);
+    }
+  }
 }
 
 /* ---- driver --------------------------------------------------------------- */
