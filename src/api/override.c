@@ -2,10 +2,11 @@
  * so that a preloaded or linked libpoolmalloc replaces glibc's malloc.  Each
  * is a thin forward to the pm_ function (a jump: the library is linked with
  * -Bsymbolic-functions), except, in the shared library, malloc, free,
- * calloc, realloc and the three aligned allocations, which are second names of the pm_ functions
- * themselves (core/alloc.c, core/free.c: an alias must be defined beside
- * its target), so that the most frequent calls cost no jump.  The C library's extensions
- * (malloc_trim, mallinfo, ...) are in extensions.c. */
+ * calloc, realloc, posix_memalign, aligned_alloc and memalign, which are
+ * second names of the pm_ functions themselves (core/alloc.c, core/free.c:
+ * an alias must be defined beside its target), so that the most frequent
+ * calls cost no jump.  The C library's extensions (malloc_trim, mallinfo,
+ * ...) are in extensions.c. */
 #include <malloc.h>
 #include <stdlib.h>
 
