@@ -46,7 +46,7 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
 /* Above the pools: a medium class (its fast path failed), else a mapping of
  * its own. */
 static void *malloc_medium(pmi_heap *heap, size_t size) {
-  unsigned c = pmi_medium_class(size);
+  unsigned c = pmi_medium_class_fast(size);   /* the front table: one load */
   void *p = pmi_medium_malloc_slow(heap, c);
   if (pmi_unlikely(p == NULL)) {   /* as malloc_huge */
     pmi_release_all();
