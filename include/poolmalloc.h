@@ -186,7 +186,7 @@ PM_API void   pm_counters_get(pm_counters *out);
 
 #define PM_ARENA_FILL_BUCKETS 8   /* arenas by share of pools in use, in eighths */
 #define PM_NCLASSES 32
-#define PM_MEDIUM_NCLASSES 60   /* 640 .. 1024 by 128, then eight per power of two */
+#define PM_MEDIUM_NCLASSES 112  /* 14 per power of two: 8 in its first quarter, 6 above */
 
 typedef struct pm_class_stats {
 #define PM_STAT_FIELD(name, doc) unsigned long long name;

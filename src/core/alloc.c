@@ -26,6 +26,13 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
   for (;;) {
     pool = heap->usedpools[c];
     if (pool == &pmi_pool_sentinel) {
+      /* Spares beyond the quiet ones serve before a fresh page is touched
+       * (the head arena's first free pool is untouched or purged, or there
+       * is no arena): a change of classes between phases takes the pages
+       * the last phase left instead of growing the footprint. */
+      if (heap->nspare > PMI_SPARES_QUIET &&
+          (heap->usable_arenas == NULL || heap->usable_arenas->freepools->ncarved == 0))
+        pmi_heap_trim_spares(heap, PMI_SPARES_QUIET);
       pool = pmi_arena_take_pool(heap);
       if (pool == NULL) return NULL;          /* errno is ENOMEM */
       pmi_pool_init(heap, pool, c);
@@ -422,9 +429,9 @@ pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
  * power of two up to 4 KiB): its blocks are a-aligned.  Blocks sit at
  * MEDIUM_HEADER + k * size, so that is size being a multiple of a, and the
  * class of n is: the classes between 2^b and 2^(b + 1) are the multiples
- * of 2^(b - 3) (of 128 up to 1 KiB), so rounding n up to one keeps it a
- * multiple of a when a <= 2^(b - 3), and leaves n as it is when a is
- * larger (n is then a multiple of 2^(b - 3) already).  internal.test_medium
+ * of a step 2^(b - k) (types.h), so rounding n up to one keeps it a
+ * multiple of a when a <= 2^(b - k), and leaves n as it is when a is
+ * larger (n is then a multiple of the step already).  internal.test_medium
  * checks every such n. */
 static inline unsigned medium_aligned_class(size_t n) { return pmi_medium_class_fast(n); }
 
@@ -480,10 +487,13 @@ pmi_noinline static void *memalign_slow(size_t alignment, size_t size) {
  * of that size (medium_aligned_class), popped here as malloc's fast paths
  * pop it. */
 static inline __attribute__((always_inline)) void *memalign_core(size_t alignment, size_t size) {
+  /* the size rounded up to a power-of-two alignment a <= 4 KiB; 0 when size
+   * is 0 or the sum wraps (it is then below a - 1), so that one test on n
+   * checks the size */
+  size_t n = (size + alignment - 1) & ~(alignment - 1);
   if (pmi_likely(alignment - 1 < PMI_MEDIUM_ALIGN_MAX && (alignment & (alignment - 1)) == 0 &&
-                 size - 1 < PMI_MEDIUM_MAX)) {
+                 n - 1 < PMI_MEDIUM_MAX)) {
     pmi_heap *heap = pmi_heap_tls;
-    size_t n = (size + alignment - 1) & ~(alignment - 1);
     if (n <= PMI_SMALL_MAX) {
       pmi_pool *pool = heap->usedpools[pmi_size_class(n)];
       pmi_block *block = pool->freeblock;
@@ -493,7 +503,7 @@ static inline __attribute__((always_inline)) void *memalign_core(size_t alignmen
         return pmi_pool_pop(pool, block);
       }
     } else {
-      pmi_medium *m = heap->usedmedium[medium_aligned_class(n)];
+      pmi_medium *m = (pmi_medium *)heap->front[PMI_NCLASSES + medium_aligned_class(n)];   /* usedmedium[] */
       pmi_block *block = m->freeblock;
       if (pmi_likely(block != NULL)) {
         heap->counters.aligned_calls++;

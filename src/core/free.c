@@ -170,13 +170,9 @@ pmi_noinline static void free_not_pool(void *p) {
   free_not_pool_core(pmi_heap_tls, p);
 }
 
-/* A pool or medium block of another heap: what can be checked without the
- * owner's descriptor, then the hook. */
-static void free_remote(pmi_heap *heap, void *p) {
-  if (pmi_arenamap_kind(p) == PMI_REGION_MEDIUM) {
-    pmi_medium_free(heap, p);   /* its owner is not heap: medium.c's remote side */
-    return;
-  }
+/* A pool block of another heap: what can be checked without the owner's
+ * descriptor, then the hook. */
+static void free_remote_pool(void *p) {
   pmi_arena *arena = pmi_arena_of(p);
   pmi_heap *owner = atomic_load_explicit(&arena->heap, memory_order_acquire);
   if (owner == NULL) pmi_bad_pointer("free", p, "invalid pointer (inside a retired arena):");
@@ -185,6 +181,12 @@ static void free_remote(pmi_heap *heap, void *p) {
   if (((uintptr_t)p & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE)
     pmi_bad_pointer("free", p, "invalid pointer (inside an arena, but not in a pool in use):");
   pmi_remote_free(owner, p);
+}
+
+/* A pool or medium block of another heap. */
+static void free_remote(pmi_heap *heap, void *p) {
+  if (pmi_arenamap_kind(p) == PMI_REGION_MEDIUM) pmi_medium_free(heap, p);   /* its owner is not heap: medium.c's remote side */
+  else free_remote_pool(p);
 }
 
 /* What failed free's owner test: a pool or medium block of another heap;
@@ -196,12 +198,16 @@ static void free_not_owned_core(pmi_heap *heap, void *p) {
   else free_remote(heap, p);
 }
 
+/* The thread's heap is read only when it is needed: a pool block of
+ * another heap needs none (every free is one of these in a
+ * producer/consumer). */
 pmi_noinline static void free_not_local(void *p) {
   if (pmi_unlikely(pmi_debug_active)) {
     pmi_debug_free(p);
     return;
   }
-  free_not_owned_core(pmi_heap_tls, p);
+  if (pmi_arenamap_kind(p) == PMI_REGION_POOLS) free_remote_pool(p);
+  else free_not_owned_core(pmi_heap_tls, p);
 }
 
 /* A free of our own block that the fast path did not take: the pointer is
@@ -248,12 +254,13 @@ pmi_noinline static void free_own_slow(void *p, pmi_heap *heap) {
 }
 
 /* --used reached 0: the pool or region emptied.  A pool stays as a spare
- * while the heap keeps fewer than PMI_SPARE_POOLS (no lock: only the owner
- * touches nspare), which is the common case: a batch or a tree dropped. */
+ * while the heap keeps fewer than PMI_SPARES_QUIET (no lock: only the owner
+ * writes nspare), which is the common case: a batch or a tree dropped;
+ * beyond, pmi_pool_emptied also tells the purge thread. */
 pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
   if (pmi_desc_is_medium(d)) {
     pmi_medium_emptied(heap, (pmi_medium *)d);
-  } else if (pmi_likely(heap->nspare < PMI_SPARE_POOLS)) {
+  } else if (pmi_likely(heap->nspare < PMI_SPARES_QUIET)) {
     heap->nspare++;
   } else {
     pmi_pool_emptied(heap, (pmi_pool *)d);

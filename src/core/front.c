@@ -5,17 +5,14 @@
 
 /* The front class of every size 1 .. MEDIUM_MAX, by 16-byte unit i (sizes
  * up to 16 (i + 1)): the pool class i below 32, else 32 + the medium class
- * of 128-byte unit j = i / 8, which is j - 4 up to 1 KiB (j < 8) and above
- * it (m >> (b - 3)) + 8 b - 84 with m = 128 (j + 1) - 1 and b = 7 + log2(j)
- * its top bit (types.h draws the classes). */
-#define LOG2_(j) ((j) >= 512 ? 9 : (j) >= 256 ? 8 : (j) >= 128 ? 7 : (j) >= 64 ? 6 : (j) >= 32 ? 5 : \
-                  (j) >= 16 ? 4 : (j) >= 8 ? 3 : (j) >= 4 ? 2 : (j) >= 2 ? 1 : 0)
-#define TOPBIT_(j) (7 + LOG2_(j))
-#define ABOVE_(j) (((128 * ((j) + 1) - 1) >> (TOPBIT_(j) - 3)) + 8 * TOPBIT_(j) - 84)
-/* (j & 3, i & 31 and a unit of at least 8 keep the arms not taken in range too:
+ * of m = 16 i + 15, whose top bit is 4 + log2(i) (types.h draws the
+ * classes). */
+#define LOG2_(i) ((i) >= 4096 ? 12 : (i) >= 2048 ? 11 : (i) >= 1024 ? 10 : (i) >= 512 ? 9 : (i) >= 256 ? 8 : \
+                  (i) >= 128 ? 7 : (i) >= 64 ? 6 : 5)
+/* (i & 31 and a unit of at least 32 keep the arms not taken in range too:
  * clang checks them against uint8_t) */
-#define MCLASS_(j) ((j) < 8 ? (j) & 3 : ABOVE_((j) < 8 ? 8 : (j)))
-#define FCLASS_(i) ((i) < PMI_NCLASSES ? (i) & (PMI_NCLASSES - 1) : PMI_NCLASSES + MCLASS_((i) >> 3))
+#define MCLASS_(i) PMI_MEDIUM_CLASS_OF(16u * (i) + 15u, 4u + LOG2_(i))
+#define FCLASS_(i) ((i) < PMI_NCLASSES ? (i) & (PMI_NCLASSES - 1) : PMI_NCLASSES + MCLASS_((i) < PMI_NCLASSES ? PMI_NCLASSES : (i)))
 #define F1_(i) FCLASS_(i),
 #define F4_(i) F1_(i) F1_(i + 1) F1_(i + 2) F1_(i + 3)
 #define F16_(i) F4_(i) F4_(i + 4) F4_(i + 8) F4_(i + 12)
@@ -37,12 +34,10 @@ const pmi_front_tables pmi_front = {
 };
 _Static_assert(PMI_FRONT_UNITS == 8192, "fclass spells out 8192 units");
 _Static_assert(FCLASS_(PMI_FRONT_UNITS - 1) == PMI_FRONT_NCLASSES - 1, "the last unit is the last class");
-_Static_assert(FCLASS_(PMI_NCLASSES) == PMI_NCLASSES && FCLASS_(39) == PMI_NCLASSES && FCLASS_(40) == PMI_NCLASSES + 1,
-               "513 .. 640 bytes are medium class 0, 641 the next");
+_Static_assert(FCLASS_(PMI_NCLASSES) == PMI_NCLASSES && FCLASS_(32) == PMI_NCLASSES && FCLASS_(33) == PMI_NCLASSES + 1,
+               "513 .. 528 bytes are medium class 0, 529 the next");
 
 #undef LOG2_
-#undef TOPBIT_
-#undef ABOVE_
 #undef MCLASS_
 #undef FCLASS_
 #undef F1_

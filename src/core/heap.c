@@ -419,6 +419,8 @@ void pmi_heap_repair_locked(pmi_heap *heap) {
       if (a->pools[i].state == PMI_POOL_USED || a->pools[i].state == PMI_POOL_FULL) pmi_pool_rebuild(heap, &a->pools[i]);
   pmi_pool *to_release = NULL, *to_push = NULL;
   heap->nspare = pmi_heap_count_spares(heap);   /* used counts may have changed */
+  heap->spares_gone = 0;
+  heap->spare_leaves++;
   for (unsigned c = 0; c < PMI_NCLASSES; c++) {
     pmi_pool *head = heap->usedpools[c];
     if (head == &pmi_pool_sentinel) continue;

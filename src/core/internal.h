@@ -325,6 +325,8 @@ void   pmi_pool_release_empty(pmi_heap *heap, pmi_pool *pool);
 void   pmi_pool_rebuild(pmi_heap *heap, pmi_pool *pool);
 void   pmi_pool_emptied(pmi_heap *heap, pmi_pool *pool);   /* free's fast path: used hit 0 */
 void   pmi_heap_release_spares(pmi_heap *heap);
+void   pmi_heap_trim_spares(pmi_heap *heap, unsigned keep);   /* until keep are left */
+bool   pmi_heap_spares_decay(pmi_heap *heap);   /* purge thread, owned heap: idle spares back */
 unsigned pmi_heap_count_spares(const pmi_heap *heap);
 static inline bool pmi_pool_is_head(const pmi_heap *heap, const pmi_pool *pool) {
   return heap->usedpools[pool->szidx] == pool;
@@ -457,15 +459,14 @@ extern uintptr_t pmi_remote_key;
 extern pmi_medium pmi_medium_sentinel;
 static inline unsigned pmi_medium_class(size_t n) {   /* types.h draws the classes */
   size_t m = n - 1;
-  if (m < 1024) return (unsigned)(m >> 7) - 4;
   unsigned b = 63u - (unsigned)__builtin_clzl(m);
-  return (unsigned)(m >> (b - 3)) + 8 * b - 84;
+  return PMI_MEDIUM_CLASS_OF(m, b);
 }
 /* The same, by the front table: one load. */
 static inline unsigned pmi_medium_class_fast(size_t n) { return pmi_front_class(n) - PMI_NCLASSES; }
 static inline size_t pmi_medium_class_size(unsigned c) {
-  if (c < 4) return (size_t)(5 + c) << 7;
-  return (size_t)(9 + ((c - 4) & 7)) << (((c - 4) >> 3) + 7);
+  unsigned b = 9 + c / PMI_MEDIUM_PER_OCTAVE, i = c % PMI_MEDIUM_PER_OCTAVE;
+  return i < 8 ? ((size_t)1 << b) + ((size_t)(i + 1) << (b - 5)) : (size_t)(i + 3) << (b - 3);
 }
 static inline pmi_medium *pmi_medium_of(const void *p) {
   return (pmi_medium *)((uintptr_t)p & ~(PMI_MEDIUM_SIZE - 1));

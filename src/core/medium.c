@@ -53,6 +53,12 @@ static void grew(size_t bytes, bool medium);   /* fresh pages about to be touche
 static void reclaim_outside(pmi_heap *heap);
 static __thread size_t grown __attribute__((tls_model("initial-exec")));   /* since the last look */
 static __thread size_t grown_medium __attribute__((tls_model("initial-exec")));   /* of it, by carves */
+/* Pages coming back to the regions (a wake, a carve below what a region
+ * touched before) since the last look at the empty pools: not growth, so
+ * that a purge of regions never feeds the next, but memory all the same,
+ * which the empty pools' pages can give (see reclaim). */
+static __thread size_t regrown __attribute__((tls_model("initial-exec")));
+static inline bool look_due(void) { return grown >= RECLAIM_STEP || regrown >= RECLAIM_STEP; }
 static void reserve_acquire(void) { pmi_spin_lock(&reserve_lock); }
 static void reserve_release(void) { pmi_spin_unlock(&reserve_lock); }
 
@@ -259,16 +265,28 @@ static unsigned carve_blocks(size_t size) {
 }
 static size_t carve_bytes(const pmi_medium *m) { return carve_blocks(m->block_size) * (size_t)m->block_size; }
 
+/* A region starts with a page's worth (at least two blocks), and each carve
+ * then takes as many blocks as it has carved so far, up to the full carve:
+ * a class that a program asks for a few times (most of its 168 classes)
+ * touches a page or two of its head region, not 16 KiB, while a class in
+ * steady use reaches the full carve after three visits. */
+#define FIRST_CARVE_BYTES 4096u
+static unsigned carve_next(const pmi_medium *m) {
+  unsigned n = carve_blocks(m->block_size);
+  unsigned grow = m->ncarved > FIRST_CARVE_BYTES / m->block_size ? m->ncarved : FIRST_CARVE_BYTES / m->block_size;
+  return grow < 2 ? 2 : grow < n ? grow : n;
+}
+
 /* A carve past what m touched before: growth (grew). */
 pmi_noinline static void carved_fresh(pmi_medium *m, size_t end) {
-  grew((end - m->touched) << PMI_MEDIUM_UNIT_SHIFT, true);
+  grew((end - m->touched) << PMI_MEDIUM_TOUCH_SHIFT, true);
   m->touched = (uint16_t)end;
 }
 
 static pmi_block *carve(pmi_medium *m) {
   pmi_assert(m->freeblock == NULL && m->ncarved < m->capacity);
   size_t size = m->block_size;
-  unsigned n = carve_blocks(size);
+  unsigned n = carve_next(m);
   if (n > (unsigned)(m->capacity - m->ncarved)) n = m->capacity - m->ncarved;
   char *first = first_block(m) + (size_t)m->ncarved * size, *b = first;
   for (unsigned i = 1; i < n; i++, b += size) pmi_link_set((pmi_block *)b, (pmi_block *)(b + size));
@@ -277,8 +295,9 @@ static pmi_block *carve(pmi_medium *m) {
   m->freeblock = (pmi_block *)first;
   /* growth only past what the region has touched before (a region from the
    * reserve carved for another class reuses its pages) */
-  size_t end = (size_t)(b + size - (char *)m) >> PMI_MEDIUM_UNIT_SHIFT;
+  size_t end = ((size_t)(b + size - (char *)m) + (1u << PMI_MEDIUM_TOUCH_SHIFT) - 1) >> PMI_MEDIUM_TOUCH_SHIFT;
   if (end > m->touched) carved_fresh(m, end);
+  else regrown += (size_t)n * size;
   return m->freeblock;
 }
 
@@ -287,7 +306,7 @@ static pmi_block *carve(pmi_medium *m) {
  * block that is not live is dormant (types.h).  Their pages fault in again
  * as they are used, a carve's worth at a time, not all at once. */
 #define WAKE_MAX 32u
-_Static_assert(PMI_MEDIUM_CARVE_BYTES / 640 <= WAKE_MAX, "a wake is a carve's worth of the smallest class");
+_Static_assert(PMI_MEDIUM_CARVE_BYTES / 528 <= WAKE_MAX, "a wake is a carve's worth of the smallest class");
 static pmi_block *wake(pmi_medium *m) {
   pmi_assert(m->freeblock == NULL && m->ndormant != 0);
   size_t size = m->block_size;
@@ -309,6 +328,7 @@ static pmi_block *wake(pmi_medium *m) {
   m->ndormant = (uint16_t)(m->ndormant - got);
   m->freeblock = woken[0];
   pmi_huge_yield((size_t)got * size);   /* pages again, but not growth: they were ours */
+  regrown += (size_t)got * size;
   return m->freeblock;
 }
 
@@ -358,7 +378,7 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
       (m->ncarved < m->capacity ? carve(m) : m->ndormant != 0 ? wake(m) : NULL) != NULL) {
     heap->counters.malloc_medium++;
     void *p = pmi_medium_pop(m, m->freeblock);
-    if (grown >= RECLAIM_STEP) reclaim_outside(heap);
+    if (look_due()) reclaim_outside(heap);
     return p;
   }
   pmi_remote_flush();
@@ -376,7 +396,7 @@ static const char *fault_owned(pmi_medium *m, const void *p) {
   if (m->state != PMI_MEDIUM_USED && m->state != PMI_MEDIUM_FULL)
     return "invalid pointer (inside a medium region not in use):";
   size_t off = (size_t)((const char *)p - (const char *)m);
-  if (off < PMI_MEDIUM_HEADER || ((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) != 0 ||
+  if (off < PMI_MEDIUM_HEADER || ((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 ||
       (off - PMI_MEDIUM_HEADER) % m->block_size != 0)
     return "invalid pointer (not the start of a block):";
   if ((off - PMI_MEDIUM_HEADER) / m->block_size >= m->ncarved) return "invalid pointer (a block never handed out):";
@@ -394,11 +414,11 @@ static const char *fault_of(pmi_medium *m, const void *p) {
 
 pmi_medium *pmi_medium_check_live(const char *fn, const void *p) {
   pmi_medium *m = pmi_medium_of(p);
-  /* The common answer first, from the bitmap alone: a 128-aligned address
+  /* The common answer first, from the bitmap alone: a 16-aligned address
    * whose unit is marked live is a live block start (units of the header
    * page and of retired regions never are). */
   unsigned units = pmi_medium_units(p);
-  if (pmi_likely(((uintptr_t)p & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) == 0 && (*live_word(m, units) & live_bit(units)) &&
+  if (pmi_likely(((uintptr_t)p & (PMI_ALIGNMENT - 1)) == 0 && (*live_word(m, units) & live_bit(units)) &&
                  ((const pmi_block *)p)->key != pmi_remote_key))
     return m;
   if (pmi_load_relaxed(&m->heap) == NULL) pmi_bad_pointer(fn, p, "invalid pointer (inside a retired medium region):");
@@ -459,7 +479,7 @@ pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_bloc
 pmi_noinline static void free_remote(pmi_medium *m, pmi_block *block) {
   pmi_heap *owner = atomic_load_explicit(&m->heap, memory_order_acquire);
   if (owner == NULL) pmi_bad_pointer("free", block, "invalid pointer (inside a retired medium region):");
-  if (((uintptr_t)block & ((1u << PMI_MEDIUM_UNIT_SHIFT) - 1)) != 0 ||
+  if (((uintptr_t)block & (PMI_ALIGNMENT - 1)) != 0 ||
       ((uintptr_t)block & (PMI_MEDIUM_SIZE - 1)) < PMI_MEDIUM_HEADER)
     pmi_bad_pointer("free", block, "invalid pointer (not the start of a block):");
   pmi_remote_free(owner, block);
@@ -686,11 +706,11 @@ static size_t purge_region(pmi_medium *m) {
 static size_t purge_tail(pmi_medium *m) {
   size_t page = pmi_os_page_size();
   size_t lo = (PMI_MEDIUM_HEADER + (size_t)m->ncarved * m->block_size + page - 1) & ~(page - 1);
-  size_t hi = (((size_t)m->touched << PMI_MEDIUM_UNIT_SHIFT) + page - 1) & ~(page - 1);
+  size_t hi = (((size_t)m->touched << PMI_MEDIUM_TOUCH_SHIFT) + page - 1) & ~(page - 1);
   if (hi > PMI_MEDIUM_SIZE) hi = PMI_MEDIUM_SIZE;
   if (hi <= lo) return 0;
   pmi_os_purge((char *)m + lo, hi - lo);
-  m->touched = (uint16_t)(lo >> PMI_MEDIUM_UNIT_SHIFT);
+  m->touched = (uint16_t)(lo >> PMI_MEDIUM_TOUCH_SHIFT);
   return hi - lo;
 }
 
@@ -768,17 +788,18 @@ size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pen
 }
 
 /* Growth: the regions of heap with much free (see above) that have not
- * changed since the previous look, and, when the growth was the medium
- * regions' own (pools), the empty pools of heap's arenas: their pages are
- * as good as fresh ones for a medium carve (bench_frag frees 90 % of a
- * phase's pool blocks and then allocates medium ones).  Not on the pools'
- * growth: the pools take their empty pools first, and a purge there would
- * only feed the next.  The bytes given back.  Inside the owner's
- * bracket. */
-static size_t reclaim(pmi_heap *heap, bool pools) {
+ * changed since the previous look (regions), and, when the memory went to
+ * the medium regions (pools: their fresh carves, or pages coming back to
+ * them), the empty pools of heap's arenas: their pages are as good as
+ * fresh ones for a medium carve or a wake (bench_frag frees 90 % of a
+ * phase's pool blocks and then allocates medium ones, many of them woken
+ * from the phase before).  Not on the pools' growth: the pools take their
+ * empty pools first, and a purge there would only feed the next.  The
+ * bytes given back.  Inside the owner's bracket. */
+static size_t reclaim(pmi_heap *heap, bool regions, bool pools) {
   size_t bytes = 0, n = 0;
   uint64_t now = pmi_os_now_ms();
-  for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
+  for (pmi_medium *m = regions ? heap->mediums : NULL; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
     if (m->state != PMI_MEDIUM_USED) continue;       /* FULL: no free block (held ones: purge_held) */
     uintptr_t sig = idle_sig(m);
     if (m->idle_sig == (sig ^ 1)) continue;          /* purged, and not changed since */
@@ -790,12 +811,17 @@ static size_t reclaim(pmi_heap *heap, bool pools) {
     bytes += purge_tail(m);
     if (m->freeblock == NULL) continue;
     size_t free = free_bytes(m);
-    if (free < RECLAIM_MIN || free * 4 < (size_t)m->ncarved * m->block_size || free < 2 * carve_bytes(m)) continue;
+    if (pmi_medium_nused(m) != 0 &&   /* (an empty one, the head of its class, goes back whole) */
+        (free < RECLAIM_MIN || free * 4 < (size_t)m->ncarved * m->block_size || free < 2 * carve_bytes(m)))
+      continue;
     bytes += purge_region(m);
     m->idle_sig = idle_sig(m) ^ 1;
   }
   if (heap != &pmi_heap_empty) heap->counters.medium_purge_bytes += bytes;
   if (pools) {
+    /* the spares first: up to four arenas' worth of empty pools that this
+     * growth should be served from too (types.h, PMI_SPARE_POOLS) */
+    pmi_heap_release_spares(heap);
     bool pending = false;
     size_t pool_bytes = pmi_purge_heap_pools(heap, true, &pending);
     if (pool_bytes != 0) {
@@ -807,11 +833,15 @@ static size_t reclaim(pmi_heap *heap, bool pools) {
   return bytes;
 }
 
-/* A look, once RECLAIM_STEP of growth has come. */
+/* A look, once RECLAIM_STEP of growth, or of pages coming back to the
+ * regions, has come: the regions on growth, the empty pools when the
+ * regions took the memory. */
 static void look(pmi_heap *heap) {
-  bool pools = grown_medium >= RECLAIM_STEP / 2;
-  grown = grown_medium = 0;
-  reclaim(heap, pools);
+  bool regions = grown >= RECLAIM_STEP;
+  bool pools = (regions && grown_medium >= RECLAIM_STEP / 2) || regrown >= RECLAIM_STEP;
+  if (regions) grown = grown_medium = 0;
+  if (pools) regrown = 0;
+  reclaim(heap, regions, pools);
 }
 
 
@@ -825,7 +855,7 @@ static void grew(size_t bytes, bool medium) {
 
 void pmi_medium_grew(pmi_heap *heap, size_t bytes) {
   grew(bytes, false);
-  if (grown >= RECLAIM_STEP) look(heap);
+  if (look_due()) look(heap);
 }
 
 /* The same from the owner's carve or wake outside its bracket. */
@@ -842,7 +872,7 @@ pmi_noinline static void reclaim_outside(pmi_heap *heap) {
  * most 1.5 periods). */
 static __thread uint64_t next_look_ms __attribute__((tls_model("initial-exec")));   /* no allocation at first use */
 static void maybe_purge(pmi_heap *heap) {
-  if (grown >= RECLAIM_STEP) look(heap);
+  if (look_due()) look(heap);
   uint64_t now = pmi_os_now_ms();
   if (now < next_look_ms) return;
   next_look_ms = now + (uint64_t)pmi_option(arena_decay_ms) / 2;

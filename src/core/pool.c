@@ -77,20 +77,37 @@ static bool pool_is_exhausted(const pmi_pool *pool) {
 static void head_enter(pmi_pool *pool) { pool->used++; }
 static void head_leave(pmi_pool *pool) { pool->used--; }
 
+/* A spare stops being one (it leaves its list, or becomes the head): the
+ * purge thread's look at the spares (below) sees that the set changed. */
+static void spare_leaves(pmi_heap *heap) {
+  heap->nspare--;
+  heap->spare_leaves++;
+}
+
+/* The owner's count, less what the purge thread gave back meanwhile; in the
+ * owner's bracket (or under an unowned heap's lock), where spares_gone
+ * stands still. */
+static void spares_settle(pmi_heap *heap) {
+  if (pmi_unlikely(heap->spares_gone != 0)) {
+    heap->nspare -= heap->spares_gone;
+    heap->spares_gone = 0;
+  }
+}
+
 /* Takes pool off usedpools[c]; a head takes its bias with it, and the next
  * pool, if any, becomes the head. */
 void pmi_usedpools_unlink(pmi_heap *heap, pmi_pool *pool) {
   pmi_assert(pool->state == PMI_POOL_USED);
   unsigned c = pool->szidx;
   if (pool->prevpool != NULL) {
-    if (pool->used == 0) heap->nspare--;   /* a spare leaves */
+    if (pool->used == 0) spare_leaves(heap);   /* a spare leaves */
     pool->prevpool->nextpool = pool->nextpool;
   } else {
     pmi_assert(heap->usedpools[c] == pool);
     head_leave(pool);
     heap->usedpools[c] = pool->nextpool != NULL ? pool->nextpool : &pmi_pool_sentinel;
     if (pool->nextpool != NULL) {
-      if (pool->nextpool->used == 0) heap->nspare--;   /* a spare, in use again */
+      if (pool->nextpool->used == 0) spare_leaves(heap);   /* a spare, in use again */
       head_enter(pool->nextpool);
     }
   }
@@ -109,23 +126,33 @@ void pmi_pool_release_empty(pmi_heap *heap, pmi_pool *pool) {
 
 /* A pool other than the head whose last block was freed: it stays on its
  * list as a spare while the heap has fewer than PMI_SPARE_POOLS and a
- * thread owns it, else it goes back to its arena. */
+ * thread owns it, else it goes back to its arena.  Beyond the quiet ones
+ * the purge thread is noted: the caller kicks it once out of its bracket. */
 static void pool_emptied_locked(pmi_heap *heap, pmi_pool *pool) {
   pmi_assert(pool->used == 0 && !pmi_pool_is_head(heap, pool));
+  spares_settle(heap);
   heap->nspare++;   /* it is a spare now; unlinking it counts it out again */
   if (heap->nspare > PMI_SPARE_POOLS || !pmi_load_relaxed(&heap->owned)) pmi_pool_release_empty(heap, pool);
+  else if (heap->nspare > PMI_SPARES_QUIET) pmi_purge_note();
 }
 
-/* free's fast path found used at 0 after its push. */
+/* free's fast path found used at 0 after its push, with PMI_SPARES_QUIET
+ * spares or more.  Below the cap it is a spare with no lock (only the
+ * owner writes nspare; a count not yet settled is only too high, which
+ * sends the pool through the bracket), and the purge thread hears of it:
+ * it gives back spares left alone for the decay, so that the up to 252
+ * pages of an idle program do not stay. */
 pmi_noinline void pmi_pool_emptied(pmi_heap *heap, pmi_pool *pool) {
-  if (heap->nspare < PMI_SPARE_POOLS) {   /* no lock: only the owner touches nspare */
-    heap->nspare++;
-    return;
-  }
   int saved = errno;
-  bool locked = pmi_heap_enter(heap);
-  pool_emptied_locked(heap, pool);
-  pmi_heap_leave(heap, locked);
+  if (heap->nspare < PMI_SPARE_POOLS) {
+    heap->nspare++;
+    pmi_purge_note();
+  } else {
+    bool locked = pmi_heap_enter(heap);
+    pool_emptied_locked(heap, pool);
+    pmi_heap_leave(heap, locked);
+  }
+  pmi_purge_kick();
   errno = saved;
 }
 
@@ -139,16 +166,105 @@ unsigned pmi_heap_count_spares(const pmi_heap *heap) {
   return n;
 }
 
-/* Sends the spares back to their arenas (thread exit, malloc_trim). */
-void pmi_heap_release_spares(pmi_heap *heap) {
-  for (unsigned c = 0; c < PMI_NCLASSES && heap->nspare > 0; c++) {
+/* Sends spares back to their arenas until keep are left: all of them at
+ * thread exit, malloc_trim and medium growth (pmi_heap_release_spares);
+ * those beyond the quiet ones before a pool takes a fresh page (alloc.c),
+ * so that a change of classes between phases is served by them and does
+ * not grow the footprint by the extra spares.  By class, in order. */
+void pmi_heap_trim_spares(pmi_heap *heap, unsigned keep) {
+  spares_settle(heap);
+  for (unsigned c = 0; c < PMI_NCLASSES && heap->nspare > keep; c++) {
     pmi_pool *head = heap->usedpools[c];
     if (head == &pmi_pool_sentinel) continue;
-    for (pmi_pool *p = head->nextpool, *next; p != NULL; p = next) {
+    for (pmi_pool *p = head->nextpool, *next; p != NULL && heap->nspare > keep; p = next) {
       next = p->nextpool;
       if (p->used == 0) pmi_pool_release_empty(heap, p);
     }
   }
+}
+
+void pmi_heap_release_spares(pmi_heap *heap) { pmi_heap_trim_spares(heap, 0); }
+
+/* ---- idle spares: the purge thread gives back those of an owned heap ----
+ *
+ * The owner's spares wait on its usedpools lists, where its fast paths may
+ * be at work (heap.c, "visitors": a visitor waits for the owner's slow
+ * paths, never for its fast paths).  A spare itself is out of their reach:
+ * malloc pops only the head pool, and no free reaches a pool with no block
+ * out.  The one exception is a spare being made: free's fast path pushes
+ * the pool's last block and then writes used = 0 (and nspare), with no
+ * fence; a visitor that reads that 0 in the middle of the pass may not yet
+ * see the stores before it (a weakly ordered machine; or, with no
+ * membarrier, any machine).  So the purge thread gives back only spares it
+ * saw at its previous pass as well:
+ *
+ *   each pass (inside the visit, the owner out of its slow paths): count
+ *     the spares (non-head pools with used == 0) and note the count and
+ *     the owner's spare_leaves;
+ *   the same count and spare_leaves as at the last pass: the set is the
+ *     same, and each of them is given back to its arena.
+ *
+ * Why the same set: between two passes the set only grows without the
+ * owner's slow paths (which count every spare that leaves in
+ * spare_leaves: nothing else takes a spare away); so with spare_leaves
+ * unchanged, the set of this pass contains the set of the last one, and the
+ * same count makes them equal.  Every spare of the last pass was a spare
+ * when the last pass read it, before this pass's membarrier: the owner had
+ * executed its stores as of then, and the barrier makes them visible
+ * here.  An owner that used its spares meanwhile (one taken as a head)
+ * changed spare_leaves: nothing goes back, and its working set keeps them.
+ * Timing: a spare made at t is seen by the first pass after it (at most t +
+ * decay / 2) and given back at the next one, at most t + decay; its page
+ * goes back in that same pass (pmi_purge_heap_pools), as the pool has been
+ * empty for a pass already.  The visitor never writes nspare (the owner's
+ * fast path adds to it): it counts what it gave back in spares_gone, which
+ * the owner's slow paths settle. */
+
+/* The spares of heap as this pass sees them, up to cap of them in seen[];
+ * their number (cap + 1 if there are more).  used is read while the
+ * owner's fast paths may write it (of pools that are not spares): an old
+ * value only makes the count differ, and the pass gives back nothing. */
+pmi_noinline static unsigned spares_look(pmi_heap *heap, pmi_pool **seen, unsigned cap) {
+  unsigned n = 0;
+  for (unsigned c = 0; c < PMI_NCLASSES; c++) {
+    pmi_pool *head = heap->usedpools[c];
+    if (head == &pmi_pool_sentinel) continue;
+    for (pmi_pool *p = head->nextpool; p != NULL; p = p->nextpool) {
+      if (__atomic_load_n(&p->used, __ATOMIC_RELAXED) != 0) continue;
+      if (n == cap) return cap + 1;
+      seen[n++] = p;
+    }
+  }
+  return n;
+}
+
+/* A spare of the last pass goes back to its arena (the visitor's unlink:
+ * pmi_usedpools_unlink would write nspare). */
+static void spare_give_back(pmi_heap *heap, pmi_pool *pool) {
+  pmi_assert(pool->prevpool != NULL && pool->used == 0);
+  pool->prevpool->nextpool = pool->nextpool;
+  if (pool->nextpool != NULL) pool->nextpool->prevpool = pool->prevpool;
+  else heap->usedlast[pool->szidx] = pool->prevpool;
+  pool->nextpool = pool->prevpool = NULL;
+  heap->spares_gone++;
+  heap->counters.pools_emptied++;
+  bool arena_stays = pmi_arena_of(pool)->nfreepools + 1 < PMI_ARENA_POOLS;
+  pmi_arena_give_pool(heap, pool);
+  if (arena_stays) pool->idle = 1;   /* empty for a pass already: its page goes in this pass */
+}
+
+/* The purge thread, visiting heap while another thread owns it.  True
+ * while spares are left for a later pass. */
+bool pmi_heap_spares_decay(pmi_heap *heap) {
+  pmi_pool *seen[PMI_SPARE_POOLS];   /* 2 KiB of the purge thread's 64 KiB stack */
+  unsigned n = spares_look(heap, seen, PMI_SPARE_POOLS);
+  if (n != 0 && n <= PMI_SPARE_POOLS && n == heap->spare_look_n && heap->spare_leaves == heap->spare_look_leaves) {
+    for (unsigned i = 0; i < n; i++) spare_give_back(heap, seen[i]);
+    n = 0;
+  }
+  heap->spare_look_n = n;
+  heap->spare_look_leaves = heap->spare_leaves;
+  return n != 0;
 }
 
 /* Makes pool the head of usedpools[szidx].  The old head is the only pool of

@@ -9,6 +9,11 @@
  *     (one live block must not pin the 252 KiB of empty pools around it),
  *     and so do the pages of medium blocks held for an idle owner's FULL
  *     regions once the decay has passed (medium.c);
+ *   - spares, the empty pools a heap keeps on its usedpools lists (up to
+ *     four arenas' worth, types.h): an owned heap's go back to their arenas
+ *     once the purge thread has seen the same spares at two passes with no
+ *     use between (pool.c, "idle spares"), an unowned heap's at once; their
+ *     pages go in the same pass, as those of empty pools above;
  *   - empty arenas in the reserve beyond POOLMALLOC_ARENA_RESERVE: unmapped
  *     once they have sat there POOLMALLOC_ARENA_DECAY_MS (arena.c), and
  *     empty medium regions beyond theirs likewise (medium.c).
@@ -28,7 +33,7 @@
  * later.  Timing: an arena retired at t is unmapped by the first pass after
  * t + decay, at most t + 1.5 decay; a remote free pushed at t is collected
  * by t + decay / 2; an empty pool is given back between decay / 2 and decay
- * after it emptied.
+ * after it emptied, and so is a spare left alone.
  *
  * Lock order (as fork's): the heap list, then each heap as a visitor
  * (heap.c; the purge thread tries: a heap that is locked, or whose owner is
@@ -107,6 +112,7 @@ static bool purge_pass(void) {
     }
     pmi_heap_collect_any(h);
     if (!atomic_load(&h->owned)) pmi_heap_release_retained(h);
+    else if (h != pmi_heap_own()) pending |= pmi_heap_spares_decay(h);   /* idle spares (pool.c) */
     bytes += pmi_purge_heap_pools(h, false, &pending);
     bytes += pmi_medium_purge_held(h, pmi_os_now_ms(), false, &pending);
     pmi_heap_visit_end(h);

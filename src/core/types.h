@@ -97,8 +97,10 @@
  *                      that a batch or a tree allocated and dropped over and
  *                      over does not take and set up pools each time
  *                      (hysteresis); otherwise it goes back to its arena.
- *                      Spares go back at thread exit and malloc_trim, and
- *                      when the heap has no owner.
+ *                      Spares go back at thread exit, malloc_trim and
+ *                      medium growth, when the heap has no owner, beyond
+ *                      PMI_SPARES_QUIET before a fresh page is touched, and
+ *                      by the purge thread once left alone for the decay.
  *
  * ---------------------------------------------------------------------------
  * Threads
@@ -160,8 +162,25 @@ _Static_assert((PMI_REMOTE_HINTS & (PMI_REMOTE_HINTS - 1)) == 0, "the hint ring 
 #define PMI_CARVE_BYTES     2048u
 
 /* Empty pools a heap keeps on its usedpools lists (the spares) instead of
- * giving them back to their arenas: at most one arena's worth per thread. */
-#define PMI_SPARE_POOLS     PMI_ARENA_POOLS
+ * giving them back to their arenas: at most four arenas' worth per thread.
+ * One arena's worth was too few for a producer/consumer whose owner collects
+ * a ring of 4096 blocks of 32 classes at once: some 250 pools empty in one
+ * collection, the excess went back to LIFO freepools of mixed classes (whole
+ * arenas to the reserve, reformatted), and the pools taken again were carved
+ * afresh: 31,098 pools taken per 640,000 blocks, 3,414 with 252 spares.
+ * Spares do not stay for ever (pool.c, "idle spares"): the purge thread gives
+ * back an owned heap's spares once they have been left alone for the decay,
+ * spares beyond PMI_SPARES_QUIET go back before a pool takes a fresh page
+ * (alloc.c), and all of them on medium growth, malloc_trim and thread exit. */
+#ifndef PMI_SPARE_POOLS
+#define PMI_SPARE_POOLS     (4 * PMI_ARENA_POOLS)
+#endif
+/* Spares the free fast path keeps with one add and no word to the purge
+ * thread (a small program never starts one for them); each one beyond takes
+ * pmi_pool_emptied, which notes the purge thread, so that an idle program's
+ * spares go back too. */
+#define PMI_SPARES_QUIET    PMI_ARENA_POOLS
+_Static_assert(PMI_SPARES_QUIET <= PMI_SPARE_POOLS, "the quiet spares are some of the spares");
 
 #if PMI_SMALL_MAX % PMI_ALIGNMENT != 0
 #error "the largest pool block must be a multiple of the alignment"
@@ -186,38 +205,46 @@ enum pmi_region_kind {
 /* ---- medium classes -------------------------------------------------------- *
  *
  *    request (bytes)     block size     class (mclass)
- *      513 ..    640         640            0      four classes below 1 KiB,
- *      641 ..    768         768            1      128 bytes apart
- *      769 ..    896         896            2
- *      897 ..   1024        1024            3
- *     1025 ..   1152        1152            4      eight classes per power of
- *     1153 ..   1280        1280            5      two from 1 KiB: at most
- *      ...                   ...           ...     12.5 % apart
- *     1921 ..   2048        2048           11
- *     2049 ..   2304        2304           12
+ *      513 ..    528         528            0      each power of two 2^b
+ *      529 ..    544         544            1      (b = 9 .. 16) has 14:
+ *      ...                   ...           ...     eight in its first
+ *      625 ..    640         640            7      quarter, 2^(b - 5) apart
+ *      641 ..    704         704            8      (at most 3.1 %), then six
+ *      ...                   ...           ...     2^(b - 3) apart (at most
+ *      961 ..   1024        1024           13      9.1 %)
+ *     1025 ..   1056        1056           14
  *      ...                   ...           ...
- *   122881 .. 131072      131072           59
+ *     4353 ..   4480        4480           44
+ *      ...                   ...           ...
+ *   114689 .. 131072      131072          111
  *
- *    with m = n - 1 and, above 1 KiB, b = the index of m's highest set bit
- *    (10 .. 16):
- *    mclass = (m >> 7) - 4                       for n <= 1024,
- *    mclass = (m >> (b - 3)) + 8 b - 84          above;
- *    block size = (5 + mclass) << 7              for mclass < 4,
- *    block size = (9 + d % 8) << (d / 8 + 7)     with d = mclass - 4, above.
+ *    with m = n - 1, b = the index of m's highest set bit and q = m >> (b - 5):
+ *    mclass = 14 (b - 9) + q - 32                for q < 40 (n <= 1.25 * 2^b),
+ *    mclass = 14 (b - 9) + (m >> (b - 3)) - 2    above;
+ *    with b = 9 + mclass / 14 and i = mclass % 14:
+ *    block size = 2^b + (i + 1) 2^(b - 5)        for i < 8,
+ *    block size = (i + 3) 2^(b - 3)              above.
  *
- *    Why eight per doubling from 1 KiB: programs ask for a power of two plus
- *    a small header (sqlite's pages of 1 KiB + 8 and 4 KiB + 8 .. 272),
- *    which four classes per doubling round up by a quarter; eight round them
- *    up by an eighth at most, for 28 more usedmedium[] slots per heap.  Below
- *    1 KiB the classes are already 128 bytes (the live unit) apart.
- *    Doubling a class size gives a class size again (realloc relies on it):
- *    (5 + c) << 7 doubled is (10 + 2 c) << 7, a class of the first eight;
- *    (9 + j) << s doubled is (9 + j) << (s + 1).
+ *    Why fine classes just above each power of two: that is where programs
+ *    ask, a power of two plus a small header (sqlite's pages of 1 KiB + 8
+ *    and 4 KiB + 272, buffers and tables of 2^k entries plus their
+ *    bookkeeping), and every byte a class rounds up is resident.  Eight
+ *    classes per doubling rounded sqlite's two sizes up by 12 % and 5 % (2 MB
+ *    at its peak); these round them by 2.3 % and 2.6 %.  The rest of a
+ *    doubling keeps eight-per-doubling steps: a class costs every heap a
+ *    usedmedium[] slot and, where a program asks for its sizes, a region
+ *    (its header page and a first carve), and a compiler touches most of
+ *    them (cc1: 126 regions with 32 classes per doubling, 49 with eight).
+ *    Doubling a class size gives a class size (realloc's growth relies on
+ *    it): 2^b + j 2^(b - 5) doubled is 2^(b + 1) + j 2^(b - 4), and
+ *    (i + 3) 2^(b - 3) doubled is (i + 3) 2^(b - 2).
  *
- *    Every block size is a multiple of 128, and blocks start at 12 KiB + k *
- *    size in a 1 MiB-aligned region, so every medium block is 128-byte
+ *    Every block size is a multiple of 16, and blocks start at 12 KiB + k *
+ *    size in a 1 MiB-aligned region, so every medium block is 16-byte
  *    aligned, and the blocks of a class whose size is a multiple of a power
- *    of two a <= 4 KiB are a-aligned (aligned_alloc takes them).
+ *    of two a <= 4 KiB are a-aligned (aligned_alloc takes them: both parts of
+ *    a doubling have every multiple of their step, so the class of a size
+ *    that is a multiple of a is a multiple of a too).
  *
  *    Why 128 KiB: larson, glibc-thread, compilers' tables and Python's lists
  *    and dicts ask for sizes below it; a 1 MiB region still holds 7 blocks of
@@ -225,13 +252,20 @@ enum pmi_region_kind {
  *    address space only).  Above it a request is rare and costs at least 32
  *    page faults to fill (about 64 us here), so a mapping of its own (a few
  *    us, less from the cache) is cheap in proportion. */
+/* The class of a size n > 512, from m = n - 1 and b = its highest set bit:
+ * q = m >> (b - 5) is 32 .. 39 in the fine part, else the coarse step's
+ * multiple m >> (b - 3) is 10 .. 15. */
+#define PMI_MEDIUM_CLASS_OF(m, b)                                                     \
+  (PMI_MEDIUM_PER_OCTAVE * ((b) - 9u) + (((m) >> ((b) - 5u)) < 40u ? (unsigned)((m) >> ((b) - 5u)) - 32u \
+                                                                   : (unsigned)((m) >> ((b) - 3u)) - 2u))
 #define PMI_MEDIUM_MIN      (PMI_SMALL_MAX + 1)                  /* 513 */
 #define PMI_MEDIUM_MAX      131072u                              /* largest medium block */
-#define PMI_MEDIUM_NCLASSES 60u                              /* 4 + 8 * 7 */
+#define PMI_MEDIUM_PER_OCTAVE 14u                            /* 8 fine, 6 coarse */
+#define PMI_MEDIUM_NCLASSES 112u                             /* 14 * 8 octaves */
 #define PMI_MEDIUM_SHIFT    20
 #define PMI_MEDIUM_SIZE     ((size_t)1 << PMI_MEDIUM_SHIFT)      /* 1 MiB region */
 #define PMI_MEDIUM_HEADER   (3 * PMI_POOL_SIZE)                  /* header pages */
-#define PMI_MEDIUM_UNIT_SHIFT 7                                  /* class sizes: multiples of 128 */
+#define PMI_MEDIUM_TOUCH_SHIFT 7                                 /* pmi_medium.touched: 128-byte units */
 /* The live bitmap has a bit per 16-byte unit, as a pool's: free's one fast
  * path finds a pool's bit and a region's by the same steps (free.c). */
 #define PMI_MEDIUM_UNITS    (PMI_MEDIUM_SIZE >> PMI_ALIGNMENT_SHIFT)
@@ -242,8 +276,10 @@ enum pmi_region_kind {
 #define PMI_MEDIUM_CARVE_BYTES 16384u
 
 _Static_assert(PMI_MEDIUM_SHIFT >= PMI_ARENA_SHIFT, "a medium region covers whole map slots");
-_Static_assert((PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / 640 <= 65535, "block counts fit uint16_t");
-_Static_assert(PMI_MEDIUM_NCLASSES <= 256, "a class fits pmi_medium.mclass and the tables' uint8_t");
+_Static_assert((PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / 528 <= 65535, "block counts fit uint16_t");
+_Static_assert(PMI_MEDIUM_CLASS_OF(PMI_MEDIUM_MAX - 1, 16) == PMI_MEDIUM_NCLASSES - 1 && PMI_MEDIUM_CLASS_OF(512, 9) == 0,
+               "513 is class 0, MEDIUM_MAX the last");
+_Static_assert(PMI_MEDIUM_NCLASSES + PMI_NCLASSES <= 256, "a class fits pmi_medium.mclass and the front table's uint8_t");
 _Static_assert(PMI_MEDIUM_NCLASSES == PM_MEDIUM_NCLASSES, "pm_stats has a row per medium class");
 _Static_assert(PMI_MEDIUM_HEADER % PMI_MEDIUM_ALIGN_MAX == 0, "blocks of 4 KiB classes are page-aligned");
 
@@ -464,7 +500,7 @@ typedef struct pmi_medium {
 
 _Static_assert(offsetof(pmi_medium, heap) == offsetof(pmi_arena, heap), "owner where an arena keeps it");
 _Static_assert(sizeof(pmi_medium) <= PMI_MEDIUM_HEADER, "the header fits its pages");
-_Static_assert((PMI_MEDIUM_SIZE >> PMI_MEDIUM_UNIT_SHIFT) <= 65535, "pmi_medium.touched counts 128-byte units in a uint16_t");
+_Static_assert((PMI_MEDIUM_SIZE >> PMI_MEDIUM_TOUCH_SHIFT) <= 65535, "pmi_medium.touched counts 128-byte units in a uint16_t");
 
 /* ---- the descriptor the fast paths read ----------------------------------- *
  *
@@ -472,7 +508,7 @@ _Static_assert((PMI_MEDIUM_SIZE >> PMI_MEDIUM_UNIT_SHIFT) <= 65535, "pmi_medium.
  * the same branches whatever the size (a program whose sizes straddle 512
  * bytes would otherwise pick between two paths at random on every call):
  *
- *    front class (fclass)   0 .. 31: pool classes (szidx), 32 .. 91: medium
+ *    front class (fclass)   0 .. 31: pool classes (szidx), 32 .. 143: medium
  *                           classes (32 + mclass); pmi_front.classes.fclass maps
  *                           every size 1 .. MEDIUM_MAX to it by 16-byte unit
  *    heap.front[fclass]     the head pool or head region (usedpools and
@@ -499,7 +535,7 @@ typedef struct __attribute__((may_alias)) pmi_desc {
   uint64_t live[];
 } pmi_desc;
 
-#define PMI_FRONT_NCLASSES (PMI_NCLASSES + PMI_MEDIUM_NCLASSES)   /* 92 */
+#define PMI_FRONT_NCLASSES (PMI_NCLASSES + PMI_MEDIUM_NCLASSES)   /* 144 */
 #define PMI_FRONT_UNITS    (PMI_MEDIUM_MAX >> PMI_ALIGNMENT_SHIFT)   /* 8192 sizes classified */
 _Static_assert(PMI_FRONT_NCLASSES <= 256, "a front class fits a byte");
 #define PMI_SAME_FIELD(a, b) (offsetof(pmi_desc, a) == offsetof(pmi_pool, b) && \
@@ -558,8 +594,10 @@ typedef struct pmi_counters {
  *       to compare)
  *   only the head of usedpools[c] may be exhausted; it is never empty in
  *       the sense of used == 0 (it holds the bias of pmi_pool.used)
- *   nspare == #{ p on some usedpools[c], not its head, p.used == 0 }
- *       <= PMI_SPARE_POOLS  (the spares)
+ *   nspare - spares_gone == #{ p on some usedpools[c], not its head,
+ *       p.used == 0 } <= PMI_SPARE_POOLS  (the spares; spares_gone: those
+ *       the purge thread gave back since the owner last settled the count,
+ *       pool.c, "idle spares")
  *   nfp2lasta[n] == the last arena on usable_arenas with nfreepools == n,
  *       or NULL if there is none   (pymalloc's trick for O(1) re-sorting)
  *   narenas == |arenas list|
@@ -594,6 +632,11 @@ typedef struct pmi_heap {
   pmi_counters counters;
   unsigned nspare;                                   /* empty pools kept on
                                                         usedpools lists */
+  unsigned spares_gone;       /* of them, given back by the purge thread
+                                 (written only by a visitor, settled into
+                                 nspare by the owner's slow paths: pool.c) */
+  unsigned spare_leaves;      /* times a spare left: owner's slow paths */
+  unsigned spare_look_n, spare_look_leaves;   /* the purge thread's last look */
   pmi_medium *mediums;                               /* every medium region of the heap */
   size_t nmediums;
   pmi_arena *usable_arenas;                          /* fullest first */

@@ -114,9 +114,10 @@ static void check_usedpools(checker *ck, pmi_heap *heap, size_t *nused) {
       }
     }
   }
-  /* nspare == #{ empty pools on usedpools but not their head } <= SPARE_POOLS */
-  CHECK(ck, nspare == heap->nspare && nspare <= PMI_SPARE_POOLS, "nspare %u, but %u spares on usedpools",
-        heap->nspare, nspare);
+  /* nspare - spares_gone == #{ empty pools on usedpools but not their head } <= SPARE_POOLS */
+  CHECK(ck, nspare == heap->nspare - heap->spares_gone && nspare <= PMI_SPARE_POOLS,
+        "nspare %u (%u given back by the purge thread), but %u spares on usedpools", heap->nspare,
+        heap->spares_gone, nspare);
 }
 
 static void check_arena(checker *ck, pmi_heap *heap, pmi_arena *arena, size_t *nused) {

@@ -318,7 +318,7 @@ static void report_text(out *o, const pm_stats *st) {
          group(o, cs->full_pools), group(o, cs->blocks_in_use), group(o, cs->free_blocks), group(o, cs->untouched_blocks), group(o, cs->bytes_in_use),
          group(o, cs->bytes_free), cs->tail_waste);
   }
-  outf(o, "\nMedium classes: %u to %s bytes, eight per power of two from 1 KiB, in regions of %s bytes.\n\n",
+  outf(o, "\nMedium classes: %u to %s bytes, 14 per power of two (8 in its first quarter), in regions of %s bytes.\n\n",
        PMI_MEDIUM_MIN, group(o, PMI_MEDIUM_MAX), group(o, PMI_MEDIUM_SIZE));
   outf(o, "class     size  regions     full   blocks in use    free blocks      untouched     bytes in use"
           "       bytes free     tail\n");
@@ -510,7 +510,7 @@ static int open_report(void) {
 static _Atomic int report_lock;
 static bool report_closed;
 static out report_out;
-static char report_buf[32768];   /* a whole report is about 8 KiB */
+static char report_buf[65536];   /* a whole report is about 8 KiB, 36 KiB as JSON */
 
 void pmi_stats_fork_child(void) {
   atomic_store(&report_lock, PMI_LOCK_FREE);

@@ -1,5 +1,5 @@
-/* The medium regions through their internal interface: the classes (640 ..
- * 1024 by 128, then eight per power of two) and the class table against the
+/* The medium regions through their internal interface: the classes (14 per
+ * power of two from 528 bytes, 8 of them in its first quarter) and the class table against the
  * formula, the head region's extra use (free's one "emptied"
  * test), a region emptied by free's fast path going to the reserve, and a
  * FULL region coming back, and the purge of a region's free pages (blocks
@@ -37,34 +37,36 @@ static void test_class_table(void) {
   EXPECT(bad == 0);
 }
 
-/* The classes themselves: 60, increasing multiples of 128 from 640 to
- * 128 KiB, 128 bytes apart up to 1 KiB and at most an eighth apart above;
- * twice a class size is a class size (realloc's growth relies on it); and
- * what sqlite asks for most (pages of 1 KiB and 4 KiB plus a header) is
- * rounded up by an eighth at most. */
+/* The classes themselves: 112, increasing multiples of 16 from 528 to
+ * 128 KiB, 14 per power of two 2^b: at most 2^(b - 5) apart up to 1.25 *
+ * 2^b, at most 2^(b - 3) above; twice a class size is a class size
+ * (realloc's growth relies on it); and what sqlite asks for most (pages of
+ * 1 KiB and 4 KiB plus a header) is rounded up by 3 % at most. */
 static void test_class_sizes(void) {
-  EXPECT(PMI_MEDIUM_NCLASSES == 60);
-  EXPECT(pmi_medium_class_size(0) == 640 && pmi_medium_class_size(3) == 1024);
-  EXPECT(pmi_medium_class_size(4) == 1152 && pmi_medium_class_size(11) == 2048 && pmi_medium_class_size(12) == 2304);
+  EXPECT(PMI_MEDIUM_NCLASSES == 112);
+  EXPECT(pmi_medium_class_size(0) == 528 && pmi_medium_class_size(7) == 640 && pmi_medium_class_size(8) == 704);
+  EXPECT(pmi_medium_class_size(13) == 1024 && pmi_medium_class_size(14) == 1056);
   EXPECT(pmi_medium_class_size(PMI_MEDIUM_NCLASSES - 1) == PMI_MEDIUM_MAX);
   unsigned bad = 0;
   for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
     size_t s = pmi_medium_class_size(c);
-    if (s % 128 != 0 || pmi_medium_class(s) != c || pmi_medium_class(s + 1 - 128) != c) bad++;
+    if (s % 16 != 0 || pmi_medium_class(s) != c) bad++;
     if (c > 0) {
       size_t prev = pmi_medium_class_size(c - 1);
-      if (s <= prev || (prev < 1024 ? s - prev != 128 : (s - prev) * 8 > prev)) bad++;
+      size_t pow = (size_t)1 << (63 - __builtin_clzl(prev - 1));   /* prev's power of two, below it */
+      if (s <= prev || pmi_medium_class(prev + 1) != c) bad++;
+      if (prev < pow + pow / 4 ? (s - prev) * 32 > pow : (s - prev) * 8 > pow) bad++;
     }
     if (2 * s <= PMI_MEDIUM_MAX && pmi_medium_class_size(pmi_medium_class(2 * s)) != 2 * s) bad++;
     if ((PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / s < 2 || (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / s > 65535) bad++;
   }
   EXPECT(bad == 0);
-  EXPECT(pmi_medium_class_size(pmi_medium_class(1032)) == 1152);
-  EXPECT(pmi_medium_class_size(pmi_medium_class(4104)) == 4608);
-  EXPECT(pmi_medium_class_size(pmi_medium_class(4368)) == 4608);
+  EXPECT(pmi_medium_class_size(pmi_medium_class(1032)) == 1056);
+  EXPECT(pmi_medium_class_size(pmi_medium_class(4104)) == 4224);
+  EXPECT(pmi_medium_class_size(pmi_medium_class(4368)) == 4480);
   void *p = pm_malloc(1032), *q = pm_malloc(4368);
-  EXPECT(p != NULL && pm_malloc_usable_size(p) == 1152);
-  EXPECT(q != NULL && pm_malloc_usable_size(q) == 4608);
+  EXPECT(p != NULL && pm_malloc_usable_size(p) == 1056);
+  EXPECT(q != NULL && pm_malloc_usable_size(q) == 4480);
   pm_free(p);
   pm_free(q);
 }
@@ -252,6 +254,65 @@ static void test_purge_pages(pmi_heap *heap) {
   EXPECT(pm_check() == 0);
 }
 
+/* A class a program asks for once touches a page of its region, not a full
+ * carve; the carves then double up to PMI_MEDIUM_CARVE_BYTES.  The head
+ * region of a class with nothing live goes back whole on growth elsewhere
+ * (it never holds the 64 KiB a region with live blocks needs).  And pages
+ * coming back to the regions (dormant blocks woken) take the empty pools'
+ * pages as fresh carves do. */
+static void test_first_carve(pmi_heap *heap) {
+  const size_t size = 1216;                     /* a class no other test uses */
+  unsigned c = pmi_medium_class(size);
+  EXPECT(pmi_medium_class_size(c) == size && heap->usedmedium[c] == &pmi_medium_sentinel);
+  void *p = pm_malloc(size);
+  pmi_medium *m = pmi_medium_of(p);
+  char *span = (char *)m + PMI_MEDIUM_HEADER;
+  EXPECT(m->ncarved == 4096 / size);
+  void *more[16];
+  for (unsigned i = 0; i < 16; i++) more[i] = pm_malloc(size);
+  /* carves of 3, 3, 6, 12, then the full 13 */
+  EXPECT(m->ncarved == 3 + 3 + 6 + 12);
+  for (unsigned i = 0; i < 16; i++) pm_free(more[i]);
+  pm_free(p);
+  EXPECT(heap->usedmedium[c] == m && pmi_medium_nused(m) == 0 && resident(span, PMI_MEDIUM_CARVE_BYTES) > 1);
+
+  /* 3 MiB of fresh pool pages (two looks at least): the empty head goes
+   * back to uncarved, its pages to the OS. */
+  size_t nsmall = (3u << 20) / 208;
+  void **w = pm_malloc(nsmall * sizeof *w);
+  for (size_t i = 0; i < nsmall; i++) w[i] = pm_malloc(208);
+  EXPECT(m->ncarved == 0 && m->freeblock == NULL && resident(span, PMI_MEDIUM_CARVE_BYTES) == 0);
+  EXPECT(heap->usedmedium[c] == m);
+  EXPECT(pm_check() == 0);
+
+  /* 2 MiB of medium blocks made dormant; then empty pools (one block in
+   * 256 kept, so that their arenas stay); then the dormant blocks woken:
+   * the pools' pages go back. */
+  unsigned n = 2 * (m->capacity - 1);
+  void **v = pm_malloc(n * sizeof *v);
+  for (unsigned i = 0; i < n; i++) {
+    v[i] = pm_malloc(size);
+    memset(v[i], 7, size);
+  }
+  for (unsigned i = 0; i < n; i++)
+    if (i % 16 != 0) pm_free(v[i]);
+  pmi_medium_purge_idle(heap, pmi_os_now_ms(), true);
+  EXPECT(m->ndormant > m->capacity / 2);
+  for (size_t i = 0; i < nsmall; i++)
+    if (i % 256 != 0) pm_free(w[i]);
+  uint64_t pool_bytes = atomic_load(&pmi_purge_stats.purge_bytes);
+  for (unsigned i = 0; i < n; i++)
+    if (i % 16 != 0) v[i] = pm_malloc(size);
+  EXPECT(m->ndormant == 0);
+  EXPECT(atomic_load(&pmi_purge_stats.purge_bytes) >= pool_bytes + (1u << 20));
+  EXPECT(pm_check() == 0);
+  for (unsigned i = 0; i < n; i++) pm_free(v[i]);
+  pm_free(v);
+  for (size_t i = 0; i < nsmall; i += 256) pm_free(w[i]);
+  pm_free(w);
+  EXPECT(pm_check() == 0);
+}
+
 static void *run(void *arg) {
   pm_free(pm_malloc(1));                        /* create this thread's heap */
   pmi_heap *heap = pmi_heap_tls;
@@ -262,6 +323,7 @@ static void *run(void *arg) {
   test_head_bias(heap);
   test_largest_class_loop(heap);
   test_purge_pages(heap);
+  test_first_carve(heap);
   return NULL;
 }
 

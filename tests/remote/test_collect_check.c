@@ -5,7 +5,12 @@
  * that was never handed out (its memory untouched); the owner collects;
  * the SIGABRT handler looks at q's second word (the remote mark the freeing
  * side wrote) and exits 11 if it is still there, 10 if the collection
- * cleared it before its check (as it did before). */
+ * cleared it before its check (as it did before).
+ * Second child: a chain that loops (the link of the oldest block of a
+ * pushed batch rewritten to lead back to the newest, as a write after free
+ * could) ends with the report, not a walk for ever: the owner's walk has
+ * no bound of its own, it meets the newest block again with its mark
+ * cleared. */
 #include <pthread.h>
 #include <stdint.h>
 
@@ -32,11 +37,35 @@ static void child(void *arg) {
   _exit(0);
 }
 
+static void *a, *b;
+
+static void *free_ab(void *arg) {
+  pm_free(a);
+  pm_free(b);   /* the batch: b -> a -> NULL, pushed at thread exit */
+  return NULL;
+}
+
+static void child_loop(void *arg) {
+  a = pm_malloc(SIZE);
+  b = pm_malloc(SIZE);
+  pthread_t t;
+  pthread_create(&t, NULL, free_ab, NULL);
+  pthread_join(t, NULL);
+  /* a's link is the encoding of NULL, the key itself: key ^ b leads to b */
+  volatile uintptr_t *link = a;
+  *link ^= (uintptr_t)b;
+  pm_collect(0);
+  _exit(0);
+}
+
 int main(void) {
   char msg[4096];
   int status = pmr_child(child, NULL, msg, sizeof msg);
   CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 11, "status 0x%x (10: the mark was cleared before the check)",
          status);
   CHECKF(strstr(msg, "free(): invalid pointer (a block never handed out):") != NULL, "stderr: %s", msg);
+  status = pmr_child(child_loop, NULL, msg, sizeof msg);
+  CHECKF(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "loop: status 0x%x", status);
+  CHECKF(strstr(msg, "freed by another thread, then freed or written again") != NULL, "loop: stderr: %s", msg);
   return pmt_done("test_collect_check");
 }

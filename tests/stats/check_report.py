@@ -38,13 +38,14 @@ def check(doc):
     k = doc["counters"]
     assert k["malloc_small"] >= k["free_small"], "no more small frees than mallocs"
     assert doc["large"]["peak_bytes"] >= doc["large"]["mapped_bytes"] >= doc["large"]["live_bytes"]
-    # the medium classes: 640 .. 1024 by 128, then eight per power of two to
-    # 128 KiB, in 1 MiB regions
+    # the medium classes: 14 per power of two 2^b from 2^9, eight 2^(b - 5)
+    # apart in its first quarter, six 2^(b - 3) apart above, in 1 MiB regions
     MEDIUM, HEADER = 1 << 20, 3 * 4096   # the header: descriptor and a bit per 16 bytes
     mc, m = doc["medium_classes"], doc["medium"]
-    assert len(mc) == 60, "60 medium classes"
+    assert len(mc) == 112, "112 medium classes"
     for i, c in enumerate(mc):
-        want = (5 + i) << 7 if i < 4 else (9 + (i - 4) % 8) << ((i - 4) // 8 + 7)
+        b, j = 9 + i // 14, i % 14
+        want = (1 << b) + ((j + 1) << (b - 5)) if j < 8 else (j + 3) << (b - 3)
         assert c["block_size"] == want, f"medium class {i}: block size {c['block_size']}, want {want}"
         blocks = c["blocks_in_use"] + c["free_blocks"] + c["untouched_blocks"]
         assert blocks == c["pools"] * ((MEDIUM - HEADER) // c["block_size"]), f"medium class {i}: blocks add up"

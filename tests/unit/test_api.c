@@ -70,14 +70,14 @@ volatile size_t huge_max = SIZE_MAX;
 volatile size_t huge_max16 = SIZE_MAX - 16;
 
 static size_t round16(size_t n) { return (n + 15) & ~(size_t)15; }
-/* The medium class of n (513 .. 128 KiB): the smallest multiple of 128 up
- * to 1 KiB, above it the smallest of 9 .. 16 times a power of two (at least
- * 128) that holds n. */
+/* The medium class of n (513 .. 128 KiB), 2^b < n <= 2^(b + 1): the
+ * smallest multiple of 2^(b - 5) that holds n up to 1.25 * 2^b, above it
+ * the smallest multiple of 2^(b - 3). */
 static size_t medium_class_size(size_t n) {
-  if (n <= 1024) return (n + 127) & ~(size_t)127;
-  for (size_t unit = 128;; unit <<= 1)
-    for (size_t k = 9; k <= 16; k++)
-      if (k * unit >= n) return k * unit;
+  size_t pow = 512;
+  while (2 * pow < n) pow *= 2;
+  size_t step = n <= pow + pow / 4 ? pow / 32 : pow / 8;
+  return (n + step - 1) / step * step;
 }
 static bool aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 

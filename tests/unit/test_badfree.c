@@ -327,7 +327,7 @@ int main(void) {
   cases[n++] = (bad_case){"free(p + 8), large block", "free", "invalid pointer", NULL,
                           (char *)p + 8, case_large_misaligned, p, NULL};
 
-  /* Medium blocks (513 B .. 128 KiB, 128-byte aligned in 1 MiB regions). */
+  /* Medium blocks (513 B .. 128 KiB, 16-byte aligned in 1 MiB regions). */
   p = malloc(4096);
   cases[n++] = (bad_case){"free(p + 1024), 4096-byte block", "free", "invalid pointer", NULL,
                           (char *)p + 1024, case_interior, p, NULL};
