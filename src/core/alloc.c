@@ -53,7 +53,7 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
 /* Above the pools: a medium class (its fast path failed), else a mapping of
  * its own. */
 static void *malloc_medium(pmi_heap *heap, size_t size) {
-  unsigned c = pmi_medium_class(size);
+  unsigned c = pmi_medium_class_fast(size);   /* the front table: one load */
   void *p = pmi_medium_malloc_slow(heap, c);
   if (pmi_unlikely(p == NULL)) {   /* as malloc_huge */
     pmi_release_all();
@@ -110,6 +110,26 @@ __attribute__((returns_nonnull)) pmi_noinline static void *desc_pop_last(pmi_des
   return pmi_pool_pop_last((pmi_pool *)d, block);
 }
 
+/* The next most common reason: the head pool is exhausted (its last block
+ * left through the fast path) and the next pool of the list, a spare or one
+ * a free relinked, has blocks.  The head goes FULL and the next one serves,
+ * as pmi_heap_malloc_small would do it, without its walk; with remote frees
+ * to collect, that walk (NULL).  In the bracket: the purge thread may give
+ * the next pool back, and remote.c writes the remote lists. */
+static void *malloc_next_pool(pmi_heap *heap, pmi_pool *head) {
+  void *p = NULL;
+  bool locked = pmi_heap_enter(heap);
+  pmi_pool *next = head->nextpool;
+  if (next != NULL && next->freeblock != NULL && !pmi_heap_has_remote(heap)) {
+    pmi_usedpools_unlink(heap, head);   /* USED -> FULL; next is the head */
+    head->state = PMI_POOL_FULL;
+    heap->counters.malloc_small++;
+    p = pmi_pool_pop(next, next->freeblock);
+  }
+  pmi_heap_leave(heap, locked);
+  return p;
+}
+
 static void *malloc_slow(pmi_heap *heap, size_t size) {
   void *p;
   if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) return malloc_medium(heap, size);
@@ -125,6 +145,13 @@ static void *malloc_slow(pmi_heap *heap, size_t size) {
     return pmi_pool_pop(pool, pmi_pool_carve(pool));
   }
   pmi_remote_flush();   /* this thread's batches of frees for other heaps */
+  if (pool->freeblock == NULL && pool->ncarved == pool->capacity && pool != &pmi_pool_sentinel) {
+    p = malloc_next_pool(heap, pool);
+    if (pmi_likely(p != NULL)) {
+      pmi_purge_kick();
+      return p;
+    }
+  }
   bool locked = pmi_heap_enter(heap);   /* the lock only while a visitor is there */
   p = pmi_heap_malloc_small(heap, size);
   pmi_heap_leave(heap, locked);

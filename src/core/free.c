@@ -210,15 +210,14 @@ pmi_noinline static void free_not_local(void *p) {
   else free_not_owned_core(pmi_heap_tls, p);
 }
 
+static inline __attribute__((always_inline)) void free_pool_owned(pmi_heap *heap, pmi_pool *pool, void *p);
+
 /* A free of our own block that the fast path did not take: the pointer is
  * bad, or the pool is not USED (it is FULL, and this free relinks it).
  * Takes every check from the start, from the descriptor alone. */
 pmi_noinline static void free_local_slow(void *p) {
   pmi_pool *pool = pmi_pool_of(pmi_arena_of(p), p);
   pmi_heap *heap = pmi_load_relaxed(&pmi_arena_of(p)->heap);
-  int saved = errno;
-  /* The checks and the live bit inside the owner's bracket: a FULL pool's
-   * descriptor is also written by visitors (remote.c). */
   if (heap == NULL) {   /* an arena in the reserve: no pool in use */
     const char *fault = block_fault(pool, p);
     pmi_bad_pointer("free", p, fault != NULL ? fault : "invalid pointer (inside a retired arena):");
@@ -228,6 +227,14 @@ pmi_noinline static void free_local_slow(void *p) {
     const char *fault = block_fault(pool, p);
     pmi_bad_pointer("free", p, fault != NULL ? fault : "invalid pointer (not the start of a block):");
   }
+  free_pool_owned(heap, pool, p);
+}
+
+/* free_local_slow once heap is known to own p's arena: the checks and the
+ * live bit inside the owner's bracket, as a FULL pool's descriptor is also
+ * written by visitors (remote.c). */
+static inline __attribute__((always_inline)) void free_pool_owned(pmi_heap *heap, pmi_pool *pool, void *p) {
+  int saved = errno;
   bool locked = pmi_heap_enter(heap);
   const char *fault = pmi_block_fault_owned(pool, p);
   if (fault != NULL) pmi_bad_pointer("free", p, fault);
@@ -250,7 +257,7 @@ pmi_noinline static void free_local_slow(void *p) {
  * pool or region: each kind's slow path, with every check from the start. */
 pmi_noinline static void free_own_slow(void *p, pmi_heap *heap) {
   if (pmi_arenamap_kind(p) == PMI_REGION_MEDIUM) pmi_medium_free(heap, p);
-  else free_local_slow(p);
+  else free_pool_owned(heap, pmi_pool_of(pmi_arena_of(p), p), p);   /* heap owns the arena: free_core's test */
 }
 
 /* --used reached 0: the pool or region emptied.  A pool stays as a spare
