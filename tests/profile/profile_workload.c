@@ -38,17 +38,23 @@ static void keep(void *p) {
   pthread_mutex_unlock(&kept_lock);
 }
 
-/* total bytes in blocks of 48 (pool), 2000 (medium) and 96 KiB (large), a
- * third each; bytes counted as asked for (what a profile reports). */
+/* exactly total bytes (as asked for: what a profile reports), a third each
+ * in blocks of a pool, a medium and a large size; the last block of each
+ * third is shorter, so that the expected figure is the one named and not
+ * up to a block more. */
 static void keep_mixed(size_t total, size_t small, size_t medium, size_t large) {
-  size_t sizes[3] = {small, medium, large};
-  for (int k = 0; k < 3; k++)
-    for (size_t part = 0; part + sizes[k] <= total / 3 + sizes[k] / 2; part += sizes[k]) {
-      char *p = malloc(sizes[k]);
+  size_t sizes[3] = {small, medium, large}, held = 0;
+  for (int k = 0; k < 3; k++) {
+    size_t goal = k < 2 ? total / 3 * (size_t)(k + 1) : total;
+    while (held < goal) {
+      size_t n = goal - held < sizes[k] ? goal - held : sizes[k];
+      char *p = malloc(n);
       if (p == NULL) abort();
       p[0] = 1;
       keep(p);
+      held += n;
     }
+  }
 }
 
 __attribute__((noinline)) void keep_eight(void) { keep_mixed(8 * MIB, 48, 2000, 96 * 1024); }

@@ -51,12 +51,15 @@ PY
 MIB=1048576
 
 # 1. Two sites, 8 MiB and 1 MiB, small rate: within 20 %; churn holds nothing.
-run sites 0 -- "${P[@]}" POOLMALLOC_PROFILE_RATE=8192 POOLMALLOC_PROFILE_FILE="$tmp/sites.%p.heap" "$tmp/w" sites
+#    The rate is 2048 because the estimate of a 1 MiB site of mixed sizes has
+#    a standard deviation of 3 % there (measured over 30 runs; 6.5 % at
+#    8192), so that 20 % is six of them and the test does not fail by chance.
+run sites 0 -- "${P[@]}" POOLMALLOC_PROFILE_RATE=2048 POOLMALLOC_PROFILE_FILE="$tmp/sites.%p.heap" "$tmp/w" sites
 f=$(one "$tmp/sites.*.heap") && pprof "$f" "$tmp/w" || fail=1
 near "$f.cum" keep_eight $((8 * MIB)) 0.2
 near "$f.cum" keep_one $((1 * MIB)) 0.2
 near "$f.cum" churn 0 0
-grep -q '^heap profile: .* @ heap_v2/8192$' "$f" || { echo "FAIL sites: header"; head -1 "$f"; fail=1; }
+grep -q '^heap profile: .* @ heap_v2/2048$' "$f" || { echo "FAIL sites: header"; head -1 "$f"; fail=1; }
 grep -q '^MAPPED_LIBRARIES:' "$f" || { echo "FAIL sites: no MAPPED_LIBRARIES"; fail=1; }
 # ... and allocated since start: churn's 100,000 mallocs and 200 reallocs (about 170 MB).
 pprof "$f" "$tmp/w" --alloc_space && near "$f.cum" churn 170e6 0.2
@@ -78,19 +81,19 @@ PY
   { echo "FAIL: scripts/flamegraph"; fail=1; }
 
 # 2. Everything freed: the live set is empty, the allocations are counted.
-run freeall 0 -- "${P[@]}" POOLMALLOC_PROFILE_RATE=8192 POOLMALLOC_PROFILE_FILE="$tmp/freeall.%p.heap" "$tmp/w" freeall
+run freeall 0 -- "${P[@]}" POOLMALLOC_PROFILE_RATE=2048 POOLMALLOC_PROFILE_FILE="$tmp/freeall.%p.heap" "$tmp/w" freeall
 f=$(one "$tmp/freeall.*.heap") || fail=1
 head -1 "$f" | grep -Eq '^heap profile: +0: +0 \[ *[1-9][0-9]*: +[1-9][0-9]*\]' ||
   { echo "FAIL freeall: live set not empty"; head -1 "$f"; fail=1; }
 
 # 3. Threads at four sites keeping 1, 2, 3 and 4 MiB.
-run threads 0 -- "${P[@]}" POOLMALLOC_PROFILE_RATE=8192 POOLMALLOC_PROFILE_FILE="$tmp/threads.%p.heap" "$tmp/w" threads
+run threads 0 -- "${P[@]}" POOLMALLOC_PROFILE_RATE=2048 POOLMALLOC_PROFILE_FILE="$tmp/threads.%p.heap" "$tmp/w" threads
 f=$(one "$tmp/threads.*.heap") && pprof "$f" "$tmp/w" || fail=1
 for k in 0 1 2 3; do near "$f.cum" keep_t$k $(((k + 1) * MIB)) 0.2; done
 
 # 4. fork: the child's own file holds the inherited 8 MiB and its 1 MiB;
 #    the parent's holds no keep_one.
-run fork 0 -- "${P[@]}" POOLMALLOC_PROFILE_RATE=8192 POOLMALLOC_PROFILE_FILE="$tmp/fork.%p.heap" "$tmp/w" fork
+run fork 0 -- "${P[@]}" POOLMALLOC_PROFILE_RATE=2048 POOLMALLOC_PROFILE_FILE="$tmp/fork.%p.heap" "$tmp/w" fork
 files=( "$tmp"/fork.*.heap )
 if [ ${#files[@]} != 2 ]; then echo "FAIL fork: want 2 profiles, have ${files[*]}"; fail=1; else
   for f in "${files[@]}"; do pprof "$f" "$tmp/w" || fail=1; done
@@ -115,7 +118,7 @@ run quick_exit 0 -- "${P[@]}" POOLMALLOC_PROFILE_FILE="$tmp/quick.%p.heap" "$tmp
 ls "$tmp"/quick.* >/dev/null 2>&1 && { echo "FAIL quick_exit: a profile was written"; fail=1; }
 
 # 7. pm_profile_dump(path) mid-run; at exit the live set is empty.
-run dump 0 -- "${P[@]}" POOLMALLOC_PROFILE_RATE=8192 POOLMALLOC_PROFILE_FILE="$tmp/dumpexit.%p.heap" "$tmp/w" dump "$tmp/dumped.%p.heap"
+run dump 0 -- "${P[@]}" POOLMALLOC_PROFILE_RATE=2048 POOLMALLOC_PROFILE_FILE="$tmp/dumpexit.%p.heap" "$tmp/w" dump "$tmp/dumped.%p.heap"
 f=$(one "$tmp/dumped.*.heap") && pprof "$f" "$tmp/w" || fail=1
 near "$f.cum" keep_eight $((8 * MIB)) 0.2
 f=$(one "$tmp/dumpexit.*.heap") || fail=1
@@ -130,7 +133,7 @@ n=$(grep -c 'POOLMALLOC_PROFILE_FILE' "$tmp/unwritable.err" || true)
 
 
 # 9. Debug mode and the profiler together.
-run debug 0 -- "${P[@]}" POOLMALLOC_DEBUG=1 POOLMALLOC_PROFILE_RATE=8192 POOLMALLOC_PROFILE_FILE="$tmp/debug.%p.heap" "$tmp/w" sites
+run debug 0 -- "${P[@]}" POOLMALLOC_DEBUG=1 POOLMALLOC_PROFILE_RATE=2048 POOLMALLOC_PROFILE_FILE="$tmp/debug.%p.heap" "$tmp/w" sites
 f=$(one "$tmp/debug.*.heap") && pprof "$f" "$tmp/w" || fail=1
 near "$f.cum" keep_eight $((8 * MIB)) 0.2
 near "$f.cum" keep_one $((1 * MIB)) 0.2
