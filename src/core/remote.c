@@ -541,6 +541,21 @@ static inline void prefetch_hint(pmi_heap *heap, uint64_t pos) {
   __builtin_prefetch(atomic_load_explicit(&heap->remote_hint[pos & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed), 1);
 }
 
+/* remote_addr_kind for the walk's links, with the map and its bound in
+ * registers (the walk's stores into blocks could alias the globals): the
+ * rotated address finds no slot for a misaligned b (free's first test),
+ * so one compare answers alignment and bound. */
+static inline unsigned walk_addr_kind(pmi_heap *heap, const pmi_block *b, const uint8_t *map, uintptr_t slots) {
+  uintptr_t slot = pmi_arenamap_block_slot(pmi_rotate_units(b));
+  if (pmi_unlikely(slot >= slots)) return 0;
+  unsigned kind = map[slot];
+  if (pmi_likely(kind == PMI_REGION_POOLS)) {
+    if (((uintptr_t)b & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE) return 0;
+    return pmi_load_relaxed(&pmi_arena_of(b)->heap) == heap ? kind : 0;
+  }
+  return kind == PMI_REGION_MEDIUM ? kind : 0;   /* its owner is checked by medium.c when collected */
+}
+
 /* The owner's pool blocks, inline: what pmi_free_collected does for them,
  * without its calls.  A live bit is set exactly at the start of a block
  * handed out (types.h), so a set bit in a USED or FULL pool is all the
@@ -589,6 +604,9 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
   unsigned taken = 0;   /* pool blocks collect_pool took (counted once) */
   /* The keys in registers: the stores into blocks could alias them. */
   const uintptr_t mark = pmi_remote_key, link_key = pmi_remote_link_key;
+  const uint8_t *map = (const uint8_t *)pmi_load_relaxed(&pmi_arenamap);   /* fixed once a heap has arenas */
+  const uintptr_t slots = *(const uintptr_t *)&pmi_arenamap_slots;
+  _Atomic(pmi_block *) *const ring = heap->remote_hint;
   /* The owner's walk needs no bound: it clears the mark of every block it
    * takes (collect_pool, and each kind's collected free) before it follows
    * any later link, so a chain that comes back to a block meets it with its
@@ -602,11 +620,11 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
     pmi_block *next = (pmi_block *)(block->link ^ link_key);
     unsigned next_kind = 0;
     if (next != NULL) {
-      next_kind = remote_addr_kind(heap, next);
+      next_kind = walk_addr_kind(heap, next, map, slots);
       if (next_kind == 0) pmi_bad_pointer("free", block, fault_refreed);
       if (hint <= hint_end) __builtin_prefetch(next, 1);   /* else the hints run ahead */
     }
-    if (hint > hint_end) prefetch_hint(heap, --hint);
+    if (hint > hint_end) __builtin_prefetch(atomic_load_explicit(&ring[--hint & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed), 1);
     if (!as_owner || !collect_pool(heap, block, kind, &taken)) collected_free(heap, block, as_owner);
     block = next;
     kind = next_kind;
