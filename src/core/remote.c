@@ -171,9 +171,13 @@ static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
  * if the owner's malloc has handed it out again since (untouched): without
  * this check the push would rewrite a live block's link and the collection
  * free it a second time, silently. */
-static inline bool batch_link_ok(const pmi_block *next) {
-  if (((uintptr_t)next & (PMI_ALIGNMENT - 1)) != 0) return false;
-  unsigned kind = pmi_arenamap_kind(next);
+/* The map and its bound come in registers (the ring's stores could alias
+ * the globals); the rotated address finds no slot for a misaligned next
+ * (free's first test), so one compare answers alignment and bound. */
+static inline bool batch_link_ok(const pmi_block *next, const uint8_t *map, uintptr_t slots) {
+  uintptr_t slot = pmi_arenamap_block_slot(pmi_rotate_units(next));
+  if (slot >= slots) return false;
+  unsigned kind = map[slot];
   return kind == PMI_REGION_POOLS || kind == PMI_REGION_MEDIUM;
 }
 
@@ -185,16 +189,19 @@ static void slot_flush(remote_slot *s) {
   /* in registers: the ring's stores could alias them */
   const uint32_t count = s->count;
   const uintptr_t link_key = pmi_remote_link_key;
+  const uint8_t *map = (const uint8_t *)pmi_load_relaxed(&pmi_arenamap);   /* set: we hold a block of owner's */
+  const uintptr_t slots = *(const uintptr_t *)&pmi_arenamap_slots;
+  _Atomic(pmi_block *) *const ring = owner->remote_hint;
   uint64_t pos = atomic_fetch_add_explicit(&owner->hint_pos, count, memory_order_relaxed) + count;
   pmi_block *b = first;   /* the chain is in this thread's cache: it wrote every link */
-  for (uint32_t i = 1;; i++) {
-    atomic_store_explicit(&owner->remote_hint[--pos & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
+  for (uint32_t left = count;;) {
+    atomic_store_explicit(&ring[--pos & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
     pmi_block *next = (pmi_block *)(b->link ^ link_key);   /* rlink_set's encoding */
-    if (i == count) {
+    if (--left == 0) {
       if (pmi_unlikely(next != NULL || b != last)) pmi_bad_pointer("free", b, fault_refreed);
       break;
     }
-    if (pmi_unlikely(!batch_link_ok(next))) pmi_bad_pointer("free", b, fault_refreed);
+    if (pmi_unlikely(!batch_link_ok(next, map, slots))) pmi_bad_pointer("free", b, fault_refreed);
     b = next;
   }
   s->first = s->last = NULL;
