@@ -580,16 +580,24 @@ static inline bool collect_pool(pmi_heap *heap, pmi_block *block, unsigned kind,
   unsigned units = pmi_block_units(block);
   uint64_t *word = pmi_live_word(pool, units), w = *word;
   unsigned state = pool->state;
-  if (pmi_unlikely(!((w >> (units & 63)) & 1) || (state != PMI_POOL_USED && state != PMI_POOL_FULL))) return false;
+  if (pmi_unlikely(!((w >> (units & 63)) & 1))) return false;
+  if (pmi_likely(state == PMI_POOL_USED)) {   /* one compare of the state for the common case */
+    block->key = 0;
+    *word = pmi_bit_clear(w, units);
+    ++*n;
+    if (pmi_likely(pool->used > 2)) {
+      pmi_pool_push(pool, block);
+      pool->used--;
+    } else {
+      pmi_free_block(heap, pool, block);
+    }
+    return true;
+  }
+  if (state != PMI_POOL_FULL) return false;
   block->key = 0;
   *word = pmi_bit_clear(w, units);
   ++*n;
-  if (pmi_likely(state == PMI_POOL_USED && pool->used > 2)) {
-    pmi_pool_push(pool, block);
-    pool->used--;
-  } else {
-    pmi_free_block(heap, pool, block);
-  }
+  pmi_free_block(heap, pool, block);
   return true;
 }
 
