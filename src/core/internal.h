@@ -326,7 +326,7 @@ void   pmi_pool_rebuild(pmi_heap *heap, pmi_pool *pool);
 void   pmi_pool_emptied(pmi_heap *heap, pmi_pool *pool);   /* free's fast path: used hit 0 */
 void   pmi_heap_release_spares(pmi_heap *heap);
 void   pmi_heap_trim_spares(pmi_heap *heap, unsigned keep);   /* until keep are left */
-bool   pmi_heap_spares_decay(pmi_heap *heap);   /* purge thread, owned heap: idle spares back */
+bool   pmi_heap_spares_decay(pmi_heap *heap);   /* a visitor of an owned heap: spares seen twice back */
 unsigned pmi_heap_count_spares(const pmi_heap *heap);
 static inline bool pmi_pool_is_head(const pmi_heap *heap, const pmi_pool *pool) {
   return heap->usedpools[pool->szidx] == pool;

@@ -178,6 +178,16 @@ void pmi_purge_fork_child(void) {
 /* malloc_trim(0), and an allocation that failed for want of memory: every
  * heap is collected (this thread's and unowned ones wholly, live owners'
  * FULL pools), their empty pools given back and the reserve unmapped.
+ * A live owner's spares go back too, as a user of malloc_trim expects:
+ * pool.c's rule for them (a spare goes back only once seen at two visits,
+ * each behind its own barrier) is kept by visiting such a heap a second
+ * time, at once, when the first look left spares (pmi_heap_spares_decay;
+ * the rule needs the barrier between the looks, not a time).  An owner
+ * that takes one of them meanwhile keeps them all, as at a purge pass.
+ * Without membarrier (and under ThreadSanitizer) a visit is no barrier on
+ * the owner's fast paths, which make the spares: only the owner's next
+ * slow path publishes their stores to a visitor, so the second visit at
+ * once proves nothing and the purge thread's passes give them back.
  * Returns 1 if anything went back to the OS. */
 int pmi_release_all(void) {
   uint64_t unmapped = atomic_load(&pmi_purge_stats.arenas_unmapped);
@@ -186,14 +196,24 @@ int pmi_release_all(void) {
   pmi_counters_sum(&before);
   pmi_remote_flush();
   size_t bytes = 0;
-  bool pending = false;
+  bool pending = false, spares_left = false;
   pmi_heaps_lock();
   for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
     pmi_heap_visit(h);
     pmi_heap_collect_any(h);
     if (h == self || !atomic_load(&h->owned)) pmi_heap_release_retained(h);
+    else if (pmi_load_relaxed(&pmi_heap_fenceless)) spares_left |= pmi_heap_spares_decay(h);
     bytes += pmi_purge_heap_pools(h, true, &pending);
     bytes += pmi_medium_purge_held(h, pmi_os_now_ms(), true, &pending);
+    pmi_heap_visit_end(h);
+  }
+  for (pmi_heap *h = pmi_heap_first(); spares_left && h != NULL; h = h->next_heap) {
+    if (h == self || !atomic_load(&h->owned)) continue;
+    pmi_heap_visit(h);
+    if (atomic_load(&h->owned)) {   /* its owner may have left since: then its exit gave them back */
+      pmi_heap_spares_decay(h);
+      bytes += pmi_purge_heap_pools(h, true, &pending);
+    }
     pmi_heap_visit_end(h);
   }
   pmi_heaps_unlock();

@@ -171,9 +171,13 @@ static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
  * if the owner's malloc has handed it out again since (untouched): without
  * this check the push would rewrite a live block's link and the collection
  * free it a second time, silently. */
-static inline bool batch_link_ok(const pmi_block *next) {
-  if (((uintptr_t)next & (PMI_ALIGNMENT - 1)) != 0) return false;
-  unsigned kind = pmi_arenamap_kind(next);
+/* The map and its bound come in registers (the ring's stores could alias
+ * the globals); the rotated address finds no slot for a misaligned next
+ * (free's first test), so one compare answers alignment and bound. */
+static inline bool batch_link_ok(const pmi_block *next, const uint8_t *map, uintptr_t slots) {
+  uintptr_t slot = pmi_arenamap_block_slot(pmi_rotate_units(next));
+  if (slot >= slots) return false;
+  unsigned kind = map[slot];
   return kind == PMI_REGION_POOLS || kind == PMI_REGION_MEDIUM;
 }
 
@@ -185,16 +189,19 @@ static void slot_flush(remote_slot *s) {
   /* in registers: the ring's stores could alias them */
   const uint32_t count = s->count;
   const uintptr_t link_key = pmi_remote_link_key;
+  const uint8_t *map = (const uint8_t *)pmi_load_relaxed(&pmi_arenamap);   /* set: we hold a block of owner's */
+  const uintptr_t slots = *(const uintptr_t *)&pmi_arenamap_slots;
+  _Atomic(pmi_block *) *const ring = owner->remote_hint;
   uint64_t pos = atomic_fetch_add_explicit(&owner->hint_pos, count, memory_order_relaxed) + count;
   pmi_block *b = first;   /* the chain is in this thread's cache: it wrote every link */
-  for (uint32_t i = 1;; i++) {
-    atomic_store_explicit(&owner->remote_hint[--pos & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
+  for (uint32_t left = count;;) {
+    atomic_store_explicit(&ring[--pos & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
     pmi_block *next = (pmi_block *)(b->link ^ link_key);   /* rlink_set's encoding */
-    if (i == count) {
+    if (--left == 0) {
       if (pmi_unlikely(next != NULL || b != last)) pmi_bad_pointer("free", b, fault_refreed);
       break;
     }
-    if (pmi_unlikely(!batch_link_ok(next))) pmi_bad_pointer("free", b, fault_refreed);
+    if (pmi_unlikely(!batch_link_ok(next, map, slots))) pmi_bad_pointer("free", b, fault_refreed);
     b = next;
   }
   s->first = s->last = NULL;
@@ -541,6 +548,21 @@ static inline void prefetch_hint(pmi_heap *heap, uint64_t pos) {
   __builtin_prefetch(atomic_load_explicit(&heap->remote_hint[pos & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed), 1);
 }
 
+/* remote_addr_kind for the walk's links, with the map and its bound in
+ * registers (the walk's stores into blocks could alias the globals): the
+ * rotated address finds no slot for a misaligned b (free's first test),
+ * so one compare answers alignment and bound. */
+static inline unsigned walk_addr_kind(pmi_heap *heap, const pmi_block *b, const uint8_t *map, uintptr_t slots) {
+  uintptr_t slot = pmi_arenamap_block_slot(pmi_rotate_units(b));
+  if (pmi_unlikely(slot >= slots)) return 0;
+  unsigned kind = map[slot];
+  if (pmi_likely(kind == PMI_REGION_POOLS)) {
+    if (((uintptr_t)b & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE) return 0;
+    return pmi_load_relaxed(&pmi_arena_of(b)->heap) == heap ? kind : 0;
+  }
+  return kind == PMI_REGION_MEDIUM ? kind : 0;   /* its owner is checked by medium.c when collected */
+}
+
 /* The owner's pool blocks, inline: what pmi_free_collected does for them,
  * without its calls.  A live bit is set exactly at the start of a block
  * handed out (types.h), so a set bit in a USED or FULL pool is all the
@@ -558,16 +580,24 @@ static inline bool collect_pool(pmi_heap *heap, pmi_block *block, unsigned kind,
   unsigned units = pmi_block_units(block);
   uint64_t *word = pmi_live_word(pool, units), w = *word;
   unsigned state = pool->state;
-  if (pmi_unlikely(!((w >> (units & 63)) & 1) || (state != PMI_POOL_USED && state != PMI_POOL_FULL))) return false;
+  if (pmi_unlikely(!((w >> (units & 63)) & 1))) return false;
+  if (pmi_likely(state == PMI_POOL_USED)) {   /* one compare of the state for the common case */
+    block->key = 0;
+    *word = pmi_bit_clear(w, units);
+    ++*n;
+    if (pmi_likely(pool->used > 2)) {
+      pmi_pool_push(pool, block);
+      pool->used--;
+    } else {
+      pmi_free_block(heap, pool, block);
+    }
+    return true;
+  }
+  if (state != PMI_POOL_FULL) return false;
   block->key = 0;
   *word = pmi_bit_clear(w, units);
   ++*n;
-  if (pmi_likely(state == PMI_POOL_USED && pool->used > 2)) {
-    pmi_pool_push(pool, block);
-    pool->used--;
-  } else {
-    pmi_free_block(heap, pool, block);
-  }
+  pmi_free_block(heap, pool, block);
   return true;
 }
 
@@ -589,6 +619,9 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
   unsigned taken = 0;   /* pool blocks collect_pool took (counted once) */
   /* The keys in registers: the stores into blocks could alias them. */
   const uintptr_t mark = pmi_remote_key, link_key = pmi_remote_link_key;
+  const uint8_t *map = (const uint8_t *)pmi_load_relaxed(&pmi_arenamap);   /* fixed once a heap has arenas */
+  const uintptr_t slots = *(const uintptr_t *)&pmi_arenamap_slots;
+  _Atomic(pmi_block *) *const ring = heap->remote_hint;
   /* The owner's walk needs no bound: it clears the mark of every block it
    * takes (collect_pool, and each kind's collected free) before it follows
    * any later link, so a chain that comes back to a block meets it with its
@@ -602,11 +635,11 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
     pmi_block *next = (pmi_block *)(block->link ^ link_key);
     unsigned next_kind = 0;
     if (next != NULL) {
-      next_kind = remote_addr_kind(heap, next);
+      next_kind = walk_addr_kind(heap, next, map, slots);
       if (next_kind == 0) pmi_bad_pointer("free", block, fault_refreed);
       if (hint <= hint_end) __builtin_prefetch(next, 1);   /* else the hints run ahead */
     }
-    if (hint > hint_end) prefetch_hint(heap, --hint);
+    if (hint > hint_end) __builtin_prefetch(atomic_load_explicit(&ring[--hint & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed), 1);
     if (!as_owner || !collect_pool(heap, block, kind, &taken)) collected_free(heap, block, as_owner);
     block = next;
     kind = next_kind;
