@@ -2,7 +2,8 @@
  * power of two from 528 bytes, 8 of them in its first quarter) and the class table against the
  * formula, the head region's extra use (free's one "emptied"
  * test), a region emptied by free's fast path going to the reserve, and a
- * FULL region coming back, and the purge of a region's free pages (blocks
+ * FULL region coming back, a malloc/free loop on a one-block list staying
+ * on the fast paths, and the purge of a region's free pages (blocks
  * whose first page went are dormant, and woken when the list runs dry; on
  * growth elsewhere, without a trim).  Runs in a fresh thread so that it
  * owns a heap nobody else has touched. */
@@ -313,6 +314,36 @@ static void test_first_carve(pmi_heap *heap) {
   EXPECT(pm_check() == 0);
 }
 
+/* A malloc/free loop on a head region whose list holds one block (the
+ * other blocks of its carve are live): popping that last block carves the
+ * next run at once, so the loop stays on the fast paths, aligned_alloc's
+ * included (whose fast path leaves the last block to the slow path). */
+static void test_last_block_loop(pmi_heap *heap) {
+  const size_t size = 4096;
+  void *kept[64];
+  unsigned nkept = 0;
+  kept[nkept++] = pm_malloc(size);
+  pmi_medium *m = pmi_medium_of(kept[0]);
+  /* live blocks until the list is one block long, with more to carve */
+  while (nkept < 64 && !(m->freeblock != NULL && pmi_link_get(m->freeblock) == NULL && m->ncarved < m->capacity)) {
+    kept[nkept++] = pm_malloc(size);
+    EXPECT(pmi_medium_of(kept[nkept - 1]) == m);
+  }
+  EXPECT(nkept < 64);
+  uint64_t slow = heap->counters.malloc_medium;
+  for (int i = 0; i < 100; i++) {
+    void *q = pm_aligned_alloc(size, 64);
+    EXPECT(pmi_medium_of(q) == m && m->freeblock != NULL);
+    pm_free(q);
+    q = pm_malloc(size);
+    EXPECT(pmi_medium_of(q) == m && m->freeblock != NULL);
+    pm_free(q);
+  }
+  EXPECT(heap->counters.malloc_medium == slow);
+  for (unsigned i = 0; i < nkept; i++) pm_free(kept[i]);
+  EXPECT(pm_check() == 0);
+}
+
 static void *run(void *arg) {
   pm_free(pm_malloc(1));                        /* create this thread's heap */
   pmi_heap *heap = pmi_heap_tls;
@@ -322,6 +353,7 @@ static void *run(void *arg) {
   test_aligned_table();
   test_head_bias(heap);
   test_largest_class_loop(heap);
+  test_last_block_loop(heap);
   test_purge_pages(heap);
   test_first_carve(heap);
   return NULL;
