@@ -158,6 +158,47 @@ static void test_colour(pmi_heap *heap) {
   EXPECT(pm_check() == 0);
 }
 
+/* A region from the reserve formatted for another class: the pages its old
+ * class touched in the new colour's gap go back (no block of the new class
+ * touches them again). */
+static size_t resident(void *p, size_t n);
+static void test_colour_reuse(pmi_heap *heap) {
+  const size_t old_size = 1120, new_size = 1280;   /* classes 16 and 21: colours 1600 and 57 KiB */
+  unsigned oc = pmi_medium_class(old_size), nc = pmi_medium_class(new_size);
+  EXPECT(pmi_medium_class_size(oc) == old_size && pmi_medium_class_size(nc) == new_size);
+  EXPECT(heap->usedmedium[oc] == &pmi_medium_sentinel && heap->usedmedium[nc] == &pmi_medium_sentinel);
+  EXPECT(pmi_medium_colour(oc) < 4096 && pmi_medium_colour(nc) >= 7 * 8192);
+  /* a region of the old class full, the next one touched over 40 blocks
+   * and emptied: it goes to the reserve with its pages when the full one
+   * comes back as the head */
+  void *first = pm_malloc(old_size);
+  pmi_medium *full = pmi_medium_of(first);
+  unsigned cap = full->capacity;
+  void **v = pm_malloc(cap * sizeof *v), *w[40];
+  v[0] = first;
+  for (unsigned i = 1; i < cap; i++) v[i] = pm_malloc(old_size);
+  for (unsigned i = 0; i < 40; i++) {
+    w[i] = pm_malloc(old_size);
+    memset(w[i], 3, old_size);
+  }
+  pmi_medium *m = pmi_medium_of(w[0]);
+  EXPECT(m != full && full->state == PMI_MEDIUM_FULL && heap->usedmedium[oc] == m);
+  for (unsigned i = 0; i < 40; i++) pm_free(w[i]);
+  pm_free(v[0]);
+  EXPECT(m->state == PMI_MEDIUM_EMPTY && pmi_medium_reserve_first() == m && heap->usedmedium[oc] == full);
+  size_t gap = (PMI_MEDIUM_HEADER + pmi_medium_colour(nc)) / 4096 * 4096 - PMI_MEDIUM_HEADER;
+  EXPECT(resident((char *)m + PMI_MEDIUM_HEADER, gap) >= 10);
+  uint64_t purged = heap->counters.medium_purge_bytes;
+  void *q = pm_malloc(new_size);
+  EXPECT(pmi_medium_of(q) == m && m->colour == pmi_medium_colour(nc));
+  EXPECT(resident((char *)m + PMI_MEDIUM_HEADER, gap) == 0);
+  EXPECT(heap->counters.medium_purge_bytes >= purged + 10 * 4096);
+  EXPECT(pm_check() == 0);
+  pm_free(q);
+  for (unsigned i = 1; i < cap; i++) pm_free(v[i]);
+  pm_free(v);
+}
+
 /* Aligned blocks of every alignment 16 .. 4 KiB from coloured regions (last:
  * it takes a region of most classes). */
 static void test_colour_aligned(void) {
@@ -429,6 +470,7 @@ static void *run(void *arg) {
   test_class_sizes();
   test_class_table();
   test_colour(heap);
+  test_colour_reuse(heap);
   test_aligned_table();
   test_head_bias(heap);
   test_largest_class_loop(heap);
