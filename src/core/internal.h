@@ -475,27 +475,26 @@ static inline unsigned pmi_medium_units(const void *p) {   /* the live bit's 16-
   return (unsigned)(((uintptr_t)p & (PMI_MEDIUM_SIZE - 1)) >> PMI_ALIGNMENT_SHIFT);
 }
 #define PMI_MEDIUM_LIVE_WORDS (PMI_MEDIUM_UNITS / 64)
-/* The bytes between a region's header and its block 0 while it serves
- * class c (medium.c, "colour", says why): a line offset by class, not in
- * set 0, plus a multiple of 8 KiB below 64 KiB (the blocks a line of live
- * words covers), a multiple of the size's power-of-two part up to 4 KiB
- * and of 64, never costing the region more than a sixteenth of its blocks. */
+/* The bytes between region m's header and its block 0 while it serves
+ * class c (medium.c, "colour", says why): a multiple of 8 KiB below 64 KiB
+ * by region (the blocks a line of live words covers), plus a line offset
+ * by class, not in set 0, a multiple of the size's power-of-two part up to
+ * 4 KiB and of 64, never a block of the region's more than 64 KiB cost. */
 #define PMI_COLOUR_LINE 64u
 #define PMI_COLOUR_WINDOW 8192u
 #define PMI_COLOUR_WINDOWS 8u
 _Static_assert(PMI_COLOUR_WINDOW == 8 * 64 * PMI_ALIGNMENT, "a line holds 8 live words of 64 units");
 _Static_assert(PMI_MEDIUM_ALIGN_MAX <= PMI_COLOUR_WINDOW, "a window's step keeps every alignment");
-static inline uint32_t pmi_medium_colour(unsigned c) {
+static inline uint32_t pmi_medium_colour(const void *m, unsigned c) {
   size_t size = pmi_medium_class_size(c), align = size & -size;
   if (align > PMI_MEDIUM_ALIGN_MAX) align = PMI_MEDIUM_ALIGN_MAX;
   if (align < PMI_COLOUR_LINE) align = PMI_COLOUR_LINE;
   size_t line = (((size_t)c * 41u + 9u) % 64u * PMI_COLOUR_LINE) & ~(align - 1);
   if (line == 0 && align < PMI_MEDIUM_ALIGN_MAX) line = align;   /* set 0 has the descriptors */
-  size_t colour = (c * 3u % PMI_COLOUR_WINDOWS) * PMI_COLOUR_WINDOW + line;
-  size_t span = PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER, full = span / size, keep = full - full / 16;
-  while (colour != 0 && (span - colour) / size < keep)
-    colour = colour >= PMI_COLOUR_WINDOW ? colour - PMI_COLOUR_WINDOW : 0;
-  return (uint32_t)colour;
+  size_t window = ((uintptr_t)m >> PMI_MEDIUM_SHIFT) % PMI_COLOUR_WINDOWS * PMI_COLOUR_WINDOW;
+  size_t span = PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - window;
+  if (span / size < 16 && (span - line) / size < span / size) line = 0;   /* (the largest classes) */
+  return (uint32_t)(window + line);
 }
 void  *pmi_medium_pop_last(pmi_medium *m, pmi_block *block);   /* next NULL, or corrupt */
 /* Pops block, the head of region m's free list, and hands it out.  The link

@@ -125,35 +125,29 @@ void pmi_medium_release_reserve(size_t keep) {
  * 8..1000: 14 medium classes, each reusing its head block) then keeps 28
  * lines in set 0 and 14 in set 2, and misses L1 on about every other
  * operation.  The colour moves a region's blocks by
+ *   - a multiple of 8 KiB below 64 KiB, by region address (a 1 MiB step:
+ *     regions mapped one after another get the eight in turn): a line of
+ *     the live bitmap covers 8 KiB of blocks, so that moves the line their
+ *     live words are in (the header's lines 2 to 9), and
  *   - a line offset below 4 KiB, by class (41 c + 9 mod 64: the 14 classes
  *     of a doubling get 14 sets where their alignment allows, none of them
  *     set 0, where every region's descriptor is), which places block 0's
- *     first line, and
- *   - a multiple of 8 KiB below 64 KiB, by class (3 c mod 8): a line of the
- *     live bitmap covers 8 KiB of blocks, so that moves the line their
- *     live words are in (the header's lines 2 to 9),
- * rounded down to a multiple of the class size's power-of-two part up to 4
- * KiB, so that the classes the aligned entry points pick stay aligned
- * (types.h), and of 64; taken back while it would cost the region more
- * than a sixteenth of its blocks (so the largest classes, of 7 to 15
- * blocks, lose none).  The gap is never touched: it costs address space
- * only.  By class alone, so that the classes of one doubling never share
- * a set by chance (the regions of one class share theirs: a class's hot
- * blocks are in its head region), and a region from the reserve that
- * serves its class again keeps its free list (region_new). */
-
-/* A region from the reserve taken for another class than before: the
- * pages its old blocks touched in the new colour's gap go back, since no
- * block of the new class will touch them. */
-static void purge_gap(pmi_heap *heap, pmi_medium *m) {
-  size_t page = pmi_os_page_size();
-  size_t hi = span_start(m) & ~(page - 1);
-  size_t touched = (((size_t)m->touched << PMI_MEDIUM_TOUCH_SHIFT) + page - 1) & ~(page - 1);
-  if (touched < hi) hi = touched;
-  if (hi <= PMI_MEDIUM_HEADER) return;
-  pmi_os_purge((char *)m + PMI_MEDIUM_HEADER, hi - PMI_MEDIUM_HEADER);
-  heap->counters.medium_purge_bytes += hi - PMI_MEDIUM_HEADER;
-}
+ *     first line,
+ * the second rounded down to a multiple of the class size's power-of-two
+ * part up to 4 KiB, so that the classes the aligned entry points pick stay
+ * aligned (types.h), and of 64, and dropped where it would cost the region
+ * a block (the classes of fewer than 16 blocks).  The gap is never
+ * touched: it costs address space only (at most 64 KiB of a region:
+ * about a sixteenth of a small class's blocks, one of the largest).
+ * Why the window by region, not by class: a region from the reserve taken
+ * for another class keeps its window, so the pages one class touched are
+ * where the next one's blocks are (a window by class left them in the new
+ * gap, to be given back and faulted in again: BM_batch_medium<kRandom>/65536,
+ * whose regions change class about 3000 times, gave back 76 MB more and
+ * took 3x the page faults); only the line offset, inside the page block 0
+ * starts in, changes with the class.  A
+ * region from the reserve that serves its class again keeps its colour and
+ * free list (region_new). */
 
 /* A region for heap, from the reserve (warmest first) or the OS, formatted
  * for class c and linked on heap.mediums; NULL when the OS refuses. */
@@ -193,8 +187,7 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
     m->ncarved = 0;
     m->ndormant = 0;
     m->freeblock = NULL;
-    m->colour = pmi_medium_colour(c);
-    if (m->touched != 0) purge_gap(heap, m);
+    m->colour = pmi_medium_colour(m, c);   /* (its window is the region's: no page it touched is in the gap) */
   }
   /* else: a region that served this class before keeps its free list (all
    * of its carved blocks) and its colour, as a pool does */

@@ -198,7 +198,7 @@ static void check_medium(checker *ck, pmi_heap *heap, pmi_medium *m) {
   CHECK(ck, m->mclass < PMI_MEDIUM_NCLASSES && m->block_size == pmi_medium_class_size(m->mclass),
         "medium region %p: class %u, block size %u", (void *)m, m->mclass, m->block_size);
   if (m->mclass >= PMI_MEDIUM_NCLASSES) return;
-  CHECK(ck, m->colour == pmi_medium_colour(m->mclass), "medium region %p: colour %u", (void *)m, m->colour);
+  CHECK(ck, m->colour == pmi_medium_colour(m, m->mclass), "medium region %p: colour %u", (void *)m, m->colour);
   CHECK(ck, m->capacity == (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - m->colour) / m->block_size,
         "medium region %p: capacity %u", (void *)m, m->capacity);
   CHECK(ck, m->ncarved <= m->capacity, "medium region %p: carved %u > capacity", (void *)m, m->ncarved);

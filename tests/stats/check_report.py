@@ -48,10 +48,11 @@ def check(doc):
         want = (1 << b) + ((j + 1) << (b - 5)) if j < 8 else (j + 3) << (b - 3)
         assert c["block_size"] == want, f"medium class {i}: block size {c['block_size']}, want {want}"
         blocks = c["blocks_in_use"] + c["free_blocks"] + c["untouched_blocks"]
-        # each region: its colour (under 64 KiB, never more than a sixteenth
-        # of its blocks), its blocks, and a tail shorter than a block
+        # each region: its colour (under 64 KiB), its blocks, and a tail
+        # shorter than a block
         full = (MEDIUM - HEADER) // c["block_size"]
-        assert c["pools"] * (full - full // 16) <= blocks <= c["pools"] * full, f"medium class {i}: blocks"
+        least = full - (64 * 1024 + c["block_size"] - 1) // c["block_size"]
+        assert c["pools"] * least <= blocks <= c["pools"] * full, f"medium class {i}: blocks"
         assert blocks * c["block_size"] + c["tail_waste"] == c["pools"] * (MEDIUM - HEADER), \
             f"medium class {i}: blocks and waste add up"
         assert c["tail_waste"] <= c["pools"] * (64 * 1024 + c["block_size"]), f"medium class {i}: waste"
