@@ -117,6 +117,7 @@ typedef struct remote_slot {
   pmi_heap *owner;
   pmi_block *first, *last;   /* newest first; last->link set at the push */
   uint32_t count;
+  pmi_block *blocks[PMI_REMOTE_BATCH];   /* the same blocks, oldest first: for the hint ring */
 } remote_slot;
 
 /* A thread's batches, and what lets the purge thread push them while the
@@ -165,44 +166,35 @@ static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
  * collect_chain), so the misses overlap.  A hint is never dereferenced: a
  * stale or overwritten one costs a useless prefetch, and every check of the
  * walk stays as it is. */
-/* The same walk checks the batch: every link still as this thread wrote it
- * (a block of ours, and the oldest one's NULL).  A batched block whose
- * owner freed it meanwhile has had its link rewritten by that free, even
- * if the owner's malloc has handed it out again since (untouched): without
- * this check the push would rewrite a live block's link and the collection
- * free it a second time, silently. */
-/* The map and its bound come in registers (the ring's stores could alias
- * the globals); the rotated address finds no slot for a misaligned next
- * (free's first test), so one compare answers alignment and bound. */
-static inline bool batch_link_ok(const pmi_block *next, const uint8_t *map, uintptr_t slots) {
-  uintptr_t slot = pmi_arenamap_block_slot(pmi_rotate_units(next));
-  if (slot >= slots) return false;
-  unsigned kind = map[slot];
-  return kind == PMI_REGION_POOLS || kind == PMI_REGION_MEDIUM;
-}
-
+/* The push checks its batch: every block's link still as this thread wrote
+ * it, the oldest one's NULL and each other's the block freed before it.  A
+ * batched block whose owner freed it meanwhile has had its link rewritten
+ * by that free, even if the owner's malloc has handed it out again since
+ * (untouched): without this check the push would rewrite a live block's
+ * link and the collection free it a second time, silently.  And a block
+ * that another thread also holds in its batch has had its link rewritten by
+ * that thread's free: a chain that is still well formed, but skips blocks
+ * and holds the block once, for two frees.  The slot's array says what each
+ * link must be, so the check is one compare a block, with no walk from
+ * block to block and no look at the arena map (the walk that did this was
+ * about 20 instructions a block); the same pass fills the owner's ring of
+ * hints from the array.  The collection walk checks every link again before
+ * it follows it: the owner may still free a block after the push. */
 static void slot_flush(remote_slot *s) {
   pmi_block *first = s->first;
   if (first == NULL) return;
   pmi_heap *owner = s->owner;
   pmi_block *last = s->last;
-  /* in registers: the ring's stores could alias them */
-  const uint32_t count = s->count;
+  const uint32_t count = s->count;   /* in registers: the ring's stores could alias them */
   const uintptr_t link_key = pmi_remote_link_key;
-  const uint8_t *map = (const uint8_t *)pmi_load_relaxed(&pmi_arenamap);   /* set: we hold a block of owner's */
-  const uintptr_t slots = *(const uintptr_t *)&pmi_arenamap_slots;
   _Atomic(pmi_block *) *const ring = owner->remote_hint;
-  uint64_t pos = atomic_fetch_add_explicit(&owner->hint_pos, count, memory_order_relaxed) + count;
-  pmi_block *b = first;   /* the chain is in this thread's cache: it wrote every link */
-  for (uint32_t left = count;;) {
-    atomic_store_explicit(&ring[--pos & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
-    pmi_block *next = (pmi_block *)(b->link ^ link_key);   /* rlink_set's encoding */
-    if (--left == 0) {
-      if (pmi_unlikely(next != NULL || b != last)) pmi_bad_pointer("free", b, fault_refreed);
-      break;
-    }
-    if (pmi_unlikely(!batch_link_ok(next, map, slots))) pmi_bad_pointer("free", b, fault_refreed);
-    b = next;
+  uint64_t at = atomic_fetch_add_explicit(&owner->hint_pos, count, memory_order_relaxed);
+  uintptr_t expect = link_key;   /* rlink_set's encoding of the oldest block's NULL */
+  for (uint32_t i = 0; i < count; i++) {
+    pmi_block *b = s->blocks[i];
+    atomic_store_explicit(&ring[(at + i) & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
+    if (pmi_unlikely(b->link != expect)) pmi_bad_pointer("free", b, fault_refreed);
+    expect = (uintptr_t)b ^ link_key;
   }
   s->first = s->last = NULL;
   s->owner = NULL;
@@ -363,6 +355,7 @@ pmi_noinline static void remote_free_slow(pmi_heap *owner, pmi_block *block) {
   remote_slot *s = cache.slots[0].owner == owner ? &cache.slots[0] : slot_for(owner);
   bool started = s->first == NULL;
   if (started) s->last = block;
+  s->blocks[s->count] = block;
   /* The oldest block's link too, at once (NULL until the push): the owner's
    * free list through a block it had freed already breaks here, so that
    * its malloc reports the double free instead of handing the block out. */
@@ -401,7 +394,7 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
     if (pmi_likely(entered && s->owner == owner && s->count < PMI_REMOTE_BATCH - 1)) {
       rlink_set(block, s->first);   /* the slot's owner is set: it holds a block */
       s->first = block;
-      s->count++;
+      s->blocks[s->count++] = block;
       atomic_store_explicit(&cache.busy, 0, memory_order_release);
       return;
     }
