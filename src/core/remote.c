@@ -33,7 +33,8 @@
  * hold).  A failure names the block:
  * it was freed by another thread and then freed again by its owner (whose
  * free list push rewrote the link) or written after its free.  A batch is
- * checked the same way by its own thread as it pushes it (slot_flush), and
+ * checked by its own thread as it pushes it, every link against the one it
+ * wrote (slot_flush, from the slot's array of the batch's blocks), and
  * a remote free writes the block's link at once: a second free is found
  * by the owner's malloc of the block or by that check, before a push links
  * a block that is in use into a chain.
