@@ -489,7 +489,7 @@ static inline unsigned pmi_medium_units(const void *p) {   /* the live bit's 16-
  * class c (medium.c, "colour", says why): a multiple of 8 KiB below 64 KiB
  * by region (the blocks a line of live words covers), plus a line offset
  * by class, not in set 0, a multiple of the size's power-of-two part up to
- * 4 KiB and of 64, never a block of the region's more than 64 KiB cost. */
+ * 4 KiB and of 64; under 64 KiB in all. */
 #define PMI_COLOUR_LINE 64u
 #define PMI_COLOUR_WINDOW 8192u
 #define PMI_COLOUR_WINDOWS 8u
@@ -499,7 +499,11 @@ static inline uint32_t pmi_medium_colour(const void *m, unsigned c) {
   size_t size = pmi_medium_class_size(c), align = size & -size;
   if (align > PMI_MEDIUM_ALIGN_MAX) align = PMI_MEDIUM_ALIGN_MAX;
   if (align < PMI_COLOUR_LINE) align = PMI_COLOUR_LINE;
-  size_t line = (((size_t)c * 41u + 9u) % 64u * PMI_COLOUR_LINE) & ~(align - 1);
+  /* by the class's place in its doubling: 14 lines, each a multiple of the
+   * alignment that place has in the first doubling (the 1024-byte class's
+   * 16 lines is its 1 KiB) */
+  static const uint8_t lines[PMI_MEDIUM_PER_OCTAVE] = {1, 3, 5, 7, 9, 11, 13, 2, 15, 4, 6, 8, 10, 16};
+  size_t line = ((size_t)lines[c % PMI_MEDIUM_PER_OCTAVE] * PMI_COLOUR_LINE) & ~(align - 1);
   if (line == 0 && align < PMI_MEDIUM_ALIGN_MAX) line = align;   /* set 0 has the descriptors */
   size_t window = ((uintptr_t)m >> PMI_MEDIUM_SHIFT) % PMI_COLOUR_WINDOWS * PMI_COLOUR_WINDOW;
   size_t span = PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - window;

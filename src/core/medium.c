@@ -129,25 +129,32 @@ void pmi_medium_release_reserve(size_t keep) {
  *     regions mapped one after another get the eight in turn): a line of
  *     the live bitmap covers 8 KiB of blocks, so that moves the line their
  *     live words are in (the header's lines 2 to 9), and
- *   - a line offset below 4 KiB, by class (41 c + 9 mod 64: the 14 classes
- *     of a doubling get 14 sets where their alignment allows, none of them
- *     set 0, where every region's descriptor is), which places block 0's
- *     first line,
+ *   - a line offset, by the class's place in its doubling (1 to 16 lines:
+ *     the 14 classes of 513 .. 1024 bytes get 14 sets, none of them set 0,
+ *     where every region's descriptor is; a higher doubling's coarser
+ *     alignments merge some), which places block 0's first line: the
+ *     line a malloc reads and a free writes, whatever the size,
  * the second rounded down to a multiple of the class size's power-of-two
  * part up to 4 KiB, so that the classes the aligned entry points pick stay
  * aligned (types.h), and of 64, and dropped where it would cost the region
- * a block (the classes of fewer than 16 blocks).  The gap is never
- * touched: it costs address space only (at most 64 KiB of a region:
- * about a sixteenth of a small class's blocks, one of the largest).
+ * a block (the classes of fewer than 16 blocks).  The window is never
+ * touched: it costs address space only (at most 56 KiB of a region: about
+ * a sixteenth of a small class's blocks, one of the largest); the line
+ * offset, at most 1 KiB (2 KiB for the classes of 2 KiB alignment, none
+ * for those of 4 KiB), shares the page block 0 starts in: why it does not
+ * range over all 64 lines (with them, 2 KiB a region on average, larson's
+ * peak grew by about 0.7 MB; with these the first doubling's sets are as
+ * distinct and BM_pair_random/1000 misses as little, 0.90 L1 misses a
+ * call, BM_pair_random_medium/16384 a little more, 1.10 against 0.94; 1.50
+ * and 2.41 without colour).
  * Why the window by region, not by class: a region from the reserve taken
  * for another class keeps its window, so the pages one class touched are
  * where the next one's blocks are (a window by class left them in the new
  * gap, to be given back and faulted in again: BM_batch_medium<kRandom>/65536,
  * whose regions change class about 3000 times, gave back 76 MB more and
  * took 3x the page faults); only the line offset, inside the page block 0
- * starts in, changes with the class.  A
- * region from the reserve that serves its class again keeps its colour and
- * free list (region_new). */
+ * starts in, changes with the class.  A region from the reserve that serves
+ * its class again keeps its colour and free list (region_new). */
 
 /* A region for heap, from the reserve (warmest first) or the OS, formatted
  * for class c and linked on heap.mediums; NULL when the OS refuses. */
