@@ -345,7 +345,7 @@ pmi_noinline static void *realloc_huge(pmi_heap *heap, void *p, size_t size) {
 pmi_export void *pm_realloc(void *p, size_t size) {
   pmi_heap *heap = pmi_heap_tls;
   uintptr_t r = pmi_rotate_units(p);
-  unsigned kind = pmi_arenamap_slot_kind(pmi_arenamap_block_slot(r));
+  unsigned kind = pmi_arenamap_slot_raw(pmi_arenamap_block_slot(r));   /* a region's: with its colour */
   size_t old;
   if (kind == PMI_REGION_POOLS) {
     pmi_arena *arena = pmi_arena_of(p);
@@ -353,8 +353,8 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     pmi_pool *pool = pmi_pool_of(arena, p);
     if (!((pool->live[(r >> 6) & (PMI_LIVE_WORDS - 1)] >> (r & 63)) & 1)) goto slow;
     old = pmi_class_size(pool->szidx);
-  } else if (kind == PMI_REGION_MEDIUM) {
-    pmi_medium *m = pmi_medium_of(p);
+  } else if (kind >= PMI_REGION_MEDIUM) {
+    pmi_medium *m = (pmi_medium *)(pmi_medium_base(p) + heap->kinds.region_or[kind]);   /* pmi_medium_of(p), as free finds it */
     if (*(pmi_heap *const *)&m->heap != heap) goto slow;
     if (!((m->live[(r >> 6) & (PMI_MEDIUM_LIVE_WORDS - 1)] >> (r & 63)) & 1)) goto slow;
     old = m->block_size;

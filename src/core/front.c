@@ -23,7 +23,7 @@
 const uintptr_t pmi_no_owner[2] = { 0, 0 };
 
 const pmi_front_tables pmi_front = {
-  .kinds = { PMI_FRONT_KIND_MASKS },
+  .kinds = { PMI_FRONT_KIND_MASKS, PMI_FRONT_REGION_OR },
   .classes = {
     .link_limit = { [0 ... PMI_NCLASSES - 1] = PMI_POOL_SIZE,
                     [PMI_NCLASSES ... PMI_FRONT_NCLASSES - 1] = PMI_MEDIUM_SIZE },

@@ -44,15 +44,24 @@ static inline unsigned pmi_front_class(size_t n) { return pmi_front.classes.fcla
  * NULL owner, never the heap, so that such pointers leave the fast path at
  * that test, without a test of the kind of their own. */
 extern const uintptr_t pmi_no_owner[2];
+#define PMI_MEDIUM_REGION_OR_ \
+  [PMI_REGION_MEDIUM + 0] = PMI_MEDIUM_DESC_OFFSET(0), [PMI_REGION_MEDIUM + 1] = PMI_MEDIUM_DESC_OFFSET(1), \
+  [PMI_REGION_MEDIUM + 2] = PMI_MEDIUM_DESC_OFFSET(2), [PMI_REGION_MEDIUM + 3] = PMI_MEDIUM_DESC_OFFSET(3), \
+  [PMI_REGION_MEDIUM + 4] = PMI_MEDIUM_DESC_OFFSET(4), [PMI_REGION_MEDIUM + 5] = PMI_MEDIUM_DESC_OFFSET(5), \
+  [PMI_REGION_MEDIUM + 6] = PMI_MEDIUM_DESC_OFFSET(6), [PMI_REGION_MEDIUM + 7] = PMI_MEDIUM_DESC_OFFSET(7)
+_Static_assert(PMI_MEDIUM_COLOURS == 8, "PMI_MEDIUM_REGION_OR_ spells out every colour");
 #define PMI_HEAP_REGION_OR \
-  .region_or = { [PMI_REGION_NONE] = (uintptr_t)pmi_no_owner, [PMI_REGION_HUGE] = (uintptr_t)pmi_no_owner }
-/* The kind masks (pmi_front.kinds, and pmi_heap_empty's copy). */
+  .region_or = { [PMI_REGION_NONE] = (uintptr_t)pmi_no_owner, [PMI_REGION_HUGE] = (uintptr_t)pmi_no_owner, \
+                 PMI_MEDIUM_REGION_OR_ }
+/* The kind masks (pmi_front.kinds with PMI_FRONT_REGION_OR, and
+ * pmi_heap_empty's copy with PMI_HEAP_REGION_OR). */
+#define PMI_FRONT_REGION_OR .region_or = { PMI_MEDIUM_REGION_OR_ }
 #define PMI_FRONT_KIND_MASKS \
   .region_mask = { [PMI_REGION_POOLS] = ~(uintptr_t)(PMI_ARENA_SIZE - 1), \
-                   [PMI_REGION_MEDIUM] = ~(uintptr_t)(PMI_MEDIUM_SIZE - 1) }, \
+                   [PMI_REGION_MEDIUM ... PMI_REGION_BYTES - 1] = ~(uintptr_t)(PMI_MEDIUM_SIZE - 1) }, \
   .desc_mask = { [PMI_REGION_POOLS] = (uintptr_t)(PMI_POOLS_PER_ARENA - 1) << 6 }, \
   .word_mask = { [PMI_REGION_POOLS] = (PMI_LIVE_WORDS - 1) * 8, \
-                 [PMI_REGION_MEDIUM] = (PMI_MEDIUM_LIVE_WORDS - 1) * 8 }
+                 [PMI_REGION_MEDIUM ... PMI_REGION_BYTES - 1] = (PMI_MEDIUM_LIVE_WORDS - 1) * 8 }
 
 /* x, with the compiler made to forget that it is x (an empty asm: no
  * instruction).  The fast paths count instructions, and left to itself GCC
@@ -185,9 +194,11 @@ static inline void *pmi_desc_take(const pmi_class_tables *t, pmi_desc *d, pmi_bl
   *word |= bit;
   return block;
 }
-/* Which kind a descriptor is: a region's is the start of its 1 MiB, a
- * pool's a 64-byte slot after the arena header. */
-static inline bool pmi_desc_is_medium(const pmi_desc *d) { return ((uintptr_t)d & (PMI_POOL_SIZE - 1)) == 0; }
+
+/* Which kind a descriptor is: a pool's is a 64-byte slot of its arena's
+ * first page, a region's header starts half-way into a line (types.h,
+ * MEDIUM_DESC_OFFSET). */
+static inline bool pmi_desc_is_medium(const pmi_desc *d) { return ((uintptr_t)d & 32) != 0; }
 
 /* ---- os.c: the only file that talks to the kernel ------------------------- */
 void  *pmi_os_map(size_t size);                       /* zeroed, page-aligned */
@@ -264,12 +275,17 @@ bool   pmi_arenamap_set(const void *start, size_t size, uint8_t kind);  /* whole
 extern _Atomic(_Atomic uint8_t *) pmi_arenamap;    /* the map, NULL until reserved */
 extern _Atomic uintptr_t pmi_arenamap_slots;       /* PMI_MAP_SLOTS once reserved, else 0 */
 
-static inline unsigned pmi_arenamap_slot_kind(uintptr_t slot) {
+static inline unsigned pmi_arenamap_slot_raw(uintptr_t slot) {
   /* Plain reads of the bound and of the byte: each is written whole (the
    * bound once, when the map is reserved), and a relaxed atomic load would
    * keep the compiler from folding it into its compare. */
   if (pmi_unlikely(slot >= *(const uintptr_t *)&pmi_arenamap_slots)) return PMI_REGION_NONE;
   return ((const uint8_t *)pmi_load_relaxed(&pmi_arenamap))[slot];
+}
+/* The kind (enum pmi_region_kind): every medium byte is MEDIUM. */
+static inline unsigned pmi_arenamap_slot_kind(uintptr_t slot) {
+  unsigned b = pmi_arenamap_slot_raw(slot);
+  return b > PMI_REGION_MEDIUM ? PMI_REGION_MEDIUM : b;
 }
 
 /* What kind of region p is in: O(1), and never reads the memory p points to. */
@@ -277,7 +293,11 @@ static inline unsigned pmi_arenamap_kind(const void *p) {
   return pmi_arenamap_slot_kind((uintptr_t)p >> PMI_ARENA_SHIFT);
 }
 /* Is p in an arena of pools? */
-static inline bool pmi_arenamap_contains(const void *p) { return pmi_arenamap_kind(p) == PMI_REGION_POOLS; }
+static inline bool pmi_arenamap_contains(const void *p) {
+  return pmi_arenamap_slot_raw((uintptr_t)p >> PMI_ARENA_SHIFT) == PMI_REGION_POOLS;
+}
+/* The arena map's byte for p (a medium region's carries its colour). */
+static inline unsigned pmi_arenamap_byte(const void *p) { return pmi_arenamap_slot_raw((uintptr_t)p >> PMI_ARENA_SHIFT); }
 
 /* free's first test: p is 16-byte aligned and in an arena of pools.  The
  * address is rotated right by 4 before the shift, so that a misaligned
@@ -300,7 +320,7 @@ static inline unsigned pmi_arenamap_slot_byte(uintptr_t slot) {
   return ((const uint8_t *)pmi_load_relaxed(&pmi_arenamap))[slot];
 }
 static inline bool pmi_arenamap_pool_block(uintptr_t rotated) {
-  return pmi_arenamap_slot_kind(pmi_arenamap_block_slot(rotated)) == PMI_REGION_POOLS;
+  return pmi_arenamap_slot_raw(pmi_arenamap_block_slot(rotated)) == PMI_REGION_POOLS;
 }
 
 /* ---- arena.c: arenas, usable_arenas, the reserve --------------------------- */
@@ -478,9 +498,19 @@ static inline size_t pmi_medium_class_size(unsigned c) {
   unsigned b = 9 + c / PMI_MEDIUM_PER_OCTAVE, i = c % PMI_MEDIUM_PER_OCTAVE;
   return i < 8 ? ((size_t)1 << b) + ((size_t)(i + 1) << (b - 5)) : (size_t)(i + 3) << (b - 3);
 }
-static inline pmi_medium *pmi_medium_of(const void *p) {
-  return (pmi_medium *)((uintptr_t)p & ~(PMI_MEDIUM_SIZE - 1));
+/* A region's descriptor colour (types.h, MEDIUM_DESC_OFFSET), by its
+ * address: the same for every byte of it and for its header. */
+static inline unsigned pmi_medium_desc_colour(const void *p) {
+  return (unsigned)((uintptr_t)p >> PMI_MEDIUM_SHIFT) & (PMI_MEDIUM_COLOURS - 1);
 }
+/* The region's start: where its blocks' offsets count from, what the OS maps. */
+static inline char *pmi_medium_base(const void *p) { return (char *)((uintptr_t)p & ~(PMI_MEDIUM_SIZE - 1)); }
+/* The header of the region p (any byte of it, or its header) is in. */
+static inline pmi_medium *pmi_medium_of(const void *p) {
+  return (pmi_medium *)(pmi_medium_base(p) + PMI_MEDIUM_DESC_OFFSET(pmi_medium_desc_colour(p)));
+}
+/* The arena map's byte for the region p is in. */
+static inline unsigned pmi_medium_map_byte(const void *p) { return PMI_REGION_MEDIUM + pmi_medium_desc_colour(p); }
 static inline unsigned pmi_medium_units(const void *p) {   /* the live bit's 16-byte unit */
   return (unsigned)(((uintptr_t)p & (PMI_MEDIUM_SIZE - 1)) >> PMI_ALIGNMENT_SHIFT);
 }
@@ -504,7 +534,7 @@ static inline uint32_t pmi_medium_colour(const void *m, unsigned c) {
    * 16 lines is its 1 KiB) */
   static const uint8_t lines[PMI_MEDIUM_PER_OCTAVE] = {1, 3, 5, 7, 9, 11, 13, 2, 15, 4, 6, 8, 10, 16};
   size_t line = ((size_t)lines[c % PMI_MEDIUM_PER_OCTAVE] * PMI_COLOUR_LINE) & ~(align - 1);
-  if (line == 0 && align < PMI_MEDIUM_ALIGN_MAX) line = align;   /* set 0 has the descriptors */
+  if (line == 0 && align < PMI_MEDIUM_ALIGN_MAX) line = align;   /* set 0 has the pools' blocks 0 */
   size_t window = ((uintptr_t)m >> PMI_MEDIUM_SHIFT) % PMI_COLOUR_WINDOWS * PMI_COLOUR_WINDOW;
   size_t span = PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - window;
   if (span / size < 16 && (span - line) / size < span / size) line = 0;   /* (the largest classes) */

@@ -75,7 +75,7 @@ void pmi_medium_mapped(size_t *now, size_t *peak) {
 static inline uint64_t *live_word(pmi_medium *m, unsigned units) { return &m->live[units >> 6]; }
 static inline uint64_t live_bit(unsigned units) { return (uint64_t)1 << (units & 63); }
 static inline size_t span_start(const pmi_medium *m) { return PMI_MEDIUM_HEADER + m->colour; }
-static inline char *first_block(pmi_medium *m) { return (char *)m + span_start(m); }
+static inline char *first_block(pmi_medium *m) { return pmi_medium_base(m) + span_start(m); }
 
 /* ---- the reserve and the OS ------------------------------------------------ */
 
@@ -98,8 +98,8 @@ static pmi_medium *reserve_pop_old(size_t keep, uint64_t now, bool force) {
 }
 
 static void region_unmap(pmi_heap *heap, pmi_medium *m) {
-  pmi_arenamap_set(m, PMI_MEDIUM_SIZE, PMI_REGION_NONE);
-  pmi_os_unmap(m, PMI_MEDIUM_SIZE);
+  pmi_arenamap_set(pmi_medium_base(m), PMI_MEDIUM_SIZE, PMI_REGION_NONE);
+  pmi_os_unmap(pmi_medium_base(m), PMI_MEDIUM_SIZE);
   atomic_fetch_sub(&regions_now, 1);
   if (heap != &pmi_heap_empty) heap->counters.mediums_unmapped++;
 }
@@ -119,7 +119,7 @@ void pmi_medium_release_reserve(size_t keep) {
 /* ---- colour (internal.h, pmi_medium_colour) ------------------------------------
  * Regions are 1 MiB-aligned, so without a colour every region's block 0
  * sits at offset 12 KiB, in L1 cache set 0 (set = address bits 6..11 on
- * this 64-set, 12-way cache), with the descriptors (every region's start),
+ * this 64-set, 12-way cache), with the pools' blocks 0,
  * and the live words of every region's first blocks share the header's
  * third line.  A program cycling over the classes of one doubling (sizes
  * 8..1000: 14 medium classes, each reusing its head block) then keeps 28
@@ -131,7 +131,8 @@ void pmi_medium_release_reserve(size_t keep) {
  *     live words are in (the header's lines 2 to 9), and
  *   - a line offset, by the class's place in its doubling (1 to 16 lines:
  *     the 14 classes of 513 .. 1024 bytes get 14 sets, none of them set 0,
- *     where every region's descriptor is; a higher doubling's coarser
+ *     where the pools' blocks 0 are, nor the headers' sets 40 .. 54
+ *     (types.h, MEDIUM_DESC_OFFSET); a higher doubling's coarser
  *     alignments merge some), which places block 0's first line: the
  *     line a malloc reads and a free writes, whatever the size,
  * the second rounded down to a multiple of the class size's power-of-two
@@ -175,13 +176,14 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
   } else {
     if (pmi_load_relaxed(&reserve_count) > reserve_keep()) reserve_decay(heap, pmi_os_now_ms());
     char *hint = pmi_load_relaxed(&map_hint);
-    m = pmi_os_map_aligned(PMI_MEDIUM_SIZE, PMI_MEDIUM_SIZE, hint);
-    if (m == NULL) return NULL;
-    if (!pmi_arenamap_set(m, PMI_MEDIUM_SIZE, PMI_REGION_MEDIUM)) {
-      pmi_os_unmap(m, PMI_MEDIUM_SIZE);
+    char *base = pmi_os_map_aligned(PMI_MEDIUM_SIZE, PMI_MEDIUM_SIZE, hint);
+    if (base == NULL) return NULL;
+    if (!pmi_arenamap_set(base, PMI_MEDIUM_SIZE, (uint8_t)pmi_medium_map_byte(base))) {
+      pmi_os_unmap(base, PMI_MEDIUM_SIZE);
       return NULL;
     }
-    pmi_store_relaxed(&map_hint, (void *)((char *)m - PMI_MEDIUM_SIZE));
+    pmi_store_relaxed(&map_hint, (void *)(base - PMI_MEDIUM_SIZE));
+    m = pmi_medium_of(base);   /* (the header's colour: types.h, MEDIUM_DESC_OFFSET) */
     m->touched = 0;
     size_t now = atomic_fetch_add(&regions_now, 1) + 1;
     size_t peak = atomic_load(&regions_peak);
@@ -330,7 +332,7 @@ static pmi_block *carve(pmi_medium *m) {
   m->freeblock = (pmi_block *)first;
   /* growth only past what the region has touched before (a region from the
    * reserve carved for another class reuses its pages) */
-  size_t end = ((size_t)(b + size - (char *)m) + (1u << PMI_MEDIUM_TOUCH_SHIFT) - 1) >> PMI_MEDIUM_TOUCH_SHIFT;
+  size_t end = ((size_t)(b + size - pmi_medium_base(m)) + (1u << PMI_MEDIUM_TOUCH_SHIFT) - 1) >> PMI_MEDIUM_TOUCH_SHIFT;
   if (end > m->touched) carved_fresh(m, end);
   else regrown += (size_t)n * size;
   return m->freeblock;
@@ -450,7 +452,7 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
 static const char *fault_owned(pmi_medium *m, const void *p) {
   if (m->state != PMI_MEDIUM_USED && m->state != PMI_MEDIUM_FULL)
     return "invalid pointer (inside a medium region not in use):";
-  size_t off = (size_t)((const char *)p - (const char *)m), start = span_start(m);
+  size_t off = (size_t)((const char *)p - pmi_medium_base(m)), start = span_start(m);
   if (off < start || ((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || (off - start) % m->block_size != 0)
     return "invalid pointer (not the start of a block):";
   if ((off - start) / m->block_size >= m->ncarved) return "invalid pointer (a block never handed out):";
@@ -724,7 +726,7 @@ static size_t purge_region(pmi_medium *m) {
     unsigned dormant = 0;
     for (unsigned i = m->ncarved; i-- > 0;) {
       size_t off = span_start(m) + (size_t)i * size;
-      pmi_block *b = (pmi_block *)((char *)m + off);
+      pmi_block *b = (pmi_block *)(pmi_medium_base(m) + off);
       unsigned units = pmi_medium_units(b);
       if (*live_word(m, units) & live_bit(units)) continue;
       size_t pg = off >> shift;
@@ -747,7 +749,7 @@ static size_t purge_region(pmi_medium *m) {
     }
     size_t run = pg;
     while (run < last && !(busy[run >> 6] & ((uint64_t)1 << (run & 63)))) run++;
-    pmi_os_purge((char *)m + (pg << shift), (run - pg) << shift);
+    pmi_os_purge(pmi_medium_base(m) + (pg << shift), (run - pg) << shift);
     bytes += (run - pg) << shift;
     pg = run;
   }
@@ -763,7 +765,7 @@ static size_t purge_tail(pmi_medium *m) {
   size_t hi = (((size_t)m->touched << PMI_MEDIUM_TOUCH_SHIFT) + page - 1) & ~(page - 1);
   if (hi > PMI_MEDIUM_SIZE) hi = PMI_MEDIUM_SIZE;
   if (hi <= lo) return 0;
-  pmi_os_purge((char *)m + lo, hi - lo);
+  pmi_os_purge(pmi_medium_base(m) + lo, hi - lo);
   m->touched = (uint16_t)(lo >> PMI_MEDIUM_TOUCH_SHIFT);
   return hi - lo;
 }

@@ -583,7 +583,7 @@ static inline unsigned walk_addr_kind(pmi_heap *heap, const pmi_block *b, const 
     if (((uintptr_t)b & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE) return 0;
     return pmi_load_relaxed(&pmi_arena_of(b)->heap) == heap ? kind : 0;
   }
-  return kind == PMI_REGION_MEDIUM ? kind : 0;   /* its owner is checked by medium.c when collected */
+  return kind >= PMI_REGION_MEDIUM ? PMI_REGION_MEDIUM : 0;   /* (any colour) its owner is checked by medium.c when collected */
 }
 
 /* The owner's pool blocks, inline: what pmi_free_collected does for them,

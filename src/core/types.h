@@ -194,12 +194,16 @@ _Static_assert(PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "block counts must fit the 
 /* ---- region kinds: the byte the arena map keeps per 256 KiB slot ----------- */
 
 /* The two kinds free's fast path serves are the two largest, so that one
- * compare (kind >= POOLS) picks them out. */
+ * compare (kind >= POOLS) picks them out.  A medium region's byte is
+ * MEDIUM + its descriptor's colour (below, "medium classes"), so that free
+ * finds the descriptor at (p & region_mask) | region_or[byte] with no step
+ * of its own; pmi_arenamap_kind reports every one of them as MEDIUM. */
 enum pmi_region_kind {
   PMI_REGION_NONE = 0,     /* not ours: the C library's, or nobody's */
   PMI_REGION_HUGE = 1,     /* a slot of a directly mapped block (huge.c) */
   PMI_REGION_POOLS = 2,    /* a 256 KiB arena of pools (arena.c) */
-  PMI_REGION_MEDIUM = 3,   /* one of the four slots of a 1 MiB medium region (medium.c) */
+  PMI_REGION_MEDIUM = 3,   /* one of the four slots of a 1 MiB medium region (medium.c),
+                              bytes MEDIUM .. MEDIUM + MEDIUM_COLOURS - 1 */
 };
 
 /* ---- medium classes -------------------------------------------------------- *
@@ -275,6 +279,21 @@ enum pmi_region_kind {
  * MEDIUM_HEADER + colour + k * size, and MEDIUM_HEADER and every colour of
  * a class whose size it divides are multiples of it. */
 #define PMI_MEDIUM_ALIGN_MAX PMI_POOL_SIZE
+/* The descriptor's colour: a region's header (pmi_medium) starts not at the
+ * region's start but MEDIUM_DESC_OFFSET(k) into it, k = the region's
+ * address in MiB mod MEDIUM_COLOURS (pmi_medium_of), in the slack of the
+ * header pages, so that the descriptors' first lines (what malloc and
+ * free read) of regions mapped one after another fall in different L1 and
+ * L2 sets instead of all in set 0 (every region is 1 MiB-aligned).  Lines
+ * 40, 42, .. 54: clear of set 0 (the pools' blocks 0) and of sets 1 .. 16
+ * (the medium blocks 0, medium.c "colour"); the live words that
+ * descriptor's first blocks use are 2 + window lines further on.  Half-way
+ * into the line (the 32 bytes the fast paths read, freeblock .. state, in
+ * one line all the same), so that a pool descriptor, a 64-byte slot of its
+ * arena's first page, and a region's header differ in bit 5 of their
+ * address (pmi_desc_is_medium: one test, no look at the arena map). */
+#define PMI_MEDIUM_COLOURS  8u
+#define PMI_MEDIUM_DESC_OFFSET(k) ((size_t)(40u + 2u * (k)) * 64u + 32u)
 /* Blocks carved from a medium region's untouched tail per slow-path visit. */
 #define PMI_MEDIUM_CARVE_BYTES 16384u
 
@@ -436,7 +455,12 @@ enum pmi_medium_state {
 
 /* The header of a 1 MiB medium region, in its first pages: a pool of one
  * medium class, with the same states and transitions as a pool (types.h,
- * "Pool states"), its descriptor and live bitmap at its start.
+ * "Pool states"), its descriptor and live bitmap at its start.  r below is
+ * the header's address, MEDIUM_DESC_OFFSET(colour) past the region's start
+ * base(r); offsets of blocks are from base(r).
+ *
+ *   r == base(r) + MEDIUM_DESC_OFFSET((base(r) >> MEDIUM_SHIFT) % MEDIUM_COLOURS)
+ *   the arena map's byte of each of base(r)'s slots == MEDIUM + that colour
  *
  * Invariants, for a region r of class c (size = pmi_medium_class_size(c)):
  *   r.capacity == (MEDIUM_SIZE - MEDIUM_HEADER - r.colour) / size   (while USED or FULL)
@@ -507,7 +531,12 @@ typedef struct pmi_medium {
 } pmi_medium;
 
 _Static_assert(offsetof(pmi_medium, heap) == offsetof(pmi_arena, heap), "owner where an arena keeps it");
-_Static_assert(sizeof(pmi_medium) <= PMI_MEDIUM_HEADER, "the header fits its pages");
+_Static_assert(PMI_MEDIUM_DESC_OFFSET(PMI_MEDIUM_COLOURS - 1) + sizeof(pmi_medium) <= PMI_MEDIUM_HEADER,
+               "the header fits its pages at every colour");
+_Static_assert((PMI_MEDIUM_COLOURS & (PMI_MEDIUM_COLOURS - 1)) == 0, "the colour is the MiB number's low bits");
+_Static_assert(PMI_MEDIUM_DESC_OFFSET(0) % 64 == 32 && PMI_MEDIUM_DESC_OFFSET(1) % 64 == 32,
+               "a region's header is half-way into a line, a pool's descriptor is not (pmi_desc_is_medium)");
+_Static_assert(PMI_REGION_MEDIUM + PMI_MEDIUM_COLOURS <= 256, "a region's byte fits the arena map");
 _Static_assert((PMI_MEDIUM_SIZE >> PMI_MEDIUM_TOUCH_SHIFT) <= 65535, "pmi_medium.touched counts 128-byte units in a uint16_t");
 
 /* ---- the descriptor the fast paths read ----------------------------------- *
@@ -558,13 +587,16 @@ _Static_assert(PMI_SAME_FIELD(freeblock, freeblock) && PMI_SAME_FIELD(used, used
  * so that malloc and free address them from the heap pointer they already
  * hold instead of forming the tables' address first (a PIC library reaches
  * a global array only through a lea of its own). */
-typedef struct pmi_kind_masks {              /* free's, by region kind */
-  uintptr_t region_mask[4];                  /* the owner at ((p & it) | region_or) + 8 */
-  uintptr_t region_or[4];                    /* 0; in a heap's copy, for the kinds free's
+#define PMI_REGION_BYTES (PMI_REGION_MEDIUM + PMI_MEDIUM_COLOURS)   /* the map's byte values */
+typedef struct pmi_kind_masks {              /* free's, by the arena map's byte */
+  uintptr_t region_mask[PMI_REGION_BYTES];   /* the owner at ((p & it) | region_or) + 8 */
+  uintptr_t region_or[PMI_REGION_BYTES];     /* 0 for pools; a medium region's
+                                                MEDIUM_DESC_OFFSET(byte - MEDIUM); in a
+                                                heap's copy, for the kinds free's
                                                 fast path does not serve (NONE, HUGE),
                                                 pmi_no_owner (with region_mask 0) */
-  uintptr_t desc_mask[4];                    /* the descriptor at + ((p >> 6) & it) */
-  uint64_t word_mask[4];                     /* the live word at + 32 + ((p >> 7) & it) */
+  uintptr_t desc_mask[PMI_REGION_BYTES];     /* the descriptor at + ((p >> 6) & it) */
+  uint64_t word_mask[PMI_REGION_BYTES];      /* the live word at + 32 + ((p >> 7) & it) */
 } pmi_kind_masks;
 typedef struct pmi_class_tables {            /* malloc's, by front class */
   uint64_t link_limit[PMI_FRONT_NCLASSES];   /* next ^ block below it */

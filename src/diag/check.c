@@ -174,7 +174,7 @@ static void check_usable_arenas(checker *ck, pmi_heap *heap) {
  * held), each a carved block start, live and marked exactly when held. */
 static unsigned medium_list(checker *ck, pmi_medium *m, pmi_block *list, bool held) {
   unsigned n = 0;
-  char *base = (char *)m + PMI_MEDIUM_HEADER + m->colour;
+  char *base = pmi_medium_base(m) + PMI_MEDIUM_HEADER + m->colour;
   for (pmi_block *b = list; b != NULL; b = pmi_link_get(b), n++) {
     char *cb = (char *)b;
     if (n > m->capacity || cb < base || cb >= base + (size_t)m->ncarved * m->block_size ||
@@ -192,7 +192,8 @@ static unsigned medium_list(checker *ck, pmi_medium *m, pmi_block *list, bool he
 
 /* A medium region: the same equations as a pool's, and its list. */
 static void check_medium(checker *ck, pmi_heap *heap, pmi_medium *m) {
-  CHECK(ck, pmi_arenamap_kind(m) == PMI_REGION_MEDIUM, "medium region %p missing from the arena map", (void *)m);
+  CHECK(ck, pmi_arenamap_byte(m) == pmi_medium_map_byte(m), "medium region %p missing from the arena map", (void *)m);
+  CHECK(ck, m == pmi_medium_of(m), "medium region %p: header not at its colour", (void *)m);
   CHECK(ck, pmi_load_relaxed(&m->heap) == heap, "medium region %p owned by another heap", (void *)m);
   CHECK(ck, m->state == PMI_MEDIUM_USED || m->state == PMI_MEDIUM_FULL, "medium region %p: state %u", (void *)m, m->state);
   CHECK(ck, m->mclass < PMI_MEDIUM_NCLASSES && m->block_size == pmi_medium_class_size(m->mclass),
@@ -314,7 +315,7 @@ pmi_export int pm_check(void) {
   pmi_medium_fork_prepare();   /* the medium reserve's lock */
   n = 0;
   for (pmi_medium *m = pmi_medium_reserve_first(); m != NULL; m = m->nextregion, n++) {
-    if (pmi_load_relaxed(&m->heap) != NULL || m->state != PMI_MEDIUM_EMPTY || pmi_arenamap_kind(m) != PMI_REGION_MEDIUM) {
+    if (pmi_load_relaxed(&m->heap) != NULL || m->state != PMI_MEDIUM_EMPTY || pmi_arenamap_byte(m) != pmi_medium_map_byte(m) || m != pmi_medium_of(m)) {
       pmi_warning("check failed: reserve medium region %p is owned, in use or unmapped", (void *)m);
       errors++;
     }

@@ -128,16 +128,38 @@ static void test_colour(pmi_heap *heap) {
     p[c] = pm_malloc(size);
     pmi_medium *m = pmi_medium_of(p[c]);
     EXPECT(m->colour == pmi_medium_colour(m, c) && m->colour % 8192 != 0);
-    EXPECT((char *)p[c] == (char *)m + PMI_MEDIUM_HEADER + m->colour);
+    EXPECT((char *)p[c] == pmi_medium_base(m) + PMI_MEDIUM_HEADER + m->colour);
     EXPECT(m->capacity == (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - m->colour) / size);
     EXPECT(set_of(p[c]) != 0 && !(sets >> set_of(p[c]) & 1));
     sets |= (uint64_t)1 << set_of(p[c]);
     unsigned u = pmi_medium_units(p[c]);   /* its live word: in the header's line 2 + the region's window */
-    EXPECT(set_of(&m->live[u >> 6]) == 2 + ((uintptr_t)m >> PMI_MEDIUM_SHIFT) % 8);
+    EXPECT(set_of(&m->live[u >> 6]) == set_of(m) + 2 + ((uintptr_t)m >> PMI_MEDIUM_SHIFT) % 8);
     lines |= (uint64_t)1 << set_of(&m->live[u >> 6]);
   }
   EXPECT(__builtin_popcountll(sets) == N);
   EXPECT(__builtin_popcountll(lines) >= 2);   /* (regions mapped in turn: all eight) */
+  /* their descriptors: at the region's colour (types.h, MEDIUM_DESC_OFFSET),
+   * which free's tables find from the arena map's byte, in sets clear of
+   * set 0 and of the blocks' first lines, one set per colour (regions
+   * mapped in turn: every colour) */
+  uint64_t dsets = 0;
+  for (unsigned c = 0; c < N; c++) {
+    pmi_medium *m = pmi_medium_of(p[c]);
+    unsigned k = pmi_medium_desc_colour(p[c]), byte = pmi_arenamap_byte(p[c]);
+    EXPECT((char *)m == pmi_medium_base(p[c]) + PMI_MEDIUM_DESC_OFFSET(k) && pmi_medium_of(m) == m);
+    EXPECT(byte == PMI_REGION_MEDIUM + k && pmi_arenamap_kind(p[c]) == PMI_REGION_MEDIUM);
+    EXPECT(pmi_arenamap_byte(pmi_medium_base(p[c]) + PMI_MEDIUM_SIZE - 1) == byte);
+    EXPECT((((uintptr_t)p[c] & heap->kinds.region_mask[byte]) | heap->kinds.region_or[byte]) == (uintptr_t)m);
+    EXPECT(heap->kinds.word_mask[byte] == (PMI_MEDIUM_LIVE_WORDS - 1) * 8 && heap->kinds.desc_mask[byte] == 0);
+    EXPECT(set_of(m) == 40 + 2 * k && !(sets >> set_of(m) & 1));
+    EXPECT((char *)(m + 1) <= pmi_medium_base(m) + PMI_MEDIUM_HEADER);
+    EXPECT(pmi_desc_is_medium((pmi_desc *)m));
+    dsets |= (uint64_t)1 << set_of(m);
+  }
+  EXPECT(__builtin_popcountll(dsets) == PMI_MEDIUM_COLOURS);
+  void *small = pm_malloc(16);   /* a pool's descriptor is told apart */
+  EXPECT(!pmi_desc_is_medium((pmi_desc *)pmi_pool_of(pmi_arena_of(small), small)));
+  pm_free(small);
   /* the 528-byte region: every block once, at its place */
   pmi_medium *m = pmi_medium_of(p[0]);
   size_t size = m->block_size;
@@ -147,7 +169,7 @@ static void test_colour(pmi_heap *heap) {
   v[0] = p[0];
   for (unsigned i = 1; i < cap; i++) v[i] = pm_malloc(size);
   for (unsigned i = 0; i < cap; i++) {
-    size_t off = (size_t)(v[i] - (char *)m) - PMI_MEDIUM_HEADER - m->colour;
+    size_t off = (size_t)(v[i] - pmi_medium_base(m)) - PMI_MEDIUM_HEADER - m->colour;
     if (pmi_medium_of(v[i]) != m || off % size != 0 || off / size >= cap || seen[off / size]++) bad++;
   }
   EXPECT(bad == 0 && m->ncarved == cap && m->freeblock == NULL);
@@ -192,15 +214,15 @@ static void test_colour_reuse(pmi_heap *heap) {
   EXPECT(m->state == PMI_MEDIUM_EMPTY && pmi_medium_reserve_first() == m && heap->usedmedium[oc] == full);
   uint32_t old_colour = m->colour;
   size_t gap = (PMI_MEDIUM_HEADER + old_colour) / 4096 * 4096 - PMI_MEDIUM_HEADER;   /* its whole pages */
-  size_t touched = resident((char *)m + PMI_MEDIUM_HEADER + gap, 40 * old_size);
-  EXPECT(touched >= 10 && resident((char *)m + PMI_MEDIUM_HEADER, gap) == 0);
+  size_t touched = resident(pmi_medium_base(m) + PMI_MEDIUM_HEADER + gap, 40 * old_size);
+  EXPECT(touched >= 10 && resident(pmi_medium_base(m) + PMI_MEDIUM_HEADER, gap) == 0);
   uint64_t purged = heap->counters.medium_purge_bytes;
   void *q = pm_malloc(new_size);
   EXPECT(pmi_medium_of(q) == m && m->colour == pmi_medium_colour(m, nc) && m->colour != old_colour);
-  EXPECT(m->colour / 8192 == old_colour / 8192 && (char *)q == (char *)m + PMI_MEDIUM_HEADER + m->colour);
-  EXPECT(((uintptr_t)q & ~(uintptr_t)4095) == ((uintptr_t)m + PMI_MEDIUM_HEADER + gap));   /* block 0's page */
-  EXPECT(resident((char *)m + PMI_MEDIUM_HEADER, gap) == 0);
-  EXPECT(resident((char *)m + PMI_MEDIUM_HEADER + gap, 40 * old_size) == touched);
+  EXPECT(m->colour / 8192 == old_colour / 8192 && (char *)q == pmi_medium_base(m) + PMI_MEDIUM_HEADER + m->colour);
+  EXPECT(((uintptr_t)q & ~(uintptr_t)4095) == ((uintptr_t)pmi_medium_base(m) + PMI_MEDIUM_HEADER + gap));   /* block 0's page */
+  EXPECT(resident(pmi_medium_base(m) + PMI_MEDIUM_HEADER, gap) == 0);
+  EXPECT(resident(pmi_medium_base(m) + PMI_MEDIUM_HEADER + gap, 40 * old_size) == touched);
   EXPECT(heap->counters.medium_purge_bytes == purged);
   EXPECT(pm_check() == 0);
   pm_free(q);
@@ -316,7 +338,7 @@ static void test_purge_pages(pmi_heap *heap) {
   pm_free(first);
   for (unsigned i = 0; i < n; i++)
     if (i % 16 != 0) pm_free(v[i]);
-  char *span = (char *)m + PMI_MEDIUM_HEADER + m->colour;
+  char *span = pmi_medium_base(m) + PMI_MEDIUM_HEADER + m->colour;
   size_t span_bytes = (size_t)m->ncarved * size, before = resident(span, span_bytes);
   size_t bytes = pmi_medium_purge_idle(heap, pmi_os_now_ms(), true);
   size_t after = resident(span, span_bytes);
@@ -395,7 +417,7 @@ static void test_first_carve(pmi_heap *heap) {
   EXPECT(pmi_medium_class_size(c) == size && heap->usedmedium[c] == &pmi_medium_sentinel);
   void *p = pm_malloc(size);
   pmi_medium *m = pmi_medium_of(p);
-  char *span = (char *)m + PMI_MEDIUM_HEADER + m->colour;
+  char *span = pmi_medium_base(m) + PMI_MEDIUM_HEADER + m->colour;
   EXPECT(m->ncarved == 4096 / size);
   void *more[16];
   for (unsigned i = 0; i < 16; i++) more[i] = pm_malloc(size);

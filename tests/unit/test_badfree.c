@@ -255,7 +255,7 @@ static void good_child(bad_case *c) {
 
 int main(void) {
   alarm(120);
-  bad_case cases[48];
+  bad_case cases[56];
   int n = 0;
   void *p;
 
@@ -361,6 +361,16 @@ int main(void) {
   p = malloc(1000);   /* its class's colour: 1 KiB (and its region's 8 KiB steps) before block 0 */
   cases[n++] = (bad_case){"free of a medium region's colour gap", "free", "invalid pointer", NULL,
                           (char *)((uintptr_t)p & ~(uintptr_t)((1 << 20) - 1)) + 3 * 4096 + 512, case_interior, p, NULL};
+  /* a region's header sits at its descriptor colour, 2592 + 128 k bytes in
+   * for k = its MiB number mod 8 (types.h): free finds it from the arena
+   * map's byte; the region's start and the header itself are no blocks */
+  p = malloc(3000);
+  cases[n++] = (bad_case){"free of a medium region's start", "free", "invalid pointer", NULL,
+                          (char *)((uintptr_t)p & ~(uintptr_t)((1 << 20) - 1)), case_interior, p, NULL};
+  p = malloc(3000);
+  cases[n++] = (bad_case){"free of a medium region's coloured header", "free", "invalid pointer", NULL,
+                          (char *)((uintptr_t)p & ~(uintptr_t)((1 << 20) - 1)) + 2592 + 128 * (((uintptr_t)p >> 20) & 7),
+                          case_interior, p, NULL};
   p = malloc(9000);
   cases[n++] = (bad_case){"realloc(p + 128), medium block", "realloc", "invalid pointer", NULL,
                           (char *)p + 128, case_realloc_interior, p, NULL};
