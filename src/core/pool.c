@@ -46,22 +46,36 @@ pmi_noinline void *pmi_pool_pop_last(pmi_pool *pool, pmi_block *block) {
   return block;
 }
 
+/* Links first, first + size, ..., last, each block to the next (last's own
+ * link is the caller's): pmi_link_set's encoding, with the secret in a
+ * register and the loop counted by address, 5 instructions a block
+ * (CPython carves about one block in two it allocates). */
+static inline void link_run(char *first, char *last, size_t size) {
+  uintptr_t key = pmi_link_key;
+  for (char *b = first; b != last; b += size) ((pmi_block *)b)->link = ((uintptr_t)b ^ (uintptr_t)(b + size)) ^ key;
+}
+
 /* Links the next run of untouched blocks onto the (empty) free list.  Only
  * about PMI_CARVE_BYTES are written, so a pool that serves few blocks never
- * touches the rest of its page. */
+ * touches the rest of its page.  Carving goes in the pool's colour order
+ * (internal.h): a run that reaches the page's last block goes on at
+ * block 0. */
 void *pmi_pool_carve(pmi_pool *pool) {
   pmi_assert(pool->freeblock == NULL && pool->ncarved < pool->capacity);
   size_t size = pmi_class_size(pool->szidx);
-  unsigned n = PMI_CARVE_BYTES / (unsigned)size;
+  unsigned capacity = pool->capacity, n = PMI_CARVE_BYTES / (unsigned)size;
   if (n == 0) n = 1;
-  if (n > (unsigned)(pool->capacity - pool->ncarved)) n = pool->capacity - pool->ncarved;
-  char *first = pmi_pool_base(pool) + (size_t)pool->ncarved * size;
-  char *last = first + (size_t)(n - 1) * size;
-  /* pmi_link_set's encoding, with the secret in a register and the loop
-   * counted by address: 5 instructions a block (CPython carves about one
-   * block in two it allocates) */
-  uintptr_t key = pmi_link_key;
-  for (char *b = first; b != last; b += size) ((pmi_block *)b)->link = ((uintptr_t)b ^ (uintptr_t)(b + size)) ^ key;
+  if (n > (unsigned)(capacity - pool->ncarved)) n = capacity - pool->ncarved;
+  unsigned k = pmi_pool_carved_index(pool, pool->ncarved);
+  unsigned n1 = n < capacity - k ? n : capacity - k;   /* up to the page's last block */
+  char *base = pmi_pool_base(pool), *first = base + (size_t)k * size;
+  char *last = first + (size_t)(n1 - 1) * size;
+  link_run(first, last, size);
+  if (n1 < n) {   /* the rest from block 0 */
+    pmi_link_set((pmi_block *)last, (pmi_block *)base);
+    last = base + (size_t)(n - n1 - 1) * size;
+    link_run(base, last, size);
+  }
   pmi_link_set((pmi_block *)last, NULL);
   pool->ncarved = (uint16_t)(pool->ncarved + n);
   pool->freeblock = (pmi_block *)first;
@@ -346,8 +360,8 @@ void pmi_pool_rebuild(pmi_heap *heap, pmi_pool *pool) {
   char *base = pmi_pool_base(pool);
   pmi_block *list = NULL;
   unsigned used = 0;
-  for (unsigned i = pool->ncarved; i-- > 0;) {
-    pmi_block *b = (pmi_block *)(base + i * size);
+  for (unsigned j = pool->ncarved; j-- > 0;) {
+    pmi_block *b = (pmi_block *)(base + pmi_pool_carved_index(pool, j) * size);
     unsigned units = pmi_block_units(b);
     if (*pmi_live_word(pool, units) & pmi_live_bit(units)) {
       used++;
