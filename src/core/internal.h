@@ -114,10 +114,12 @@ static inline char *pmi_pool_base(pmi_pool *pool) {
  * and class alone, so the 64-byte descriptor stores nothing for it and a
  * pool taken again for the same class has the same colour. */
 _Static_assert(PMI_POOLS_PER_ARENA == 64, "the colour reverses the 6 bits of a pool's index");
+#define PMI_REVERSE6(i) \
+  ((((i) & 1u) << 5) | (((i) & 2u) << 3) | (((i) & 4u) << 1) | (((i) & 8u) >> 1) | (((i) & 16u) >> 3) | (((i) & 32u) >> 5))
+extern const uint8_t pmi_pool_index_reversed[PMI_POOLS_PER_ARENA];   /* PMI_REVERSE6(i), pool.c */
 static inline unsigned pmi_pool_colour(const pmi_pool *pool) {
   unsigned i = (unsigned)((uintptr_t)pool >> 6) & (PMI_POOLS_PER_ARENA - 1);
-  unsigned r = ((i & 1u) << 5) | ((i & 2u) << 3) | ((i & 4u) << 1) | ((i & 8u) >> 1) | ((i & 16u) >> 3) | ((i & 32u) >> 5);
-  return (r * pool->capacity) >> 6;   /* < capacity */
+  return (pmi_pool_index_reversed[i] * (unsigned)pool->capacity) >> 6;   /* < capacity */
 }
 /* The index of the block that carving hands out j-th (j < capacity). */
 static inline unsigned pmi_pool_carved_index(const pmi_pool *pool, unsigned j) {
