@@ -121,8 +121,7 @@ static void *malloc_next_pool(pmi_heap *heap, pmi_pool *head) {
   bool locked = pmi_heap_enter(heap);
   pmi_pool *next = head->nextpool;
   if (next != NULL && next->freeblock != NULL && !pmi_heap_has_remote(heap)) {
-    pmi_usedpools_unlink(heap, head);   /* USED -> FULL; next is the head */
-    head->state = PMI_POOL_FULL;
+    pmi_usedpools_head_full(heap, head);   /* USED -> FULL; next is the head */
     heap->counters.malloc_small++;
     p = pmi_pool_pop(next, next->freeblock);
   }

@@ -364,6 +364,25 @@ unsigned pmi_heap_count_spares(const pmi_heap *heap);
 static inline bool pmi_pool_is_head(const pmi_heap *heap, const pmi_pool *pool) {
   return heap->usedpools[pool->szidx] == pool;
 }
+/* pmi_usedpools_unlink for the head of usedpools[c] when a pool follows it,
+ * the head exhausted (malloc's slow path, alloc.c): the head goes FULL and
+ * the next pool, a spare or one a free relinked, becomes the head; the bias
+ * moves with it, and a spare that stops being one is counted out as
+ * pool.c's spare_leaves does. */
+static inline void pmi_usedpools_head_full(pmi_heap *heap, pmi_pool *head) {
+  pmi_pool *next = head->nextpool;
+  pmi_assert(head->prevpool == NULL && next != NULL && pmi_pool_is_head(heap, head));
+  heap->usedpools[head->szidx] = next;
+  head->used--;
+  if (next->used == 0) {   /* a spare, in use again */
+    heap->nspare--;
+    heap->spare_leaves++;
+  }
+  next->used++;
+  next->prevpool = NULL;
+  head->nextpool = NULL;
+  head->state = PMI_POOL_FULL;
+}
 /* Blocks of pool handed out: used less the head's bias (types.h). */
 static inline unsigned pmi_pool_nused(const pmi_heap *heap, const pmi_pool *pool) {
   return pool->used - (unsigned)pmi_pool_is_head(heap, pool);
