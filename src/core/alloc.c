@@ -113,6 +113,8 @@ pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
     pmi_pool *head = heap->usedpools[(size - 1) >> PMI_ALIGNMENT_SHIFT];
     if (head->freeblock == NULL && head->ncarved == head->capacity && head->nextpool != NULL && !pmi_remote_batched)
       return malloc_head_exhausted(heap, head, size);
+  } else if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN) && heap != &pmi_heap_empty) {
+    return malloc_medium(heap, size);   /* as malloc_slow's first test, without its frame */
   }
   if (heap == &pmi_heap_empty) {   /* no heap yet, or debug mode (every call) */
     if (pmi_unlikely(pmi_debug_active)) return pmi_debug_malloc(size);
