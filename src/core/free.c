@@ -255,7 +255,13 @@ static inline __attribute__((always_inline)) void free_pool_owned(pmi_heap *heap
   uintptr_t key = ((const pmi_block *)p)->key;
   unsigned units = pmi_block_units(p);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
-  pmi_free_block(heap, pool, p);
+  if (pmi_likely(pool->state == PMI_POOL_FULL && pool->held == NULL)) {   /* pmi_free_block's common case */
+    pmi_pool_push(pool, p);
+    pool->used--;
+    pmi_usedpools_append(heap, pool);   /* FULL -> USED */
+  } else {
+    pmi_free_block(heap, pool, p);
+  }
   if (pmi_unlikely(key == pmi_remote_key))
     pmi_bad_pointer("free", p, fault_in_batch);
   pmi_heap_leave(heap, locked);

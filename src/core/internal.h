@@ -354,6 +354,7 @@ void  *pmi_pool_carve(pmi_pool *pool);                 /* refill freeblock from 
 void   pmi_pool_init(pmi_heap *heap, pmi_pool *pool, unsigned szidx);
 void   pmi_usedpools_unlink(pmi_heap *heap, pmi_pool *pool);
 void   pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool);
+void   pmi_usedpools_append(pmi_heap *heap, pmi_pool *pool);   /* a FULL pool that got a block back */
 void   pmi_pool_release_empty(pmi_heap *heap, pmi_pool *pool);
 void   pmi_pool_rebuild(pmi_heap *heap, pmi_pool *pool);
 void   pmi_pool_emptied(pmi_heap *heap, pmi_pool *pool);   /* free's fast path: used hit 0 */

@@ -342,7 +342,7 @@ void pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool) {
  * that block and went FULL again at once: in a program whose live blocks
  * of a class fill its pools (larson), nearly every free into a FULL pool
  * was followed by a malloc that took the slow path to unlink it again. */
-static void usedpools_append(pmi_heap *heap, pmi_pool *pool) {
+void pmi_usedpools_append(pmi_heap *heap, pmi_pool *pool) {
   unsigned c = pool->szidx;
   pmi_pool *head = heap->usedpools[c], *last = heap->usedlast[c];
   if (head == &pmi_pool_sentinel || pool_is_exhausted(head)) {
@@ -370,7 +370,7 @@ void pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
   pmi_pool_push(pool, block);
   pool->used--;
   if (pool->state == PMI_POOL_FULL) {          /* FULL -> USED */
-    usedpools_append(heap, pool);
+    pmi_usedpools_append(heap, pool);
     return;
   }
   if (pool->used == 0) {                       /* USED -> EMPTY */
