@@ -285,8 +285,11 @@ pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
     pmi_medium_emptied(heap, (pmi_medium *)d);
   } else if (pmi_likely(heap->nspare < PMI_SPARES_QUIET)) {
     heap->nspare++;
-  } else if (heap->nspare < PMI_SPARE_POOLS && pmi_load_relaxed(&pmi_purge_wanted) && atomic_load(&pmi_purge_running)) {
-    heap->nspare++;   /* pmi_pool_emptied's note and kick would find the purge thread told and running */
+  } else if (heap->nspare < PMI_SPARE_POOLS && pmi_load_relaxed(&pmi_heap_fenceless) &&
+             pmi_load_relaxed(&pmi_purge_wanted) && atomic_load(&pmi_purge_running)) {
+    /* pmi_pool_emptied's note and kick would find the purge thread told and
+     * running, and with membarrier it shows the spare to no visitor */
+    heap->nspare++;
   } else {
     pmi_pool_emptied(heap, (pmi_pool *)d);
   }
