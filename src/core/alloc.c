@@ -92,7 +92,30 @@ static void *malloc_without_heap(size_t size) {
  * debug mode, arrives here without a test of its own).  Size first: it
  * arrives in the first argument register and stays there, so that malloc's
  * fast path reaches here without moving it. */
+pmi_noinline static void *malloc_slow(pmi_heap *heap, size_t size);
+static inline __attribute__((always_inline)) void *malloc_next_pool(pmi_heap *heap, pmi_pool *head);
+
+/* The head of the class is exhausted and a pool follows it: the pool
+ * cycle's way out of malloc's fast path (a batch's 1000 blocks over 32
+ * classes fill some 50 pools), taken before malloc_slow's dispatch and
+ * frame.  Anything else, malloc_slow. */
+pmi_noinline static void *malloc_head_exhausted(pmi_heap *heap, pmi_pool *head, size_t size) {
+  void *p = malloc_next_pool(heap, head);
+  if (pmi_likely(p != NULL)) {
+    pmi_purge_kick();
+    return p;
+  }
+  return malloc_slow(heap, size);
+}
+
 pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
+  if (pmi_likely(size - 1 < PMI_SMALL_MAX)) {   /* pmi_heap_empty's heads are the sentinel: never exhausted with a next */
+    pmi_pool *head = heap->usedpools[(size - 1) >> PMI_ALIGNMENT_SHIFT];
+    if (head->freeblock == NULL && head->ncarved == head->capacity && head->nextpool != NULL && !pmi_remote_batched)
+      return malloc_head_exhausted(heap, head, size);
+  } else if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN) && heap != &pmi_heap_empty) {
+    return malloc_medium(heap, size);   /* as malloc_slow's first test, without its frame */
+  }
   if (heap == &pmi_heap_empty) {   /* no heap yet, or debug mode (every call) */
     if (pmi_unlikely(pmi_debug_active)) return pmi_debug_malloc(size);
     return malloc_without_heap(size);
@@ -116,13 +139,12 @@ __attribute__((returns_nonnull)) pmi_noinline static void *desc_pop_last(pmi_des
  * as pmi_heap_malloc_small would do it, without its walk; with remote frees
  * to collect, that walk (NULL).  In the bracket: the purge thread may give
  * the next pool back, and remote.c writes the remote lists. */
-static void *malloc_next_pool(pmi_heap *heap, pmi_pool *head) {
+static inline __attribute__((always_inline)) void *malloc_next_pool(pmi_heap *heap, pmi_pool *head) {
   void *p = NULL;
   bool locked = pmi_heap_enter(heap);
   pmi_pool *next = head->nextpool;
   if (next != NULL && next->freeblock != NULL && !pmi_heap_has_remote(heap)) {
-    pmi_usedpools_unlink(heap, head);   /* USED -> FULL; next is the head */
-    head->state = PMI_POOL_FULL;
+    pmi_usedpools_head_full(heap, head);   /* USED -> FULL; next is the head */
     heap->counters.malloc_small++;
     p = pmi_pool_pop(next, next->freeblock);
   }
@@ -130,7 +152,7 @@ static void *malloc_next_pool(pmi_heap *heap, pmi_pool *head) {
   return p;
 }
 
-static void *malloc_slow(pmi_heap *heap, size_t size) {
+pmi_noinline static void *malloc_slow(pmi_heap *heap, size_t size) {
   void *p;
   if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) return malloc_medium(heap, size);
   if (size > PMI_MEDIUM_MAX) return malloc_huge(size);

@@ -68,19 +68,24 @@ _Static_assert(PMI_NCLASSES == 32 && PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "the 
 
 /* Why p is not a live block of its pool, or NULL if it is one; from the
  * descriptor alone, which only the owner may read cheaply. */
+/* The common answer: a live bit is set exactly at the start of a block
+ * handed out (types.h), so pmi_block_fault_owned's other tests only tell
+ * which fault it is. */
+static inline bool block_live_owned(pmi_pool *pool, const void *p) {
+  unsigned units = pmi_block_units(p);
+  return (pool->state == PMI_POOL_USED || pool->state == PMI_POOL_FULL) &&
+         ((uintptr_t)p & (PMI_ALIGNMENT - 1)) == 0 && (*pmi_live_word(pool, units) & pmi_live_bit(units));
+}
+
 const char *pmi_block_fault_owned(pmi_pool *pool, const void *p) {
   unsigned units = pmi_block_units(p);
-  /* The common answer first: a live bit is set exactly at the start of a
-   * block handed out (types.h), so the tests below only tell which fault. */
-  if (pmi_likely((pool->state == PMI_POOL_USED || pool->state == PMI_POOL_FULL) &&
-                 ((uintptr_t)p & (PMI_ALIGNMENT - 1)) == 0 && (*pmi_live_word(pool, units) & pmi_live_bit(units))))
-    return NULL;
+  if (pmi_likely(block_live_owned(pool, p))) return NULL;
   if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL)
     return "invalid pointer (inside an arena, but not in a pool in use):";
   unsigned d = pool->szidx + 1u, index = (units * class_reciprocal[pool->szidx & (PMI_NCLASSES - 1)]) >> 16;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || index * d != units)
     return "invalid pointer (not the start of a block):";
-  if (index >= pool->ncarved) return "invalid pointer (a block never handed out):";
+  if (!pmi_pool_block_carved(pool, index)) return "invalid pointer (a block never handed out):";
   if (!(*pmi_live_word(pool, units) & pmi_live_bit(units)))
     return "double free or corruption: block already freed,";
   return NULL;
@@ -212,6 +217,12 @@ pmi_noinline static void free_not_local(void *p) {
 
 static inline __attribute__((always_inline)) void free_pool_owned(pmi_heap *heap, pmi_pool *pool, void *p);
 
+/* p failed block_live_owned: the report names the fault. */
+_Noreturn pmi_noinline static void free_fault(pmi_pool *pool, void *p) {
+  const char *fault = pmi_block_fault_owned(pool, p);
+  pmi_bad_pointer("free", p, fault != NULL ? fault : "invalid pointer:");
+}
+
 /* A free of our own block that the fast path did not take: the pointer is
  * bad, or the pool is not USED (it is FULL, and this free relinks it).
  * Takes every check from the start, from the descriptor alone. */
@@ -236,8 +247,7 @@ pmi_noinline static void free_local_slow(void *p) {
 static inline __attribute__((always_inline)) void free_pool_owned(pmi_heap *heap, pmi_pool *pool, void *p) {
   int saved = errno;
   bool locked = pmi_heap_enter(heap);
-  const char *fault = pmi_block_fault_owned(pool, p);
-  if (fault != NULL) pmi_bad_pointer("free", p, fault);
+  if (pmi_unlikely(!block_live_owned(pool, p))) free_fault(pool, p);   /* the same test, inline */
   /* The remote mark (block_fault's last check) is loaded now and tested
    * after the free: the block's line is usually not in cache (larson), and
    * nothing here depends on it, so the miss overlaps the rest; a block
@@ -245,7 +255,13 @@ static inline __attribute__((always_inline)) void free_pool_owned(pmi_heap *heap
   uintptr_t key = ((const pmi_block *)p)->key;
   unsigned units = pmi_block_units(p);
   *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
-  pmi_free_block(heap, pool, p);
+  if (pmi_likely(pool->state == PMI_POOL_FULL && pool->held == NULL)) {   /* pmi_free_block's common case */
+    pmi_pool_push(pool, p);
+    pool->used--;
+    pmi_usedpools_append(heap, pool);   /* FULL -> USED */
+  } else {
+    pmi_free_block(heap, pool, p);
+  }
   if (pmi_unlikely(key == pmi_remote_key))
     pmi_bad_pointer("free", p, fault_in_batch);
   pmi_heap_leave(heap, locked);
@@ -268,6 +284,11 @@ pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
   if (pmi_desc_is_medium(d)) {
     pmi_medium_emptied(heap, (pmi_medium *)d);
   } else if (pmi_likely(heap->nspare < PMI_SPARES_QUIET)) {
+    heap->nspare++;
+  } else if (heap->nspare < PMI_SPARE_POOLS && pmi_load_relaxed(&pmi_heap_fenceless) &&
+             pmi_load_relaxed(&pmi_purge_wanted) && atomic_load(&pmi_purge_running)) {
+    /* pmi_pool_emptied's note and kick would find the purge thread told and
+     * running, and with membarrier it shows the spare to no visitor */
     heap->nspare++;
   } else {
     pmi_pool_emptied(heap, (pmi_pool *)d);

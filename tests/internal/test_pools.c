@@ -47,7 +47,7 @@ static void test_pool_states(pmi_heap *heap) {
   EXPECT(pool->used == 16 && pool2->used == 2);   /* the bias moved with the head */
   EXPECT(pm_check() == 0);
   /* FULL -> USED on the first free: to the end of usedpools, behind the
-   * head, which keeps serving (pool.c, usedpools_append). */
+   * head, which keeps serving (pool.c, pmi_usedpools_append). */
   pm_free(blocks[3]);
   EXPECT(pool->state == PMI_POOL_USED && heap->usedpools[c] == pool2 && pool2->nextpool == pool &&
          pool->prevpool == pool2 && heap->usedlast[c] == pool && pool->used == 15);
