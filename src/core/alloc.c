@@ -367,7 +367,7 @@ pmi_noinline static void *realloc_huge(pmi_heap *heap, void *p, size_t size) {
 pmi_export void *pm_realloc(void *p, size_t size) {
   pmi_heap *heap = pmi_heap_tls;
   uintptr_t r = pmi_rotate_units(p);
-  unsigned kind = pmi_arenamap_slot_raw(pmi_arenamap_block_slot(r));   /* a region's: with its colour */
+  uintptr_t kind = pmi_arenamap_slot_raw(pmi_arenamap_block_slot(r));   /* a region's: with its colour */
   size_t old;
   if (kind == PMI_REGION_POOLS) {
     pmi_arena *arena = pmi_arena_of(p);
