@@ -135,7 +135,7 @@ static int barrier_setup(void) {
 #else
   int state = atomic_load_explicit(&membarrier_tried, memory_order_acquire);
   if (state == 0) {
-    state = pmi_os_membarrier_register() ? 1 : 2;
+    state = pmi_option(membarrier) && pmi_os_membarrier_register() ? 1 : 2;
     atomic_store_explicit(&membarrier_tried, state, memory_order_release);
     if (state == 1) atomic_store(&pmi_heap_fenceless, 1);
   }
@@ -158,6 +158,7 @@ bool pmi_visit_barrier(void) {
 bool pmi_heap_enter_locked(pmi_heap *heap) {
   atomic_store_explicit(&heap->busy, 0, memory_order_release);
   pmi_heap_lock(heap);
+  pmi_spares_show(heap);
   return true;
 }
 

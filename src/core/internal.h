@@ -371,6 +371,13 @@ void  *pmi_heap_malloc_locked(size_t size);   /* for threads past their own exit
  * the plain lock). */
 extern _Atomic int pmi_heap_fenceless;   /* membarrier registered: the owner needs no fence */
 bool   pmi_heap_enter_locked(pmi_heap *heap);
+/* Inside the bracket, where a visitor reads them (pool.c, "idle spares"
+ * without membarrier): the spares the owner has now, all of them made
+ * before this point of its program, and the leaves so far. */
+static inline void pmi_spares_show(pmi_heap *heap) {
+  heap->spares_shown = heap->nspare - heap->spares_gone;
+  heap->spares_shown_leaves = heap->spare_leaves;
+}
 static inline bool pmi_heap_enter(pmi_heap *heap) {
 #ifndef PMI_TSAN   /* ThreadSanitizer does not know membarrier: always the seq_cst pair */
   if (pmi_likely(pmi_load_relaxed(&pmi_heap_fenceless))) {
@@ -381,7 +388,10 @@ static inline bool pmi_heap_enter(pmi_heap *heap) {
   }
 #endif
   atomic_store(&heap->busy, 1);
-  if (pmi_likely(atomic_load(&heap->visitor) == 0)) return false;
+  if (pmi_likely(atomic_load(&heap->visitor) == 0)) {
+    pmi_spares_show(heap);   /* no membarrier: what a visitor may give back (pool.c) */
+    return false;
+  }
   return pmi_heap_enter_locked(heap);
 }
 static inline void pmi_heap_leave(pmi_heap *heap, bool locked) {

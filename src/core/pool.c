@@ -147,6 +147,10 @@ pmi_noinline void pmi_pool_emptied(pmi_heap *heap, pmi_pool *pool) {
   if (heap->nspare < PMI_SPARE_POOLS) {
     heap->nspare++;
     pmi_purge_note();
+    if (pmi_unlikely(!pmi_load_relaxed(&pmi_heap_fenceless))) {   /* show it to a visitor ("idle spares") */
+      bool locked = pmi_heap_enter(heap);
+      pmi_heap_leave(heap, locked);
+    }
   } else {
     bool locked = pmi_heap_enter(heap);
     pool_emptied_locked(heap, pool);
@@ -218,7 +222,35 @@ void pmi_heap_release_spares(pmi_heap *heap) { pmi_heap_trim_spares(heap, 0); }
  * goes back in that same pass (pmi_purge_heap_pools), as the pool has been
  * empty for a pass already.  The visitor never writes nspare (the owner's
  * fast path adds to it): it counts what it gave back in spares_gone, which
- * the owner's slow paths settle. */
+ * the owner's slow paths settle.
+ *
+ * Without membarrier (old kernels, seccomp, POOLMALLOC_MEMBARRIER=0 and the
+ * ThreadSanitizer build) a visit is no barrier on the owner's fast paths:
+ * a spare the fast path made before the last look but after the owner's
+ * last slow path has published nothing to the visitor in C11 terms, and
+ * seeing it twice proves nothing.  There the owner shows its spares at each
+ * slow path instead: inside the bracket it notes how many it has and its
+ * spare_leaves (pmi_spares_show), and the visitor gives back only when its
+ * look also finds exactly that many, with spare_leaves unchanged:
+ *   every completed bracket happens before the visit (heap.c: a bracket
+ *     either precedes the visitor's seq_cst store in S, and the visit waits
+ *     for its release of busy, or it sees visitor == 1 and queues on the
+ *     lock), so the look knows the last one's figures and every store
+ *     before it, the stores that made the shown spares included;
+ *   no spare leaves without a slow path, so each shown spare (less those
+ *     this visitor gave back, which it takes off spares_shown) is still a
+ *     spare, and the look finds it; the look may find more (made since, or
+ *     an unsynchronised read of used), never fewer;
+ *   so the same number means the same set, each of them published.
+ * This is weaker than "a slow path since the first look", which would keep
+ * an idle owner's spares for good: the owner that frees its blocks and
+ * then waits on a condition variable made its spares beyond
+ * PMI_SPARES_QUIET in pmi_pool_emptied, which in this mode runs an empty
+ * bracket after each to show it.  Spares its free fast path alone made
+ * (the first PMI_SPARES_QUIET) after its last slow path stay until its next
+ * one, or its exit.  The two looks stay, for the decay's timing; and as the
+ * rule needs no barrier between them, malloc_trim's second look at once
+ * gives them back in this mode too (purge.c). */
 
 /* The spares of heap as this pass sees them, up to cap of them in seen[];
  * their number (cap + 1 if there are more).  used is read while the
@@ -258,8 +290,13 @@ static void spare_give_back(pmi_heap *heap, pmi_pool *pool) {
 bool pmi_heap_spares_decay(pmi_heap *heap) {
   pmi_pool *seen[PMI_SPARE_POOLS];   /* 2 KiB of the purge thread's 64 KiB stack */
   unsigned n = spares_look(heap, seen, PMI_SPARE_POOLS);
-  if (n != 0 && n <= PMI_SPARE_POOLS && n == heap->spare_look_n && heap->spare_leaves == heap->spare_look_leaves) {
+  /* fenceless read after the visit: its membarrier ran (heap.c, barrier_setup) */
+  bool barrier = pmi_load_relaxed(&pmi_heap_fenceless);
+  bool shown = n == heap->spares_shown && heap->spare_leaves == heap->spares_shown_leaves;
+  if (n != 0 && n <= PMI_SPARE_POOLS && n == heap->spare_look_n && heap->spare_leaves == heap->spare_look_leaves &&
+      (barrier || shown)) {
     for (unsigned i = 0; i < n; i++) spare_give_back(heap, seen[i]);
+    if (shown) heap->spares_shown = 0;
     n = 0;
   }
   heap->spare_look_n = n;

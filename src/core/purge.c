@@ -185,10 +185,10 @@ void pmi_purge_fork_child(void) {
  * the rule needs the barrier between the looks, not a time).  An owner
  * that takes one of them meanwhile keeps them all, as at a purge pass.
  * Without membarrier (and under ThreadSanitizer) a visit is no barrier on
- * the owner's fast paths, which make the spares: only the owner's next
- * slow path publishes their stores to a visitor, so the second visit at
- * once proves nothing and the purge thread's passes give them back.
- * Returns 1 if anything went back to the OS. */
+ * the owner's fast paths, which make the spares; there the rule is the one
+ * the owner's slow paths show (pool.c, "idle spares"), which needs no
+ * barrier between the looks either, so the second look at once serves
+ * both modes.  Returns 1 if anything went back to the OS. */
 int pmi_release_all(void) {
   uint64_t unmapped = atomic_load(&pmi_purge_stats.arenas_unmapped);
   pmi_heap *self = pmi_heap_own();
@@ -202,7 +202,7 @@ int pmi_release_all(void) {
     pmi_heap_visit(h);
     pmi_heap_collect_any(h);
     if (h == self || !atomic_load(&h->owned)) pmi_heap_release_retained(h);
-    else if (pmi_load_relaxed(&pmi_heap_fenceless)) spares_left |= pmi_heap_spares_decay(h);
+    else spares_left |= pmi_heap_spares_decay(h);
     bytes += pmi_purge_heap_pools(h, true, &pending);
     bytes += pmi_medium_purge_held(h, pmi_os_now_ms(), true, &pending);
     pmi_heap_visit_end(h);

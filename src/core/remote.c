@@ -15,7 +15,9 @@
  *     -> a batch is pushed onto H.thread_free with one CAS when it holds
  *        PMI_REMOTE_BATCH blocks, when its slot is needed for another owner,
  *        and when this thread enters malloc's slow path, calls malloc_trim
- *        or exits.  Frees into a heap no thread owns are pushed at once.
+ *        or exits.  A free into a heap no thread owns goes into its pool
+ *        at once under the heap's lock, or is pushed at once if the lock is
+ *        taken (free_into_unowned).
  *   collection (under H.lock) takes the whole stack:
  *     by H's owner (its slow path), or by anyone when H is unowned: every
  *        block is freed into its pool (collect_pool inline for pool blocks,
@@ -31,7 +33,8 @@
  * hold).  A failure names the block:
  * it was freed by another thread and then freed again by its owner (whose
  * free list push rewrote the link) or written after its free.  A batch is
- * checked the same way by its own thread as it pushes it (slot_flush), and
+ * checked by its own thread as it pushes it, every link against the one it
+ * wrote (slot_flush, from the slot's array of the batch's blocks), and
  * a remote free writes the block's link at once: a second free is found
  * by the owner's malloc of the block or by that check, before a push links
  * a block that is in use into a chain.
@@ -117,6 +120,7 @@ typedef struct remote_slot {
   pmi_heap *owner;
   pmi_block *first, *last;   /* newest first; last->link set at the push */
   uint32_t count;
+  pmi_block *blocks[PMI_REMOTE_BATCH];   /* the same blocks, oldest first: for the hint ring */
 } remote_slot;
 
 /* A thread's batches, and what lets the purge thread push them while the
@@ -165,44 +169,35 @@ static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
  * collect_chain), so the misses overlap.  A hint is never dereferenced: a
  * stale or overwritten one costs a useless prefetch, and every check of the
  * walk stays as it is. */
-/* The same walk checks the batch: every link still as this thread wrote it
- * (a block of ours, and the oldest one's NULL).  A batched block whose
- * owner freed it meanwhile has had its link rewritten by that free, even
- * if the owner's malloc has handed it out again since (untouched): without
- * this check the push would rewrite a live block's link and the collection
- * free it a second time, silently. */
-/* The map and its bound come in registers (the ring's stores could alias
- * the globals); the rotated address finds no slot for a misaligned next
- * (free's first test), so one compare answers alignment and bound. */
-static inline bool batch_link_ok(const pmi_block *next, const uint8_t *map, uintptr_t slots) {
-  uintptr_t slot = pmi_arenamap_block_slot(pmi_rotate_units(next));
-  if (slot >= slots) return false;
-  unsigned kind = map[slot];
-  return kind == PMI_REGION_POOLS || kind == PMI_REGION_MEDIUM;
-}
-
+/* The push checks its batch: every block's link still as this thread wrote
+ * it, the oldest one's NULL and each other's the block freed before it.  A
+ * batched block whose owner freed it meanwhile has had its link rewritten
+ * by that free, even if the owner's malloc has handed it out again since
+ * (untouched): without this check the push would rewrite a live block's
+ * link and the collection free it a second time, silently.  And a block
+ * that another thread also holds in its batch has had its link rewritten by
+ * that thread's free: a chain that is still well formed, but skips blocks
+ * and holds the block once, for two frees.  The slot's array says what each
+ * link must be, so the check is one compare a block, with no walk from
+ * block to block and no look at the arena map (the walk that did this was
+ * about 20 instructions a block); the same pass fills the owner's ring of
+ * hints from the array.  The collection walk checks every link again before
+ * it follows it: the owner may still free a block after the push. */
 static void slot_flush(remote_slot *s) {
   pmi_block *first = s->first;
   if (first == NULL) return;
   pmi_heap *owner = s->owner;
   pmi_block *last = s->last;
-  /* in registers: the ring's stores could alias them */
-  const uint32_t count = s->count;
+  const uint32_t count = s->count;   /* in registers: the ring's stores could alias them */
   const uintptr_t link_key = pmi_remote_link_key;
-  const uint8_t *map = (const uint8_t *)pmi_load_relaxed(&pmi_arenamap);   /* set: we hold a block of owner's */
-  const uintptr_t slots = *(const uintptr_t *)&pmi_arenamap_slots;
   _Atomic(pmi_block *) *const ring = owner->remote_hint;
-  uint64_t pos = atomic_fetch_add_explicit(&owner->hint_pos, count, memory_order_relaxed) + count;
-  pmi_block *b = first;   /* the chain is in this thread's cache: it wrote every link */
-  for (uint32_t left = count;;) {
-    atomic_store_explicit(&ring[--pos & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
-    pmi_block *next = (pmi_block *)(b->link ^ link_key);   /* rlink_set's encoding */
-    if (--left == 0) {
-      if (pmi_unlikely(next != NULL || b != last)) pmi_bad_pointer("free", b, fault_refreed);
-      break;
-    }
-    if (pmi_unlikely(!batch_link_ok(next, map, slots))) pmi_bad_pointer("free", b, fault_refreed);
-    b = next;
+  uint64_t at = atomic_fetch_add_explicit(&owner->hint_pos, count, memory_order_relaxed);
+  uintptr_t expect = link_key;   /* rlink_set's encoding of the oldest block's NULL */
+  for (uint32_t i = 0; i < count; i++) {
+    pmi_block *b = s->blocks[i];
+    atomic_store_explicit(&ring[(at + i) & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
+    if (pmi_unlikely(b->link != expect)) pmi_bad_pointer("free", b, fault_refreed);
+    expect = (uintptr_t)b ^ link_key;
   }
   s->first = s->last = NULL;
   s->owner = NULL;
@@ -353,9 +348,36 @@ static remote_slot *slot_for(pmi_heap *owner) {
  * block is caught all the same, as a rewritten link: by this check of a
  * batch at its push (slot_flush), or by the collection walk (a mark
  * cleared, or a chain that meets a block twice). */
+/* A free into a heap no thread owns (its owner exited, nobody adopted it
+ * yet): the heap's lock, when it is free,
+ * makes this thread its holder, which frees the block into its pool at
+ * once, as a collection would, with the same checks (pmi_free_collected).
+ * A push followed by pmi_heap_reclaim_unowned did the same in about three
+ * times the instructions (a CAS, then a whole collection for one block:
+ * about 230 a free, many thousands of them as larson's new threads free
+ * the blocks of heaps not yet adopted).  If the lock is taken, or the heap
+ * was adopted meanwhile, the block is pushed as before, and remote.c's
+ * handshake ("the memory model") leaves it to the holder or the owner. */
+static void free_into_unowned(pmi_heap *owner, pmi_block *block) {
+  if (pmi_heap_trylock(owner)) {
+    if (!atomic_load(&owner->owned)) {   /* owned does not change under the lock */
+      pmi_heap_repair_locked(owner);
+      pmi_free_collected(owner, block);
+      if (atomic_load_explicit(&owner->thread_free, memory_order_relaxed) != NULL) pmi_heap_collect_locked(owner);
+      pmi_heap_unlock(owner);   /* and looks again for pushes that found the lock held */
+      return;
+    }
+    pmi_heap_unlock(owner);
+  }
+  remote_push(owner, block, block);
+}
+
 pmi_noinline static void remote_free_slow(pmi_heap *owner, pmi_block *block) {
   if (pmi_unlikely(batch_off || !pmi_load_relaxed(&owner->owned))) {
-    remote_push(owner, block, block);
+    int saved = errno;
+    if (!pmi_load_relaxed(&owner->owned)) free_into_unowned(owner, block);
+    else remote_push(owner, block, block);   /* this thread is past its exit: no batch */
+    errno = saved;
     return;
   }
   if (pmi_unlikely(!cache.registered)) cache_register();
@@ -363,6 +385,7 @@ pmi_noinline static void remote_free_slow(pmi_heap *owner, pmi_block *block) {
   remote_slot *s = cache.slots[0].owner == owner ? &cache.slots[0] : slot_for(owner);
   bool started = s->first == NULL;
   if (started) s->last = block;
+  s->blocks[s->count] = block;
   /* The oldest block's link too, at once (NULL until the push): the owner's
    * free list through a block it had freed already breaks here, so that
    * its malloc reports the double free instead of handing the block out. */
@@ -401,7 +424,7 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
     if (pmi_likely(entered && s->owner == owner && s->count < PMI_REMOTE_BATCH - 1)) {
       rlink_set(block, s->first);   /* the slot's owner is set: it holds a block */
       s->first = block;
-      s->count++;
+      s->blocks[s->count++] = block;
       atomic_store_explicit(&cache.busy, 0, memory_order_release);
       return;
     }

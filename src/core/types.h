@@ -638,6 +638,9 @@ typedef struct pmi_heap {
                                  nspare by the owner's slow paths: pool.c) */
   unsigned spare_leaves;      /* times a spare left: owner's slow paths */
   unsigned spare_look_n, spare_look_leaves;   /* the purge thread's last look */
+  unsigned spares_shown, spares_shown_leaves; /* without membarrier: the spares
+                                 and leaves at the owner's last slow path
+                                 (pmi_spares_show; pool.c, "idle spares") */
   pmi_medium *mediums;                               /* every medium region of the heap */
   size_t nmediums;
   pmi_arena *usable_arenas;                          /* fullest first */

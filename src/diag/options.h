@@ -28,6 +28,11 @@ enum pmi_option_kind { PMI_OPT_LONG, PMI_OPT_CHOICE, PMI_OPT_PATH };
     "when nothing is left to return, gives idle memory back after "              \
     "ARENA_DECAY_MS (remote frees an idle owner does not collect, empty pools, "  \
     "reserve arenas); 0: only the allocator's own calls and malloc_trim() do")   \
+  X(membarrier, "MEMBARRIER", PMI_OPT_LONG, 1, 0, 1, NULL, "0|1",                \
+    "1: threads that look into another thread's heap (the purge thread, "         \
+    "malloc_trim, the statistics) use membarrier(2) where the kernel has it, so " \
+    "that the owner's slow paths need no fence; 0: never (each of those slow "    \
+    "paths pays one locked instruction, as without the kernel's support)")       \
   X(debug, "DEBUG", PMI_OPT_LONG, 0, 0, 1, NULL, "0|1",                           \
     "debug mode: guard bytes around every block, 0xCD/0xDD fills, a quarantine "  \
     "of freed blocks; overflows, double frees, bad pointers and writes after "    \
