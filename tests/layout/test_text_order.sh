@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # The order of the library's code (CMakeLists.txt, "Link order"): the code
 # every program runs, the start-up functions (.text.startup, .text.exit), the
-# entry points (api/) and the core objects but huge.c and libc.c, lies in the first 64 KiB of the text segment,
+# entry points (api/override.c) and the core objects but huge.c and the
+# seldom met lock.c and libc.c, lies in the first 64 KiB of the text segment,
 # the window the kernel maps around the first fault there (fault-around).
 # Checked from the objects of the build: each of their functions, found by
 # name in the shared library (names defined in one object only), must end
-# within that window; and huge.c, libc.c and the diagnostics come after them.
+# within that window; and huge.c, lock.c, libc.c, api/extensions.c and the
+# diagnostics come after them.
 set -euo pipefail
 : "${POOLMALLOC_LIB:?}" "${PM_BUILD_DIR:?}"
 for t in nm objdump readelf; do
@@ -57,23 +59,25 @@ for obj in "$objdir"/*/*.o "$gcdir"/*/*.o; do
   [[ -f $obj ]] || continue
   check "$obj" '^[.]text[.](startup|exit)'
 done
-first=("$objdir"/api/*.o "$objdir"/core/*.o)
+first=("$objdir"/api/override.c.o "$objdir"/core/*.o)
+later=("$objdir"/core/huge.c.o "$objdir"/core/lock.c.o "$objdir"/core/libc.c.o "$objdir"/api/extensions.c.o)
+is_later() { local l; for l in "${later[@]}"; do [[ $1 == "$l" ]] && return 0; done; return 1; }
 for obj in "${first[@]}"; do
-  [[ $obj == */huge.c.o || $obj == */libc.c.o ]] && continue
+  is_later "$obj" && continue
   check "$obj" '^[.]text$'
 done
 
 # the functions of huge.c and of diag/ lie after every function checked above
 core_end=0
 for obj in "${first[@]}"; do
-  [[ $obj == */huge.c.o || $obj == */libc.c.o ]] && continue
+  is_later "$obj" && continue
   while read -r name; do
     [[ ${lib_count[$name]:-0} == 1 ]] || continue
     read -r start size <<<"${lib_at[$name]}"
     (( start + size > core_end )) && core_end=$(( start + size ))
   done < <(objdump -t "$obj" | awk '$3 == "F" && $4 == ".text" { print $NF }')
 done
-for obj in "$objdir"/core/huge.c.o "$objdir"/core/libc.c.o "$objdir"/diag/*.o; do
+for obj in "${later[@]}" "$objdir"/diag/*.o; do
   while read -r name; do
     [[ ${lib_count[$name]:-0} == 1 ]] || continue
     read -r start size <<<"${lib_at[$name]}"
@@ -90,6 +94,6 @@ if (( checked < 100 )); then
   echo "FAIL: only $checked functions found in both the objects and $POOLMALLOC_LIB"
   fail=1
 fi
-(( fail == 0 )) && printf 'ok: %d functions; start-up, api/ and core code end by %#x (text %#x..%#x)\n' \
+(( fail == 0 )) && printf 'ok: %d functions; start-up, entry points and core code end by %#x (text %#x..%#x)\n' \
   "$checked" "$core_end" "$text" "$limit"
 exit $fail
