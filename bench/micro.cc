@@ -12,6 +12,7 @@
 //
 //   BM_pair/SIZE                  malloc(SIZE)+free, the size-class fast path
 //   BM_pair_random/MAX            malloc+free of sizes drawn from 8..MAX
+//   BM_pair_random_medium/16384   the same from 513..16384 (the medium classes)
 //   BM_batch_{fifo,lifo,random}/N N live blocks (8..512 bytes), then freed in
 //                                 allocation order, reverse order or random order
 //   BM_calloc/SIZE                calloc(1, SIZE)+free
@@ -96,6 +97,19 @@ void BM_pair_random(benchmark::State &state) {
 }
 BENCHMARK(BM_pair_random)->Arg(512)->Arg(1000);
 BENCHMARK(BM_pair_random)->Arg(512)->Threads(2)->Threads(4)->UseRealTime();
+
+// The same over the medium classes only, 513..16384 bytes (bench_ops' row of that name).
+void BM_pair_random_medium(benchmark::State &state) {
+  static const SizeTable t(513, 16384, 4);   // (the one argument, 16384)
+  size_t i = 0;
+  for (auto _ : state) {
+    void *p = malloc(t.size[i++ & (kTable - 1)]);
+    benchmark::DoNotOptimize(p);
+    free(p);
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_pair_random_medium)->Arg(16384);
 
 // ---------------------------------------------------------------------------
 // Batches of live blocks freed in allocation, reverse or random order

@@ -195,7 +195,9 @@ typedef struct pm_class_stats {
 
 typedef struct pm_stats {
   pm_class_stats classes[PM_NCLASSES];
-  /* the medium classes: "pools" counts regions, tail_waste is per region */
+  /* the medium classes: "pools" counts regions, tail_waste is the bytes of
+   * all of them that no block fits in (each region's colour, the gap before
+   * its first block, and its tail) */
   pm_class_stats medium_classes[PM_MEDIUM_NCLASSES];
   struct { PM_ARENA_STATS(PM_STAT_FIELD) } arenas;
   /* fill[i]: owned arenas with between i/8 and (i+1)/8 of their pools in

@@ -454,8 +454,10 @@ pmi_export void *pm_reallocarray(void *p, size_t n, size_t size) {
 
 /* The smallest medium class at least n, n a multiple of an alignment a (a
  * power of two up to 4 KiB): its blocks are a-aligned.  Blocks sit at
- * MEDIUM_HEADER + k * size, so that is size being a multiple of a, and the
- * class of n is: the classes between 2^b and 2^(b + 1) are the multiples
+ * MEDIUM_HEADER + colour + k * size, the colour a multiple of the size's
+ * power-of-two part up to 4 KiB (internal.h, pmi_medium_colour), so that
+ * is size being a multiple of a, and the class of n is: the classes
+ * between 2^b and 2^(b + 1) are the multiples
  * of a step 2^(b - k) (types.h), so rounding n up to one keeps it a
  * multiple of a when a <= 2^(b - k), and leaves n as it is when a is
  * larger (n is then a multiple of the step already).  internal.test_medium
@@ -467,8 +469,8 @@ static inline unsigned medium_aligned_class(size_t n) { return pmi_medium_class_
  *     pool, so a request rounded up to a multiple of a power-of-two
  *     alignment <= 512 is served from the pools at malloc's cost (C++'s
  *     aligned new takes this path);
- *   - medium blocks sit at 12 KiB + k * size in a 1 MiB-aligned region, so
- *     for an alignment a <= 4 KiB the class of the request rounded up to a
+ *   - medium blocks sit at 12 KiB + colour + k * size in a 1 MiB-aligned
+ *     region, so for an alignment a <= 4 KiB the class of the request rounded up to a
  *     multiple of a serves it (its size is a multiple of a: above);
  *   - anything else is a huge block, whose mapping is aligned as asked. */
 void *pmi_memalign(size_t alignment, size_t size) {

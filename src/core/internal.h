@@ -485,6 +485,31 @@ static inline unsigned pmi_medium_units(const void *p) {   /* the live bit's 16-
   return (unsigned)(((uintptr_t)p & (PMI_MEDIUM_SIZE - 1)) >> PMI_ALIGNMENT_SHIFT);
 }
 #define PMI_MEDIUM_LIVE_WORDS (PMI_MEDIUM_UNITS / 64)
+/* The bytes between region m's header and its block 0 while it serves
+ * class c (medium.c, "colour", says why): a multiple of 8 KiB below 64 KiB
+ * by region (the blocks a line of live words covers), plus a line offset
+ * by class, not in set 0, a multiple of the size's power-of-two part up to
+ * 4 KiB and of 64; under 64 KiB in all. */
+#define PMI_COLOUR_LINE 64u
+#define PMI_COLOUR_WINDOW 8192u
+#define PMI_COLOUR_WINDOWS 8u
+_Static_assert(PMI_COLOUR_WINDOW == 8 * 64 * PMI_ALIGNMENT, "a line holds 8 live words of 64 units");
+_Static_assert(PMI_MEDIUM_ALIGN_MAX <= PMI_COLOUR_WINDOW, "a window's step keeps every alignment");
+static inline uint32_t pmi_medium_colour(const void *m, unsigned c) {
+  size_t size = pmi_medium_class_size(c), align = size & -size;
+  if (align > PMI_MEDIUM_ALIGN_MAX) align = PMI_MEDIUM_ALIGN_MAX;
+  if (align < PMI_COLOUR_LINE) align = PMI_COLOUR_LINE;
+  /* by the class's place in its doubling: 14 lines, each a multiple of the
+   * alignment that place has in the first doubling (the 1024-byte class's
+   * 16 lines is its 1 KiB) */
+  static const uint8_t lines[PMI_MEDIUM_PER_OCTAVE] = {1, 3, 5, 7, 9, 11, 13, 2, 15, 4, 6, 8, 10, 16};
+  size_t line = ((size_t)lines[c % PMI_MEDIUM_PER_OCTAVE] * PMI_COLOUR_LINE) & ~(align - 1);
+  if (line == 0 && align < PMI_MEDIUM_ALIGN_MAX) line = align;   /* set 0 has the descriptors */
+  size_t window = ((uintptr_t)m >> PMI_MEDIUM_SHIFT) % PMI_COLOUR_WINDOWS * PMI_COLOUR_WINDOW;
+  size_t span = PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - window;
+  if (span / size < 16 && (span - line) / size < span / size) line = 0;   /* (the largest classes) */
+  return (uint32_t)(window + line);
+}
 void  *pmi_medium_pop_last(pmi_medium *m, pmi_block *block);   /* next NULL, or corrupt */
 /* Pops block, the head of region m's free list, and hands it out.  The link
  * check is the pool's (internal.h, "free-list links"): next ^ block below

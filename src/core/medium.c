@@ -14,10 +14,13 @@
  * treat regions as they treat arenas.
  *
  *    region (1 MiB aligned)
- *    +--------+---------+---------+-- ... --+---------+------+
- *    | header | block 0 | block 1 |         | block k | tail |
- *    +--------+---------+---------+-- ... --+---------+------+
- *     12 KiB    size      size                size      < size, never touched
+ *    +--------+--------+---------+---------+-- ... --+---------+------+
+ *    | header | colour | block 0 | block 1 |         | block k | tail |
+ *    +--------+--------+---------+---------+-- ... --+---------+------+
+ *     12 KiB   < 64 KiB  size      size                size     never touched
+ *
+ * (the colour, never touched either, spreads the regions' first blocks and
+ * their live words over the cache sets: colour_of below)
  *
  * Why a region per class, not pages of a shared heap: a block's class, its
  * descriptor and its owner are found from its address by one mask, the free
@@ -71,7 +74,8 @@ void pmi_medium_mapped(size_t *now, size_t *peak) {
 
 static inline uint64_t *live_word(pmi_medium *m, unsigned units) { return &m->live[units >> 6]; }
 static inline uint64_t live_bit(unsigned units) { return (uint64_t)1 << (units & 63); }
-static inline char *first_block(pmi_medium *m) { return (char *)m + PMI_MEDIUM_HEADER; }
+static inline size_t span_start(const pmi_medium *m) { return PMI_MEDIUM_HEADER + m->colour; }
+static inline char *first_block(pmi_medium *m) { return (char *)m + span_start(m); }
 
 /* ---- the reserve and the OS ------------------------------------------------ */
 
@@ -112,6 +116,46 @@ void pmi_medium_release_reserve(size_t keep) {
   while ((m = reserve_pop_old(keep, 0, true)) != NULL) region_unmap(pmi_heap_tls, m);
 }
 
+/* ---- colour (internal.h, pmi_medium_colour) ------------------------------------
+ * Regions are 1 MiB-aligned, so without a colour every region's block 0
+ * sits at offset 12 KiB, in L1 cache set 0 (set = address bits 6..11 on
+ * this 64-set, 12-way cache), with the descriptors (every region's start),
+ * and the live words of every region's first blocks share the header's
+ * third line.  A program cycling over the classes of one doubling (sizes
+ * 8..1000: 14 medium classes, each reusing its head block) then keeps 28
+ * lines in set 0 and 14 in set 2, and misses L1 on about every other
+ * operation.  The colour moves a region's blocks by
+ *   - a multiple of 8 KiB below 64 KiB, by region address (a 1 MiB step:
+ *     regions mapped one after another get the eight in turn): a line of
+ *     the live bitmap covers 8 KiB of blocks, so that moves the line their
+ *     live words are in (the header's lines 2 to 9), and
+ *   - a line offset, by the class's place in its doubling (1 to 16 lines:
+ *     the 14 classes of 513 .. 1024 bytes get 14 sets, none of them set 0,
+ *     where every region's descriptor is; a higher doubling's coarser
+ *     alignments merge some), which places block 0's first line: the
+ *     line a malloc reads and a free writes, whatever the size,
+ * the second rounded down to a multiple of the class size's power-of-two
+ * part up to 4 KiB, so that the classes the aligned entry points pick stay
+ * aligned (types.h), and of 64, and dropped where it would cost the region
+ * a block (the classes of fewer than 16 blocks).  The window is never
+ * touched: it costs address space only (at most 56 KiB of a region: about
+ * a sixteenth of a small class's blocks, one of the largest); the line
+ * offset, at most 1 KiB (2 KiB for the classes of 2 KiB alignment, none
+ * for those of 4 KiB), shares the page block 0 starts in: why it does not
+ * range over all 64 lines (with them, 2 KiB a region on average, larson's
+ * peak grew by about 0.7 MB; with these the first doubling's sets are as
+ * distinct and BM_pair_random/1000 misses as little, 0.90 L1 misses a
+ * call, BM_pair_random_medium/16384 a little more, 1.10 against 0.94; 1.50
+ * and 2.41 without colour).
+ * Why the window by region, not by class: a region from the reserve taken
+ * for another class keeps its window, so the pages one class touched are
+ * where the next one's blocks are (a window by class left them in the new
+ * gap, to be given back and faulted in again: BM_batch_medium<kRandom>/65536,
+ * whose regions change class about 3000 times, gave back 76 MB more and
+ * took 3x the page faults); only the line offset, inside the page block 0
+ * starts in, changes with the class.  A region from the reserve that serves
+ * its class again keeps its colour and free list (region_new). */
+
 /* A region for heap, from the reserve (warmest first) or the OS, formatted
  * for class c and linked on heap.mediums; NULL when the OS refuses. */
 static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
@@ -150,12 +194,13 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
     m->ncarved = 0;
     m->ndormant = 0;
     m->freeblock = NULL;
+    m->colour = pmi_medium_colour(m, c);   /* (its window is the region's: no page it touched is in the gap) */
   }
   /* else: a region that served this class before keeps its free list (all
-   * of its carved blocks), as a pool does */
+   * of its carved blocks) and its colour, as a pool does */
   m->mclass = (uint8_t)c;
   m->block_size = (uint32_t)size;
-  m->capacity = (uint16_t)((PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / size);
+  m->capacity = (uint16_t)((PMI_MEDIUM_SIZE - span_start(m)) / size);
   m->used = 0;
   m->state = PMI_MEDIUM_USED;
   m->held = NULL;   /* (over retired_ms) */
@@ -405,11 +450,10 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
 static const char *fault_owned(pmi_medium *m, const void *p) {
   if (m->state != PMI_MEDIUM_USED && m->state != PMI_MEDIUM_FULL)
     return "invalid pointer (inside a medium region not in use):";
-  size_t off = (size_t)((const char *)p - (const char *)m);
-  if (off < PMI_MEDIUM_HEADER || ((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 ||
-      (off - PMI_MEDIUM_HEADER) % m->block_size != 0)
+  size_t off = (size_t)((const char *)p - (const char *)m), start = span_start(m);
+  if (off < start || ((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || (off - start) % m->block_size != 0)
     return "invalid pointer (not the start of a block):";
-  if ((off - PMI_MEDIUM_HEADER) / m->block_size >= m->ncarved) return "invalid pointer (a block never handed out):";
+  if ((off - start) / m->block_size >= m->ncarved) return "invalid pointer (a block never handed out):";
   unsigned units = pmi_medium_units(p);
   if (!(*live_word(m, units) & live_bit(units))) return "double free or corruption: block already freed,";
   return NULL;
@@ -662,7 +706,7 @@ static inline uintptr_t idle_sig(const pmi_medium *m) {
 static size_t purge_region(pmi_medium *m) {
   size_t page = pmi_os_page_size(), size = m->block_size;
   unsigned shift = (unsigned)__builtin_ctzl(page);
-  size_t end = PMI_MEDIUM_HEADER + (size_t)m->ncarved * size;   /* offsets in the region */
+  size_t end = span_start(m) + (size_t)m->ncarved * size;   /* offsets in the region */
   uint64_t busy[PAGE_WORDS] = {0};
   unsigned nlive = 0;
   for (unsigned w = 0; w < PMI_MEDIUM_UNITS / 64; w++) {
@@ -679,7 +723,7 @@ static size_t purge_region(pmi_medium *m) {
     pmi_block *list = NULL;
     unsigned dormant = 0;
     for (unsigned i = m->ncarved; i-- > 0;) {
-      size_t off = PMI_MEDIUM_HEADER + (size_t)i * size;
+      size_t off = span_start(m) + (size_t)i * size;
       pmi_block *b = (pmi_block *)((char *)m + off);
       unsigned units = pmi_medium_units(b);
       if (*live_word(m, units) & live_bit(units)) continue;
@@ -695,7 +739,7 @@ static size_t purge_region(pmi_medium *m) {
     m->ndormant = (uint16_t)dormant;
   }
   size_t bytes = 0;
-  size_t first = (PMI_MEDIUM_HEADER + page - 1) >> shift, last = (end + page - 1) >> shift;
+  size_t first = span_start(m) >> shift, last = (end + page - 1) >> shift;   /* (the header ends on a page) */
   for (size_t pg = first; pg < last;) {
     if (busy[pg >> 6] & ((uint64_t)1 << (pg & 63))) {
       pg++;
@@ -715,7 +759,7 @@ static size_t purge_region(pmi_medium *m) {
  * what the new one has carved.  They go back, and are no longer touched. */
 static size_t purge_tail(pmi_medium *m) {
   size_t page = pmi_os_page_size();
-  size_t lo = (PMI_MEDIUM_HEADER + (size_t)m->ncarved * m->block_size + page - 1) & ~(page - 1);
+  size_t lo = (span_start(m) + (size_t)m->ncarved * m->block_size + page - 1) & ~(page - 1);
   size_t hi = (((size_t)m->touched << PMI_MEDIUM_TOUCH_SHIFT) + page - 1) & ~(page - 1);
   if (hi > PMI_MEDIUM_SIZE) hi = PMI_MEDIUM_SIZE;
   if (hi <= lo) return 0;

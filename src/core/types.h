@@ -240,10 +240,11 @@ enum pmi_region_kind {
  *    it): 2^b + j 2^(b - 5) doubled is 2^(b + 1) + j 2^(b - 4), and
  *    (i + 3) 2^(b - 3) doubled is (i + 3) 2^(b - 2).
  *
- *    Every block size is a multiple of 16, and blocks start at 12 KiB + k *
- *    size in a 1 MiB-aligned region, so every medium block is 16-byte
- *    aligned, and the blocks of a class whose size is a multiple of a power
- *    of two a <= 4 KiB are a-aligned (aligned_alloc takes them: both parts of
+ *    Every block size is a multiple of 16, and blocks start at 12 KiB +
+ *    colour + k * size in a 1 MiB-aligned region (the colour a multiple of
+ *    the size's power-of-two part up to 4 KiB: medium.c, colour_of), so every
+ *    medium block is 16-byte aligned, and the blocks of a class whose size
+ *    is a multiple of a power of two a <= 4 KiB are a-aligned (aligned_alloc takes them: both parts of
  *    a doubling have every multiple of their step, so the class of a size
  *    that is a multiple of a is a multiple of a too).
  *
@@ -271,7 +272,8 @@ enum pmi_region_kind {
  * path finds a pool's bit and a region's by the same steps (free.c). */
 #define PMI_MEDIUM_UNITS    (PMI_MEDIUM_SIZE >> PMI_ALIGNMENT_SHIFT)
 /* The largest alignment medium blocks have by their place: blocks start at
- * MEDIUM_HEADER + k * size, and MEDIUM_HEADER is a multiple of it. */
+ * MEDIUM_HEADER + colour + k * size, and MEDIUM_HEADER and every colour of
+ * a class whose size it divides are multiples of it. */
 #define PMI_MEDIUM_ALIGN_MAX PMI_POOL_SIZE
 /* Blocks carved from a medium region's untouched tail per slow-path visit. */
 #define PMI_MEDIUM_CARVE_BYTES 16384u
@@ -437,7 +439,10 @@ enum pmi_medium_state {
  * "Pool states"), its descriptor and live bitmap at its start.
  *
  * Invariants, for a region r of class c (size = pmi_medium_class_size(c)):
- *   r.capacity == (MEDIUM_SIZE - MEDIUM_HEADER) / size     (while USED or FULL)
+ *   r.capacity == (MEDIUM_SIZE - MEDIUM_HEADER - r.colour) / size   (while USED or FULL)
+ *   block k starts at MEDIUM_HEADER + r.colour + k * size, and r.colour is a
+ *       multiple of 64 and of size's largest power-of-two divisor up to
+ *       MEDIUM_ALIGN_MAX (so that the aligned entry points' classes stay aligned)
  *   head(r) = 1 if r is the head of its heap's usedmedium[c], else 0
  *   r.used - head(r) + |r.held list| + |r.freeblock list| + r.ndormant + (r.capacity - r.ncarved)
  *       == r.capacity
@@ -497,6 +502,8 @@ typedef struct pmi_medium {
   uint16_t touched;                 /* 128-byte units from the region's start
                                        that may be resident: carving below it
                                        is not growth (medium.c, grew) */
+  uint32_t colour;                  /* bytes between the header and block 0
+                                       while USED or FULL (medium.c, colour_of) */
 } pmi_medium;
 
 _Static_assert(offsetof(pmi_medium, heap) == offsetof(pmi_arena, heap), "owner where an arena keeps it");

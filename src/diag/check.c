@@ -174,7 +174,7 @@ static void check_usable_arenas(checker *ck, pmi_heap *heap) {
  * held), each a carved block start, live and marked exactly when held. */
 static unsigned medium_list(checker *ck, pmi_medium *m, pmi_block *list, bool held) {
   unsigned n = 0;
-  char *base = (char *)m + PMI_MEDIUM_HEADER;
+  char *base = (char *)m + PMI_MEDIUM_HEADER + m->colour;
   for (pmi_block *b = list; b != NULL; b = pmi_link_get(b), n++) {
     char *cb = (char *)b;
     if (n > m->capacity || cb < base || cb >= base + (size_t)m->ncarved * m->block_size ||
@@ -198,8 +198,9 @@ static void check_medium(checker *ck, pmi_heap *heap, pmi_medium *m) {
   CHECK(ck, m->mclass < PMI_MEDIUM_NCLASSES && m->block_size == pmi_medium_class_size(m->mclass),
         "medium region %p: class %u, block size %u", (void *)m, m->mclass, m->block_size);
   if (m->mclass >= PMI_MEDIUM_NCLASSES) return;
-  CHECK(ck, m->capacity == (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / m->block_size, "medium region %p: capacity %u",
-        (void *)m, m->capacity);
+  CHECK(ck, m->colour == pmi_medium_colour(m, m->mclass), "medium region %p: colour %u", (void *)m, m->colour);
+  CHECK(ck, m->capacity == (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - m->colour) / m->block_size,
+        "medium region %p: capacity %u", (void *)m, m->capacity);
   CHECK(ck, m->ncarved <= m->capacity, "medium region %p: carved %u > capacity", (void *)m, m->ncarved);
   unsigned nfree = medium_list(ck, m, m->freeblock, false);
   /* held blocks (FULL only): carved, still live and marked */

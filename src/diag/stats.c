@@ -122,7 +122,11 @@ static void census_arena(pm_stats *st, pmi_heap *h, pmi_arena *a) {
 static void census_medium(pm_stats *st, pmi_medium *m) {
   unsigned state = m->state;
   if (state != PMI_MEDIUM_USED && state != PMI_MEDIUM_FULL) return;
-  census_class(&st->medium_classes[m->mclass], state == PMI_MEDIUM_FULL, pmi_medium_nused(m), m->ncarved, m->capacity);
+  pm_class_stats *cs = &st->medium_classes[m->mclass];
+  unsigned capacity = m->capacity;
+  census_class(cs, state == PMI_MEDIUM_FULL, pmi_medium_nused(m), m->ncarved, capacity);
+  /* the colour's gap and the tail: no block fits in them */
+  cs->tail_waste += PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - (size_t)capacity * m->block_size;
   st->medium.dormant_bytes += (unsigned long long)m->ndormant * m->block_size;
 }
 
@@ -138,11 +142,10 @@ static void medium_totals(pm_stats *st, size_t owned) {
     cs->block_size = pmi_medium_class_size(c);
     cs->bytes_in_use = cs->blocks_in_use * cs->block_size;
     cs->bytes_free = (cs->free_blocks + cs->untouched_blocks) * cs->block_size;
-    cs->tail_waste = (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) % cs->block_size;
     st->medium.in_use_bytes += cs->bytes_in_use;
     st->medium.free_block_bytes += cs->free_blocks * cs->block_size;
     st->medium.untouched_bytes += cs->untouched_blocks * cs->block_size;
-    st->medium.tail_waste_bytes += cs->pools * cs->tail_waste;
+    st->medium.tail_waste_bytes += cs->tail_waste;
   }
   st->medium.mapped_bytes = st->medium.regions * PMI_MEDIUM_SIZE;
   st->medium.header_bytes = owned * PMI_MEDIUM_HEADER;

@@ -3,7 +3,9 @@
  * formula, the head region's extra use (free's one "emptied"
  * test), a region emptied by free's fast path going to the reserve, and a
  * FULL region coming back, a malloc/free loop on a one-block list staying
- * on the fast paths, and the purge of a region's free pages (blocks
+ * on the fast paths, the colour of the regions (their first blocks in
+ * different cache sets, every block handed out once, aligned blocks still
+ * aligned), and the purge of a region's free pages (blocks
  * whose first page went are dormant, and woken when the list runs dry; on
  * growth elsewhere, without a trim).  Runs in a fresh thread so that it
  * owns a heap nobody else has touched. */
@@ -94,6 +96,129 @@ static void test_aligned_table(void) {
     }
 }
 
+/* Colour (medium.c): every region starts its blocks past a gap of its own
+ * (8 KiB steps by region, a line offset by class), so that the first
+ * blocks of the 14 classes of a doubling are in 14 cache sets (none of
+ * them set 0, the descriptors'), their live words in the header's line
+ * of the region's window; within the aligned entry points' guarantees and
+ * at most 64 KiB of a region's blocks (one block of the largest classes).  A region then
+ * hands out each of its blocks once, all of them at their places. */
+static unsigned set_of(const void *p) { return (unsigned)((uintptr_t)p >> 6) & 63; }
+
+static void test_colour(pmi_heap *heap) {
+  unsigned bad = 0;
+  for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
+    for (uintptr_t r = 0; r < 8; r++) {   /* the eight windows */
+      const void *region = (const void *)((r + 40) << PMI_MEDIUM_SHIFT);
+      size_t size = pmi_medium_class_size(c), colour = pmi_medium_colour(region, c), align = size & -size;
+      size_t full = (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER) / size, cap = (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - colour) / size;
+      if (align > PMI_MEDIUM_ALIGN_MAX) align = PMI_MEDIUM_ALIGN_MAX;
+      if (colour % 64 != 0 || colour % align != 0 || colour >= 64 * 1024 || colour / 8192 != r) bad++;
+      if (cap + (64 * 1024 + size - 1) / size < full || (full < 16 && cap + 1 < full)) bad++;   /* 64 KiB, one big block */
+    }
+  }
+  EXPECT(bad == 0);
+  /* one region of each class of 513 .. 1024: block 0 first */
+  enum { N = 14 };
+  void *p[N];
+  uint64_t sets = 0, lines = 0;
+  for (unsigned c = 0; c < N; c++) {
+    size_t size = pmi_medium_class_size(c);
+    EXPECT(heap->usedmedium[c] == &pmi_medium_sentinel);
+    p[c] = pm_malloc(size);
+    pmi_medium *m = pmi_medium_of(p[c]);
+    EXPECT(m->colour == pmi_medium_colour(m, c) && m->colour % 8192 != 0);
+    EXPECT((char *)p[c] == (char *)m + PMI_MEDIUM_HEADER + m->colour);
+    EXPECT(m->capacity == (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - m->colour) / size);
+    EXPECT(set_of(p[c]) != 0 && !(sets >> set_of(p[c]) & 1));
+    sets |= (uint64_t)1 << set_of(p[c]);
+    unsigned u = pmi_medium_units(p[c]);   /* its live word: in the header's line 2 + the region's window */
+    EXPECT(set_of(&m->live[u >> 6]) == 2 + ((uintptr_t)m >> PMI_MEDIUM_SHIFT) % 8);
+    lines |= (uint64_t)1 << set_of(&m->live[u >> 6]);
+  }
+  EXPECT(__builtin_popcountll(sets) == N);
+  EXPECT(__builtin_popcountll(lines) >= 2);   /* (regions mapped in turn: all eight) */
+  /* the 528-byte region: every block once, at its place */
+  pmi_medium *m = pmi_medium_of(p[0]);
+  size_t size = m->block_size;
+  unsigned cap = m->capacity;
+  char **v = pm_malloc(cap * sizeof *v);
+  unsigned char *seen = pm_calloc(cap, 1);
+  v[0] = p[0];
+  for (unsigned i = 1; i < cap; i++) v[i] = pm_malloc(size);
+  for (unsigned i = 0; i < cap; i++) {
+    size_t off = (size_t)(v[i] - (char *)m) - PMI_MEDIUM_HEADER - m->colour;
+    if (pmi_medium_of(v[i]) != m || off % size != 0 || off / size >= cap || seen[off / size]++) bad++;
+  }
+  EXPECT(bad == 0 && m->ncarved == cap && m->freeblock == NULL);
+  void *next = pm_malloc(size);
+  EXPECT(pmi_medium_of(next) != m && m->state == PMI_MEDIUM_FULL);
+  EXPECT(pm_check() == 0);
+  pm_free(next);
+  for (unsigned i = 0; i < cap; i++) pm_free(v[i]);
+  for (unsigned c = 1; c < N; c++) pm_free(p[c]);
+  pm_free(v);
+  pm_free(seen);
+  EXPECT(pm_check() == 0);
+}
+
+/* A region from the reserve formatted for another class keeps its window
+ * (the colour's 8 KiB steps), so its new gap holds no page the old class
+ * touched, and nothing is given back for it: the new blocks start in the
+ * page the old ones did. */
+static size_t resident(void *p, size_t n);
+static void test_colour_reuse(pmi_heap *heap) {
+  const size_t old_size = 1120, new_size = 1280;   /* classes 16 and 21: colours 1600 and 57 KiB */
+  unsigned oc = pmi_medium_class(old_size), nc = pmi_medium_class(new_size);
+  EXPECT(pmi_medium_class_size(oc) == old_size && pmi_medium_class_size(nc) == new_size);
+  EXPECT(heap->usedmedium[oc] == &pmi_medium_sentinel && heap->usedmedium[nc] == &pmi_medium_sentinel);
+  /* a region of the old class full, the next one touched over 40 blocks
+   * and emptied: it goes to the reserve with its pages when the full one
+   * comes back as the head */
+  void *first = pm_malloc(old_size);
+  pmi_medium *full = pmi_medium_of(first);
+  unsigned cap = full->capacity;
+  void **v = pm_malloc(cap * sizeof *v), *w[40];
+  v[0] = first;
+  for (unsigned i = 1; i < cap; i++) v[i] = pm_malloc(old_size);
+  for (unsigned i = 0; i < 40; i++) {
+    w[i] = pm_malloc(old_size);
+    memset(w[i], 3, old_size);
+  }
+  pmi_medium *m = pmi_medium_of(w[0]);
+  EXPECT(m != full && full->state == PMI_MEDIUM_FULL && heap->usedmedium[oc] == m);
+  for (unsigned i = 0; i < 40; i++) pm_free(w[i]);
+  pm_free(v[0]);
+  EXPECT(m->state == PMI_MEDIUM_EMPTY && pmi_medium_reserve_first() == m && heap->usedmedium[oc] == full);
+  uint32_t old_colour = m->colour;
+  size_t gap = (PMI_MEDIUM_HEADER + old_colour) / 4096 * 4096 - PMI_MEDIUM_HEADER;   /* its whole pages */
+  size_t touched = resident((char *)m + PMI_MEDIUM_HEADER + gap, 40 * old_size);
+  EXPECT(touched >= 10 && resident((char *)m + PMI_MEDIUM_HEADER, gap) == 0);
+  uint64_t purged = heap->counters.medium_purge_bytes;
+  void *q = pm_malloc(new_size);
+  EXPECT(pmi_medium_of(q) == m && m->colour == pmi_medium_colour(m, nc) && m->colour != old_colour);
+  EXPECT(m->colour / 8192 == old_colour / 8192 && (char *)q == (char *)m + PMI_MEDIUM_HEADER + m->colour);
+  EXPECT(((uintptr_t)q & ~(uintptr_t)4095) == ((uintptr_t)m + PMI_MEDIUM_HEADER + gap));   /* block 0's page */
+  EXPECT(resident((char *)m + PMI_MEDIUM_HEADER, gap) == 0);
+  EXPECT(resident((char *)m + PMI_MEDIUM_HEADER + gap, 40 * old_size) == touched);
+  EXPECT(heap->counters.medium_purge_bytes == purged);
+  EXPECT(pm_check() == 0);
+  pm_free(q);
+  for (unsigned i = 1; i < cap; i++) pm_free(v[i]);
+  pm_free(v);
+}
+
+/* Aligned blocks of every alignment 16 .. 4 KiB from coloured regions (last:
+ * it takes a region of most classes). */
+static void test_colour_aligned(void) {
+  for (size_t a = 16; a <= 4096; a *= 2)
+    for (size_t n = 513; n <= 40000; n += 331) {
+      void *q = pm_aligned_alloc(a, n);
+      EXPECT(q != NULL && ((uintptr_t)q & (a - 1)) == 0 && pm_malloc_usable_size(q) >= n);
+      pm_free(q);
+    }
+}
+
 static void test_head_bias(pmi_heap *heap) {
   const size_t size = 20480;                 /* 20 KiB: 51 blocks per region */
   unsigned c = pmi_medium_class(size);
@@ -156,7 +281,10 @@ static void test_largest_class_loop(pmi_heap *heap) {
 
 /* Pages of [p, p + n) resident. */
 static size_t resident(void *p, size_t n) {
-  size_t page = (size_t)sysconf(_SC_PAGESIZE), pages = (n + page - 1) / page, in = 0;
+  size_t page = (size_t)sysconf(_SC_PAGESIZE), skew = (uintptr_t)p & (page - 1);
+  p = (char *)p - skew;   /* (mincore takes a page start; a span starts past its colour) */
+  n += skew;
+  size_t pages = (n + page - 1) / page, in = 0;
   unsigned char *v = malloc(pages);
   if (v == NULL || mincore(p, n, v) != 0) {
     EXPECT(0);
@@ -188,7 +316,7 @@ static void test_purge_pages(pmi_heap *heap) {
   pm_free(first);
   for (unsigned i = 0; i < n; i++)
     if (i % 16 != 0) pm_free(v[i]);
-  char *span = (char *)m + PMI_MEDIUM_HEADER;
+  char *span = (char *)m + PMI_MEDIUM_HEADER + m->colour;
   size_t span_bytes = (size_t)m->ncarved * size, before = resident(span, span_bytes);
   size_t bytes = pmi_medium_purge_idle(heap, pmi_os_now_ms(), true);
   size_t after = resident(span, span_bytes);
@@ -267,7 +395,7 @@ static void test_first_carve(pmi_heap *heap) {
   EXPECT(pmi_medium_class_size(c) == size && heap->usedmedium[c] == &pmi_medium_sentinel);
   void *p = pm_malloc(size);
   pmi_medium *m = pmi_medium_of(p);
-  char *span = (char *)m + PMI_MEDIUM_HEADER;
+  char *span = (char *)m + PMI_MEDIUM_HEADER + m->colour;
   EXPECT(m->ncarved == 4096 / size);
   void *more[16];
   for (unsigned i = 0; i < 16; i++) more[i] = pm_malloc(size);
@@ -350,12 +478,15 @@ static void *run(void *arg) {
   EXPECT(heap != &pmi_heap_empty);
   test_class_sizes();
   test_class_table();
+  test_colour(heap);
+  test_colour_reuse(heap);
   test_aligned_table();
   test_head_bias(heap);
   test_largest_class_loop(heap);
   test_last_block_loop(heap);
   test_purge_pages(heap);
   test_first_carve(heap);
+  test_colour_aligned();
   return NULL;
 }
 

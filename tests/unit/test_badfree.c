@@ -358,6 +358,9 @@ int main(void) {
   p = malloc(7000);   /* the header's last page: the fields past the live bitmap */
   cases[n++] = (bad_case){"free of a medium region's header, last page", "free", "invalid pointer", NULL,
                           (char *)((uintptr_t)p & ~(uintptr_t)((1 << 20) - 1)) + 8192 + 64, case_interior, p, NULL};
+  p = malloc(1000);   /* its class's colour: 1 KiB (and its region's 8 KiB steps) before block 0 */
+  cases[n++] = (bad_case){"free of a medium region's colour gap", "free", "invalid pointer", NULL,
+                          (char *)((uintptr_t)p & ~(uintptr_t)((1 << 20) - 1)) + 3 * 4096 + 512, case_interior, p, NULL};
   p = malloc(9000);
   cases[n++] = (bad_case){"realloc(p + 128), medium block", "realloc", "invalid pointer", NULL,
                           (char *)p + 128, case_realloc_interior, p, NULL};
