@@ -55,7 +55,7 @@ static uintptr_t current_break(void) {
   return b == (void *)-1 ? 0 : (uintptr_t)b;
 }
 static _Atomic uintptr_t heap_start = UINTPTR_MAX;   /* where the main heap starts, once known */
-static uintptr_t brk_at_init;          /* the break when poolmalloc started */
+static uintptr_t brk_at_init pmi_startup_data;   /* the break when poolmalloc started (written at start-up: .data) */
 
 
 /* Field 47 of /proc/self/stat (proc(5)), read into a stack buffer. */

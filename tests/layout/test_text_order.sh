@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# The order of the library's code (CMakeLists.txt, "Link order"): the code
+# every program runs, the start-up functions (.text.startup, .text.exit), the
+# entry points (api/override.c) and the core objects but huge.c and the
+# seldom met lock.c and libc.c, lies in the first 64 KiB of the text segment,
+# the window the kernel maps around the first fault there (fault-around).
+# Checked from the objects of the build: each of their functions, found by
+# name in the shared library (names defined in one object only), must end
+# within that window; and huge.c, lock.c, libc.c, api/extensions.c and the
+# diagnostics come after them.
+set -euo pipefail
+: "${POOLMALLOC_LIB:?}" "${PM_BUILD_DIR:?}"
+for t in nm objdump readelf; do
+  command -v $t >/dev/null 2>&1 || { echo "SKIP: no $t"; exit 77; }
+done
+if nm "$POOLMALLOC_LIB" | grep -q ' __tsan_'; then
+  echo "SKIP: a ThreadSanitizer build (instrumented code, another layout)"
+  exit 77
+fi
+objdir=$PM_BUILD_DIR/CMakeFiles/poolmalloc.dir/src
+gcdir=$PM_BUILD_DIR/CMakeFiles/poolmalloc_gc.dir/src
+if [[ ! -f $objdir/core/alloc.c.o ]]; then
+  echo "FAIL: no objects of the poolmalloc target in $objdir"
+  exit 1
+fi
+window=65536
+
+# first PT_LOAD with R E: the text segment's address
+text=$(readelf -lW "$POOLMALLOC_LIB" | awk '$1 == "LOAD" && / R E / { print $3; exit }')
+[[ -n $text ]] || { echo "FAIL: no executable PT_LOAD in $POOLMALLOC_LIB"; exit 1; }
+limit=$(( text + window ))
+
+# name -> "start size" in the library, for the names defined once there
+declare -A lib_at lib_count
+while read -r addr size type name; do
+  [[ $type == [tT] ]] || continue
+  lib_count[$name]=$(( ${lib_count[$name]:-0} + 1 ))
+  lib_at[$name]="$((16#$addr)) $((16#$size))"
+done < <(nm -S --defined-only "$POOLMALLOC_LIB")
+
+fail=0
+checked=0
+# check OBJECT SECTION-REGEX: every function of OBJECT in those sections ends below limit
+check() {
+  local obj=$1 sections=$2 name sec start size
+  while read -r sec name; do
+    [[ ${lib_count[$name]:-0} == 1 ]] || continue
+    read -r start size <<<"${lib_at[$name]}"
+    checked=$(( checked + 1 ))
+    if (( start + size > limit )); then
+      printf 'FAIL: %s (%s, %s) ends at %#x, past the first %d KiB of text (%#x..%#x)\n' \
+        "$name" "${obj#"$PM_BUILD_DIR"/}" "$sec" $(( start + size )) $(( window / 1024 )) "$text" "$limit"
+      fail=1
+    fi
+  done < <(objdump -t "$obj" | awk -v re="$sections" '$3 == "F" && $4 ~ re { print $4, $NF }')
+}
+
+for obj in "$objdir"/*/*.o "$gcdir"/*/*.o; do
+  [[ -f $obj ]] || continue
+  check "$obj" '^[.]text[.](startup|exit)'
+done
+first=("$objdir"/api/override.c.o "$objdir"/core/*.o)
+later=("$objdir"/core/huge.c.o "$objdir"/core/lock.c.o "$objdir"/core/libc.c.o "$objdir"/api/extensions.c.o)
+is_later() { local l; for l in "${later[@]}"; do [[ $1 == "$l" ]] && return 0; done; return 1; }
+for obj in "${first[@]}"; do
+  is_later "$obj" && continue
+  check "$obj" '^[.]text$'
+done
+
+# the functions of huge.c and of diag/ lie after every function checked above
+core_end=0
+for obj in "${first[@]}"; do
+  is_later "$obj" && continue
+  while read -r name; do
+    [[ ${lib_count[$name]:-0} == 1 ]] || continue
+    read -r start size <<<"${lib_at[$name]}"
+    (( start + size > core_end )) && core_end=$(( start + size ))
+  done < <(objdump -t "$obj" | awk '$3 == "F" && $4 == ".text" { print $NF }')
+done
+for obj in "${later[@]}" "$objdir"/diag/*.o; do
+  while read -r name; do
+    [[ ${lib_count[$name]:-0} == 1 ]] || continue
+    read -r start size <<<"${lib_at[$name]}"
+    checked=$(( checked + 1 ))
+    if (( start < core_end )); then
+      printf 'FAIL: %s (%s) at %#x lies among the first ones (they end at %#x)\n' \
+        "$name" "${obj#"$PM_BUILD_DIR"/}" "$start" "$core_end"
+      fail=1
+    fi
+  done < <(objdump -t "$obj" | awk '$3 == "F" && $4 == ".text" { print $NF }')
+done
+
+if (( checked < 100 )); then
+  echo "FAIL: only $checked functions found in both the objects and $POOLMALLOC_LIB"
+  fail=1
+fi
+(( fail == 0 )) && printf 'ok: %d functions; start-up, entry points and core code end by %#x (text %#x..%#x)\n' \
+  "$checked" "$core_end" "$text" "$limit"
+exit $fail
