@@ -520,6 +520,7 @@ static inline void pmi_purge_kick(void) {
     pmi_purge_kick_slow();
 }
 size_t pmi_purge_heap_pools(pmi_heap *heap, bool force, bool *pending);  /* lock held; bytes */
+size_t pmi_purge_heap_pools_upto(pmi_heap *heap, size_t budget);          /* the same, emptiest arenas first */
 int    pmi_release_all(void);         /* malloc_trim(0): every heap, the reserve */
 void   pmi_purge_fork_child(void);
 typedef struct pmi_purge_counts {

@@ -846,13 +846,16 @@ size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pen
 /* Growth: the regions of heap with much free (see above) that have not
  * changed since the previous look (regions), and, when the memory went to
  * the medium regions (pools: their fresh carves, or pages coming back to
- * them), the empty pools of heap's arenas: their pages are as good as
+ * them), as many bytes of the empty pools of heap's arenas as the regions
+ * took (pools), the emptiest arenas first: their pages are as good as
  * fresh ones for a medium carve or a wake (bench_frag frees 90 % of a
  * phase's pool blocks and then allocates medium ones, many of them woken
- * from the phase before).  Not on the pools' growth: the pools take their
- * empty pools first, and a purge there would only feed the next.  The
- * bytes given back.  Inside the owner's bracket. */
-static size_t reclaim(pmi_heap *heap, bool regions, bool pools) {
+ * from the phase before), and the empty pools of the fuller arenas, which
+ * the pools take first, keep theirs for the pool blocks of the same phase
+ * instead of faulting them in again.  Not on the pools' growth: the pools
+ * take their empty pools first, and a purge there would only feed the
+ * next.  The bytes given back.  Inside the owner's bracket. */
+static size_t reclaim(pmi_heap *heap, bool regions, size_t pools) {
   size_t bytes = 0, n = 0;
   uint64_t now = pmi_os_now_ms();
   for (pmi_medium *m = regions ? heap->mediums : NULL; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
@@ -878,8 +881,7 @@ static size_t reclaim(pmi_heap *heap, bool regions, bool pools) {
     /* the spares first: up to four arenas' worth of empty pools that this
      * growth should be served from too (types.h, PMI_SPARE_POOLS) */
     pmi_heap_release_spares(heap);
-    bool pending = false;
-    size_t pool_bytes = pmi_purge_heap_pools(heap, true, &pending);
+    size_t pool_bytes = pmi_purge_heap_pools_upto(heap, pools);
     if (pool_bytes != 0) {
       atomic_fetch_add_explicit(&pmi_purge_stats.purges, 1, memory_order_relaxed);
       atomic_fetch_add_explicit(&pmi_purge_stats.purge_bytes, pool_bytes, memory_order_relaxed);
@@ -895,9 +897,10 @@ static size_t reclaim(pmi_heap *heap, bool regions, bool pools) {
 static void look(pmi_heap *heap) {
   bool regions = grown >= RECLAIM_STEP;
   bool pools = (regions && grown_medium >= RECLAIM_STEP / 2) || regrown >= RECLAIM_STEP;
+  size_t need = pools ? grown_medium + regrown : 0;
   if (regions) grown = grown_medium = 0;
   if (pools) regrown = 0;
-  reclaim(heap, regions, pools);
+  reclaim(heap, regions, need);
 }
 
 

@@ -56,39 +56,59 @@ void pmi_purge_note(void) {
   if (!pmi_load_relaxed(&pmi_purge_wanted)) atomic_store(&pmi_purge_wanted, 1);
 }
 
-/* Gives back the pages of the empty pools of heap's arenas that have been
+/* Gives back the pages of the empty pools of arena a that have been
  * empty since the previous pass (all of them if force), in runs of
  * adjacent pools.  A pool given back forgets its free list (its page reads
  * as zeros): ncarved = 0, and pmi_pool_init carves it afresh.  Sets
  * *pending when a pool was marked and may go at the next pass. */
-size_t pmi_purge_heap_pools(pmi_heap *heap, bool force, bool *pending) {
+static size_t arena_purge(pmi_arena *a, bool force, bool *pending) {
   size_t bytes = 0;
-  for (pmi_arena *a = heap->arenas; a != NULL; a = a->next_owned) {
-    unsigned run = 0;
-    for (unsigned i = PMI_FIRST_POOL; i <= PMI_POOLS_PER_ARENA; i++) {
-      pmi_pool *p = i < PMI_POOLS_PER_ARENA ? &a->pools[i] : NULL;
-      bool go = false;
-      if (p != NULL && p->state == PMI_POOL_EMPTY && p->ncarved != 0) {
-        if (force || p->idle != 0) {
-          go = true;
-        } else {
-          p->idle = 1;
-          *pending = true;
-        }
-      }
-      if (go) {
-        p->ncarved = 0;
-        p->freeblock = NULL;
-        run++;
-        continue;
-      }
-      if (run != 0) {
-        pmi_os_purge((char *)a + (size_t)(i - run) * PMI_POOL_SIZE, run * PMI_POOL_SIZE);
-        bytes += run * PMI_POOL_SIZE;
-        run = 0;
+  unsigned run = 0;
+  for (unsigned i = PMI_FIRST_POOL; i <= PMI_POOLS_PER_ARENA; i++) {
+    pmi_pool *p = i < PMI_POOLS_PER_ARENA ? &a->pools[i] : NULL;
+    bool go = false;
+    if (p != NULL && p->state == PMI_POOL_EMPTY && p->ncarved != 0) {
+      if (force || p->idle != 0) {
+        go = true;
+      } else {
+        p->idle = 1;
+        *pending = true;
       }
     }
+    if (go) {
+      p->ncarved = 0;
+      p->freeblock = NULL;
+      run++;
+      continue;
+    }
+    if (run != 0) {
+      pmi_os_purge((char *)a + (size_t)(i - run) * PMI_POOL_SIZE, run * PMI_POOL_SIZE);
+      bytes += run * PMI_POOL_SIZE;
+      run = 0;
+    }
   }
+  return bytes;
+}
+
+/* The same for every arena of heap. */
+size_t pmi_purge_heap_pools(pmi_heap *heap, bool force, bool *pending) {
+  size_t bytes = 0;
+  for (pmi_arena *a = heap->arenas; a != NULL; a = a->next_owned) bytes += arena_purge(a, force, pending);
+  return bytes;
+}
+
+/* The empty pools of heap's arenas, about budget bytes of them (whole
+ * arenas'), from the arenas with the most free pools: the tail of
+ * usable_arenas, whose pools the heap takes last (pmi_arena_take_pool
+ * serves the fullest first), so that what the heap reuses soon keeps its
+ * pages.  The bytes given back. */
+size_t pmi_purge_heap_pools_upto(pmi_heap *heap, size_t budget) {
+  pmi_arena *a = heap->usable_arenas;
+  if (a == NULL) return 0;
+  while (a->nextarena != NULL) a = a->nextarena;
+  size_t bytes = 0;
+  bool pending = false;
+  for (; a != NULL && bytes < budget; a = a->prevarena) bytes += arena_purge(a, true, &pending);
   return bytes;
 }
 
