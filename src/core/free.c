@@ -85,7 +85,7 @@ const char *pmi_block_fault_owned(pmi_pool *pool, const void *p) {
   unsigned d = pool->szidx + 1u, index = (units * class_reciprocal[pool->szidx & (PMI_NCLASSES - 1)]) >> 16;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || index * d != units)
     return "invalid pointer (not the start of a block):";
-  if (!pmi_pool_block_carved(pool, index)) return "invalid pointer (a block never handed out):";
+  if (index >= pool->ncarved) return "invalid pointer (a block never handed out):";
   if (!(*pmi_live_word(pool, units) & pmi_live_bit(units)))
     return "double free or corruption: block already freed,";
   return NULL;

@@ -110,39 +110,6 @@ static inline char *pmi_pool_base(pmi_pool *pool) {
   return (char *)arena + (size_t)(pool - arena->pools) * PMI_POOL_SIZE;
 }
 
-/* ---- pool colour -----------------------------------------------------------
- * A pool carves its blocks starting at a block of its own, its colour, and
- * wraps round the end of its page: block indices colour, colour + 1, ...,
- * capacity - 1, 0, 1, ... (types.h, "Pool colour").  Every pool page starts
- * at page offset 0, and the blocks a malloc/free loop reuses are each pool's
- * first carved ones: starting all pools at block 0 put the hot block of
- * every class in L1 set 0 (64 sets of 64 bytes: address bits 6..11), far
- * beyond its ways.  The colour is the pool's index in its arena, its 6 bits
- * reversed (so that neighbouring pools start far apart in their pages),
- * scaled to the pool's capacity: a function of the descriptor's address
- * and class alone, so the 64-byte descriptor stores nothing for it and a
- * pool taken again for the same class has the same colour. */
-_Static_assert(PMI_POOLS_PER_ARENA == 64, "the colour reverses the 6 bits of a pool's index");
-#define PMI_REVERSE6(i) \
-  ((((i) & 1u) << 5) | (((i) & 2u) << 3) | (((i) & 4u) << 1) | (((i) & 8u) >> 1) | (((i) & 16u) >> 3) | (((i) & 32u) >> 5))
-extern const uint8_t pmi_pool_index_reversed[PMI_POOLS_PER_ARENA];   /* PMI_REVERSE6(i), pool.c */
-static inline unsigned pmi_pool_colour(const pmi_pool *pool) {
-  unsigned i = (unsigned)((uintptr_t)pool >> 6) & (PMI_POOLS_PER_ARENA - 1);
-  return (pmi_pool_index_reversed[i] * (unsigned)pool->capacity) >> 6;   /* < capacity */
-}
-/* The index of the block that carving hands out j-th (j < capacity). */
-static inline unsigned pmi_pool_carved_index(const pmi_pool *pool, unsigned j) {
-  unsigned k = pmi_pool_colour(pool) + j;
-  return k >= pool->capacity ? k - pool->capacity : k;
-}
-/* Whether block index k of the pool has been carved (k >= capacity: the
- * bytes at the end of the page that no block fills). */
-static inline bool pmi_pool_block_carved(const pmi_pool *pool, unsigned k) {
-  if (k >= pool->capacity) return false;
-  unsigned s = pmi_pool_colour(pool);
-  return (k >= s ? k - s : k + pool->capacity - s) < pool->ncarved;
-}
-
 /* ---- free-list links -------------------------------------------------------
  * A block's link is stored as next ^ block ^ a per-process secret, and every
  * link the allocator follows is checked to stay inside its pool (all free

@@ -46,64 +46,22 @@ pmi_noinline void *pmi_pool_pop_last(pmi_pool *pool, pmi_block *block) {
   return block;
 }
 
-#define PMI_R1(i) PMI_REVERSE6(i)
-#define PMI_R8(i) PMI_R1(i), PMI_R1(i + 1), PMI_R1(i + 2), PMI_R1(i + 3), PMI_R1(i + 4), PMI_R1(i + 5), PMI_R1(i + 6), PMI_R1(i + 7)
-const uint8_t pmi_pool_index_reversed[PMI_POOLS_PER_ARENA] = {
-  PMI_R8(0u), PMI_R8(8u), PMI_R8(16u), PMI_R8(24u), PMI_R8(32u), PMI_R8(40u), PMI_R8(48u), PMI_R8(56u),
-};
-#undef PMI_R8
-#undef PMI_R1
-
-/* Blocks a carve links, by class: about PMI_CARVE_BYTES, at least one (a
- * table: the division was the carve's slowest instruction). */
-#define PMI_C1(c) (PMI_CARVE_BYTES / (((c) + 1u) << PMI_ALIGNMENT_SHIFT) > 0 ? PMI_CARVE_BYTES / (((c) + 1u) << PMI_ALIGNMENT_SHIFT) : 1u)
-#define PMI_C4(c) PMI_C1(c), PMI_C1(c + 1), PMI_C1(c + 2), PMI_C1(c + 3)
-static const uint8_t carve_blocks[PMI_NCLASSES] = {
-  PMI_C4(0u), PMI_C4(4u), PMI_C4(8u), PMI_C4(12u), PMI_C4(16u), PMI_C4(20u), PMI_C4(24u), PMI_C4(28u),
-};
-#undef PMI_C4
-#undef PMI_C1
-_Static_assert(PMI_NCLASSES == 32 && PMI_CARVE_BYTES / 16 <= 255, "carve_blocks' range");
-
-/* Links count blocks from b, each to the one after it (the last one's
- * link, to the block after the run, is the caller's): pmi_link_set's
- * encoding, with the secret in a register, two blocks a turn (about 6
- * instructions a block instead of 8: CPython carves about one block in two
- * it allocates). */
-static inline void link_run(char *b, unsigned count, size_t size) {
-  uintptr_t key = pmi_link_key;
-  if (count & 1) {
-    ((pmi_block *)b)->link = ((uintptr_t)b ^ (uintptr_t)(b + size)) ^ key;
-    b += size;
-  }
-  for (count >>= 1; count != 0; count--) {
-    char *n1 = b + size, *n2 = n1 + size;
-    ((pmi_block *)b)->link = ((uintptr_t)b ^ (uintptr_t)n1) ^ key;
-    ((pmi_block *)n1)->link = ((uintptr_t)n1 ^ (uintptr_t)n2) ^ key;
-    b = n2;
-  }
-}
-
 /* Links the next run of untouched blocks onto the (empty) free list.  Only
  * about PMI_CARVE_BYTES are written, so a pool that serves few blocks never
- * touches the rest of its page.  Carving goes in the pool's colour order
- * (internal.h): a run that reaches the page's last block goes on at
- * block 0. */
+ * touches the rest of its page. */
 void *pmi_pool_carve(pmi_pool *pool) {
   pmi_assert(pool->freeblock == NULL && pool->ncarved < pool->capacity);
   size_t size = pmi_class_size(pool->szidx);
-  unsigned capacity = pool->capacity, n = carve_blocks[pool->szidx & (PMI_NCLASSES - 1)];
-  if (n > (unsigned)(capacity - pool->ncarved)) n = capacity - pool->ncarved;
-  unsigned k = pmi_pool_carved_index(pool, pool->ncarved);
-  unsigned n1 = n < capacity - k ? n : capacity - k;   /* up to the page's last block */
-  char *base = pmi_pool_base(pool), *first = base + (size_t)k * size;
-  link_run(first, n1 - 1, size);
-  char *last = first + (size_t)(n1 - 1) * size;
-  if (pmi_unlikely(n1 < n)) {   /* the rest from block 0 */
-    pmi_link_set((pmi_block *)last, (pmi_block *)base);
-    link_run(base, n - n1 - 1, size);
-    last = base + (size_t)(n - n1 - 1) * size;
-  }
+  unsigned n = PMI_CARVE_BYTES / (unsigned)size;
+  if (n == 0) n = 1;
+  if (n > (unsigned)(pool->capacity - pool->ncarved)) n = pool->capacity - pool->ncarved;
+  char *first = pmi_pool_base(pool) + (size_t)pool->ncarved * size;
+  char *last = first + (size_t)(n - 1) * size;
+  /* pmi_link_set's encoding, with the secret in a register and the loop
+   * counted by address: 5 instructions a block (CPython carves about one
+   * block in two it allocates) */
+  uintptr_t key = pmi_link_key;
+  for (char *b = first; b != last; b += size) ((pmi_block *)b)->link = ((uintptr_t)b ^ (uintptr_t)(b + size)) ^ key;
   pmi_link_set((pmi_block *)last, NULL);
   pool->ncarved = (uint16_t)(pool->ncarved + n);
   pool->freeblock = (pmi_block *)first;
@@ -425,8 +383,8 @@ void pmi_pool_rebuild(pmi_heap *heap, pmi_pool *pool) {
   char *base = pmi_pool_base(pool);
   pmi_block *list = NULL;
   unsigned used = 0;
-  for (unsigned j = pool->ncarved; j-- > 0;) {
-    pmi_block *b = (pmi_block *)(base + pmi_pool_carved_index(pool, j) * size);
+  for (unsigned i = pool->ncarved; i-- > 0;) {
+    pmi_block *b = (pmi_block *)(base + i * size);
     unsigned units = pmi_block_units(b);
     if (*pmi_live_word(pool, units) & pmi_live_bit(units)) {
       used++;

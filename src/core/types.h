@@ -70,12 +70,6 @@
  *    thrashes them; here each descriptor is one cache line of its own.  It
  *    also gives every pool the full 4 KiB for blocks.
  *
- *    Pool colour: for the same reason a pool carves from a block of its own,
- *    its colour (internal.h, pmi_pool_colour), not from block 0, and wraps
- *    round the end of its page.  The carved blocks of a pool p are
- *        block (colour(p) + j) mod p.capacity,   0 <= j < p.ncarved,
- *    colour(p) = (reverse of p's 6-bit index in its arena) * p.capacity / 64.
- *
  * ---------------------------------------------------------------------------
  * Pool states (as pymalloc's)
  * ---------------------------------------------------------------------------
@@ -397,7 +391,7 @@ typedef struct pmi_pool {
                                 plus one while the pool is the head of its
                                 usedpools list (so that free's one test,
                                 --used == 0, never fires for the head) */
-  uint16_t ncarved;          /* blocks carved so far, in colour order (above) */
+  uint16_t ncarved;          /* blocks carved from the untouched tail so far */
   uint16_t capacity;         /* blocks that fit in the pool; 0 unless USED/FULL */
   uint8_t  szidx;            /* size class while USED or FULL */
   uint8_t  state;            /* enum pmi_pool_state */

@@ -33,8 +33,8 @@ static unsigned block_list_length(checker *ck, pmi_pool *pool, pmi_block *first,
   size_t size = pmi_class_size(pool->szidx);
   for (pmi_block *b = first; b != NULL; b = pmi_link_get(b)) {
     char *cb = (char *)b;
-    if (n > pool->capacity || cb < base || cb >= base + PMI_POOL_SIZE || (size_t)(cb - base) % size != 0 ||
-        !pmi_pool_block_carved(pool, (unsigned)((size_t)(cb - base) / size))) {
+    if (n > pool->capacity || cb < base || cb >= base + (size_t)pool->ncarved * size ||
+        (size_t)(cb - base) % size != 0) {
       CHECK(ck, 0, "pool %p: %s list runs outside its carved blocks", (void *)pool, held ? "held" : "free");
       return n;
     }
