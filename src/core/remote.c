@@ -111,13 +111,6 @@
 #include "core/internal.h"
 
 #define PMI_REMOTE_SLOTS 4
-/* The push's grouping of a batch by pool (slot_flush): a table of pool
- * pages, twice the runs it keeps. */
-#define PMI_GROUP_RUNS 64
-#define PMI_GROUP_TABLE_BITS 7
-#define PMI_GROUP_TABLE (1u << PMI_GROUP_TABLE_BITS)
-_Static_assert(PMI_GROUP_RUNS < 255 && PMI_GROUP_TABLE >= 2 * PMI_GROUP_RUNS, "the grouping's table");
-_Static_assert(PMI_REMOTE_BATCH <= 65535, "run ends are 16 bits");
 
 uintptr_t pmi_remote_key = 2;       /* set from the kernel's random bytes */
 uintptr_t pmi_remote_link_key = 1;  /* the links of remote chains use their own key */
@@ -194,66 +187,22 @@ static void slot_flush(remote_slot *s) {
   pmi_block *first = s->first;
   if (first == NULL) return;
   pmi_heap *owner = s->owner;
-  const uint32_t count = s->count;   /* in registers: the stores into blocks could alias them */
+  pmi_block *last = s->last;
+  const uint32_t count = s->count;   /* in registers: the ring's stores could alias them */
   const uintptr_t link_key = pmi_remote_link_key;
-  /* Pass 1: the check, and each block onto its run, its pool's (by first
-   * appearance; beyond PMI_GROUP_RUNS pools, the last run takes the rest
-   * in any order), newest first as a batch's chain is.  A block's link is
-   * rewritten only after it was checked, and the check of the next block
-   * reads that block's own link, which nothing here has written yet.  The
-   * table holds pool page numbers, 32 bits of them: two pools that share
-   * those bits share a run, which only makes it two runs for the owner's
-   * walk (its checks do not trust the grouping). */
-  uint32_t table[PMI_GROUP_TABLE];
-  uint8_t table_run[PMI_GROUP_TABLE];
-  pmi_block *run_head[PMI_GROUP_RUNS + 1], *run_tail[PMI_GROUP_RUNS + 1];
-  memset(table, 0, sizeof table);
-  run_head[0] = run_tail[0] = first;   /* (count >= 1: first is set) */
-  unsigned nruns = 0;
+  _Atomic(pmi_block *) *const ring = owner->remote_hint;
+  uint64_t at = atomic_fetch_add_explicit(&owner->hint_pos, count, memory_order_relaxed);
   uintptr_t expect = link_key;   /* rlink_set's encoding of the oldest block's NULL */
   for (uint32_t i = 0; i < count; i++) {
     pmi_block *b = s->blocks[i];
+    atomic_store_explicit(&ring[(at + i) & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
     if (pmi_unlikely(b->link != expect)) pmi_bad_pointer("free", b, fault_refreed);
     expect = (uintptr_t)b ^ link_key;
-    uint32_t page = (uint32_t)((uintptr_t)b >> PMI_POOL_SHIFT);   /* never 0: no pool at page 0 */
-    unsigned h = (page * 0x9e3779b1u) >> (32 - PMI_GROUP_TABLE_BITS);
-    while (table[h] != page && table[h] != 0) h = (h + 1) & (PMI_GROUP_TABLE - 1);
-    unsigned r;
-    if (pmi_likely(table[h] == page)) {
-      r = table_run[h];
-    } else {
-      if (nruns < PMI_GROUP_RUNS) {
-        table[h] = page;
-        table_run[h] = (uint8_t)nruns;
-        r = nruns++;
-      } else {
-        r = PMI_GROUP_RUNS;   /* the rest */
-        if (nruns > PMI_GROUP_RUNS) goto append;
-        nruns++;
-      }
-      run_head[r] = NULL;
-      run_tail[r] = b;
-    }
-  append:
-    rlink_set(b, run_head[r]);
-    run_head[r] = b;
-  }
-  /* Pass 2: the runs into one chain, then the owner's ring of hints filled
-   * along it, so that its walk meets them in order (it reads the ring
-   * backwards). */
-  for (unsigned r = 0; r + 1 < nruns; r++) rlink_set(run_tail[r], run_head[r + 1]);
-  pmi_block *first_run = run_head[0], *last = run_tail[nruns != 0 ? nruns - 1 : 0];
-  _Atomic(pmi_block *) *const ring = owner->remote_hint;
-  uint64_t at = atomic_fetch_add_explicit(&owner->hint_pos, count, memory_order_relaxed) + count - 1;
-  pmi_block *b = first_run;
-  for (uint32_t k = 0; k < count; k++) {
-    atomic_store_explicit(&ring[(at - k) & (PMI_REMOTE_HINTS - 1)], b, memory_order_relaxed);
-    b = (pmi_block *)(b->link ^ link_key);
   }
   s->first = s->last = NULL;
   s->owner = NULL;
   s->count = 0;
-  remote_push(owner, first_run, last);
+  remote_push(owner, first, last);
 }
 
 /* Set when a block joins a batch, cleared when all are pushed. */
@@ -675,48 +624,6 @@ static inline bool collect_pool(pmi_heap *heap, pmi_block *block, unsigned kind,
   return true;
 }
 
-/* May the owner's walk take a run of blocks into pool?  A USED pool, or a
- * FULL one with nothing held (the owner applies held blocks before it
- * collects, so a FULL pool's held list is empty here; the test keeps
- * pmi_free_block's order if it were not). */
-static inline bool run_pool(const pmi_pool *pool) {
-  return pool->state == PMI_POOL_USED || (pool->state == PMI_POOL_FULL && pool->held == NULL);
-}
-
-/* Is next a 16-byte aligned address in the same pool page as block (an
- * aligned block)?  NULL is not: its high bits differ. */
-static inline bool pmi_same_pool_unit(const pmi_block *next, const pmi_block *block) {
-  return (((uintptr_t)next ^ (uintptr_t)block) & ~(uintptr_t)(PMI_POOL_SIZE - PMI_ALIGNMENT)) == 0;
-}
-
-/* A run whose splice changes the pool's state: FULL -> USED, or USED with
- * used reaching 1 or 0.  The run's n blocks (head .. tail, linked as a free
- * list, live bits and marks cleared) are still counted in used. */
-pmi_noinline static void free_run(pmi_heap *heap, pmi_pool *pool, pmi_block *head, pmi_block *tail, unsigned n) {
-  if (pool->state == PMI_POOL_FULL && pool->used > n) {   /* FULL -> USED, as pmi_free_block's first free */
-    pmi_link_set(tail, NULL);
-    pool->freeblock = head;
-    pool->used -= n;
-    pmi_usedpools_append(heap, pool);
-    return;
-  }
-  if (pool->state == PMI_POOL_USED) {   /* used reaches 1 or 0: all but head at once, head by pmi_free_block */
-    pmi_block *rest = pmi_link_get(head);
-    if (rest != NULL) {
-      pmi_link_set(tail, pool->freeblock);
-      pool->freeblock = rest;
-      pool->used -= n - 1;   /* stays at least 1: head is counted */
-    }
-    pmi_free_block(heap, pool, head);
-    return;
-  }
-  for (pmi_block *b = head; n-- != 0;) {   /* FULL, every block back: one by one */
-    pmi_block *next = pmi_link_get(b);
-    pmi_free_block(heap, pool, b);
-    b = next;
-  }
-}
-
 static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool hinted) {
   if (block == NULL) return;
   /* The ring's newest PMI_REMOTE_HINTS entries, walked backwards from hint
@@ -750,61 +657,13 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
     if (block->key != mark) pmi_bad_pointer("free", block, fault_refreed);
     pmi_block *next = (pmi_block *)(block->link ^ link_key);
     unsigned next_kind = 0;
-    pmi_pool *pool;
-    if (as_owner && kind == PMI_REGION_POOLS && run_pool(pool = pmi_pool_of(pmi_arena_of(block), block))) {
-      /* A run: block and the blocks after it in the same pool (the push
-       * groups a batch by pool, slot_flush), taken onto a local list and
-       * spliced onto the pool's free list at the end, with one count.
-       * Every block still has its mark read and its link checked before
-       * the walk follows it: a link into the same pool page (aligned, in a
-       * page already found to be one of heap's pools) needs no look at the
-       * arena map; any other goes through walk_addr_kind. */
-      pmi_block *head = NULL, *tail = block;
-      unsigned n = 0;
-      for (;;) {
-        bool more = pmi_same_pool_unit(next, block);
-        if (more) {
-          next_kind = PMI_REGION_POOLS;
-        } else if (next != NULL) {
-          next_kind = walk_addr_kind(heap, next, map, slots);
-          if (next_kind == 0) pmi_bad_pointer("free", block, fault_refreed);
-        }
-        unsigned units = pmi_block_units(block);
-        uint64_t *word = pmi_live_word(pool, units), w = *word;
-        if (pmi_unlikely(!((w >> (units & 63)) & 1))) break;   /* a fault: collected_free names it */
-        block->key = 0;
-        *word = pmi_bit_clear(w, units);
-        pmi_link_set(block, head);
-        head = block;
-        n++;
-        if (hint > hint_end) __builtin_prefetch(atomic_load_explicit(&ring[--hint & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed), 1);
-        else if (next != NULL) __builtin_prefetch(next, 1);
-        block = NULL;
-        if (!more) break;
-        block = next;
-        if (block->key != mark) pmi_bad_pointer("free", block, fault_refreed);
-        next = (pmi_block *)(block->link ^ link_key);
-      }
-      if (n != 0) {
-        taken += n;
-        if (pmi_likely(pool->state == PMI_POOL_USED && pool->used > n + 1)) {   /* no transition */
-          pmi_link_set(tail, pool->freeblock);
-          pool->freeblock = head;
-          pool->used -= n;
-        } else {
-          free_run(heap, pool, head, tail, n);
-        }
-      }
-      if (pmi_unlikely(block != NULL)) collected_free(heap, block, true);   /* reports it */
-    } else {
-      if (next != NULL) {
-        next_kind = walk_addr_kind(heap, next, map, slots);
-        if (next_kind == 0) pmi_bad_pointer("free", block, fault_refreed);
-        if (hint <= hint_end) __builtin_prefetch(next, 1);   /* else the hints run ahead */
-      }
-      if (hint > hint_end) __builtin_prefetch(atomic_load_explicit(&ring[--hint & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed), 1);
-      if (!as_owner || !collect_pool(heap, block, kind, &taken)) collected_free(heap, block, as_owner);
+    if (next != NULL) {
+      next_kind = walk_addr_kind(heap, next, map, slots);
+      if (next_kind == 0) pmi_bad_pointer("free", block, fault_refreed);
+      if (hint <= hint_end) __builtin_prefetch(next, 1);   /* else the hints run ahead */
     }
+    if (hint > hint_end) __builtin_prefetch(atomic_load_explicit(&ring[--hint & (PMI_REMOTE_HINTS - 1)], memory_order_relaxed), 1);
+    if (!as_owner || !collect_pool(heap, block, kind, &taken)) collected_free(heap, block, as_owner);
     block = next;
     kind = next_kind;
   }

@@ -153,7 +153,7 @@
  * owner's ring of prefetch hints holds this many blocks' addresses (16 KiB
  * per heap, touched only by remote frees: a collector that finds more
  * blocks pending than the ring holds walks the rest unprefetched). */
-#define PMI_REMOTE_BATCH    256
+#define PMI_REMOTE_BATCH    32
 #define PMI_REMOTE_HINTS    2048
 _Static_assert((PMI_REMOTE_HINTS & (PMI_REMOTE_HINTS - 1)) == 0, "the hint ring is indexed by a mask");
 
