@@ -265,18 +265,30 @@ void pmi_heap_reclaim_unowned(pmi_heap *heap) {
 
 static void heap_thread_exit(void *arg);
 
-pmi_heap *pmi_heap_for_thread(void) {
+/* Takes want off the abandoned list if it is there (NULL: the newest
+ * abandoned heap, if any).  Under the heaps' lock. */
+static pmi_heap *abandoned_take_locked(pmi_heap *want) {
+  pmi_heap **at = &heaps_abandoned;
+  if (want != NULL)
+    while (*at != NULL && *at != want) at = &(*at)->next_abandoned;
+  pmi_heap *heap = *at;
+  if (heap != NULL) {
+    *at = heap->next_abandoned;
+    heap->next_abandoned = NULL;
+  }
+  return heap;
+}
+
+/* The caller's heap at its first call: want (an abandoned heap) or, for
+ * NULL, any abandoned heap or a new one.  NULL when want is not abandoned
+ * (any longer), past the thread's exit, or out of memory. */
+static pmi_heap *heap_start(pmi_heap *want) {
   pmi_process_init();
   if (tls_done) return NULL;
   pmi_heaps_lock();
-  pmi_heap *heap = heaps_abandoned;
+  pmi_heap *heap = abandoned_take_locked(want);
   bool adopted = heap != NULL;
-  if (adopted) {
-    heaps_abandoned = heap->next_abandoned;
-    heap->next_abandoned = NULL;
-  } else {
-    heap = heap_new_locked();
-  }
+  if (!adopted && want == NULL) heap = heap_new_locked();
   pmi_heaps_unlock();
   if (heap == NULL) return NULL;
   barrier_setup();
@@ -295,6 +307,22 @@ pmi_heap *pmi_heap_for_thread(void) {
   if (!pmi_debug_active) pmi_heap_tls = heap;
   pthread_setspecific(heap_key, heap);   /* registers heap_thread_exit */
   return heap;
+}
+
+pmi_heap *pmi_heap_for_thread(void) { return heap_start(NULL); }
+
+/* A thread that frees before its first malloc, into a heap no thread owns,
+ * takes that heap for its own instead of whichever heap its first malloc
+ * would find (heap_start): the blocks a thread inherits from one that
+ * exited are then its own, freed and reused by the fast paths, not sent
+ * back one by one into a heap that another new thread adopts while this one
+ * fills a second heap (larson: each round's threads take over the blocks of
+ * the round before).  False when the caller has a heap (or is past its
+ * exit) or owner was adopted meanwhile; then the free goes on as remote.c's
+ * free into an unowned heap. */
+bool pmi_heap_adopt_for_free(pmi_heap *owner) {
+  if (tls_done || pmi_heap_own() != &pmi_heap_empty || pmi_load_relaxed(&owner->owned)) return false;
+  return heap_start(owner) == owner;
 }
 
 pmi_heap *pmi_heap_own(void) {
