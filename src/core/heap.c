@@ -4,7 +4,9 @@
  *                    (all usedpools slots on the sentinel), falls into the
  *                    slow path, and gets a heap: an abandoned one if any
  *                    (adoption: its arenas, pools and live blocks with it),
- *                    else a new one.
+ *                    else a new one.  A thread whose first call is a free
+ *                    into an abandoned heap adopts that heap instead
+ *                    (pmi_heap_adopt_for_free).
  *   thread exit      a pthread key destructor collects the remote frees,
  *                    marks the heap unowned and puts it on the abandoned
  *                    list.  The thread's TLS points at pmi_heap_empty again
