@@ -4,9 +4,9 @@
  *                    (all usedpools slots on the sentinel), falls into the
  *                    slow path, and gets a heap: an abandoned one if any
  *                    (adoption: its arenas, pools and live blocks with it),
- *                    else a new one.  A thread whose first call is a free
- *                    into an abandoned heap adopts that heap instead
- *                    (pmi_heap_adopt_for_free).
+ *                    else a new one.  A thread that freed into an
+ *                    abandoned heap before its first malloc adopts that
+ *                    heap instead (pmi_heap_note_unowned).
  *   thread exit      a pthread key destructor collects the remote frees,
  *                    marks the heap unowned and puts it on the abandoned
  *                    list.  The thread's TLS points at pmi_heap_empty again
@@ -311,20 +311,27 @@ static pmi_heap *heap_start(pmi_heap *want) {
   return heap;
 }
 
-pmi_heap *pmi_heap_for_thread(void) { return heap_start(NULL); }
+/* The heap a thread without one freed into first, if no thread owned it:
+ * the one its first malloc takes if it is still abandoned (heaps are never
+ * freed, so an old pointer is only a heap that is no longer on the list). */
+static __thread pmi_heap *heap_wanted __attribute__((tls_model("initial-exec")));
 
-/* A thread that frees before its first malloc, into a heap no thread owns,
- * takes that heap for its own instead of whichever heap its first malloc
- * would find (heap_start): the blocks a thread inherits from one that
- * exited are then its own, freed and reused by the fast paths, not sent
- * back one by one into a heap that another new thread adopts while this one
- * fills a second heap (larson: each round's threads take over the blocks of
- * the round before).  False when the caller has a heap (or is past its
- * exit) or owner was adopted meanwhile; then the free goes on as remote.c's
- * free into an unowned heap. */
-bool pmi_heap_adopt_for_free(pmi_heap *owner) {
-  if (tls_done || pmi_heap_own() != &pmi_heap_empty || pmi_load_relaxed(&owner->owned)) return false;
-  return heap_start(owner) == owner;
+/* The blocks a thread inherits from one that exited (larson: each round's
+ * threads take over the blocks of the round before) are then its own,
+ * freed and reused by the fast paths, rather than sent back one by one into
+ * a heap that another new thread adopts while this one fills a second heap.
+ * Not at the free itself: a thread that only frees (a consumer of an exited
+ * producer's blocks) would own the heap without ever running the slow paths
+ * that give an owner's idle memory back, and keep its emptied head regions;
+ * until it allocates, its frees go into the unowned heap as before. */
+pmi_heap *pmi_heap_for_thread(void) {
+  pmi_heap *heap = heap_wanted != NULL ? heap_start(heap_wanted) : NULL;
+  heap_wanted = NULL;
+  return heap != NULL ? heap : heap_start(NULL);
+}
+
+void pmi_heap_note_unowned(pmi_heap *owner) {
+  if (heap_wanted == NULL && !tls_done && pmi_heap_own() == &pmi_heap_empty) heap_wanted = owner;
 }
 
 pmi_heap *pmi_heap_own(void) {

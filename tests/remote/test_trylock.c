@@ -33,7 +33,6 @@ static void *observer(void *arg) {
 int main(int argc, char **argv) {
   pmr_setenv_reexec(argv, "POOLMALLOC_ARENA_DECAY_MS", "200", "POOLMALLOC_ARENA_RESERVE", "4", NULL);
   blocks = pmr_map(N * sizeof(void *));
-  pm_free(pm_malloc(16));   /* a heap of our own: the frees below go into the exited thread's, not adopt it */
   pthread_t a, o;
   pthread_create(&a, NULL, alloc_and_exit, NULL);
   pthread_join(a, NULL);

@@ -23,7 +23,6 @@ static void *owner(void *arg) {
 }
 
 int main(void) {
-  pm_free(pm_malloc(16));   /* a heap of our own: the frees below go into the exited thread's, not adopt it */
   unsigned long long in_use0 = pmr_in_use();
   pthread_t t;
   pthread_create(&t, NULL, owner, NULL);
