@@ -61,8 +61,7 @@ static __thread size_t grown_medium __attribute__((tls_model("initial-exec"))); 
  * that a purge of regions never feeds the next, but memory all the same,
  * which the empty pools' pages can give (see reclaim). */
 static __thread size_t regrown __attribute__((tls_model("initial-exec")));
-static __thread size_t owed __attribute__((tls_model("initial-exec")));
-#define RECLAIM_OWED_MAX ((size_t)4 << 20)
+static __thread size_t owed __attribute__((tls_model("initial-exec")));   /* carried to the next look */
 static inline bool look_due(void) { return grown >= RECLAIM_STEP || regrown >= RECLAIM_STEP; }
 static void reserve_acquire(void) { pmi_spin_lock(&reserve_lock); }
 static void reserve_release(void) { pmi_spin_unlock(&reserve_lock); }
@@ -981,15 +980,19 @@ static void look(pmi_heap *heap) {
   bool regions = grown >= RECLAIM_STEP;
   bool pools = (regions && grown_medium >= RECLAIM_STEP / 2) || regrown >= RECLAIM_STEP;
   size_t need = pools ? grown_medium + regrown : 0;
+  size_t budget = 0;
   if (regions) {
-    owed += grown;
-    if (owed > RECLAIM_OWED_MAX) owed = RECLAIM_OWED_MAX;
+    budget = owed + grown;
     grown = grown_medium = 0;
   }
   if (pools) regrown = 0;
   size_t given = 0;
-  reclaim(heap, regions ? owed : 0, need, &given);
-  if (regions) owed = given >= owed ? 0 : owed - given;
+  reclaim(heap, budget, need, &given);
+  /* what this look did not find, the next one may (a region idle since
+   * this look: the first look after a phase change finds every region
+   * changed): one step at most, so that growth which found nothing idle
+   * is not paid for later */
+  if (regions) owed = given >= budget ? 0 : budget - given < RECLAIM_STEP ? budget - given : RECLAIM_STEP;
 }
 
 
