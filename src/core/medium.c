@@ -497,6 +497,19 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
 
 /* ---- free ---------------------------------------------------------------------- */
 
+/* Why p, in region m of the reserve, is no block: a region keeps its class,
+ * colour and carved count there (region_new), so a start of a block it
+ * carved was handed out and freed before the region retired (the last
+ * block of an exited thread's region, freed twice), or is a pointer that
+ * only looks like one. */
+static const char *retired_fault(const pmi_medium *m, const void *p) {
+  size_t off = (size_t)((const char *)p - pmi_medium_base(m)), start = span_start(m);
+  if (m->state == PMI_MEDIUM_EMPTY && m->ncarved != 0 && m->block_size != 0 && ((uintptr_t)p & (PMI_ALIGNMENT - 1)) == 0 &&
+      off >= start && (off - start) % m->block_size == 0 && (off - start) / m->block_size < m->ncarved)
+    return "double free or corruption: block already freed (its region retired),";
+  return "invalid pointer (inside a retired medium region):";
+}
+
 /* Why p is not a live block of region m, or NULL; from the owner's side. */
 static const char *fault_owned(pmi_medium *m, const void *p) {
   if (m->state != PMI_MEDIUM_USED && m->state != PMI_MEDIUM_FULL)
@@ -526,7 +539,7 @@ pmi_medium *pmi_medium_check_live(const char *fn, const void *p) {
   if (pmi_likely(((uintptr_t)p & (PMI_ALIGNMENT - 1)) == 0 && (*live_word(m, units) & live_bit(units)) &&
                  ((const pmi_block *)p)->key != pmi_remote_key))
     return m;
-  if (pmi_load_relaxed(&m->heap) == NULL) pmi_bad_pointer(fn, p, "invalid pointer (inside a retired medium region):");
+  if (pmi_load_relaxed(&m->heap) == NULL) pmi_bad_pointer(fn, p, retired_fault(m, p));
   const char *fault = fault_of(m, p);
   if (fault != NULL) pmi_bad_pointer(fn, p, fault);
   return m;
@@ -583,7 +596,7 @@ pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_bloc
  * the owner's descriptor, then to the remote machinery. */
 pmi_noinline static void free_remote(pmi_medium *m, pmi_block *block) {
   pmi_heap *owner = atomic_load_explicit(&m->heap, memory_order_acquire);
-  if (owner == NULL) pmi_bad_pointer("free", block, "invalid pointer (inside a retired medium region):");
+  if (owner == NULL) pmi_bad_pointer("free", block, retired_fault(m, block));
   if (((uintptr_t)block & (PMI_ALIGNMENT - 1)) != 0 ||
       ((uintptr_t)block & (PMI_MEDIUM_SIZE - 1)) < PMI_MEDIUM_HEADER)
     pmi_bad_pointer("free", block, "invalid pointer (not the start of a block):");
