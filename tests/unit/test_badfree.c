@@ -215,14 +215,17 @@ static void case_remote_twice(bad_case *c) {
 
 /* a block of a thread that has exited, freed twice by main */
 static void *alloc_it(void *arg) {
-  void **out = arg;
-  *out = malloc(48);
+  size_t *inout = arg;
+  *inout = (size_t)malloc(*inout);
   return NULL;
 }
-static void *alloc_medium_it(void *arg) {
-  void **out = arg;
-  *out = malloc(3000);
-  return NULL;
+static void *exited_threads_block(size_t size) {
+  pthread_t t;
+  size_t got = size;
+  REQUIRE(pthread_create(&t, NULL, alloc_it, &got) == 0);
+  pthread_join(t, NULL);
+  REQUIRE(got != 0 && got != size);
+  return (void *)got;
 }
 static void case_double_free_orphan(bad_case *c) {
   free(launder(c->a));
@@ -303,19 +306,12 @@ int main(void) {
   p = malloc(32);
   cases[n++] = (bad_case){"double free, both from other threads", "free", "double free", NULL, p,
                           case_remote_twice, p, NULL};
-  pthread_t t;
-  void *orphan = NULL;
-  REQUIRE(pthread_create(&t, NULL, alloc_it, &orphan) == 0);
-  pthread_join(t, NULL);
-  REQUIRE(orphan != NULL);
+  void *orphan = exited_threads_block(48);
   /* the first free empties and retires the arena: the second finds the
    * block in an empty pool of the reserve, still a block of its class */
   cases[n++] = (bad_case){"double free of an exited thread's block", "free", "double free",
                           NULL, orphan, case_double_free_orphan, orphan, NULL};
-  void *medium_orphan = NULL;
-  REQUIRE(pthread_create(&t, NULL, alloc_medium_it, &medium_orphan) == 0);
-  pthread_join(t, NULL);
-  REQUIRE(medium_orphan != NULL);
+  void *medium_orphan = exited_threads_block(3000);
   /* the same for a medium block: its region goes to the reserve */
   cases[n++] = (bad_case){"double free of an exited thread's medium block", "free", "double free",
                           NULL, medium_orphan, case_double_free_orphan, medium_orphan, NULL};
