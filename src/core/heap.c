@@ -4,7 +4,9 @@
  *                    (all usedpools slots on the sentinel), falls into the
  *                    slow path, and gets a heap: an abandoned one if any
  *                    (adoption: its arenas, pools and live blocks with it),
- *                    else a new one.
+ *                    else a new one.  A thread that freed into an
+ *                    abandoned heap before its first malloc adopts that
+ *                    heap instead (pmi_heap_note_unowned).
  *   thread exit      a pthread key destructor collects the remote frees,
  *                    marks the heap unowned and puts it on the abandoned
  *                    list.  The thread's TLS points at pmi_heap_empty again
@@ -265,18 +267,30 @@ void pmi_heap_reclaim_unowned(pmi_heap *heap) {
 
 static void heap_thread_exit(void *arg);
 
-pmi_heap *pmi_heap_for_thread(void) {
+/* Takes want off the abandoned list if it is there (NULL: the newest
+ * abandoned heap, if any).  Under the heaps' lock. */
+static pmi_heap *abandoned_take_locked(pmi_heap *want) {
+  pmi_heap **at = &heaps_abandoned;
+  if (want != NULL)
+    while (*at != NULL && *at != want) at = &(*at)->next_abandoned;
+  pmi_heap *heap = *at;
+  if (heap != NULL) {
+    *at = heap->next_abandoned;
+    heap->next_abandoned = NULL;
+  }
+  return heap;
+}
+
+/* The caller's heap at its first call: want (an abandoned heap) or, for
+ * NULL, any abandoned heap or a new one.  NULL when want is not abandoned
+ * (any longer), past the thread's exit, or out of memory. */
+static pmi_heap *heap_start(pmi_heap *want) {
   pmi_process_init();
   if (tls_done) return NULL;
   pmi_heaps_lock();
-  pmi_heap *heap = heaps_abandoned;
+  pmi_heap *heap = abandoned_take_locked(want);
   bool adopted = heap != NULL;
-  if (adopted) {
-    heaps_abandoned = heap->next_abandoned;
-    heap->next_abandoned = NULL;
-  } else {
-    heap = heap_new_locked();
-  }
+  if (!adopted && want == NULL) heap = heap_new_locked();
   pmi_heaps_unlock();
   if (heap == NULL) return NULL;
   barrier_setup();
@@ -295,6 +309,29 @@ pmi_heap *pmi_heap_for_thread(void) {
   if (!pmi_debug_active) pmi_heap_tls = heap;
   pthread_setspecific(heap_key, heap);   /* registers heap_thread_exit */
   return heap;
+}
+
+/* The heap a thread without one freed into first, if no thread owned it:
+ * the one its first malloc takes if it is still abandoned (heaps are never
+ * freed, so an old pointer is only a heap that is no longer on the list). */
+static __thread pmi_heap *heap_wanted __attribute__((tls_model("initial-exec")));
+
+/* The blocks a thread inherits from one that exited (larson: each round's
+ * threads take over the blocks of the round before) are then its own,
+ * freed and reused by the fast paths, rather than sent back one by one into
+ * a heap that another new thread adopts while this one fills a second heap.
+ * Not at the free itself: a thread that only frees (a consumer of an exited
+ * producer's blocks) would own the heap without ever running the slow paths
+ * that give an owner's idle memory back, and keep its emptied head regions;
+ * until it allocates, its frees go into the unowned heap as before. */
+pmi_heap *pmi_heap_for_thread(void) {
+  pmi_heap *heap = heap_wanted != NULL ? heap_start(heap_wanted) : NULL;
+  heap_wanted = NULL;
+  return heap != NULL ? heap : heap_start(NULL);
+}
+
+void pmi_heap_note_unowned(pmi_heap *owner) {
+  if (heap_wanted == NULL && !tls_done && pmi_heap_own() == &pmi_heap_empty) heap_wanted = owner;
 }
 
 pmi_heap *pmi_heap_own(void) {

@@ -381,6 +381,7 @@ static inline unsigned pmi_pool_nused(const pmi_heap *heap, const pmi_pool *pool
 extern pmi_heap pmi_heap_empty;
 extern __thread pmi_heap *pmi_heap_tls __attribute__((tls_model("initial-exec")));
 pmi_heap *pmi_heap_for_thread(void);     /* the caller's heap, created or adopted */
+void   pmi_heap_note_unowned(pmi_heap *owner);   /* a thread without a heap freed into owner (unowned) */
 pmi_heap *pmi_heap_own(void);            /* the caller's heap, also in debug mode;
                                             &pmi_heap_empty if it has none */
 void   pmi_heap_lock(pmi_heap *heap);

@@ -359,6 +359,7 @@ static remote_slot *slot_for(pmi_heap *owner) {
  * was adopted meanwhile, the block is pushed as before, and remote.c's
  * handshake ("the memory model") leaves it to the holder or the owner. */
 static void free_into_unowned(pmi_heap *owner, pmi_block *block) {
+  pmi_heap_note_unowned(owner);   /* the heap this thread's first malloc adopts (heap.c) */
   if (pmi_heap_trylock(owner)) {
     if (!atomic_load(&owner->owned)) {   /* owned does not change under the lock */
       pmi_heap_repair_locked(owner);
