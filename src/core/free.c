@@ -77,11 +77,24 @@ static inline bool block_live_owned(pmi_pool *pool, const void *p) {
          ((uintptr_t)p & (PMI_ALIGNMENT - 1)) == 0 && (*pmi_live_word(pool, units) & pmi_live_bit(units));
 }
 
+/* p's pool is EMPTY (its arena may have retired with it, a heap of an
+ * exited thread freed to its last block): an empty pool keeps its class
+ * and carved count until a purge or another class takes it (pool.c), and
+ * a start of a block it carved was handed out and freed, or is a pointer
+ * that only looks like one; else it never was a block. */
+static const char *empty_pool_fault(const pmi_pool *pool, const void *p, const char *otherwise) {
+  unsigned units = pmi_block_units(p);
+  if (pool->state != PMI_POOL_EMPTY || pool->ncarved == 0 || ((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0) return otherwise;
+  unsigned d = pool->szidx + 1u, index = (units * class_reciprocal[pool->szidx & (PMI_NCLASSES - 1)]) >> 16;
+  if (index * d != units || index >= pool->ncarved) return otherwise;
+  return "double free or corruption: block already freed (its pool is empty),";
+}
+
 const char *pmi_block_fault_owned(pmi_pool *pool, const void *p) {
   unsigned units = pmi_block_units(p);
   if (pmi_likely(block_live_owned(pool, p))) return NULL;
   if (pool->state != PMI_POOL_USED && pool->state != PMI_POOL_FULL)
-    return "invalid pointer (inside an arena, but not in a pool in use):";
+    return empty_pool_fault(pool, p, "invalid pointer (inside an arena, but not in a pool in use):");
   unsigned d = pool->szidx + 1u, index = (units * class_reciprocal[pool->szidx & (PMI_NCLASSES - 1)]) >> 16;
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || index * d != units)
     return "invalid pointer (not the start of a block):";
@@ -180,7 +193,8 @@ pmi_noinline static void free_not_pool(void *p) {
 static void free_remote_pool(void *p) {
   pmi_arena *arena = pmi_arena_of(p);
   pmi_heap *owner = atomic_load_explicit(&arena->heap, memory_order_acquire);
-  if (owner == NULL) pmi_bad_pointer("free", p, "invalid pointer (inside a retired arena):");
+  if (owner == NULL)
+    pmi_bad_pointer("free", p, empty_pool_fault(pmi_pool_of(arena, p), p, "invalid pointer (inside a retired arena):"));
   if (((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0)
     pmi_bad_pointer("free", p, "invalid pointer (not the start of a block):");
   if (((uintptr_t)p & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE)
@@ -231,7 +245,7 @@ pmi_noinline static void free_local_slow(void *p) {
   pmi_heap *heap = pmi_load_relaxed(&pmi_arena_of(p)->heap);
   if (heap == NULL) {   /* an arena in the reserve: no pool in use */
     const char *fault = block_fault(pool, p);
-    pmi_bad_pointer("free", p, fault != NULL ? fault : "invalid pointer (inside a retired arena):");
+    pmi_bad_pointer("free", p, fault != NULL ? fault : empty_pool_fault(pool, p, "invalid pointer (inside a retired arena):"));
   }
   if (pmi_unlikely(heap != pmi_heap_tls) && heap != pmi_heap_own()) {   /* a misaligned pointer into another heap */
     pmi_heap_visit(heap);

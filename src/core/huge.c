@@ -109,6 +109,182 @@ static void region_unmap(char *region, size_t size) {
   pmi_os_unmap(region, size);
 }
 
+/* The entry points first, so that the code a program runs for its huge
+ * blocks follows the core objects' inside the first 64 KiB of text
+ * (CMakeLists.txt, "Link order"); the cache's workings after them. */
+static char *cache_take(size_t map, size_t align, size_t *got);
+static unsigned cache_take_smaller(size_t map, cache_entry *out, size_t *got);
+static char *runs_join(cache_entry *runs, unsigned n, size_t have, size_t map, size_t align);
+static char *region_map(size_t map, size_t align);
+static size_t move_run(char *from, size_t size, char *to);
+static void cache_put(char *region, size_t size, size_t align);
+
+void *pmi_huge_malloc(size_t size, size_t alignment, bool zero) {
+  pmi_process_init();
+  pmi_fork_setup();   /* a huge block needs no heap: the handlers before the cache's lock (fork.c) */
+  size_t page = pmi_os_page_size();
+  size_t offset = alignment > page ? alignment : page;
+  size_t align = offset > PMI_ARENA_SIZE ? offset : PMI_ARENA_SIZE;
+  if (size > PTRDIFF_MAX - offset - 2 * align) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t map = slots_round(offset + (size != 0 ? size : 1)), got = map;   /* malloc(0): a unique block */
+  char *region = cache_take(map, align, &got);
+  size_t have;
+  cache_entry runs[PMI_HUGE_CACHE_ENTRIES];
+  unsigned nruns;
+  if (region != NULL) {
+    PMI_COUNT(huge_cache_hits);
+    if (zero) memset(region + offset, 0, size);   /* its pages have been used */
+  } else if ((nruns = cache_take_smaller(map, runs, &have)) != 0) {
+    region = runs_join(runs, nruns, have, map, align);
+    if (region == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    PMI_COUNT(huge_remaps);
+    if (zero && have > offset) memset(region + offset, 0, have - offset);   /* the rest is fresh */
+  } else {
+    region = region_map(map, align);
+    if (region == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  char *p = region + offset;
+  hdr_set(p, region, got, size)->align = align;
+  account(1, (ptrdiff_t)size, (ptrdiff_t)got);
+  PMI_COUNT(malloc_large);
+  return p;
+}
+
+/* The header of huge block p, or a report naming the pointer. */
+static huge_hdr *check_block(const char *fn, const void *p) {
+  uintptr_t a = (uintptr_t)p;
+  if ((a & (PMI_POOL_SIZE - 1)) != 0)   /* blocks are page-aligned (pages are at least 4 KiB) */
+    pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
+  huge_hdr *h = hdr_of(p);
+  /* p - 64 is in the slot before p's when p starts a slot: read it only if
+   * that slot is ours too. */
+  if ((a & (PMI_ARENA_SIZE - 1)) == 0 && pmi_arenamap_kind(h) != PMI_REGION_HUGE)
+    pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
+  if (h->magic == (key() ^ a)) return h;
+  if (h->magic == (key() ^ a ^ 1)) pmi_bad_pointer(fn, p, "double free or corruption: huge block already freed,");
+  pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
+}
+
+/* The last freed huge blocks' addresses.  Once a freed mapping goes back to
+ * the OS its slots read "not ours" and its header is gone, so a second free
+ * of it would look like a pointer from nowhere; free.c asks here before
+ * it says so (only for pointers no allocator owns), and reports a double
+ * free instead.  Blocks are page-aligned, so no glibc chunk shares the
+ * address of one of them in practice; a block at an address that is ours
+ * again is found by the map first. */
+#define GONE_ENTRIES 64u
+static _Atomic uintptr_t gone[GONE_ENTRIES];
+static _Atomic unsigned gone_next;
+
+static void gone_note(const void *p) {
+  unsigned i = atomic_fetch_add_explicit(&gone_next, 1, memory_order_relaxed) % GONE_ENTRIES;
+  atomic_store_explicit(&gone[i], (uintptr_t)p, memory_order_relaxed);
+}
+
+bool pmi_huge_was_freed(const void *p) {
+  if (((uintptr_t)p & (PMI_POOL_SIZE - 1)) != 0) return false;
+  for (unsigned i = 0; i < GONE_ENTRIES; i++)
+    if (atomic_load_explicit(&gone[i], memory_order_relaxed) == (uintptr_t)p) return true;
+  return false;
+}
+
+void pmi_huge_free(void *p) {
+  huge_hdr *h = check_block("free", p);
+  int saved = errno;
+  gone_note(p);
+  h->magic ^= 1;
+  account(-1, -(ptrdiff_t)h->size, -(ptrdiff_t)h->map_size);
+  PMI_COUNT(free_large);
+  cache_put(h->region, h->map_size, h->align);
+  errno = saved;
+}
+
+size_t pmi_huge_usable_size(const char *fn, const void *p) {
+  huge_hdr *h = check_block(fn, p);
+  return (size_t)(h->region + h->map_size - (const char *)p);
+}
+
+/* Resizes huge block p to size without copying when the OS allows; NULL
+ * with p intact when memory runs out.  A block shrunk to a medium size
+ * moves to its class when that halves it at once, or when it is down to
+ * 8 KiB: a buffer that realloc grew here from a medium class (alloc.c) and
+ * shrinks in steps stays until then, not copied at every step. */
+void *pmi_huge_realloc(void *p, size_t size) {
+  huge_hdr *h = check_block("realloc", p);
+  size_t offset = (size_t)((char *)p - h->region), map = h->map_size;
+  size_t want = slots_round(offset + size);   /* no overflow: size <= PTRDIFF_MAX */
+  if (want == map && size >= PMI_MEDIUM_MAX / 16) {   /* the common case: room in its slots */
+    atomic_fetch_add_explicit(&live_bytes, size - h->size, memory_order_relaxed);
+    h->size = size;
+    return p;
+  }
+  if (size < PMI_MEDIUM_MAX / 16 || (size <= PMI_MEDIUM_MAX && size < h->size / 2)) {
+    void *q = pmi_malloc(size);
+    if (q == NULL) return NULL;
+    memcpy(q, p, size);
+    pmi_huge_free(p);
+    return q;
+  }
+  char *region = h->region;
+  if (size > PTRDIFF_MAX - offset - 2 * h->align) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  ptrdiff_t dsize = (ptrdiff_t)size - (ptrdiff_t)h->size;
+  if (want <= map) {
+    if (want < map - map / 4) {        /* saves a good share: the tail goes */
+      region_unmap(region + want, map - want);
+      h->map_size = want;
+    }
+    h->size = size;
+    account(0, dsize, (ptrdiff_t)h->map_size - (ptrdiff_t)map);
+    return p;
+  }
+  /* Grow in place: the address space after the mapping is free. */
+  if (pmi_os_remap(region, map, want, NULL) != NULL) {
+    if (pmi_arenamap_set(region + map, want - map, PMI_REGION_HUGE)) {
+      h->map_size = want;
+      h->size = size;
+      account(0, dsize, (ptrdiff_t)(want - map));
+      PMI_COUNT(huge_remaps);
+      return p;
+    }
+    pmi_os_unmap(region + map, want - map);
+  }
+  /* Move: reserve an aligned range, then move the pages onto its start (a
+   * block joined from cached runs goes piece by piece; what the OS refuses
+   * to move is copied). */
+  char *fresh = region_map(want, h->align);
+  if (fresh != NULL) {
+    pmi_arenamap_set(region, map, PMI_REGION_NONE);
+    size_t moved = move_run(region, map, fresh), keep = offset + h->size;
+    if (moved < map) {
+      if (moved < keep) memcpy(fresh + moved, region + moved, keep - moved);
+      pmi_os_unmap(region + moved, map - moved);
+    }
+    char *q = fresh + offset;
+    hdr_set(q, fresh, want, size);   /* the moved header keeps its align */
+    account(0, dsize, (ptrdiff_t)(want - map));
+    PMI_COUNT(huge_remaps);
+    return q;
+  }
+  /* Copy, as a last resort. */
+  void *q = pmi_huge_malloc(size, offset > pmi_os_page_size() ? offset : 0, false);
+  if (q == NULL) return NULL;
+  memcpy(q, p, h->size < size ? h->size : size);
+  pmi_huge_free(p);
+  return q;
+}
+
 /* Entries older than the decay time leave the cache; they are unmapped by
  * the caller, outside the lock, from out[]. */
 static unsigned cache_decay_locked(uint64_t now, cache_entry *out) {
@@ -335,172 +511,6 @@ static char *region_map(size_t map, size_t align) {
   }
   pmi_store_relaxed(&map_hint, region);
   return region;
-}
-
-void *pmi_huge_malloc(size_t size, size_t alignment, bool zero) {
-  pmi_process_init();
-  pmi_fork_setup();   /* a huge block needs no heap: the handlers before the cache's lock (fork.c) */
-  size_t page = pmi_os_page_size();
-  size_t offset = alignment > page ? alignment : page;
-  size_t align = offset > PMI_ARENA_SIZE ? offset : PMI_ARENA_SIZE;
-  if (size > PTRDIFF_MAX - offset - 2 * align) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  size_t map = slots_round(offset + (size != 0 ? size : 1)), got = map;   /* malloc(0): a unique block */
-  char *region = cache_take(map, align, &got);
-  size_t have;
-  cache_entry runs[PMI_HUGE_CACHE_ENTRIES];
-  unsigned nruns;
-  if (region != NULL) {
-    PMI_COUNT(huge_cache_hits);
-    if (zero) memset(region + offset, 0, size);   /* its pages have been used */
-  } else if ((nruns = cache_take_smaller(map, runs, &have)) != 0) {
-    region = runs_join(runs, nruns, have, map, align);
-    if (region == NULL) {
-      errno = ENOMEM;
-      return NULL;
-    }
-    PMI_COUNT(huge_remaps);
-    if (zero && have > offset) memset(region + offset, 0, have - offset);   /* the rest is fresh */
-  } else {
-    region = region_map(map, align);
-    if (region == NULL) {
-      errno = ENOMEM;
-      return NULL;
-    }
-  }
-  char *p = region + offset;
-  hdr_set(p, region, got, size)->align = align;
-  account(1, (ptrdiff_t)size, (ptrdiff_t)got);
-  PMI_COUNT(malloc_large);
-  return p;
-}
-
-/* The header of huge block p, or a report naming the pointer. */
-static huge_hdr *check_block(const char *fn, const void *p) {
-  uintptr_t a = (uintptr_t)p;
-  if ((a & (PMI_POOL_SIZE - 1)) != 0)   /* blocks are page-aligned (pages are at least 4 KiB) */
-    pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
-  huge_hdr *h = hdr_of(p);
-  /* p - 64 is in the slot before p's when p starts a slot: read it only if
-   * that slot is ours too. */
-  if ((a & (PMI_ARENA_SIZE - 1)) == 0 && pmi_arenamap_kind(h) != PMI_REGION_HUGE)
-    pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
-  if (h->magic == (key() ^ a)) return h;
-  if (h->magic == (key() ^ a ^ 1)) pmi_bad_pointer(fn, p, "double free or corruption: huge block already freed,");
-  pmi_bad_pointer(fn, p, "invalid pointer (inside a huge block, not its start):");
-}
-
-/* The last freed huge blocks' addresses.  Once a freed mapping goes back to
- * the OS its slots read "not ours" and its header is gone, so a second free
- * of it would look like a pointer from nowhere; free.c asks here before
- * it says so (only for pointers no allocator owns), and reports a double
- * free instead.  Blocks are page-aligned, so no glibc chunk shares the
- * address of one of them in practice; a block at an address that is ours
- * again is found by the map first. */
-#define GONE_ENTRIES 64u
-static _Atomic uintptr_t gone[GONE_ENTRIES];
-static _Atomic unsigned gone_next;
-
-static void gone_note(const void *p) {
-  unsigned i = atomic_fetch_add_explicit(&gone_next, 1, memory_order_relaxed) % GONE_ENTRIES;
-  atomic_store_explicit(&gone[i], (uintptr_t)p, memory_order_relaxed);
-}
-
-bool pmi_huge_was_freed(const void *p) {
-  if (((uintptr_t)p & (PMI_POOL_SIZE - 1)) != 0) return false;
-  for (unsigned i = 0; i < GONE_ENTRIES; i++)
-    if (atomic_load_explicit(&gone[i], memory_order_relaxed) == (uintptr_t)p) return true;
-  return false;
-}
-
-void pmi_huge_free(void *p) {
-  huge_hdr *h = check_block("free", p);
-  int saved = errno;
-  gone_note(p);
-  h->magic ^= 1;
-  account(-1, -(ptrdiff_t)h->size, -(ptrdiff_t)h->map_size);
-  PMI_COUNT(free_large);
-  cache_put(h->region, h->map_size, h->align);
-  errno = saved;
-}
-
-size_t pmi_huge_usable_size(const char *fn, const void *p) {
-  huge_hdr *h = check_block(fn, p);
-  return (size_t)(h->region + h->map_size - (const char *)p);
-}
-
-/* Resizes huge block p to size without copying when the OS allows; NULL
- * with p intact when memory runs out.  A block shrunk to a medium size
- * moves to its class when that halves it at once, or when it is down to
- * 8 KiB: a buffer that realloc grew here from a medium class (alloc.c) and
- * shrinks in steps stays until then, not copied at every step. */
-void *pmi_huge_realloc(void *p, size_t size) {
-  huge_hdr *h = check_block("realloc", p);
-  size_t offset = (size_t)((char *)p - h->region), map = h->map_size;
-  size_t want = slots_round(offset + size);   /* no overflow: size <= PTRDIFF_MAX */
-  if (want == map && size >= PMI_MEDIUM_MAX / 16) {   /* the common case: room in its slots */
-    atomic_fetch_add_explicit(&live_bytes, size - h->size, memory_order_relaxed);
-    h->size = size;
-    return p;
-  }
-  if (size < PMI_MEDIUM_MAX / 16 || (size <= PMI_MEDIUM_MAX && size < h->size / 2)) {
-    void *q = pmi_malloc(size);
-    if (q == NULL) return NULL;
-    memcpy(q, p, size);
-    pmi_huge_free(p);
-    return q;
-  }
-  char *region = h->region;
-  if (size > PTRDIFF_MAX - offset - 2 * h->align) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  ptrdiff_t dsize = (ptrdiff_t)size - (ptrdiff_t)h->size;
-  if (want <= map) {
-    if (want < map - map / 4) {        /* saves a good share: the tail goes */
-      region_unmap(region + want, map - want);
-      h->map_size = want;
-    }
-    h->size = size;
-    account(0, dsize, (ptrdiff_t)h->map_size - (ptrdiff_t)map);
-    return p;
-  }
-  /* Grow in place: the address space after the mapping is free. */
-  if (pmi_os_remap(region, map, want, NULL) != NULL) {
-    if (pmi_arenamap_set(region + map, want - map, PMI_REGION_HUGE)) {
-      h->map_size = want;
-      h->size = size;
-      account(0, dsize, (ptrdiff_t)(want - map));
-      PMI_COUNT(huge_remaps);
-      return p;
-    }
-    pmi_os_unmap(region + map, want - map);
-  }
-  /* Move: reserve an aligned range, then move the pages onto its start (a
-   * block joined from cached runs goes piece by piece; what the OS refuses
-   * to move is copied). */
-  char *fresh = region_map(want, h->align);
-  if (fresh != NULL) {
-    pmi_arenamap_set(region, map, PMI_REGION_NONE);
-    size_t moved = move_run(region, map, fresh), keep = offset + h->size;
-    if (moved < map) {
-      if (moved < keep) memcpy(fresh + moved, region + moved, keep - moved);
-      pmi_os_unmap(region + moved, map - moved);
-    }
-    char *q = fresh + offset;
-    hdr_set(q, fresh, want, size);   /* the moved header keeps its align */
-    account(0, dsize, (ptrdiff_t)(want - map));
-    PMI_COUNT(huge_remaps);
-    return q;
-  }
-  /* Copy, as a last resort. */
-  void *q = pmi_huge_malloc(size, offset > pmi_os_page_size() ? offset : 0, false);
-  if (q == NULL) return NULL;
-  memcpy(q, p, h->size < size ? h->size : size);
-  pmi_huge_free(p);
-  return q;
 }
 
 void pmi_huge_figures_get(pmi_huge_figures *out) {

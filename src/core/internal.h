@@ -212,6 +212,7 @@ void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
 uintptr_t pmi_os_break(void);                         /* the program break now */
 bool   pmi_os_mapped(const void *p, size_t n);        /* every page mapped? reads none */
+bool   pmi_os_resident(const void *p, size_t len, unsigned char *vec);   /* mincore */
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
 uint64_t pmi_os_now_ms(void);
 void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */

@@ -61,6 +61,7 @@ static __thread size_t grown_medium __attribute__((tls_model("initial-exec"))); 
  * that a purge of regions never feeds the next, but memory all the same,
  * which the empty pools' pages can give (see reclaim). */
 static __thread size_t regrown __attribute__((tls_model("initial-exec")));
+static __thread size_t owed __attribute__((tls_model("initial-exec")));   /* carried to the next look */
 static inline bool look_due(void) { return grown >= RECLAIM_STEP || regrown >= RECLAIM_STEP; }
 static void reserve_acquire(void) { pmi_spin_lock(&reserve_lock); }
 static void reserve_release(void) { pmi_spin_unlock(&reserve_lock); }
@@ -157,6 +158,25 @@ void pmi_medium_release_reserve(size_t keep) {
  * starts in, changes with the class.  A region from the reserve that serves
  * its class again keeps its colour and free list (region_new). */
 
+/* Among the newest regions of the reserve, one that served class c and
+ * still has its free list (with the reserve's lock): taken first, as it
+ * needs no carving and its blocks' pages are resident. */
+#define RESERVE_LOOK 16u
+static pmi_medium *reserve_same_class(unsigned c) {
+  unsigned n = 0;
+  for (pmi_medium *r = reserve; r != NULL && n < RESERVE_LOOK; r = r->nextregion, n++)
+    if (r->mclass == c && r->freeblock != NULL) return r;
+  return NULL;
+}
+
+static bool reserve_offers(unsigned c) {
+  if (pmi_load_relaxed(&reserve_count) == 0) return false;
+  reserve_acquire();
+  bool found = reserve_same_class(c) != NULL;
+  reserve_release();
+  return found;
+}
+
 /* A region for heap, from the reserve (warmest first) or the OS, formatted
  * for class c and linked on heap.mediums; NULL when the OS refuses. */
 static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
@@ -164,9 +184,12 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
   reserve_acquire();
   if (reserve != NULL) {
     m = reserve;
-    reserve = m->nextregion;
-    if (reserve != NULL) reserve->prevregion = NULL;
-    else reserve_tail = NULL;
+    pmi_medium *same = reserve_same_class(c);
+    if (same != NULL) m = same;
+    if (m->prevregion != NULL) m->prevregion->nextregion = m->nextregion;
+    else reserve = m->nextregion;
+    if (m->nextregion != NULL) m->nextregion->prevregion = m->prevregion;
+    else reserve_tail = m->prevregion;
     reserve_count--;
   }
   reserve_release();
@@ -389,6 +412,19 @@ static pmi_block *wake(pmi_medium *m) {
   return m->freeblock;
 }
 
+/* Another region of m's class list with free blocks on its list (their
+ * first pages resident), among the next few: served before m carves or
+ * wakes, which touches pages that may have to fault in, so that the
+ * pages a purge kept (purge_region's limit) are used rather than left
+ * idle beside blocks woken again.  NULL if none. */
+#define SPARE_LOOK 8u
+static pmi_medium *listed_with_free(const pmi_medium *m) {
+  unsigned n = 0;
+  for (pmi_medium *r = m->nextregion; r != NULL && n < SPARE_LOOK; r = r->nextregion, n++)
+    if (r->freeblock != NULL) return r;
+  return NULL;
+}
+
 /* One block of class c from heap, whose lock the caller holds (or which it
  * owns with the lock held).  NULL with errno ENOMEM. */
 void *pmi_medium_malloc_locked(pmi_heap *heap, unsigned c) {
@@ -406,6 +442,19 @@ void *pmi_medium_malloc_locked(pmi_heap *heap, unsigned c) {
       used_push(heap, m);
     }
     if (m->freeblock != NULL) break;
+    pmi_medium *other = listed_with_free(m);
+    if (other != NULL) {   /* it becomes the head; m stays listed behind it */
+      used_unlink(heap, other);
+      used_push(heap, other);
+      continue;
+    }
+    if (reserve_offers(c)) {   /* likewise */
+      other = region_new(heap, c);
+      if (other != NULL) {
+        used_push(heap, other);
+        continue;
+      }
+    }
     if (m->ncarved < m->capacity) {
       carve(m);
       break;
@@ -431,7 +480,7 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
     return pmi_medium_pop(m, m->freeblock);
   }
   /* Carving and waking need no lock (only the owner touches its regions). */
-  if (pmi_load_relaxed(&heap->thread_free) == NULL &&
+  if (pmi_load_relaxed(&heap->thread_free) == NULL && listed_with_free(m) == NULL && !reserve_offers(c) &&
       (m->ncarved < m->capacity ? carve(m) : m->ndormant != 0 ? wake(m) : NULL) != NULL) {
     heap->counters.malloc_medium++;
     void *p = pmi_medium_pop(m, m->freeblock);
@@ -447,6 +496,19 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
 }
 
 /* ---- free ---------------------------------------------------------------------- */
+
+/* Why p, in region m of the reserve, is no block: a region keeps its class,
+ * colour and carved count there (region_new), so a start of a block it
+ * carved was handed out and freed before the region retired (the last
+ * block of an exited thread's region, freed twice), or is a pointer that
+ * only looks like one. */
+static const char *retired_fault(const pmi_medium *m, const void *p) {
+  size_t off = (size_t)((const char *)p - pmi_medium_base(m)), start = span_start(m);
+  if (m->state == PMI_MEDIUM_EMPTY && m->ncarved != 0 && m->block_size != 0 && ((uintptr_t)p & (PMI_ALIGNMENT - 1)) == 0 &&
+      off >= start && (off - start) % m->block_size == 0 && (off - start) / m->block_size < m->ncarved)
+    return "double free or corruption: block already freed (its region retired),";
+  return "invalid pointer (inside a retired medium region):";
+}
 
 /* Why p is not a live block of region m, or NULL; from the owner's side. */
 static const char *fault_owned(pmi_medium *m, const void *p) {
@@ -477,7 +539,7 @@ pmi_medium *pmi_medium_check_live(const char *fn, const void *p) {
   if (pmi_likely(((uintptr_t)p & (PMI_ALIGNMENT - 1)) == 0 && (*live_word(m, units) & live_bit(units)) &&
                  ((const pmi_block *)p)->key != pmi_remote_key))
     return m;
-  if (pmi_load_relaxed(&m->heap) == NULL) pmi_bad_pointer(fn, p, "invalid pointer (inside a retired medium region):");
+  if (pmi_load_relaxed(&m->heap) == NULL) pmi_bad_pointer(fn, p, retired_fault(m, p));
   const char *fault = fault_of(m, p);
   if (fault != NULL) pmi_bad_pointer(fn, p, fault);
   return m;
@@ -534,7 +596,7 @@ pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_bloc
  * the owner's descriptor, then to the remote machinery. */
 pmi_noinline static void free_remote(pmi_medium *m, pmi_block *block) {
   pmi_heap *owner = atomic_load_explicit(&m->heap, memory_order_acquire);
-  if (owner == NULL) pmi_bad_pointer("free", block, "invalid pointer (inside a retired medium region):");
+  if (owner == NULL) pmi_bad_pointer("free", block, retired_fault(m, block));
   if (((uintptr_t)block & (PMI_ALIGNMENT - 1)) != 0 ||
       ((uintptr_t)block & (PMI_MEDIUM_SIZE - 1)) < PMI_MEDIUM_HEADER)
     pmi_bad_pointer("free", block, "invalid pointer (not the start of a block):");
@@ -688,7 +750,16 @@ bool pmi_medium_decay(uint64_t now) {
  *    memory it no longer uses (a program whose phases move between size
  *    classes, bench_frag: memory freed in one class, or by medium blocks,
  *    serves the next phase's classes).  Looked at once per RECLAIM_STEP of
- *    growth.  Pages that come back to a region (a wake, a carve below what
+ *    growth (the hysteresis: a region idle for less is not touched; with
+ *    256 KiB, BM_batch_medium<kRandom>/65536 took 22 % more page faults,
+ *    its regions purged between two batches), and only as many bytes as the growth since the last look
+ *    (owed: what a look did not find is carried to the next), the
+ *    highest pages of a region first, pages given back before counting
+ *    for nothing: what goes back beyond the growth only lowers the
+ *    process below the peak it has already reached, and is faulted in
+ *    again by the next phase that uses it (bench_frag: every region page
+ *    given back in a 64..512-byte phase, 41 MB, the next phase's medium
+ *    blocks took again, where 12 MB kept the process at its peak).  Pages that come back to a region (a wake, a carve below what
  *    it touched before) are not growth, so a purge never feeds the next.
  * A region purged stays marked by its signature, so it is not purged
  * again until it changes.  Only the owner walks its free lists (the free
@@ -702,13 +773,16 @@ static inline uintptr_t idle_sig(const pmi_medium *m) {
 
 #define PAGE_WORDS (PMI_MEDIUM_SIZE / 4096 / 64)   /* a bit per page of the smallest size, 4 KiB */
 
-/* Every page of m's carved span that no live block touches goes back; the
+/* Every page of m's carved span that no live block touches goes back, up
+ * to limit bytes of them, the highest first (carves and wakes take the
+ * lowest blocks first, so the pages kept are the ones used next); the
  * free list keeps the free blocks whose first page stays, the others are
  * dormant.  The bytes given back. */
-static size_t purge_region(pmi_medium *m) {
+static size_t purge_region(pmi_medium *m, size_t limit) {
   size_t page = pmi_os_page_size(), size = m->block_size;
   unsigned shift = (unsigned)__builtin_ctzl(page);
   size_t end = span_start(m) + (size_t)m->ncarved * size;   /* offsets in the region */
+  size_t first = span_start(m) >> shift, last = (end + page - 1) >> shift;   /* (the header ends on a page) */
   uint64_t busy[PAGE_WORDS] = {0};
   unsigned nlive = 0;
   for (unsigned w = 0; w < PMI_MEDIUM_UNITS / 64; w++) {
@@ -717,7 +791,25 @@ static size_t purge_region(pmi_medium *m) {
       for (size_t pg = off >> shift; pg <= (off + size - 1) >> shift; pg++) busy[pg >> 6] |= (uint64_t)1 << (pg & 63);
     }
   }
-  if (nlive == 0) {   /* nothing live: the region is uncarved again */
+  /* Pages already given back (a purge before, not touched since) cost
+   * nothing and count for nothing; past the limit, the lower resident free
+   * pages stay as if busy. */
+  unsigned char res[PMI_MEDIUM_SIZE / 4096];
+  bool known = page == 4096 && last > first &&
+               pmi_os_resident(pmi_medium_base(m) + (first << shift), (last - first) << shift, res + first);
+  size_t budget = limit >> shift;
+  bool kept = false;
+  for (size_t pg = last; pg-- > first;) {
+    if (busy[pg >> 6] & ((uint64_t)1 << (pg & 63))) continue;
+    if (known && !(res[pg] & 1)) continue;
+    if (budget != 0) {
+      budget--;
+    } else {
+      busy[pg >> 6] |= (uint64_t)1 << (pg & 63);
+      kept = true;
+    }
+  }
+  if (nlive == 0 && !kept) {   /* nothing live and nothing kept: the region is uncarved again */
     m->ncarved = 0;
     m->ndormant = 0;
     m->freeblock = NULL;
@@ -741,14 +833,13 @@ static size_t purge_region(pmi_medium *m) {
     m->ndormant = (uint16_t)dormant;
   }
   size_t bytes = 0;
-  size_t first = span_start(m) >> shift, last = (end + page - 1) >> shift;   /* (the header ends on a page) */
   for (size_t pg = first; pg < last;) {
-    if (busy[pg >> 6] & ((uint64_t)1 << (pg & 63))) {
+    if ((busy[pg >> 6] & ((uint64_t)1 << (pg & 63))) || (known && !(res[pg] & 1))) {
       pg++;
       continue;
     }
     size_t run = pg;
-    while (run < last && !(busy[run >> 6] & ((uint64_t)1 << (run & 63)))) run++;
+    while (run < last && !(busy[run >> 6] & ((uint64_t)1 << (run & 63))) && !(known && !(res[run] & 1))) run++;
     pmi_os_purge(pmi_medium_base(m) + (pg << shift), (run - pg) << shift);
     bytes += (run - pg) << shift;
     pg = run;
@@ -792,7 +883,7 @@ size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force) {
       if (!force) continue;
     }
     if (!force && now - m->idle_ms < decay) continue;
-    bytes += purge_region(m);
+    bytes += purge_region(m, SIZE_MAX);
     m->idle_sig = idle_sig(m) ^ 1;
   }
   if (heap != &pmi_heap_empty) heap->counters.medium_purge_bytes += bytes;
@@ -844,7 +935,8 @@ size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pen
 }
 
 /* Growth: the regions of heap with much free (see above) that have not
- * changed since the previous look (regions), and, when the memory went to
+ * changed since the previous look, up to regions bytes (*region_bytes:
+ * what they gave), and, when the memory went to
  * the medium regions (pools: their fresh carves, or pages coming back to
  * them), as many bytes of the empty pools of heap's arenas as the regions
  * took (pools), the emptiest arenas first: their pages are as good as
@@ -855,7 +947,7 @@ size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pen
  * instead of faulting them in again.  Not on the pools' growth: the pools
  * take their empty pools first, and a purge there would only feed the
  * next.  The bytes given back.  Inside the owner's bracket. */
-static size_t reclaim(pmi_heap *heap, bool regions, size_t pools) {
+static size_t reclaim(pmi_heap *heap, size_t regions, size_t pools, size_t *region_bytes) {
   size_t bytes = 0, n = 0;
   uint64_t now = pmi_os_now_ms();
   for (pmi_medium *m = regions ? heap->mediums : NULL; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
@@ -867,16 +959,21 @@ static size_t reclaim(pmi_heap *heap, bool regions, size_t pools) {
       m->idle_ms = now;
       continue;
     }
+    if (bytes >= regions) continue;                  /* enough: the others keep their pages (and marks) */
     bytes += purge_tail(m);
-    if (m->freeblock == NULL) continue;
+    if (m->freeblock == NULL || bytes >= regions) continue;
     size_t free = free_bytes(m);
     if (pmi_medium_nused(m) != 0 &&   /* (an empty one, the head of its class, goes back whole) */
         (free < RECLAIM_MIN || free * 4 < (size_t)m->ncarved * m->block_size || free < 2 * carve_bytes(m)))
       continue;
-    bytes += purge_region(m);
-    m->idle_sig = idle_sig(m) ^ 1;
+    size_t limit = regions - bytes, got = purge_region(m, limit);
+    bytes += got;
+    /* all its free pages gone: marked until it changes; else idle still,
+     * for the next look to go on with */
+    m->idle_sig = idle_sig(m) ^ (got < limit);
   }
   if (heap != &pmi_heap_empty) heap->counters.medium_purge_bytes += bytes;
+  *region_bytes = bytes;
   if (pools) {
     /* the spares first: up to four arenas' worth of empty pools that this
      * growth should be served from too (types.h, PMI_SPARE_POOLS) */
@@ -898,9 +995,19 @@ static void look(pmi_heap *heap) {
   bool regions = grown >= RECLAIM_STEP;
   bool pools = (regions && grown_medium >= RECLAIM_STEP / 2) || regrown >= RECLAIM_STEP;
   size_t need = pools ? grown_medium + regrown : 0;
-  if (regions) grown = grown_medium = 0;
+  size_t budget = 0;
+  if (regions) {
+    budget = owed + grown;
+    grown = grown_medium = 0;
+  }
   if (pools) regrown = 0;
-  reclaim(heap, regions, need);
+  size_t given = 0;
+  reclaim(heap, budget, need, &given);
+  /* what this look did not find, the next one may (a region idle since
+   * this look: the first look after a phase change finds every region
+   * changed): one step at most, so that growth which found nothing idle
+   * is not paid for later */
+  if (regions) owed = given >= budget ? 0 : budget - given < RECLAIM_STEP ? budget - given : RECLAIM_STEP;
 }
 
 

@@ -161,6 +161,16 @@ bool pmi_os_mapped(const void *p, size_t n) {
   return r == 0;
 }
 
+/* Which of the pages from p (page-aligned) on are resident: vec[i] bit 0
+ * for page i, as mincore gives it.  False if the kernel cannot say (then
+ * vec says nothing). */
+bool pmi_os_resident(const void *p, size_t len, unsigned char *vec) {
+  int saved = errno;
+  int r = mincore((void *)p, len, vec);
+  errno = saved;
+  return r == 0;
+}
+
 /* Asked for lazily, by any thread: every thread that finds it unset stores
  * the same value, hence the relaxed atomic (a plain static is a data race). */
 size_t pmi_os_page_size(void) {

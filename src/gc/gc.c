@@ -39,11 +39,11 @@
  * when the delete step starts (those that are go through object.c).
  */
 #include "gc/gc_internal.h"
+#include "base/clock.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <sys/mman.h>
 
 pmi_gc_state pmi_gc = {
@@ -255,11 +255,7 @@ static inline bool is_reachable(const pmi_obj_head *h) {
   return h->slot_ > 0 || (h->tinfo_ & PMI_GC_F_MARK);
 }
 
-static uint64_t now_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+static uint64_t now_ns(void) { return pmi_clock_ns(); }
 
 #define PMI_GC_CALLOUT(stmt) do { pmi_gc.callback_depth++; stmt; pmi_gc.callback_depth--; } while (0)
 

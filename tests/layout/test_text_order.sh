@@ -7,7 +7,7 @@
 # Checked from the objects of the build: each of their functions, found by
 # name in the shared library (names defined in one object only), must end
 # within that window; and huge.c, lock.c, libc.c, api/extensions.c and the
-# diagnostics come after them.
+# diagnostics come after them, huge.c's entry points still inside it.
 set -euo pipefail
 : "${POOLMALLOC_LIB:?}" "${PM_BUILD_DIR:?}"
 for t in nm objdump readelf; do
@@ -88,6 +88,24 @@ for obj in "${later[@]}" "$objdir"/diag/*.o; do
       fail=1
     fi
   done < <(objdump -t "$obj" | awk '$3 == "F" && $4 == ".text" { print $NF }')
+done
+
+# huge.c's entry points (defined first there, the cache's workings after
+# them) end inside the window too: a program's huge blocks cost no text page
+# beyond it
+for name in pmi_huge_malloc pmi_huge_free pmi_huge_realloc pmi_huge_usable_size; do
+  if [[ ${lib_count[$name]:-0} != 1 ]]; then
+    echo "FAIL: $name not found once in $POOLMALLOC_LIB"
+    fail=1
+    continue
+  fi
+  read -r start size <<<"${lib_at[$name]}"
+  checked=$(( checked + 1 ))
+  if (( start + size > limit )); then
+    printf 'FAIL: %s (core/huge.c) ends at %#x, past the first %d KiB of text (%#x..%#x)\n' \
+      "$name" $(( start + size )) $(( window / 1024 )) "$text" "$limit"
+    fail=1
+  fi
 done
 
 if (( checked < 100 )); then

@@ -215,9 +215,17 @@ static void case_remote_twice(bad_case *c) {
 
 /* a block of a thread that has exited, freed twice by main */
 static void *alloc_it(void *arg) {
-  void **out = arg;
-  *out = malloc(48);
+  size_t *inout = arg;
+  *inout = (size_t)malloc(*inout);
   return NULL;
+}
+static void *exited_threads_block(size_t size) {
+  pthread_t t;
+  size_t got = size;
+  REQUIRE(pthread_create(&t, NULL, alloc_it, &got) == 0);
+  pthread_join(t, NULL);
+  REQUIRE(got != 0 && got != size);
+  return (void *)got;
 }
 static void case_double_free_orphan(bad_case *c) {
   free(launder(c->a));
@@ -298,19 +306,19 @@ int main(void) {
   p = malloc(32);
   cases[n++] = (bad_case){"double free, both from other threads", "free", "double free", NULL, p,
                           case_remote_twice, p, NULL};
-  pthread_t t;
-  void *orphan = NULL;
-  REQUIRE(pthread_create(&t, NULL, alloc_it, &orphan) == 0);
-  pthread_join(t, NULL);
-  REQUIRE(orphan != NULL);
-  /* the first free may empty and retire the arena, so the second may be
-   * reported as a pointer into no live pool */
+  void *orphan = exited_threads_block(48);
+  /* the first free empties and retires the arena: the second finds the
+   * block in an empty pool of the reserve, still a block of its class */
   cases[n++] = (bad_case){"double free of an exited thread's block", "free", "double free",
-                          "invalid pointer", orphan, case_double_free_orphan, orphan, NULL};
+                          NULL, orphan, case_double_free_orphan, orphan, NULL};
+  void *medium_orphan = exited_threads_block(3000);
+  /* the same for a medium block: its region goes to the reserve */
+  cases[n++] = (bad_case){"double free of an exited thread's medium block", "free", "double free",
+                          NULL, medium_orphan, case_double_free_orphan, medium_orphan, NULL};
   static void *mates[POOL_MATES];
   for (int i = 0; i < POOL_MATES; i++) mates[i] = malloc(256);
   cases[n++] = (bad_case){"double free after its pool emptied", "free", "double free",
-                          "invalid pointer", mates[POOL_MATES / 2], case_double_free_emptied_pool,
+                          NULL, mates[POOL_MATES / 2], case_double_free_emptied_pool,
                           mates[POOL_MATES / 2], mates};
   /* The arena's first page holds its header and the pool descriptors: a
    * 16-aligned pointer there is in an arena of ours but in no pool.  free's
