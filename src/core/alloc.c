@@ -95,10 +95,10 @@ static void *malloc_without_heap(size_t size) {
 pmi_noinline static void *malloc_slow(pmi_heap *heap, size_t size);
 static inline __attribute__((always_inline)) void *malloc_next_pool(pmi_heap *heap, pmi_pool *head);
 
-/* The head of the class is exhausted and a pool follows it: the pool
- * cycle's way out of malloc's fast path (a batch's 1000 blocks over 32
- * classes fill some 50 pools), taken before malloc_slow's dispatch and
- * frame.  Anything else, malloc_slow. */
+/* The head of the class is exhausted and a pool follows it, which
+ * desc_pop_last could not make the head when the last block left (remote
+ * frees waited, or no pool had a free block yet), taken before
+ * malloc_slow's dispatch and frame.  Anything else, malloc_slow. */
 pmi_noinline static void *malloc_head_exhausted(pmi_heap *heap, pmi_pool *head, size_t size) {
   void *p = malloc_next_pool(heap, head);
   if (pmi_likely(p != NULL)) {
@@ -123,19 +123,27 @@ pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
   return malloc_slow(heap, size);
 }
 
+static void pool_head_drained(pmi_heap *heap, pmi_pool *head);
+
 /* malloc's fast path found its link check failed: the last block of the
  * list (counted here, as the fast path counts its own), or a corrupt link
- * (each kind's own report). */
+ * (each kind's own report).  A pool's head that gave its last block makes
+ * its transition here, as pymalloc does at the pop of the last block, so
+ * that the next malloc of the class finds a head with a free block: one
+ * slow call a pool cycle where the exhausted head cost a second one (and
+ * two mispredicted branches, not one). */
 __attribute__((returns_nonnull)) pmi_noinline static void *desc_pop_last(pmi_desc *d, pmi_block *block,
                                                                         pmi_heap *heap, uintptr_t fc) {
   heap->front_mallocs[fc]++;
   if (pmi_desc_is_medium(d)) return pmi_medium_pop_last((pmi_medium *)d, block);
-  return pmi_pool_pop_last((pmi_pool *)d, block);
+  void *p = pmi_pool_pop_last((pmi_pool *)d, block);
+  pool_head_drained(heap, (pmi_pool *)d);
+  return p;
 }
 
-/* The next most common reason: the head pool is exhausted (its last block
- * left through the fast path) and the next pool of the list, a spare or one
- * a free relinked, has blocks.  The head goes FULL and the next one serves,
+/* The head pool is exhausted (its last block left through the fast path,
+ * pool_head_drained could not move on) and the next pool of the list, a
+ * spare or one a free relinked, has blocks.  The head goes FULL and the next one serves,
  * as pmi_heap_malloc_small would do it, without its walk; with remote frees
  * to collect, that walk (NULL).  In the bracket: the purge thread may give
  * the next pool back, and remote.c writes the remote lists. */
@@ -150,6 +158,27 @@ static inline __attribute__((always_inline)) void *malloc_next_pool(pmi_heap *he
   }
   pmi_heap_leave(heap, locked);
   return p;
+}
+
+/* The head pool of its class just gave its last free block (head, the
+ * caller's own heap's).  What malloc_slow would do at the next call, done
+ * now: carve the head's untouched tail, else make the next pool the head
+ * (USED -> FULL), as malloc_next_pool.  Nothing when the slow path has
+ * more to do first: remote frees to collect before fresh blocks are carved
+ * or a pool leaves, this thread's batches to flush, or no next pool with a
+ * free block (then the head stays exhausted, types.h). */
+static void pool_head_drained(pmi_heap *heap, pmi_pool *head) {
+  if (head->ncarved < head->capacity) {
+    if (pmi_load_relaxed(&heap->thread_free) == NULL) pmi_pool_carve(head);   /* no lock: as malloc_slow */
+    return;
+  }
+  if (pmi_remote_batched) return;
+  bool locked = pmi_heap_enter(heap);
+  pmi_pool *next = head->nextpool;   /* again, in the bracket: a visitor may give a spare back */
+  bool moved = next != NULL && next->freeblock != NULL && !pmi_heap_has_remote(heap);
+  if (moved) pmi_usedpools_head_full(heap, head);   /* USED -> FULL; next is the head */
+  pmi_heap_leave(heap, locked);
+  if (moved) pmi_purge_kick();
 }
 
 pmi_noinline static void *malloc_slow(pmi_heap *heap, size_t size) {

@@ -81,10 +81,18 @@
  *    Transitions:
  *      EMPTY -> USED   malloc finds usedpools[szidx] without room, takes a
  *                      pool from the fullest usable arena (pool_take).
- *      USED  -> FULL   malloc finds the head of usedpools[szidx] exhausted
- *                      (no free block, nothing left to carve) and unlinks it.
- *                      This is detected lazily, by the slow path, so the fast
- *                      path never tests for fullness.
+ *      USED  -> FULL   the head of usedpools[szidx] is exhausted (no free
+ *                      block, nothing left to carve) and a pool follows it
+ *                      with a free block: the head leaves and that one
+ *                      becomes the head.  As pymalloc does it, at the pop
+ *                      of the head's last block (alloc.c, desc_pop_last: the
+ *                      fast path's own out-of-line case for the last block,
+ *                      so the fast path tests nothing more), which carves
+ *                      the tail instead while there is one; so the next
+ *                      malloc finds a ready head.  When no pool can follow
+ *                      yet (or remote frees wait to be collected), the head
+ *                      stays exhausted, and the next malloc's slow path
+ *                      makes the transition.
  *      FULL  -> USED   the first free into a full pool links it back at the
  *                      end of usedpools[szidx] (pool.c says why not at the
  *                      head; at the head when the head is exhausted).

@@ -94,6 +94,47 @@ static void test_pool_states(pmi_heap *heap) {
   EXPECT(pm_check() == 0);
 }
 
+/* The head's transition at the pop of its last block, as pymalloc's
+ * (alloc.c, desc_pop_last): the malloc that takes the last
+ * block carves the next run, or makes the next pool the head, so that the
+ * next malloc finds a ready head. */
+static void test_head_drained(pmi_heap *heap) {
+  const size_t size = 480;   /* class 29: 8 blocks per pool, carved 4 at a time */
+  unsigned c = pmi_size_class(size);
+  EXPECT(heap->usedpools[c] == &pmi_pool_sentinel);
+  void *a[8], *b[8];
+  for (int i = 0; i < 4; i++) a[i] = pm_malloc(size);
+  pmi_pool *pa = pool_of(a[0]);
+  EXPECT(pa->capacity == 8 && pool_of(a[3]) == pa);
+  /* a[3] was the last block of the first run: the next one is carved already */
+  EXPECT(pa->freeblock != NULL && pa->ncarved == 8 && pa->used == 5);
+  for (int i = 4; i < 8; i++) a[i] = pm_malloc(size);
+  /* exhausted and nothing follows it: the head stays, for the next malloc's slow path */
+  EXPECT(heap->usedpools[c] == pa && pa->state == PMI_POOL_USED && pa->freeblock == NULL && pa->used == 9);
+  EXPECT(pm_check() == 0);
+  b[0] = pm_malloc(size);
+  pmi_pool *pb = pool_of(b[0]);
+  EXPECT(pb != pa && heap->usedpools[c] == pb && pa->state == PMI_POOL_FULL && pa->used == 8);
+  pm_free(a[2]);
+  pm_free(a[5]);   /* pa back behind the head, with two free blocks */
+  EXPECT(pa->state == PMI_POOL_USED && pb->nextpool == pa && pa->used == 6);
+  for (int i = 1; i < 8; i++) b[i] = pm_malloc(size);
+  /* b[7] was pb's last block: pb is FULL and pa the head, before another malloc */
+  EXPECT(pool_of(b[7]) == pb && pb->state == PMI_POOL_FULL && pb->used == 8);
+  EXPECT(heap->usedpools[c] == pa && pa->prevpool == NULL && pa->used == 7 && heap->usedlast[c] == pa);
+  EXPECT(pm_check() == 0);
+  void *x = pm_malloc(size), *y = pm_malloc(size);
+  EXPECT((x == a[2] || x == a[5]) && (y == a[2] || y == a[5]) && x != y);
+  a[2] = x;
+  a[5] = y;
+  EXPECT(pm_check() == 0);
+  for (int i = 0; i < 8; i++) {
+    pm_free(a[i]);
+    pm_free(b[i]);
+  }
+  EXPECT(pm_check() == 0);
+}
+
 /* A malloc/free loop of one block keeps its pool: no pool round trip. */
 static void test_retained_pool(pmi_heap *heap) {
   uint64_t inits = heap->counters.pools_initialised;
@@ -233,6 +274,7 @@ static void *run(void *arg) {
   pmi_heap *heap = pmi_heap_tls;
   EXPECT(heap != &pmi_heap_empty);
   test_pool_states(heap);
+  test_head_drained(heap);
   test_retained_pool(heap);
   test_fullest_first(heap);
   test_arena_returned(heap);
