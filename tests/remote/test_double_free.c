@@ -8,6 +8,10 @@
  *   other_then_owner   another thread frees p (and exits), then the owner;
  *                      the owner then gets p back from malloc, untouched
  *   other_then_owner_written   the same, and the owner writes the block
+ *   other_run_middle_then_owner(_written)   the same with p freed between
+ *                      its two neighbours: the push groups them into one
+ *                      run of their pool, p in its middle, which the
+ *                      owner's walk takes without the arena map
  *   other_batched      another thread frees p and keeps it in its batch, the
  *                      owner frees p, then the other thread flushes
  *   other_batched_then_owner_mallocs   the same, and the owner's malloc hands
@@ -71,12 +75,28 @@ static void owner_then_other(void *arg) {
   for (int i = 0; i < 1000; i++) pm_free(pm_malloc(SIZE));
 }
 
+static void *free_run_of_three(void *arg) {
+  pm_free(before_p);
+  pm_free(p);
+  pm_free(after_p);
+  return NULL;
+}
+
+/* arg bit 0: the owner writes the block it gets back; bit 1: the other
+ * thread frees p between its neighbours (one pool's run, p in its middle) */
 static void other_then_owner(void *arg) {
+  intptr_t mode = (intptr_t)arg;
   setup();
-  other_frees();
+  if (mode & 2) {
+    pthread_t t;
+    pthread_create(&t, NULL, free_run_of_three, NULL);
+    pthread_join(t, NULL);
+  } else {
+    other_frees();
+  }
   pm_free(p);
   void *q = pm_malloc(SIZE);
-  if (arg != NULL) memset(q, 7, SIZE);
+  if (mode & 1) memset(q, 7, SIZE);
   pm_collect(0);
   for (int i = 0; i < 1000; i++) pm_free(pm_malloc(SIZE));
 }
@@ -161,6 +181,8 @@ int main(void) {
     expect_abort("owner_then_other_untouched", owner_then_other, (void *)1);
     expect_abort("other_then_owner", other_then_owner, NULL);
     expect_abort("other_then_owner_written", other_then_owner, (void *)1);
+    expect_abort("other_run_middle_then_owner", other_then_owner, (void *)2);
+    expect_abort("other_run_middle_then_owner_written", other_then_owner, (void *)3);
     expect_abort("other_batched", other_batched, (void *)0);
     expect_abort("other_batched_then_owner_mallocs", other_batched, (void *)1);
     expect_abort("owner_then_other_batched_owner_mallocs", other_batched, (void *)2);
