@@ -1,6 +1,6 @@
 /* alloc.c: malloc and its relatives.  The fast path is pm_malloc
  * (front_pop), for pool and medium blocks alike: the TLS heap, the front
- * class of the size from the heap's copy of the tables, the head pool or
+ * class of the size from pmi_front.classes, the head pool or
  * region of that class from heap->front, its first free block; the block's
  * decoded link is checked to stay in its pool or region before it becomes
  * the new head of the list; the used count, the block's live bit and the
@@ -195,7 +195,11 @@ pmi_noinline static void *malloc_slow(pmi_heap *heap, size_t size) {
  * the medium classes). */
 static inline __attribute__((always_inline)) void *front_pop(pmi_heap *heap, size_t size, bool last_is_slow) {
   if (pmi_likely(size - 1 < heap->front_max)) {    /* 1..128 KiB (none in pmi_heap_empty); 0 wraps around */
-    const pmi_class_tables *t = pmi_heap_classes(heap);
+    /* The tables by front class from pmi_front itself, not through the heap:
+     * the class's load then waits only for the size, alongside the heap's
+     * two loads (TLS offset, thread pointer), instead of after them
+     * (BM_pair_random/512 and llvm-mca's model: scripts/fastpath --mca) */
+    const pmi_class_tables *t = &pmi_front.classes;
     uintptr_t fc = t->fclass[(size - 1) >> PMI_ALIGNMENT_SHIFT];
     pmi_desc *d = heap->front[fc];
     pmi_block *block = d->freeblock;

@@ -234,7 +234,6 @@ static pmi_heap *heap_new_locked(void) {
   for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) heap->usedmedium[c] = &pmi_medium_sentinel;
   heap->front_max = PMI_MEDIUM_MAX;
   heap->kinds = (pmi_kind_masks){ PMI_FRONT_KIND_MASKS, PMI_HEAP_REGION_OR };
-  memcpy(pmi_heap_classes(heap), &pmi_front.classes, sizeof pmi_front.classes);
   heap->next_heap = heaps_all;
   heaps_all = heap;
   heap->counters.heaps_created++;

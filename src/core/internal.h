@@ -178,7 +178,7 @@ static inline void pmi_pool_push(pmi_pool *pool, pmi_block *block) {
  * checked the link: offset = next ^ block is below the class's limit):
  * block, the head of descriptor d's free list (d is heap.front[fc]), is
  * handed out: pmi_pool_pop and pmi_medium_pop as one, their constants read
- * from the heap's copy of pmi_front.classes (t) by front class. */
+ * from pmi_front.classes (t) by front class. */
 static inline void *pmi_desc_take(const pmi_class_tables *t, pmi_desc *d, pmi_block *block, uintptr_t fc,
                                   uintptr_t offset) {
   offset = pmi_opaque(offset);   /* next from it in place, after the test */

@@ -628,10 +628,9 @@ typedef struct pmi_counters {
  *   usedmedium[c] == &pmi_medium_sentinel  or  the same for medium regions
  *   nmediums == |mediums list|
  *   kinds == pmi_front.kinds but for region_or[NONE] == region_or[HUGE] ==
- *       pmi_no_owner, *pmi_heap_classes(heap) == pmi_front.classes,
- *       front_max == PMI_MEDIUM_MAX; for pmi_heap_empty front_max == 0 and
- *       it has no class tables (free still needs its kinds to find an owner
- *       to compare)
+ *       pmi_no_owner, front_max == PMI_MEDIUM_MAX; for pmi_heap_empty
+ *       front_max == 0 (free still needs its kinds to find an owner to
+ *       compare)
  *   only the head of usedpools[c] may be exhausted; it is never empty in
  *       the sense of used == 0 (it holds the bias of pmi_pool.used)
  *   nspare - spares_gone == #{ p on some usedpools[c], not its head,
@@ -718,14 +717,10 @@ typedef struct pmi_heap {
    * process maps. */
   _Alignas(64) _Atomic(pmi_block *) remote_hint[];
 } pmi_heap;
-/* After the hint ring, the heap's copy of pmi_front.classes, for malloc's
- * fast path (pmi_heap_classes): 9.5 KiB that pmi_heap_empty, a .data object
- * every process maps, does not carry. */
-#define PMI_HEAP_CLASSES_OFFSET (sizeof(pmi_heap) + PMI_REMOTE_HINTS * sizeof(_Atomic(pmi_block *)))
-#define PMI_HEAP_BYTES (PMI_HEAP_CLASSES_OFFSET + sizeof(pmi_class_tables))
-static inline pmi_class_tables *pmi_heap_classes(pmi_heap *heap) {
-  return (pmi_class_tables *)((char *)heap + PMI_HEAP_CLASSES_OFFSET);
-}
+/* A heap and its hint ring.  malloc's fast path reads the tables by front
+ * class from pmi_front.classes itself (alloc.c, front_pop), so a heap has no
+ * copy of them. */
+#define PMI_HEAP_BYTES (sizeof(pmi_heap) + PMI_REMOTE_HINTS * sizeof(_Atomic(pmi_block *)))
 
 _Static_assert(offsetof(pmi_heap, usedmedium) == offsetof(pmi_heap, front[PMI_NCLASSES]),
                "front[32 + c] is usedmedium[c]");
