@@ -74,16 +74,16 @@ pmi_startup void pmi_stderr_note(bool keep) {
   start_stderr.state = 1;
   if (!keep) return;
   if (S_ISREG(st.st_mode) || S_ISCHR(st.st_mode)) {
-    ssize_t n = readlink("/proc/self/fd/2", start_stderr.path, sizeof start_stderr.path - 1);
+    ssize_t n = pmi_sys_readlink("/proc/self/fd/2", start_stderr.path, sizeof start_stderr.path - 1);
     start_stderr.path[n > 0 && start_stderr.path[0] == '/' ? n : 0] = '\0';
     if (start_stderr.path[0] != '\0') return;
   }
   struct rlimit lim;
   /* Not above 4095: a descriptor number sizes the kernel's table. */
-  int top = getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < 4096 ? (int)lim.rlim_cur - 1 : 4095;
+  int top = pmi_sys_getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < 4096 ? (int)lim.rlim_cur - 1 : 4095;
   for (int fd = top; fd > top - 16 && fd > 2; fd--) {
-    if (fcntl(fd, F_GETFD) != -1 || errno != EBADF) continue;   /* the program's */
-    int copy = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, fd);   /* fd, being free: as dup3, one import less */
+    if (pmi_sys_fcntl(fd, F_GETFD, 0) != -1 || errno != EBADF) continue;   /* the program's */
+    int copy = pmi_sys_fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, fd);   /* fd, being free: as dup3, one import less */
     if (copy == fd) start_stderr.copy = fd;
     else if (copy != -1) close(copy);
     break;
@@ -103,7 +103,7 @@ int pmi_stderr_open(void) {
         close(fd);
         fd = -1;
       }
-      if (fd >= 0) fcntl(fd, F_SETFL, O_APPEND);   /* O_NONBLOCK was for the open only */
+      if (fd >= 0) pmi_sys_fcntl(fd, F_SETFL, O_APPEND);   /* O_NONBLOCK was for the open only */
     }
     if (fd < 0 && start_stderr.copy >= 0 && is_start_stderr(start_stderr.copy)) fd = start_stderr.copy;
   }

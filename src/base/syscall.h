@@ -32,6 +32,65 @@ static inline int pmi_syscall_failed(long r) { return (unsigned long)r > -4096ul
 #define PMI_RAW_SYSCALLS 0
 #endif
 
+/* The other calls of the diagnostics and of message.c that need no more of
+ * the C library than the kernel's call: made directly where PMI_RAW_SYSCALLS
+ * allows, so that they are no imports either.  An import is about 60 bytes
+ * of the headers and tables (symbol, name, version, relocation) that every
+ * process maps whole at start-up: with 13 of them fewer, those are 2 pages,
+ * not 3.  Failures set errno as the C library's do. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+#if PMI_RAW_SYSCALLS
+static inline long pmi_sys(long n, long a, long b, long c) {
+  long r = pmi_syscall6(n, a, b, c, 0, 0, 0);
+  if (pmi_syscall_failed(r)) {
+    errno = (int)-r;
+    return -1;
+  }
+  return r;
+}
+static inline int pmi_sys_getpid(void) { return (int)pmi_sys(SYS_getpid, 0, 0, 0); }
+static inline int pmi_sys_fcntl(int fd, int cmd, long arg) { return (int)pmi_sys(SYS_fcntl, fd, cmd, arg); }
+static inline int pmi_sys_getrlimit(int what, struct rlimit *lim) { return (int)pmi_sys(SYS_getrlimit, what, (long)lim, 0); }
+static inline long pmi_sys_readlink(const char *path, char *buf, size_t n) {
+  return pmi_sys(SYS_readlink, (long)path, (long)buf, (long)n);
+}
+static inline int pmi_sys_unlink(const char *path) { return (int)pmi_sys(SYS_unlink, (long)path, 0, 0); }
+static inline int pmi_sys_rename(const char *from, const char *to) { return (int)pmi_sys(SYS_rename, (long)from, (long)to, 0); }
+static inline int pmi_sys_nanosleep(struct timespec *ts) { return (int)pmi_sys(SYS_nanosleep, (long)ts, (long)ts, 0); }
+static inline void *pmi_sys_mmap(size_t n) {   /* anonymous, private, read-write */
+  long r = pmi_syscall6(SYS_mmap, 0, (long)n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (pmi_syscall_failed(r)) {
+    errno = (int)-r;
+    return MAP_FAILED;
+  }
+  return (void *)r;
+}
+static inline int pmi_sys_munmap(void *p, size_t n) { return (int)pmi_sys(SYS_munmap, (long)p, (long)n, 0); }
+#else
+static inline int pmi_sys_getpid(void) { return (int)getpid(); }
+static inline int pmi_sys_fcntl(int fd, int cmd, long arg) { return fcntl(fd, cmd, arg); }
+static inline int pmi_sys_getrlimit(int what, struct rlimit *lim) { return getrlimit(what, lim); }
+static inline long pmi_sys_readlink(const char *path, char *buf, size_t n) { return (long)readlink(path, buf, n); }
+static inline int pmi_sys_unlink(const char *path) { return unlink(path); }
+static inline int pmi_sys_rename(const char *from, const char *to) { return rename(from, to); }
+static inline int pmi_sys_nanosleep(struct timespec *ts) { return nanosleep(ts, ts); }
+static inline void *pmi_sys_mmap(size_t n) {
+  return mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+}
+static inline int pmi_sys_munmap(void *p, size_t n) { return munmap(p, n); }
+#endif
+/* glibc's pthread_sigmask keeps its own two internal signals unblocked
+ * whatever the set says, which is all sigfillset adds to this. */
+static inline void pmi_sigset_all(sigset_t *s) { memset(s, 0xff, sizeof *s); }
+
 /* Two functions whose symbol version was renewed without a change
  * (glibc 2.17 and 2.32: the same address under both names): bound to the
  * old version, the shared library needs two symbol versions fewer, each

@@ -32,6 +32,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/text.h"
 #include "core/internal.h"
 
 #define CHUNK_MMAPPED    ((size_t)2)
@@ -67,7 +68,7 @@ static uintptr_t read_start_brk(void) {
   close(fd);
   if (n <= 0) return 1;
   buf[n] = '\0';
-  char *s = strrchr(buf, ')');   /* the command name may hold spaces */
+  char *s = (char *)pmi_text_last(buf, ')');   /* the command name may hold spaces */
   if (s == NULL) return 1;
   unsigned field = 2;
   uintptr_t value = 0;

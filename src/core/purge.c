@@ -152,7 +152,7 @@ static void *purge_main(void *arg) {
   if (period < 1) period = 1;
   for (;;) {
     struct timespec ts = {period / 1000, (period % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0) {}
+    while (pmi_sys_nanosleep(&ts) != 0) {}
     atomic_store(&pmi_purge_wanted, 0);
     if (purge_pass()) continue;
     /* Nothing left: stop, unless something was noted meanwhile (the
@@ -178,7 +178,7 @@ void pmi_purge_kick_slow(void) {
   pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&attr, 64 * 1024);
   sigset_t all, old;
-  sigfillset(&all);
+  pmi_sigset_all(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);   /* the program's signals are not for it */
   pthread_t t;
   if (pthread_create(&t, &attr, purge_main, NULL) == 0)

@@ -52,6 +52,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "base/syscall.h"
 #include "core/internal.h"
 #include "diag/profile.h"
 
@@ -321,7 +322,7 @@ static enum kind classify(const void *p, dbg_hdr **out) {
    * stacks are not recognised: finding their bounds would allocate. */
   uintptr_t here = (uintptr_t)__builtin_frame_address(0), top = dbg_stack_top;
   if (here < top && top - here < ((uintptr_t)1 << 30) && a >= here && a < top + (1u << 20) &&
-      pmi_os_thread_id() == (long)getpid())
+      pmi_os_thread_id() == (long)pmi_sys_getpid())
     return K_STACK;
   /* Under memcheck the C library's malloc is valgrind's, which checks its
    * own frees. */

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/syscall.h"
+#include "base/text.h"
 #include "core/internal.h"
 
 const pmi_choice pmi_choices_stats[] = {
@@ -49,7 +51,7 @@ static bool parse_long(const char *s, long lo, long hi, long *out) {
 
 static bool parse_choice(const char *s, const pmi_choice *choices, long *out) {
   for (const pmi_choice *c = choices; c->word != NULL; c++) {
-    if (strcasecmp(s, c->word) == 0) {
+    if (pmi_text_same_word(s, c->word)) {
       *out = c->value;
       return true;
     }
@@ -105,7 +107,7 @@ void pmi_options_path(char *out, size_t cap, const char *pattern) {
   size_t j = 0;
   for (const char *s = pattern; *s != '\0' && j < cap - 24; s++) {
     if (s[0] == '%' && s[1] == 'p') {
-      j += (size_t)snprintf(out + j, cap - j, "%d", (int)getpid());
+      j += (size_t)snprintf(out + j, cap - j, "%d", pmi_sys_getpid());
       s++;
     } else {
       out[j++] = *s;

@@ -41,6 +41,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/syscall.h"
+#include "base/text.h"
 #include "core/internal.h"
 #include "diag/profile.h"
 #include "poolmalloc.h"
@@ -486,8 +488,8 @@ static bool w_close(writer *w, const char *tmp, const char *path, const char *su
   bool ok = !w->failed && close(w->fd) == 0;
   char final[1100];
   snprintf(final, sizeof final, "%s%s", path, suffix);
-  if (ok) ok = rename(tmp, final) == 0;
-  else unlink(tmp);
+  if (ok) ok = pmi_sys_rename(tmp, final) == 0;
+  else pmi_sys_unlink(tmp);
   if (ok) errno = saved;
   return ok;
 }
@@ -501,7 +503,7 @@ static void name_frame(void *ip, char *fn, size_t cap, const char **lib, bool of
   void *at = (char *)ip - 1;   /* the call, not the return address */
   if (dladdr(at, &info) == 0) return;
   if (info.dli_fname != NULL) {
-    const char *slash = strrchr(info.dli_fname, '/');
+    const char *slash = pmi_text_last(info.dli_fname, '/');
     *lib = slash ? slash + 1 : info.dli_fname;
     if (**lib == '\0') *lib = "(program)";
   }
@@ -626,7 +628,7 @@ static void write_summary(writer *w, const snapshot *sn) {
   for (size_t i = 0; i < sn->nsites; i++) live_samples += sn->sites[i].live_n;
   char g1[32], g2[32], g3[32], g4[32];
   w_fmt(w, "poolmalloc heap profile, pid %d: the live set estimated from samples, one per %s bytes on average%s\n\n",
-        (int)getpid(), pmi_stats_group(g1, (unsigned long long)sn->rate), sn->rate <= 1 ? " (every allocation: exact)" : "");
+        pmi_sys_getpid(), pmi_stats_group(g1, (unsigned long long)sn->rate), sn->rate <= 1 ? " (every allocation: exact)" : "");
   w_fmt(w, "# %-44s = %15s\n", "estimated live bytes", pmi_stats_group(g1, (unsigned long long)(live + 0.5)));
   w_fmt(w, "# %-44s = %15s\n", "estimated live blocks", pmi_stats_group(g1, (unsigned long long)(blocks + 0.5)));
   w_fmt(w, "# %-44s = %15s\n", "estimated bytes allocated since start", pmi_stats_group(g1, (unsigned long long)(alloc + 0.5)));
@@ -734,7 +736,7 @@ static void fork_parent(void) {
 static void fork_child(void) {
   tls_busy = 0;
   pthread_mutex_unlock(&prof.lock);
-  tls_rng ^= (uint64_t)getpid() * 0x9E3779B97F4A7C15ull;   /* the child draws its own gaps */
+  tls_rng ^= (uint64_t)pmi_sys_getpid() * 0x9E3779B97F4A7C15ull;   /* the child draws its own gaps */
 }
 
 /* After pmi_process_init (constructor 101): the options are read, and this

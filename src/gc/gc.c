@@ -40,6 +40,7 @@
  */
 #include "gc/gc_internal.h"
 #include "base/clock.h"
+#include "base/syscall.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -73,7 +74,7 @@ static pmi_noinline bool vec_grow(void ***v, size_t *cap, size_t need) {
     nv = mremap(*v, obytes, nbytes, MREMAP_MAYMOVE);
     if (nv == MAP_FAILED) nv = NULL;
   } else {
-    nv = mmap(NULL, nbytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    nv = pmi_sys_mmap(nbytes);
     if (nv == MAP_FAILED) nv = NULL;
     if (nv && *v) { memcpy(nv, *v, obytes); pm_free(*v); }
   }
@@ -84,7 +85,7 @@ static pmi_noinline bool vec_grow(void ***v, size_t *cap, size_t need) {
 }
 
 void pmi_gc_vec_free(pmi_gc_vec *v) {
-  if (table_mapped(v->cap)) munmap(v->v, v->cap * sizeof(void *));
+  if (table_mapped(v->cap)) pmi_sys_munmap(v->v, v->cap * sizeof(void *));
   else pm_free(v->v);
   *v = (pmi_gc_vec){ 0 };
 }
