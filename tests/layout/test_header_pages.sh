@@ -9,13 +9,9 @@
 # weak references are bound when the library is linked
 # (-z nodynamic-undefined-weak, CMakeLists.txt): about 60 bytes an import.
 # Checked from the program headers (readelf -l).
-set -euo pipefail
-: "${POOLMALLOC_LIB:?}"
-command -v readelf >/dev/null 2>&1 || { echo "SKIP: no readelf"; exit 77; }
-if nm "$POOLMALLOC_LIB" | grep -q ' __tsan_'; then
-  echo "SKIP: a ThreadSanitizer build (its runtime's imports)"
-  exit 77
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/layout.sh"
+layout_need nm readelf
+layout_skip_tsan "its runtime's imports"
 first=$(readelf -lW "$POOLMALLOC_LIB" | awk '$1 == "LOAD" { print $3, $6, $7; exit }')
 read -r vaddr memsz flags <<<"$first"
 if [[ $flags == *E* ]]; then

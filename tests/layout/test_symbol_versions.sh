@@ -5,13 +5,9 @@
 # without a change (clock_gettime, pthread_sigmask) to their old one, in
 # every layer (the object layer through base/clock.h).  Checked from the
 # library's dynamic symbol table (objdump -T): no undefined name twice.
-set -euo pipefail
-: "${POOLMALLOC_LIB:?}"
-command -v objdump >/dev/null 2>&1 || { echo "SKIP: no objdump"; exit 77; }
-if nm "$POOLMALLOC_LIB" | grep -q ' __tsan_'; then
-  echo "SKIP: a ThreadSanitizer build (its runtime's imports)"
-  exit 77
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/layout.sh"
+layout_need nm objdump
+layout_skip_tsan "its runtime's imports"
 imports=$(objdump -T "$POOLMALLOC_LIB" | awk '$3 == "*UND*" { print $NF, $(NF-1) }')
 n=$(printf '%s\n' "$imports" | grep -c . || true)
 if (( n < 20 )); then

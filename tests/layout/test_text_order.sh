@@ -8,15 +8,10 @@
 # name in the shared library (names defined in one object only), must end
 # within that window; and huge.c, lock.c, libc.c, api/extensions.c and the
 # diagnostics come after them, huge.c's entry points still inside it.
-set -euo pipefail
-: "${POOLMALLOC_LIB:?}" "${PM_BUILD_DIR:?}"
-for t in nm objdump readelf; do
-  command -v $t >/dev/null 2>&1 || { echo "SKIP: no $t"; exit 77; }
-done
-if nm "$POOLMALLOC_LIB" | grep -q ' __tsan_'; then
-  echo "SKIP: a ThreadSanitizer build (instrumented code, another layout)"
-  exit 77
-fi
+source "$(dirname "${BASH_SOURCE[0]}")/layout.sh"
+: "${PM_BUILD_DIR:?}"
+layout_need nm objdump readelf
+layout_skip_tsan "instrumented code, another layout"
 objdir=$PM_BUILD_DIR/CMakeFiles/poolmalloc.dir/src
 gcdir=$PM_BUILD_DIR/CMakeFiles/poolmalloc_gc.dir/src
 if [[ ! -f $objdir/core/alloc.c.o ]]; then
