@@ -219,8 +219,11 @@ static void free_not_owned_core(pmi_heap *heap, void *p) {
 
 /* The thread's heap is read only when it is needed: a pool block of
  * another heap needs none (every free is one of these in a
- * producer/consumer). */
+ * producer/consumer).  free(NULL) is first: programs free NULL as often as
+ * any block (an optional field, a list's end), and it is done here rather
+ * than on the fast path, which it would cost a test on every free. */
 pmi_noinline static void free_not_local(void *p) {
+  if (p == NULL) return;
   if (pmi_unlikely(pmi_debug_active)) {
     pmi_debug_free(p);
     return;
