@@ -123,7 +123,7 @@ pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
   return malloc_slow(heap, size);
 }
 
-static void pool_head_drained(pmi_heap *heap, pmi_pool *head);
+static void *pool_head_drained(pmi_heap *heap, pmi_pool *head, pmi_block *block);
 
 /* malloc's fast path found its link check failed: the last block of the
  * list (counted here, as the fast path counts its own), or a corrupt link
@@ -136,14 +136,13 @@ __attribute__((returns_nonnull)) pmi_noinline static void *desc_pop_last(pmi_des
                                                                         pmi_heap *heap, uintptr_t fc) {
   heap->front_mallocs[fc]++;
   if (pmi_desc_is_medium(d)) return pmi_medium_pop_last((pmi_medium *)d, block);
-  void *p = pmi_pool_pop_last((pmi_pool *)d, block);
-  pool_head_drained(heap, (pmi_pool *)d);
-  return p;
+  return pool_head_drained(heap, (pmi_pool *)d, pmi_pool_take_last((pmi_pool *)d, block));
 }
 
 /* The head pool is exhausted (its last block left through the fast path,
  * pool_head_drained could not move on) and the next pool of the list, a
- * spare or one a free relinked, has blocks.  The head goes FULL and the next one serves,
+ * spare or one a free relinked, has blocks.  The head goes to the back of
+ * the list (pmi_usedpools_head_rotate) and the next one serves,
  * as pmi_heap_malloc_small would do it, without its walk; with remote frees
  * to collect, that walk (NULL).  In the bracket: the purge thread may give
  * the next pool back, and remote.c writes the remote lists. */
@@ -152,7 +151,7 @@ static inline __attribute__((always_inline)) void *malloc_next_pool(pmi_heap *he
   bool locked = pmi_heap_enter(heap);
   pmi_pool *next = head->nextpool;
   if (next != NULL && next->freeblock != NULL && !pmi_heap_has_remote(heap)) {
-    pmi_usedpools_head_full(heap, head);   /* USED -> FULL; next is the head */
+    pmi_usedpools_head_rotate(heap, head);   /* to the back, still USED; next is the head */
     heap->counters.malloc_small++;
     p = pmi_pool_pop(next, next->freeblock);
   }
@@ -162,23 +161,53 @@ static inline __attribute__((always_inline)) void *malloc_next_pool(pmi_heap *he
 
 /* The head pool of its class just gave its last free block (head, the
  * caller's own heap's).  What malloc_slow would do at the next call, done
- * now: carve the head's untouched tail, else make the next pool the head
- * (USED -> FULL), as malloc_next_pool.  Nothing when the slow path has
- * more to do first: remote frees to collect before fresh blocks are carved
- * or a pool leaves, this thread's batches to flush, or no next pool with a
- * free block (then the head stays exhausted, types.h). */
-static void pool_head_drained(pmi_heap *heap, pmi_pool *head) {
+ * now: carve the head's untouched tail, else make the next pool with a
+ * free block the head, the drained one going to the back of the list,
+ * still USED (pmi_usedpools_head_rotate: its frees take free's fast path).
+ * Pools behind the head that are exhausted too (drained heads whose turn
+ * came round before any of their blocks came back) leave the list on the
+ * way, USED -> FULL, as malloc_slow would unlink them; the first free into
+ * one relinks it.  Nothing when the slow path has more to do first: remote
+ * frees to collect before fresh blocks are carved or a pool leaves, this
+ * thread's batches to flush, or no pool with a free block behind the head
+ * (then the head stays exhausted, types.h).  block, the head's last one, is
+ * returned through the calls, so that desc_pop_last's call of the move is a
+ * tail call (the move, out of line, saves the registers it needs itself). */
+static void *pool_head_next(pmi_heap *heap, pmi_pool *head, pmi_block *block);
+static inline __attribute__((always_inline)) void *pool_head_drained(pmi_heap *heap, pmi_pool *head, pmi_block *block) {
   if (head->ncarved < head->capacity) {
     if (pmi_load_relaxed(&heap->thread_free) == NULL) pmi_pool_carve(head);   /* no lock: as malloc_slow */
-    return;
+    return block;
   }
-  if (pmi_remote_batched) return;
+  if (pmi_unlikely(pmi_remote_batched)) return block;
+  return pool_head_next(heap, head, block);
+}
+
+/* The exhausted pools from next on leave the list (USED -> FULL); the
+ * first pool with room, or NULL.  In the bracket. */
+pmi_noinline static pmi_pool *pools_skip_exhausted(pmi_heap *heap, pmi_pool *next) {
+  while (next != NULL && next->freeblock == NULL && next->ncarved == next->capacity) {
+    pmi_pool *after = next->nextpool;
+    pmi_usedpools_unlink(heap, next);
+    next->state = PMI_POOL_FULL;
+    next = after;
+  }
+  return next;
+}
+
+/* The drained head's move to the back of its list, in the bracket. */
+pmi_noinline static void *pool_head_next(pmi_heap *heap, pmi_pool *head, pmi_block *block) {
   bool locked = pmi_heap_enter(heap);
   pmi_pool *next = head->nextpool;   /* again, in the bracket: a visitor may give a spare back */
-  bool moved = next != NULL && next->freeblock != NULL && !pmi_heap_has_remote(heap);
-  if (moved) pmi_usedpools_head_full(heap, head);   /* USED -> FULL; next is the head */
+  bool moved = false;
+  if (next != NULL && !pmi_heap_has_remote(heap)) {
+    if (pmi_unlikely(next->freeblock == NULL)) next = pools_skip_exhausted(heap, next);
+    moved = next != NULL && next->freeblock != NULL;
+    if (moved) pmi_usedpools_head_rotate(heap, head);   /* next is the head */
+  }
   pmi_heap_leave(heap, locked);
   if (moved) pmi_purge_kick();
+  return block;
 }
 
 pmi_noinline static void *malloc_slow(pmi_heap *heap, size_t size) {

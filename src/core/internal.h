@@ -155,6 +155,19 @@ static inline uint64_t pmi_bit_clear(uint64_t w, uint64_t n) {
 #endif
 }
 
+/* pmi_pool_pop_last's body, for desc_pop_last (alloc.c) without its call:
+ * block is the head of pool's list and its link leaves the pool, so it is
+ * the last block (its link NULL), else the link is corrupt. */
+static inline void *pmi_pool_take_last(pmi_pool *pool, pmi_block *block) {
+  pmi_block *next = pmi_link_get(block);
+  if (pmi_unlikely(next != NULL)) pmi_link_corrupt(block, next);
+  pool->freeblock = NULL;
+  pool->used++;
+  uintptr_t u = (uintptr_t)block >> PMI_ALIGNMENT_SHIFT;
+  pool->live[(u >> 6) & (PMI_LIVE_WORDS - 1)] |= (uint64_t)1 << (u & 63);
+  return block;
+}
+
 /* Pops block, the head of pool's free list, and hands it out. */
 static inline void *pmi_pool_pop(pmi_pool *pool, pmi_block *block) {
   uintptr_t offset = pmi_link_offset(block);
@@ -353,14 +366,19 @@ unsigned pmi_heap_count_spares(const pmi_heap *heap);
 static inline bool pmi_pool_is_head(const pmi_heap *heap, const pmi_pool *pool) {
   return heap->usedpools[pool->szidx] == pool;
 }
-/* pmi_usedpools_unlink for the head of usedpools[c] when a pool follows it,
- * the head exhausted (malloc's slow path, alloc.c): the head goes FULL and
- * the next pool, a spare or one a free relinked, becomes the head; the bias
- * moves with it, and a spare that stops being one is counted out as
+/* The head of usedpools[c] gave its last block and the next pool has a
+ * free block (desc_pop_last, alloc.c): the head goes to the back of the
+ * list, still USED, and the next pool serves.  So free's fast path takes
+ * the frees into the drained pool (its one test of the state passes) and
+ * none of them relinks it: a batch or a tree dropped pays for no FULL ->
+ * USED transition, and the pool serves again when its turn comes, with
+ * the frees it gathered in the meantime (an exhausted pool found behind
+ * the head when the head drains goes FULL then, alloc.c).  The bias moves
+ * with the head, and a spare that becomes the head is counted out as
  * pool.c's spare_leaves does. */
-static inline void pmi_usedpools_head_full(pmi_heap *heap, pmi_pool *head) {
-  pmi_pool *next = head->nextpool;
-  pmi_assert(head->prevpool == NULL && next != NULL && pmi_pool_is_head(heap, head));
+static inline void pmi_usedpools_head_rotate(pmi_heap *heap, pmi_pool *head) {
+  pmi_pool *next = head->nextpool, *last = heap->usedlast[head->szidx];
+  pmi_assert(head->prevpool == NULL && next != NULL && last != head && pmi_pool_is_head(heap, head));
   heap->usedpools[head->szidx] = next;
   head->used--;
   if (next->used == 0) {   /* a spare, in use again */
@@ -370,7 +388,9 @@ static inline void pmi_usedpools_head_full(pmi_heap *heap, pmi_pool *head) {
   next->used++;
   next->prevpool = NULL;
   head->nextpool = NULL;
-  head->state = PMI_POOL_FULL;
+  head->prevpool = last;
+  last->nextpool = head;
+  heap->usedlast[head->szidx] = head;
 }
 /* Blocks of pool handed out: used less the head's bias (types.h). */
 static inline unsigned pmi_pool_nused(const pmi_heap *heap, const pmi_pool *pool) {

@@ -75,24 +75,34 @@
  * ---------------------------------------------------------------------------
  *
  *    EMPTY  on its arena's freepools list; no block handed out; no size class.
- *    USED   on heap->usedpools[szidx]; some blocks out, some free or untouched.
+ *    USED   on heap->usedpools[szidx]; some blocks out, some free or untouched
+ *           (or none: the head, and drained heads waiting for their turn).
  *    FULL   on no list; every block handed out.
  *
  *    Transitions:
  *      EMPTY -> USED   malloc finds usedpools[szidx] without room, takes a
  *                      pool from the fullest usable arena (pool_take).
- *      USED  -> FULL   the head of usedpools[szidx] is exhausted (no free
+ *      USED  -> USED   the head of usedpools[szidx] is exhausted (no free
  *                      block, nothing left to carve) and a pool follows it
- *                      with a free block: the head leaves and that one
- *                      becomes the head.  As pymalloc does it, at the pop
- *                      of the head's last block (alloc.c, desc_pop_last: the
- *                      fast path's own out-of-line case for the last block,
- *                      so the fast path tests nothing more), which carves
- *                      the tail instead while there is one; so the next
- *                      malloc finds a ready head.  When no pool can follow
- *                      yet (or remote frees wait to be collected), the head
- *                      stays exhausted, and the next malloc's slow path
- *                      makes the transition.
+ *                      with a free block: the head goes to the back of the
+ *                      list, still USED, and that one becomes the head.  At
+ *                      the pop of the head's last block (alloc.c,
+ *                      desc_pop_last: the fast path's own out-of-line case
+ *                      for the last block, so the fast path tests nothing
+ *                      more), which carves the tail instead while there is
+ *                      one; so the next malloc finds a ready head.  Frees
+ *                      into the drained pool take free's fast path (no
+ *                      relink each time a batch or a tree is dropped), and
+ *                      it serves again, with what it gathered, when its
+ *                      turn comes.  When no pool can follow yet (or remote
+ *                      frees wait to be collected), the head stays
+ *                      exhausted, and the next malloc's slow path makes the
+ *                      transition.
+ *      USED  -> FULL   an exhausted pool leaves the list: a drained head
+ *                      found exhausted behind the head when that one
+ *                      drains (no block came back during its round), or an
+ *                      exhausted head that no pool with a free block
+ *                      follows, when malloc's slow path needs a block.
  *      FULL  -> USED   the first free into a full pool links it back at the
  *                      end of usedpools[szidx] (pool.c says why not at the
  *                      head; at the head when the head is exhausted).
@@ -379,7 +389,9 @@ enum pmi_pool_state {
  *        popcount(p.live) == p.used + |p.held list|, and blocks in use == p.used)
  *   p.state == FULL and p.held != NULL  <=>  p is on heap.remote_pools
  *       (linked by nextpool)
- *   p on usedpools[c] and not its head => p has room (p.used == 0: a spare)
+ *   p on usedpools[c] and not its head => p has room (p.used == 0: a spare),
+ *       or p is exhausted with every block out (p.used == p.capacity: a
+ *       drained head waiting for its turn, pmi_usedpools_head_rotate)
  *   popcount(p.live) == p.used - head(p); bit u of live is set <=> a block starting
  *       at 16-byte unit u of the pool is handed out (the free fast path tests
  *       and clears it: a double free, a pointer inside a block or one never
@@ -639,8 +651,9 @@ typedef struct pmi_counters {
  *       pmi_no_owner, front_max == PMI_MEDIUM_MAX; for pmi_heap_empty
  *       front_max == 0 (free still needs its kinds to find an owner to
  *       compare)
- *   only the head of usedpools[c] may be exhausted; it is never empty in
- *       the sense of used == 0 (it holds the bias of pmi_pool.used)
+ *   the head of usedpools[c] is never empty in the sense of used == 0 (it
+ *       holds the bias of pmi_pool.used); it may be exhausted, and so may
+ *       the drained heads behind it (pmi_pool)
  *   nspare - spares_gone == #{ p on some usedpools[c], not its head,
  *       p.used == 0 } <= PMI_SPARE_POOLS  (the spares; spares_gone: those
  *       the purge thread gave back since the owner last settled the count,

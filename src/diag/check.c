@@ -104,8 +104,10 @@ static void check_usedpools(checker *ck, pmi_heap *heap, size_t *nused) {
         CHECK(ck, p->used >= 1, "head pool %p of usedpools[%u] without its bias", (void *)p, c);
       } else {
         nspare += p->used == 0;
-        CHECK(ck, p->freeblock != NULL || p->ncarved < p->capacity,
-              "pool %p: exhausted but not the head of usedpools[%u]", (void *)p, c);
+        /* room, or a drained head waiting for its turn: every block out */
+        CHECK(ck, p->freeblock != NULL || p->ncarved < p->capacity || p->used == p->capacity,
+              "pool %p: exhausted with %u of %u blocks counted out, behind the head of usedpools[%u]", (void *)p,
+              p->used, p->capacity, c);
       }
       (*nused)++;
       if (*nused > heap->narenas * PMI_ARENA_POOLS + 1) {

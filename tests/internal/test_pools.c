@@ -119,14 +119,25 @@ static void test_head_drained(pmi_heap *heap) {
   pm_free(a[5]);   /* pa back behind the head, with two free blocks */
   EXPECT(pa->state == PMI_POOL_USED && pb->nextpool == pa && pa->used == 6);
   for (int i = 1; i < 8; i++) b[i] = pm_malloc(size);
-  /* b[7] was pb's last block: pb is FULL and pa the head, before another malloc */
-  EXPECT(pool_of(b[7]) == pb && pb->state == PMI_POOL_FULL && pb->used == 8);
-  EXPECT(heap->usedpools[c] == pa && pa->prevpool == NULL && pa->used == 7 && heap->usedlast[c] == pa);
+  /* b[7] was pb's last block: pa is the head before another malloc, and pb
+   * waits behind it, still USED, with its bias gone */
+  EXPECT(pool_of(b[7]) == pb && pb->state == PMI_POOL_USED && pb->used == 8 && pb->freeblock == NULL);
+  EXPECT(heap->usedpools[c] == pa && pa->prevpool == NULL && pa->used == 7 && pa->nextpool == pb &&
+         pb->prevpool == pa && pb->nextpool == NULL && heap->usedlast[c] == pb);
   EXPECT(pm_check() == 0);
+  /* a free into the waiting pool takes the fast path: nothing relinks it */
+  uint64_t inits = heap->counters.pools_initialised;
+  pm_free(b[6]);
+  EXPECT(pb->state == PMI_POOL_USED && pb->used == 7 && pb->freeblock == b[6] && heap->usedlast[c] == pb &&
+         pa->nextpool == pb && heap->counters.pools_initialised == inits);
   void *x = pm_malloc(size), *y = pm_malloc(size);
   EXPECT((x == a[2] || x == a[5]) && (y == a[2] || y == a[5]) && x != y);
   a[2] = x;
   a[5] = y;
+  /* y was pa's last block: pb, with its one free block, serves; pa waits behind it */
+  EXPECT(heap->usedpools[c] == pb && pb->nextpool == pa && heap->usedlast[c] == pa && pa->state == PMI_POOL_USED);
+  void *z = pm_malloc(size);
+  EXPECT(z == b[6] && pb->freeblock == NULL);
   EXPECT(pm_check() == 0);
   for (int i = 0; i < 8; i++) {
     pm_free(a[i]);
