@@ -114,8 +114,9 @@ static void census_arena(pm_stats *st, pmi_heap *h, pmi_arena *a) {
      * capacity even while its owner allocates. */
     unsigned used = pmi_pool_nused(h, p), carved = p->ncarved, capacity = p->capacity;
     if (used > capacity) used = 0;   /* read while its owner moved the head's bias */
-    /* a FULL pool's held remote frees are not in used: counted free */
-    census_class(&st->classes[p->szidx], state == PMI_POOL_FULL, used, carved, capacity);
+    /* a FULL pool's held remote frees are not in used: counted free; a
+     * drained head waiting on usedpools for its turn is USED and full */
+    census_class(&st->classes[p->szidx], state == PMI_POOL_FULL || used == capacity, used, carved, capacity);
   }
   st->arenas.empty_pools += PMI_ARENA_POOLS - in_use;
   unsigned bucket = in_use * PM_ARENA_FILL_BUCKETS / PMI_ARENA_POOLS;
