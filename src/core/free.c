@@ -188,16 +188,23 @@ pmi_noinline static void free_not_pool(void *p) {
   free_not_pool_core(pmi_heap_tls, p);
 }
 
+/* free_remote_pool's faults, out of line: the remote free needs no frame
+ * (passing the heap it read made one).  A pointer in a pool page is here
+ * only because that heap was NULL. */
+_Noreturn pmi_noinline static void remote_pool_fault(void *p) {
+  pmi_arena *arena = pmi_arena_of(p);
+  if (((uintptr_t)p & (PMI_ARENA_SIZE - 1)) >= PMI_POOL_SIZE || pmi_load_relaxed(&arena->heap) == NULL)
+    pmi_bad_pointer("free", p, empty_pool_fault(pmi_pool_of(arena, p), p, "invalid pointer (inside a retired arena):"));
+  pmi_bad_pointer("free", p, "invalid pointer (inside an arena, but not in a pool in use):");
+}
+
 /* A pool block of another heap: what can be checked without the owner's
  * descriptor, then the hook.  p is 16-byte aligned: every caller comes from
  * free_core, whose map test finds no slot for a misaligned pointer. */
 static void free_remote_pool(void *p) {
-  pmi_arena *arena = pmi_arena_of(p);
-  pmi_heap *owner = atomic_load_explicit(&arena->heap, memory_order_acquire);
-  if (owner == NULL)
-    pmi_bad_pointer("free", p, empty_pool_fault(pmi_pool_of(arena, p), p, "invalid pointer (inside a retired arena):"));
-  if (((uintptr_t)p & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE)
-    pmi_bad_pointer("free", p, "invalid pointer (inside an arena, but not in a pool in use):");
+  pmi_heap *owner = atomic_load_explicit(&pmi_arena_of(p)->heap, memory_order_acquire);
+  if (pmi_unlikely(owner == NULL) || pmi_unlikely(((uintptr_t)p & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE))
+    remote_pool_fault(p);
   pmi_remote_free(owner, p);
 }
 
