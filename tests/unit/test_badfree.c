@@ -232,6 +232,22 @@ static void case_double_free_orphan(bad_case *c) {
   free(launder(c->a));
 }
 
+/* as case_double_free_orphan, the second free from another thread: the
+ * remote side finds the block's arena retired, without a heap */
+static void case_double_free_orphan_remote(bad_case *c) {
+  free(launder(c->a));
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_it, launder(c->a)) != 0) _exit(3);
+  pthread_join(t, NULL);
+}
+
+/* a bad pointer freed by another thread: the remote side's checks */
+static void case_interior_remote(bad_case *c) {
+  pthread_t t;
+  if (pthread_create(&t, NULL, free_it, launder(c->ptr)) != 0) _exit(3);
+  pthread_join(t, NULL);
+}
+
 static void case_large_misaligned(bad_case *c) { free(launder(c->ptr)); }
 
 static void case_realloc_foreign(bad_case *c) { (void)!realloc(launder(c->ptr), 100); }
@@ -311,6 +327,8 @@ int main(void) {
    * block in an empty pool of the reserve, still a block of its class */
   cases[n++] = (bad_case){"double free of an exited thread's block", "free", "double free",
                           NULL, orphan, case_double_free_orphan, orphan, NULL};
+  cases[n++] = (bad_case){"double free of an exited thread's block, second from a thread", "free",
+                          "double free", NULL, orphan, case_double_free_orphan_remote, orphan, NULL};
   void *medium_orphan = exited_threads_block(3000);
   /* the same for a medium block: its region goes to the reserve */
   cases[n++] = (bad_case){"double free of an exited thread's medium block", "free", "double free",
@@ -327,6 +345,9 @@ int main(void) {
   p = malloc(32);
   cases[n++] = (bad_case){"free of an arena's header page", "free", "invalid pointer", NULL,
                           (void *)(((uintptr_t)p & ~(uintptr_t)(256 * 1024 - 1)) + 128), case_interior, p, NULL};
+  p = malloc(32);
+  cases[n++] = (bad_case){"free of an arena's header page, from a thread", "free", "invalid pointer", NULL,
+                          (void *)(((uintptr_t)p & ~(uintptr_t)(256 * 1024 - 1)) + 128), case_interior_remote, p, NULL};
   /* The block after a lone block: never handed out (its live bit clear). */
   p = malloc(448);
   cases[n++] = (bad_case){"free of a block never handed out", "free", "invalid pointer", "double free",
@@ -459,6 +480,7 @@ int main(void) {
   /* the parent's blocks are all still live here: free them properly */
   for (int i = 0; i < n; i++) {
     if (cases[i].run == case_double_free_emptied_pool) continue;
+    if (cases[i].run == case_double_free_orphan_remote) continue;   /* its block is the case before's */
     free(cases[i].a);
     if (cases[i].b != NULL) free(cases[i].b);
   }
