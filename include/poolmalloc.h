@@ -99,7 +99,7 @@ PM_API int    pm_collect(int force);
   X(purge_bytes,       "bytes given back by purges (pages of empty pools, unmapped arenas)") \
   X(purge_threads,     "times the purge thread was started")                   \
   X(thp_chunks,        "2 MiB chunks mapped for huge pages (POOLMALLOC_THP)")  \
-  X(thp_pieces,        "arenas and medium regions carved from those chunks")
+  X(thp_pieces,        "arenas carved from those chunks")
 
 typedef struct pm_counters {
 #define PM_COUNTER_FIELD(name, doc) unsigned long long name;

@@ -84,10 +84,10 @@ static pmi_arena *arena_new(pmi_heap *heap) {
     heap->counters.arenas_reused++;
   } else {
     if (pmi_load_relaxed(&reserve_count) > (size_t)pmi_option(arena_reserve)) reserve_decay(heap, pmi_os_now_ms());
-    arena = pmi_chunk_map(PMI_ARENA_SIZE, pmi_load_relaxed(&map_hint));
+    arena = pmi_chunk_map(pmi_load_relaxed(&map_hint), atomic_load(&arenas_mapped_now));
     if (arena == NULL) return NULL;   /* the caller releases what it can, then retries */
     if (!pmi_arenamap_add(arena)) {
-      pmi_chunk_unmap(arena, PMI_ARENA_SIZE);
+      pmi_os_unmap(arena, PMI_ARENA_SIZE);
       return NULL;
     }
     pmi_store_relaxed(&map_hint, (void *)((char *)arena - PMI_ARENA_SIZE));
@@ -149,7 +149,7 @@ static pmi_arena *reserve_pop_old(size_t keep, uint64_t now, bool force) {
 
 static void arena_unmap(pmi_heap *heap, pmi_arena *arena) {
   pmi_arenamap_remove(arena);
-  pmi_chunk_unmap(arena, PMI_ARENA_SIZE);
+  pmi_os_unmap(arena, PMI_ARENA_SIZE);
   atomic_fetch_sub(&arenas_mapped_now, 1);
   if (heap != &pmi_heap_empty) heap->counters.arenas_unmapped++;
   else atomic_fetch_add_explicit(&pmi_purge_stats.arenas_unmapped, 1, memory_order_relaxed);

@@ -338,9 +338,8 @@ void   pmi_arena_fork_child(void);
 pmi_arena *pmi_arena_reserve_first(void);
 void   pmi_arena_mapped(size_t *now, size_t *peak);
 
-/* ---- chunk.c: 2 MiB chunks of address space for big heaps' huge pages ----- */
-void  *pmi_chunk_map(size_t size, void *hint);   /* an arena's or a region's space, size-aligned */
-void   pmi_chunk_unmap(void *p, size_t size);
+/* ---- chunk.c: arenas' address space, in 2 MiB chunks for big heaps -------- */
+void  *pmi_chunk_map(void *hint, size_t mapped);   /* an arena's space; mapped: arenas now */
 void   pmi_chunk_counts(uint64_t *chunks, uint64_t *pieces);
 void   pmi_chunk_fork_prepare(void);
 void   pmi_chunk_fork_parent(void);

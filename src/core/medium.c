@@ -100,7 +100,7 @@ static pmi_medium *reserve_pop_old(size_t keep, uint64_t now, bool force) {
 
 static void region_unmap(pmi_heap *heap, pmi_medium *m) {
   pmi_arenamap_set(pmi_medium_base(m), PMI_MEDIUM_SIZE, PMI_REGION_NONE);
-  pmi_chunk_unmap(pmi_medium_base(m), PMI_MEDIUM_SIZE);
+  pmi_os_unmap(pmi_medium_base(m), PMI_MEDIUM_SIZE);
   atomic_fetch_sub(&regions_now, 1);
   if (heap != &pmi_heap_empty) heap->counters.mediums_unmapped++;
 }
@@ -199,10 +199,10 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
   } else {
     if (pmi_load_relaxed(&reserve_count) > reserve_keep()) reserve_decay(heap, pmi_os_now_ms());
     char *hint = pmi_load_relaxed(&map_hint);
-    char *base = pmi_chunk_map(PMI_MEDIUM_SIZE, hint);
+    char *base = pmi_os_map_aligned(PMI_MEDIUM_SIZE, PMI_MEDIUM_SIZE, hint);
     if (base == NULL) return NULL;
     if (!pmi_arenamap_set(base, PMI_MEDIUM_SIZE, (uint8_t)pmi_medium_map_byte(base))) {
-      pmi_chunk_unmap(base, PMI_MEDIUM_SIZE);
+      pmi_os_unmap(base, PMI_MEDIUM_SIZE);
       return NULL;
     }
     pmi_store_relaxed(&map_hint, (void *)(base - PMI_MEDIUM_SIZE));

@@ -129,7 +129,7 @@ bool pmi_os_thp_allowed(void) {
       allowed = strstr(buf, "[never]") == NULL;
     }
   }
-  if (allowed && prctl(PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1) allowed = false;
+  if (allowed && syscall(SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1) allowed = false;   /* (syscall: no import of its own) */
   errno = saved;
   return allowed;
 }

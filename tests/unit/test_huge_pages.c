@@ -1,7 +1,6 @@
 /* Transparent huge pages for big heaps (core/chunk.c, POOLMALLOC_THP): a
  * small heap gets none and maps no chunk; a heap beyond the threshold gets
- * its arenas and regions from 2 MiB chunks, which the kernel backs with
- * huge pages (AnonHugePages in /proc/self/smaps_rollup); after the frees
+ * its arenas from 2 MiB chunks, which the kernel backs with huge pages (AnonHugePages in /proc/self/smaps_rollup); after the frees
  * and the decay its memory goes back all the same; with POOLMALLOC_THP=0 a
  * big heap maps no chunk and gets no huge page.  Skipped where the kernel's
  * THP mode is "never" (or it has none). */
@@ -16,7 +15,7 @@
 
 enum { SMALL_BLOCKS = 16384, SMALL_SIZE = 64,    /* 1 MiB: below the threshold */
        BIG_BLOCKS = 400000, BIG_SIZE = 240,      /* about 96 MiB of pools */
-       MED_BLOCKS = 6000, MED_SIZE = 4000,       /* about 24 MiB of medium regions */
+       MED_BLOCKS = 6000, MED_SIZE = 4000,       /* and 24 MiB of medium regions (no chunks) */
        DECAY_MS = 100 };
 
 /* A "Name:   N kB" line of a /proc file, in KiB; -1 if absent. */
@@ -108,9 +107,9 @@ static int big(void) {
   printf("big heap: rss %ld -> %ld kB, AnonHugePages %ld kB, %llu chunks, %llu pieces\n",
          rss0, rss1, huge1, c.thp_chunks, c.thp_pieces);
   CHECKF(c.thp_chunks >= 16 && c.thp_pieces >= 4 * c.thp_chunks,
-         "%llu chunks, %llu pieces for a 120 MiB heap", c.thp_chunks, c.thp_pieces);
+         "%llu chunks, %llu arenas carved for 96 MiB of pools", c.thp_chunks, c.thp_pieces);
   if (huge1 - huge0 == 0 && fault_fallbacks() > fallback0) PMT_SKIP("the kernel had no huge page to give (thp_fault_fallback grew)");
-  CHECKF(huge1 - huge0 >= 32 * 1024, "only %ld kB of huge pages for a 120 MiB heap", huge1 - huge0);
+  CHECKF(huge1 - huge0 >= 32 * 1024, "only %ld kB of huge pages for 96 MiB of pools", huge1 - huge0);
   drain(v, BIG_BLOCKS);
   drain(m, MED_BLOCKS);
   /* The decay (the purge thread, DECAY_MS) returns the empty arenas and
@@ -161,7 +160,7 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "big") == 0) return big();
   if (argc > 1 && strcmp(argv[1], "off") == 0) return off();
   if (!thp_mode_allows()) PMT_SKIP("transparent huge pages are \"never\" here (or absent)");
-  char *big_env[] = {"POOLMALLOC_ARENA_DECAY_MS", "100", "POOLMALLOC_ARENA_RESERVE", "4", "POOLMALLOC_THP", "32", NULL};
+  char *big_env[] = {"POOLMALLOC_ARENA_DECAY_MS", "100", "POOLMALLOC_ARENA_RESERVE", "4", "POOLMALLOC_THP", "16", NULL};
   char *off_env[] = {"POOLMALLOC_THP", "0", NULL};
   int a = child(argv[0], "big", big_env);
   int b = child(argv[0], "off", off_env);
