@@ -97,7 +97,9 @@ PM_API int    pm_collect(int force);
   X(remote_pushes,     "batches of remote frees pushed onto an owner's stack (one CAS each)") \
   X(purges,            "purges that gave memory back (purge thread, malloc_trim, failing allocations)") \
   X(purge_bytes,       "bytes given back by purges (pages of empty pools, unmapped arenas)") \
-  X(purge_threads,     "times the purge thread was started")
+  X(purge_threads,     "times the purge thread was started")                   \
+  X(thp_chunks,        "2 MiB chunks mapped for huge pages (POOLMALLOC_THP)")  \
+  X(thp_pieces,        "arenas carved from those chunks")
 
 typedef struct pm_counters {
 #define PM_COUNTER_FIELD(name, doc) unsigned long long name;

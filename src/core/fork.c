@@ -1,8 +1,9 @@
 /* fork.c: the atfork handlers.  Every lock is taken in one order: debug
  * mode's quarantine (taken in every mode: it is the first, the one that
  * says which thread is forking, lock.c), the list of heaps, each heap, the
- * arena reserve (free() in debug mode takes the quarantine's before it
- * frees into a heap; a heap's lock is held around arena calls).  Other
+ * arena reserve, the medium reserve, the huge cache, the chunks (free() in
+ * debug mode takes the quarantine's before it frees into a heap; a heap's
+ * lock is held around arena calls).  Other
  * libraries' handlers may allocate while they are held (lock.c). */
 #include <pthread.h>
 
@@ -15,9 +16,11 @@ static void fork_prepare(void) {
   pmi_arena_fork_prepare();
   pmi_medium_fork_prepare();
   pmi_huge_fork_prepare();
+  pmi_chunk_fork_prepare();
 }
 
 static void fork_parent(void) {
+  pmi_chunk_fork_parent();
   pmi_huge_fork_parent();
   pmi_medium_fork_parent();
   pmi_arena_fork_parent();
@@ -30,6 +33,7 @@ static void fork_parent(void) {
  * of the other threads become orphans (heap.c), and the interval thread of
  * the statistics is gone. */
 static void fork_child(void) {
+  pmi_chunk_fork_child();
   pmi_huge_fork_child();
   pmi_medium_fork_child();
   pmi_arena_fork_child();

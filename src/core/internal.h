@@ -221,6 +221,8 @@ void   pmi_os_unmap(void *p, size_t size);
 void   pmi_os_purge(void *p, size_t size);              /* pages back, mapping kept */
 void  *pmi_os_remap(void *old, size_t old_size, size_t new_size, void *to);   /* mremap */
 void   pmi_os_decommit(void *p, size_t size);         /* madvise(MADV_DONTNEED) */
+bool   pmi_os_advise_huge(void *p, size_t size);      /* madvise(MADV_HUGEPAGE) */
+bool   pmi_os_thp_allowed(void);                      /* THP not "never", nor disabled by prctl */
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
 uintptr_t pmi_os_break(void);                         /* the program break now */
@@ -348,6 +350,13 @@ void   pmi_arena_fork_parent(void);
 void   pmi_arena_fork_child(void);
 pmi_arena *pmi_arena_reserve_first(void);
 void   pmi_arena_mapped(size_t *now, size_t *peak);
+
+/* ---- chunk.c: arenas' address space, in 2 MiB chunks for big heaps -------- */
+void  *pmi_chunk_map(void *hint, size_t mapped);   /* an arena's space; mapped: arenas now */
+void   pmi_chunk_counts(uint64_t *chunks, uint64_t *pieces);
+void   pmi_chunk_fork_prepare(void);
+void   pmi_chunk_fork_parent(void);
+void   pmi_chunk_fork_child(void);
 
 /* ---- pool.c: pool state transitions ---------------------------------------- */
 extern pmi_pool pmi_pool_sentinel;

@@ -2,12 +2,14 @@
  * interface (internal.h, "os.c").  Nothing here allocates.  (The messages on
  * stderr have one writer of their own, base/message.c, for every layer.) */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <linux/membarrier.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -96,6 +98,40 @@ void pmi_os_purge(void *p, size_t size) {
   int saved = errno;
   madvise(p, size, MADV_DONTNEED);
   errno = saved;
+}
+
+/* Asks for transparent huge pages on [p, p + size) (a VMA flag the kernel
+ * reads at fault time and khugepaged at its scans).  False where the
+ * kernel refuses (built without THP). */
+bool pmi_os_advise_huge(void *p, size_t size) {
+  int saved = errno;
+  int r = madvise(p, size, MADV_HUGEPAGE);
+  errno = saved;
+  return r == 0;
+}
+
+/* May this process have transparent huge pages where it asks for them?
+ * Not when the kernel's mode is "never" (/sys/kernel/mm/transparent_hugepage/enabled
+ * reads "always madvise [never]"; absent: no THP at all) nor when the
+ * process was told not to (prctl PR_SET_THP_DISABLE, inherited over exec).
+ * Read by chunk.c once, when a heap first grows big: a small program never
+ * opens the file. */
+bool pmi_os_thp_allowed(void) {
+  int saved = errno;
+  bool allowed = false;
+  int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) {
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n > 0) {
+      buf[n] = '\0';
+      allowed = strstr(buf, "[never]") == NULL;
+    }
+  }
+  if (allowed && syscall(SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1) allowed = false;   /* (syscall: no import of its own) */
+  errno = saved;
+  return allowed;
 }
 
 /* Maps size bytes aligned to align.  First asks for the hint (the address

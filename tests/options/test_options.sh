@@ -41,6 +41,8 @@ check_bad POOLMALLOC_STATS bogus
 check_bad POOLMALLOC_ARENA_RESERVE -3
 check_bad POOLMALLOC_ARENA_RESERVE abc
 check_bad POOLMALLOC_ARENA_DECAY_MS 1e3
+check_bad POOLMALLOC_THP -1
+check_bad POOLMALLOC_THP 2GiB
 
 # A good value is silent.
 err=$(POOLMALLOC_ARENA_RESERVE=8 LD_PRELOAD="$POOLMALLOC_LIB" sh -c 'exit 0' 2>&1)

@@ -1,0 +1,179 @@
+/* Transparent huge pages for big heaps (core/chunk.c, POOLMALLOC_THP): a
+ * small heap gets none and maps no chunk; a heap beyond the threshold gets
+ * its arenas from 2 MiB chunks, which the kernel backs with huge pages (AnonHugePages in /proc/self/smaps_rollup); after the frees
+ * and the decay its memory goes back all the same; with POOLMALLOC_THP=0 a
+ * big heap maps no chunk and gets no huge page (where the mode is
+ * "madvise": with "always" the kernel may give one to any heap).  Skipped
+ * where the kernel's THP mode is "never" (or it has none). */
+#include <errno.h>
+#include <malloc.h>
+#include <stdbool.h>
+#include <sys/wait.h>
+#include <time.h>
+
+#include "pmtest.h"
+#include "poolmalloc.h"
+
+enum { SMALL_BLOCKS = 16384, SMALL_SIZE = 64,    /* 1 MiB: below the threshold */
+       BIG_BLOCKS = 400000, BIG_SIZE = 240,      /* about 96 MiB of pools */
+       MED_BLOCKS = 6000, MED_SIZE = 4000,       /* and 24 MiB of medium regions (no chunks) */
+       DECAY_MS = 100 };
+
+/* A "Name:   N kB" line of a /proc file, in KiB; -1 if absent. */
+static long proc_kb(const char *path, const char *name) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return -1;
+  char line[256];
+  long kb = -1;
+  size_t n = strlen(name);
+  while (fgets(line, sizeof line, f) != NULL)
+    if (strncmp(line, name, n) == 0 && line[n] == ':') {
+      kb = strtol(line + n + 1, NULL, 10);
+      break;
+    }
+  fclose(f);
+  return kb;
+}
+
+static long huge_kb(void) { return proc_kb("/proc/self/smaps_rollup", "AnonHugePages"); }
+static long rss_kb(void) { return proc_kb("/proc/self/status", "VmRSS"); }
+
+/* thp_fault_fallback of /proc/vmstat: huge page faults the kernel could not serve. */
+static long fault_fallbacks(void) {
+  FILE *f = fopen("/proc/vmstat", "r");
+  if (f == NULL) return -1;
+  char name[64];
+  long v, found = -1;
+  while (fscanf(f, "%63s %ld", name, &v) == 2)
+    if (strcmp(name, "thp_fault_fallback") == 0) found = v;
+  fclose(f);
+  return found;
+}
+
+/* The kernel's THP mode: "[always]", "[madvise]" or "[never]" is in the
+ * line; "" if it has none. */
+static const char *thp_mode(void) {
+  static char buf[128];
+  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+  if (f == NULL) return "";
+  if (fgets(buf, sizeof buf, f) == NULL) buf[0] = '\0';
+  fclose(f);
+  return buf;
+}
+static bool thp_mode_allows(void) { return thp_mode()[0] != '\0' && strstr(thp_mode(), "[never]") == NULL; }
+/* With "always" the kernel backs any aligned 2 MiB of a VMA with a huge
+ * page, advised or not: a heap without chunks may get some all the same. */
+static bool thp_always(void) { return strstr(thp_mode(), "[always]") != NULL; }
+
+static pm_counters counters(void) {
+  pm_counters c;
+  pm_counters_get(&c);
+  return c;
+}
+
+static void **fill(size_t n, size_t size) {
+  void **v = calloc(n, sizeof *v);
+  REQUIRE(v != NULL);
+  for (size_t i = 0; i < n; i++) {
+    v[i] = malloc(size);
+    REQUIRE(v[i] != NULL);
+    memset(v[i], (int)(i & 0xff), size);
+  }
+  return v;
+}
+
+static void drain(void **v, size_t n) {
+  for (size_t i = 0; i < n; i++) free(v[i]);
+  free(v);
+}
+
+static long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Below the threshold: no chunk, no huge page. */
+static void small_heap(long huge_before) {
+  void **v = fill(SMALL_BLOCKS, SMALL_SIZE);
+  pm_counters c = counters();
+  CHECKF(c.thp_chunks == 0 && c.thp_pieces == 0, "a 1 MiB heap mapped %llu chunks", c.thp_chunks);
+  if (!thp_always())
+    CHECKF(huge_kb() == huge_before, "a 1 MiB heap got %ld kB of huge pages (%ld before)", huge_kb(), huge_before);
+  drain(v, SMALL_BLOCKS);
+}
+
+static int big(void) {
+  long huge0 = huge_kb();
+  if (huge0 < 0) PMT_SKIP("no /proc/self/smaps_rollup");
+  small_heap(huge0);
+  long rss0 = rss_kb(), fallback0 = fault_fallbacks();
+  void **v = fill(BIG_BLOCKS, BIG_SIZE);
+  void **m = fill(MED_BLOCKS, MED_SIZE);
+  pm_counters c = counters();
+  long huge1 = huge_kb(), rss1 = rss_kb();
+  printf("big heap: rss %ld -> %ld kB, AnonHugePages %ld kB, %llu chunks, %llu pieces\n",
+         rss0, rss1, huge1, c.thp_chunks, c.thp_pieces);
+  CHECKF(c.thp_chunks >= 16 && c.thp_pieces >= 4 * c.thp_chunks,
+         "%llu chunks, %llu arenas carved for 96 MiB of pools", c.thp_chunks, c.thp_pieces);
+  if (huge1 - huge0 == 0 && fault_fallbacks() > fallback0) PMT_SKIP("the kernel had no huge page to give (thp_fault_fallback grew)");
+  CHECKF(huge1 - huge0 >= 32 * 1024, "only %ld kB of huge pages for 96 MiB of pools", huge1 - huge0);
+  drain(v, BIG_BLOCKS);
+  drain(m, MED_BLOCKS);
+  /* The decay (the purge thread, DECAY_MS) returns the empty arenas and
+   * regions beyond the reserves: the RSS falls back near where it was. */
+  long t0 = now_ms(), rss2 = rss_kb();
+  while (rss2 > rss0 + 16 * 1024 && now_ms() - t0 < 20 * DECAY_MS + 10000) {
+    struct timespec ts = {0, 20 * 1000000L};
+    nanosleep(&ts, NULL);
+    rss2 = rss_kb();
+  }
+  long huge2 = huge_kb();
+  printf("after free and decay (%ld ms): rss %ld kB, AnonHugePages %ld kB\n", now_ms() - t0, rss2, huge2);
+  CHECKF(rss2 <= rss0 + 16 * 1024, "rss %ld kB after the decay, %ld before the big heap", rss2, rss0);
+  CHECKF(huge2 - huge0 <= 16 * 1024, "%ld kB of huge pages left after the decay", huge2 - huge0);
+  return pmt_done("huge_pages");
+}
+
+/* POOLMALLOC_THP=0: the same big heap, no chunk, no huge page. */
+static int off(void) {
+  long huge0 = huge_kb();
+  if (huge0 < 0) PMT_SKIP("no /proc/self/smaps_rollup");
+  void **v = fill(BIG_BLOCKS, BIG_SIZE);
+  void **m = fill(MED_BLOCKS, MED_SIZE);
+  pm_counters c = counters();
+  CHECKF(c.thp_chunks == 0 && c.thp_pieces == 0, "POOLMALLOC_THP=0 mapped %llu chunks", c.thp_chunks);
+  if (!thp_always()) CHECKF(huge_kb() == huge0, "POOLMALLOC_THP=0 got %ld kB of huge pages", huge_kb() - huge0);
+  drain(v, BIG_BLOCKS);
+  drain(m, MED_BLOCKS);
+  return pmt_done("huge_pages");
+}
+
+/* Runs this program again with argument what and the variables set. */
+static int child(const char *self, const char *what, char *const env[]) {
+  fflush(stdout);
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    for (unsigned i = 0; env[i] != NULL; i += 2) setenv(env[i], env[i + 1], 1);
+    execl("/proc/self/exe", self, what, (char *)NULL);
+    _exit(127);
+  }
+  int st;
+  REQUIRE(waitpid(pid, &st, 0) == pid);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+}
+
+int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "big") == 0) return big();
+  if (argc > 1 && strcmp(argv[1], "off") == 0) return off();
+  if (!thp_mode_allows()) PMT_SKIP("transparent huge pages are \"never\" here (or absent)");
+  char *big_env[] = {"POOLMALLOC_ARENA_DECAY_MS", "100", "POOLMALLOC_ARENA_RESERVE", "4", "POOLMALLOC_THP", "16", NULL};
+  char *off_env[] = {"POOLMALLOC_THP", "0", NULL};
+  int a = child(argv[0], "big", big_env);
+  int b = child(argv[0], "off", off_env);
+  CHECKF(a == 0 || a == 77, "the big heap's run failed (%d)", a);
+  CHECKF(b == 0 || b == 77, "the run with POOLMALLOC_THP=0 failed (%d)", b);
+  if (a == 77 && b == 77) PMT_SKIP("both runs skipped");
+  return pmt_done("huge_pages");
+}
