@@ -55,14 +55,20 @@ static void grew(size_t bytes, bool medium);   /* fresh pages about to be touche
 #define RECLAIM_STEP ((size_t)1 << 20)     /* growth between two looks */
 static void reclaim_outside(pmi_heap *heap);
 static __thread size_t grown __attribute__((tls_model("initial-exec")));   /* since the last look */
-static __thread size_t grown_medium __attribute__((tls_model("initial-exec")));   /* of it, by carves */
+/* of it, by carves, and not yet seen by a look at the empty pools */
+static __thread size_t grown_medium __attribute__((tls_model("initial-exec")));
 /* Pages coming back to the regions (a wake, a carve below what a region
  * touched before) since the last look at the empty pools: not growth, so
  * that a purge of regions never feeds the next, but memory all the same,
  * which the empty pools' pages can give (see reclaim). */
 static __thread size_t regrown __attribute__((tls_model("initial-exec")));
 static __thread size_t owed __attribute__((tls_model("initial-exec")));   /* carried to the next look */
-static inline bool look_due(void) { return grown >= RECLAIM_STEP || regrown >= RECLAIM_STEP; }
+/* The memory the regions took, fresh or come back, counts as one: a phase
+ * that carves a head region's fresh blocks and then wakes dormant ones
+ * took up to twice RECLAIM_STEP with neither count reaching it, beside
+ * empty pools that kept their pages. */
+static inline size_t medium_taken(void) { return grown_medium + regrown; }
+static inline bool look_due(void) { return grown >= RECLAIM_STEP || medium_taken() >= RECLAIM_STEP; }
 static void reserve_acquire(void) { pmi_spin_lock(&reserve_lock); }
 static void reserve_release(void) { pmi_spin_unlock(&reserve_lock); }
 
@@ -988,19 +994,19 @@ static size_t reclaim(pmi_heap *heap, size_t regions, size_t pools, size_t *regi
   return bytes;
 }
 
-/* A look, once RECLAIM_STEP of growth, or of pages coming back to the
- * regions, has come: the regions on growth, the empty pools when the
- * regions took the memory. */
+/* A look, once RECLAIM_STEP of growth, or of memory taken by the regions
+ * (fresh carves and pages coming back together), has come: the regions on
+ * growth, the empty pools when the regions took the memory. */
 static void look(pmi_heap *heap) {
   bool regions = grown >= RECLAIM_STEP;
-  bool pools = (regions && grown_medium >= RECLAIM_STEP / 2) || regrown >= RECLAIM_STEP;
-  size_t need = pools ? grown_medium + regrown : 0;
+  bool pools = (regions && grown_medium >= RECLAIM_STEP / 2) || medium_taken() >= RECLAIM_STEP;
+  size_t need = pools ? medium_taken() : 0;
   size_t budget = 0;
   if (regions) {
     budget = owed + grown;
     grown = grown_medium = 0;
   }
-  if (pools) regrown = 0;
+  if (pools) regrown = grown_medium = 0;
   size_t given = 0;
   reclaim(heap, budget, need, &given);
   /* what this look did not find, the next one may (a region idle since

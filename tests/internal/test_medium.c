@@ -531,7 +531,10 @@ static void test_first_carve(pmi_heap *heap) {
 
   /* 2 MiB of medium blocks made dormant; then empty pools (one block in
    * 256 kept, so that their arenas stay); then the dormant blocks woken:
-   * the pools' pages go back. */
+   * the pools' pages go back.  The regions' capacities go by their
+   * addresses (the colour window): where m's is the largest, the blocks
+   * spill into a third region, whose fresh carves then come before the
+   * wakes, each under 1 MiB; the pools' pages go back all the same. */
   unsigned n = 2 * (m->capacity - 1);
   void **v = pm_malloc(n * sizeof *v);
   for (unsigned i = 0; i < n; i++) {
