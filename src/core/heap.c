@@ -223,7 +223,9 @@ pmi_heap *pmi_heap_first(void) { return heaps_all; }
 static pmi_heap *heap_new_locked(void) {
   size_t size = (PMI_HEAP_BYTES + 63) & ~(size_t)63;
   if (slab_next == NULL || (size_t)(slab_end - slab_next) < size) {
-    size_t slab = 64 * 1024;
+    /* heaps share 64 KiB slabs while they fit; a bigger one (its hint
+     * ring, types.h) takes a mapping of its own, rounded to pages */
+    size_t slab = size > 64 * 1024 ? (size + 4095) & ~(size_t)4095 : 64 * 1024;
     slab_next = pmi_os_map(slab);
     if (slab_next == NULL) return NULL;
     slab_end = slab_next + slab;
