@@ -3,8 +3,10 @@
  * The C++ library's own operator new is a call of malloc inside a loop over
  * the new handler, and its delete, delete[] and new[] are a call more each
  * (about 23 instructions a new-delete pair through new[] and delete[], a
- * tenth of what larson spends on a block); these are a call of pm_malloc
- * with a test, and a jump to pm_free.
+ * tenth of what larson spends on a block).  In the shared library ours are
+ * malloc's and free's fast paths themselves (core/alloc.c, core/free.c,
+ * beside the inline code they share); here are operator new's slow path
+ * and, for the static library, forwards (as api/override.c's).
  *
  * Only the four forms programs use on hot paths: operator new, new[],
  * delete and delete[].  Each export is a few dozen bytes of the header
@@ -20,8 +22,8 @@
 #include <dlfcn.h>
 #include <stddef.h>
 
-#include "base/compiler.h"
 #include "base/message.h"
+#include "core/internal.h"
 #include "poolmalloc.h"
 
 #pragma GCC diagnostic ignored "-Wmissing-prototypes"
@@ -40,19 +42,24 @@ static pmi_cold void *new_failed(const char *name, size_t size) {
   pmi_fatal("operator new(%zu): out of memory and no C++ library to throw std::bad_alloc", size);
 }
 
-pmi_export void *_Znwm(size_t size) {
-  void *p = pm_malloc(size);
-  if (pmi_unlikely(p == NULL)) return new_failed("_Znwm", size);
+/* Operator new's slow path: malloc's, then, with no memory, the C++
+ * library's operator NAME. */
+pmi_noinline void *pmi_new_generic(size_t size, pmi_heap *heap, const char *name) {
+  void *p = pmi_malloc_generic(size, heap);
+  if (pmi_unlikely(p == NULL)) return new_failed(name, size);
   return p;
 }
 
-pmi_export void *_Znam(size_t size) {
+#if !defined(PM_SHARED_LIBRARY)
+static void *new_forward(size_t size, const char *name) {
   void *p = pm_malloc(size);
-  if (pmi_unlikely(p == NULL)) return new_failed("_Znam", size);
+  if (pmi_unlikely(p == NULL)) return new_failed(name, size);
   return p;
 }
-
+pmi_export void *_Znwm(size_t size) { return new_forward(size, "_Znwm"); }
+pmi_export void *_Znam(size_t size) { return new_forward(size, "_Znam"); }
 pmi_export void _ZdlPv(void *p) { pm_free(p); }
 pmi_export void _ZdaPv(void *p) { pm_free(p); }
+#endif
 
 #endif
