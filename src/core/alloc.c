@@ -309,6 +309,26 @@ pmi_export void *pm_malloc(size_t size) { return malloc_core(pmi_heap_tls, size)
 pmi_export extern __typeof__(pm_malloc) malloc __attribute__((alias("pm_malloc"), malloc, alloc_size(1)));
 #endif
 
+/* C++'s operator new and new[] (api/new.c): in the shared library malloc's
+ * fast path itself, here, so that a block costs what a malloc costs (not a
+ * call of malloc from a frame of their own); the slow path, and operator
+ * new's answer to a failure, in api/new.c. */
+#if defined(PM_SHARED_LIBRARY) && !defined(PMI_TSAN)
+pmi_export void *_Znwm(size_t size) {
+  pmi_heap *heap = pmi_heap_tls;
+  void *p = front_pop(heap, size, false);
+  if (pmi_likely(p != NULL)) return p;
+  return pmi_new_generic(size, heap, "_Znwm");
+}
+
+pmi_export void *_Znam(size_t size) {
+  pmi_heap *heap = pmi_heap_tls;
+  void *p = front_pop(heap, size, false);
+  if (pmi_likely(p != NULL)) return p;
+  return pmi_new_generic(size, heap, "_Znam");
+}
+#endif
+
 /* ---- calloc, realloc ------------------------------------------------------ */
 
 

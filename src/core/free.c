@@ -374,6 +374,13 @@ pmi_export void pm_free(void *p) { free_core(pmi_heap_tls, p, false); }
 /* The C library's name for it: as malloc's (alloc.c). */
 #if defined(PM_SHARED_LIBRARY) && !defined(PMI_TSAN)
 pmi_export extern __typeof__(pm_free) free __attribute__((alias("pm_free")));
+
+/* C++'s operator delete and delete[] (api/new.c): free's fast path itself,
+ * as operator new is malloc's (alloc.c).  Copies, not second names of
+ * pm_free: a profiler, a debugger or objdump would name free after one of
+ * them. */
+pmi_export void _ZdlPv(void *p) { free_core(pmi_heap_tls, p, false); }
+pmi_export void _ZdaPv(void *p) { free_core(pmi_heap_tls, p, false); }
 #endif
 
 pmi_export void pm_free_sized(void *p, size_t size) { pm_free(p); }

@@ -476,6 +476,11 @@ void   pmi_heap_visit_end(pmi_heap *heap);
 
 /* ---- alloc.c / free.c: the generic (slow) paths ----------------------------- */
 void  *pmi_malloc_generic(size_t size, pmi_heap *heap);
+void  *pmi_new_generic(size_t size, pmi_heap *heap, const char *name);   /* api/new.c: operator new's slow path */
+pmi_export void *_Znwm(size_t size);   /* C++'s operator new and new[], by their mangled names (alloc.c, api/new.c) */
+pmi_export void *_Znam(size_t size);
+pmi_export void  _ZdlPv(void *p);   /* C++'s operator delete and delete[] (free.c, api/new.c) */
+pmi_export void  _ZdaPv(void *p);
 void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
 void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
 pmi_pool *pmi_check_live_block(const char *fn, const void *p);
