@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "base/syscall.h"
+#include "base/text.h"
 #include "core/internal.h"
 
 PMI_OLD_VERSION_clock_gettime
@@ -126,7 +127,7 @@ bool pmi_os_thp_allowed(void) {
     close(fd);
     if (n > 0) {
       buf[n] = '\0';
-      allowed = strstr(buf, "[never]") == NULL;
+      allowed = !pmi_text_contains(buf, "[never]");   /* (not strstr: no import of its own) */
     }
   }
   if (allowed && syscall(SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1) allowed = false;   /* (syscall: no import of its own) */
