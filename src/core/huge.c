@@ -38,7 +38,7 @@
  * Once huge blocks take more than POOLMALLOC_THP MiB, a fresh mapping of
  * 8 MiB or more is 2 MiB-aligned and advised for huge pages (chunk.c
  * decides): each whole 2 MiB range inside it faults in at once (malloc-large:
- * 501 k -> 21 k faults); see region_map, thp_round and runs_join.
+ * 501 k -> 23 k faults); see region_map, thp_round and runs_join.
  *
  * realloc grows a mapping in place with mremap when the address space after
  * it is free, else moves its pages (mremap onto a fresh aligned reservation,
