@@ -99,7 +99,8 @@ PM_API int    pm_collect(int force);
   X(purge_bytes,       "bytes given back by purges (pages of empty pools, unmapped arenas)") \
   X(purge_threads,     "times the purge thread was started")                   \
   X(thp_chunks,        "2 MiB chunks mapped for huge pages (POOLMALLOC_THP)")  \
-  X(thp_pieces,        "arenas carved from those chunks")
+  X(thp_pieces,        "arenas carved from those chunks")                    \
+  X(thp_huge_maps,     "huge blocks' mappings advised for huge pages (POOLMALLOC_THP)")
 
 typedef struct pm_counters {
 #define PM_COUNTER_FIELD(name, doc) unsigned long long name;

@@ -26,7 +26,9 @@ enum pmi_option_kind { PMI_OPT_LONG, PMI_OPT_CHOICE, PMI_OPT_PATH };
   X(thp, "THP", PMI_OPT_LONG, 16, 0, 1048576, NULL, "MIB",                        \
     "once arenas take more than MIB MiB, new ones are carved from 2 MiB chunks "  \
     "the kernel may back with transparent huge pages (fewer page faults; up to "  \
-    "2 MiB of a chunk not used yet is resident too); 0: never")                   \
+    "2 MiB of a chunk not used yet is resident too); once huge blocks take more " \
+    "than MIB MiB, their new mappings of 8 MiB or more are 2 MiB-aligned and "    \
+    "advised the same way; 0: never")                                             \
   X(purge_thread, "PURGE_THREAD", PMI_OPT_LONG, 1, 0, 1, NULL, "0|1",             \
     "1: a background thread, started only once memory has been freed and gone "   \
     "when nothing is left to return, gives idle memory back after "              \

@@ -78,10 +78,11 @@ void pmi_counters_sum(pmi_counters *out) {
   out->purge_bytes += atomic_load_explicit(&pmi_purge_stats.purge_bytes, memory_order_relaxed);
   out->purge_threads += atomic_load_explicit(&pmi_purge_stats.purge_threads, memory_order_relaxed);
   out->arenas_unmapped += atomic_load_explicit(&pmi_purge_stats.arenas_unmapped, memory_order_relaxed);
-  uint64_t chunks, pieces;
-  pmi_chunk_counts(&chunks, &pieces);
+  uint64_t chunks, pieces, huge;
+  pmi_chunk_counts(&chunks, &pieces, &huge);
   out->thp_chunks += chunks;
   out->thp_pieces += pieces;
+  out->thp_huge_maps += huge;
 }
 
 pmi_export void pm_counters_get(pm_counters *out) {

@@ -3,7 +3,9 @@
  * its arenas from 2 MiB chunks, which the kernel backs with huge pages (AnonHugePages in /proc/self/smaps_rollup); after the frees
  * and the decay its memory goes back all the same; with POOLMALLOC_THP=0 a
  * big heap maps no chunk and gets no huge page (where the mode is
- * "madvise": with "always" the kernel may give one to any heap).  Skipped
+ * "madvise": with "always" the kernel may give one to any heap).  A huge
+ * block of 8 MiB beyond the threshold gets huge pages, and gives them back
+ * after its free and the decay.  Skipped
  * where the kernel's THP mode is "never" (or it has none). */
 #include <errno.h>
 #include <malloc.h>
@@ -143,9 +145,47 @@ static int off(void) {
   void **m = fill(MED_BLOCKS, MED_SIZE);
   pm_counters c = counters();
   CHECKF(c.thp_chunks == 0 && c.thp_pieces == 0, "POOLMALLOC_THP=0 mapped %llu chunks", c.thp_chunks);
+  char *h = malloc((size_t)32 << 20);   /* and a huge block: not advised */
+  REQUIRE(h != NULL);
+  memset(h, 1, (size_t)32 << 20);
+  c = counters();
+  CHECKF(c.thp_huge_maps == 0, "POOLMALLOC_THP=0 advised %llu huge mappings", c.thp_huge_maps);
+  if (!thp_always()) CHECKF(huge_kb() == huge0, "POOLMALLOC_THP=0 got %ld kB of huge pages", huge_kb() - huge0);
+  free(h);
   if (!thp_always()) CHECKF(huge_kb() == huge0, "POOLMALLOC_THP=0 got %ld kB of huge pages", huge_kb() - huge0);
   drain(v, BIG_BLOCKS);
   drain(m, MED_BLOCKS);
+  return pmt_done("huge_pages");
+}
+
+/* A huge block of 8 MiB, once huge blocks take more than POOLMALLOC_THP=4
+ * MiB: its mapping is advised (thp_huge_maps) and its whole 2 MiB ranges
+ * are huge pages; freed, it waits in the cache, and the decay (seen at the
+ * next huge call) gives it back: RSS and AnonHugePages fall back. */
+static int huge_block(void) {
+  long huge0 = huge_kb(), rss0 = rss_kb(), fallback0 = fault_fallbacks();
+  if (huge0 < 0) PMT_SKIP("no /proc/self/smaps_rollup");
+  size_t size = (size_t)8 << 20;
+  char *p = malloc(size);
+  REQUIRE(p != NULL);
+  memset(p, 0x5a, size);
+  pm_counters c = counters();
+  long huge1 = huge_kb(), rss1 = rss_kb();
+  printf("8 MiB block: rss %ld -> %ld kB, AnonHugePages %ld -> %ld kB, %llu advised\n", rss0, rss1, huge0, huge1,
+         c.thp_huge_maps);
+  CHECKF(c.thp_huge_maps == 1, "%llu huge mappings advised for one 8 MiB block", c.thp_huge_maps);
+  if (huge1 - huge0 == 0 && fault_fallbacks() > fallback0) PMT_SKIP("the kernel had no huge page to give (thp_fault_fallback grew)");
+  CHECKF(huge1 - huge0 >= 6 * 1024, "only %ld kB of huge pages for an 8 MiB block", huge1 - huge0);
+  CHECKF(rss1 - rss0 <= 9 * 1024, "an 8 MiB block took %ld kB of RSS", rss1 - rss0);
+  for (size_t i = 0; i < size; i += 4096) CHECK(p[i] == 0x5a);
+  free(p);
+  struct timespec ts = {0, 3 * DECAY_MS * 1000000L};
+  nanosleep(&ts, NULL);
+  free(malloc(300 << 10));   /* a huge call: the decayed block leaves the cache */
+  long huge2 = huge_kb(), rss2 = rss_kb();
+  printf("after free and decay: rss %ld kB, AnonHugePages %ld kB\n", rss2, huge2);
+  CHECKF(rss2 <= rss0 + 1024, "rss %ld kB after the decay, %ld before the block", rss2, rss0);
+  CHECKF(huge2 <= huge0, "%ld kB of huge pages left after the decay (%ld before)", huge2, huge0);
   return pmt_done("huge_pages");
 }
 
@@ -167,13 +207,17 @@ static int child(const char *self, const char *what, char *const env[]) {
 int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "big") == 0) return big();
   if (argc > 1 && strcmp(argv[1], "off") == 0) return off();
+  if (argc > 1 && strcmp(argv[1], "huge_block") == 0) return huge_block();
   if (!thp_mode_allows()) PMT_SKIP("transparent huge pages are \"never\" here (or absent)");
   char *big_env[] = {"POOLMALLOC_ARENA_DECAY_MS", "100", "POOLMALLOC_ARENA_RESERVE", "4", "POOLMALLOC_THP", "16", NULL};
   char *off_env[] = {"POOLMALLOC_THP", "0", NULL};
   int a = child(argv[0], "big", big_env);
   int b = child(argv[0], "off", off_env);
+  char *block_env[] = {"POOLMALLOC_ARENA_DECAY_MS", "100", "POOLMALLOC_THP", "4", NULL};
+  int d = child(argv[0], "huge_block", block_env);
+  CHECKF(d == 0 || d == 77, "the huge block's run failed (%d)", d);
   CHECKF(a == 0 || a == 77, "the big heap's run failed (%d)", a);
   CHECKF(b == 0 || b == 77, "the run with POOLMALLOC_THP=0 failed (%d)", b);
-  if (a == 77 && b == 77) PMT_SKIP("both runs skipped");
+  if (a == 77 && b == 77 && d == 77) PMT_SKIP("all runs skipped");
   return pmt_done("huge_pages");
 }
