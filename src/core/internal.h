@@ -646,6 +646,7 @@ bool   pmi_huge_was_freed(const void *p);   /* one of the last huge blocks freed
 void  *pmi_huge_realloc(void *p, size_t size);
 size_t pmi_huge_usable_size(const char *fn, const void *p);   /* reports bad pointers */
 void   pmi_huge_trim(void);                       /* empties the cache */
+bool   pmi_huge_decay(uint64_t now);              /* the purge thread: old runs go; true if some are left */
 void   pmi_huge_yield(size_t bytes);              /* fresh memory touched elsewhere: the cache shrinks */
 typedef struct pmi_huge_figures {
   size_t live, live_bytes, mapped_bytes, peak_bytes, cached, cached_bytes;

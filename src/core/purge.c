@@ -16,7 +16,8 @@
  *     pages go in the same pass, as those of empty pools above;
  *   - empty arenas in the reserve beyond POOLMALLOC_ARENA_RESERVE: unmapped
  *     once they have sat there POOLMALLOC_ARENA_DECAY_MS (arena.c), and
- *     empty medium regions beyond theirs likewise (medium.c).
+ *     empty medium regions beyond theirs likewise (medium.c), and freed
+ *     huge mappings in their cache likewise (huge.c).
  * The allocator's own calls check the reserve's decay, but a program that
  * goes idle makes no calls.  So a purge thread does it: it wakes every half
  * decay period, does one pass, and exits when a pass leaves nothing that a
@@ -143,6 +144,7 @@ static bool purge_pass(void) {
   uint64_t now = pmi_os_now_ms();
   pending |= pmi_arena_decay(now);
   pending |= pmi_medium_decay(now);
+  pending |= pmi_huge_decay(now);   /* freed huge mappings (huge.c) */
   count_purge(bytes);
   if (atomic_load(&pmi_purge_stats.arenas_unmapped) != unmapped_before && bytes == 0)
     atomic_fetch_add_explicit(&pmi_purge_stats.purges, 1, memory_order_relaxed);
