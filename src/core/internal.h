@@ -352,7 +352,7 @@ pmi_arena *pmi_arena_reserve_first(void);
 void   pmi_arena_mapped(size_t *now, size_t *peak);
 
 /* ---- chunk.c: arenas' address space, in 2 MiB chunks for big heaps -------- */
-void  *pmi_chunk_map(void *hint, size_t mapped);   /* an arena's space; mapped: arenas now */
+void  *pmi_chunk_map(void *hint, size_t mapped, bool *in_chunk);   /* an arena's space; mapped: arenas now */
 void   pmi_chunk_counts(uint64_t *chunks, uint64_t *pieces, uint64_t *huge);
 #define PMI_CHUNK_SIZE ((size_t)2 << 20)                 /* a huge page */
 bool   pmi_chunk_huge_wanted(size_t size, size_t mapped);   /* a huge block's mapping: advise it? */

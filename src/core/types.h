@@ -454,7 +454,8 @@ typedef struct pmi_arena {
       };
       uint32_t nfreepools;              /* length of freepools */
       uint16_t unused_;
-      uint8_t  pad_;
+      uint8_t  in_chunk;                /* carved from a huge-page chunk (chunk.c);
+                                           kept in the reserve */
       uint8_t  header_state;            /* always PMI_POOL_HEADER: read as
                                            pools[0].state */
       struct pmi_arena *nextarena;      /* usable_arenas, or the reserve list */
