@@ -48,14 +48,14 @@ static void reserve_decay(pmi_heap *heap, uint64_t now);
 
 size_t pmi_arena_reserve_count(void) { return reserve_count; }
 
-/* Descriptors of a new or recycled arena: pools[0] is the header page, the
+/* Descriptors of a new or recycled arena: page 0's slot is the header, the
  * others are EMPTY and linked on freepools in address order. */
 static void arena_format(pmi_arena *arena) {
   arena->zero_ = 0;
   arena->header_state = PMI_POOL_HEADER;
   arena->freepools = NULL;
   for (unsigned i = PMI_POOLS_PER_ARENA - 1; i >= PMI_FIRST_POOL; i--) {
-    pmi_pool *pool = &arena->pools[i];
+    pmi_pool *pool = pmi_arena_pool(arena, i);
     pool->state = PMI_POOL_EMPTY;
     pool->capacity = 0;
     pool->used = 0;

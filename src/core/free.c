@@ -12,7 +12,7 @@
  *      is pmi_heap_empty) goes to free_not_local, which tells them apart;
  *   3. the block's bit in its pool's live bitmap must be set and the pool
  *      must be USED: one compare of its state rejects the arena header read
- *      as pools[0] (state HEADER) and a FULL pool (its first free relinks
+ *      as page 0's descriptor (state HEADER) and a FULL pool (its first free relinks
  *      it; its list is always empty, the blocks other threads free into it
  *      are held apart: types.h); both are
  *      read before anything is written, else free_local_slow.  An empty
@@ -345,13 +345,13 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
   uintptr_t base = (uintptr_t)p & t->region_mask[kind];
   kind = pmi_opaque(kind);
   base |= t->region_or[kind];
-  if (pmi_unlikely(*(pmi_heap *const *)(base + offsetof(pmi_arena, heap)) != heap)) {
+  if (pmi_unlikely(*(pmi_heap *const *)(base + offsetof(pmi_medium, heap)) != heap)) {   /* an arena's too (types.h) */
     if (core) free_not_owned_core(heap, p);
     else free_not_local(p, r);
     return;
   }
   kind = pmi_opaque(kind);
-  pmi_desc *d = (pmi_desc *)(base + (((uintptr_t)p >> 6) & t->desc_mask[kind]));
+  pmi_desc *d = (pmi_desc *)(base ^ (((uintptr_t)p >> 6) & t->desc_mask[kind]));   /* a pool's: types.h, the arena layout */
   kind = pmi_opaque(kind);
   uintptr_t wo = (r >> 3) & t->word_mask[kind];   /* live[(r >> 6) % WORDS], in bytes */
   uint64_t w = *(uint64_t *)((char *)d->live + wo);

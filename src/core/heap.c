@@ -455,7 +455,7 @@ void pmi_heap_repair_locked(pmi_heap *heap) {
   pmi_remote_apply(heap);   /* made under the lock: whole */
   for (pmi_arena *a = heap->arenas; a != NULL; a = a->next_owned)
     for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++)
-      if (a->pools[i].state == PMI_POOL_USED || a->pools[i].state == PMI_POOL_FULL) pmi_pool_rebuild(heap, &a->pools[i]);
+      if (pmi_arena_pool(a, i)->state == PMI_POOL_USED || pmi_arena_pool(a, i)->state == PMI_POOL_FULL) pmi_pool_rebuild(heap, pmi_arena_pool(a, i));
   pmi_pool *to_release = NULL, *to_push = NULL;
   heap->nspare = pmi_heap_count_spares(heap);   /* used counts may have changed */
   heap->spares_gone = 0;
@@ -477,7 +477,7 @@ void pmi_heap_repair_locked(pmi_heap *heap) {
   }
   for (pmi_arena *a = heap->arenas; a != NULL; a = a->next_owned)
     for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
-      pmi_pool *p = &a->pools[i];
+      pmi_pool *p = pmi_arena_pool(a, i);
       if (p->state == PMI_POOL_FULL && p->used < p->capacity) {   /* full pools have no room */
         p->nextpool = to_push;
         to_push = p;

@@ -50,12 +50,13 @@ extern const uintptr_t pmi_no_owner[2];
   [PMI_REGION_MEDIUM + 4] = PMI_MEDIUM_DESC_OFFSET(4), [PMI_REGION_MEDIUM + 5] = PMI_MEDIUM_DESC_OFFSET(5), \
   [PMI_REGION_MEDIUM + 6] = PMI_MEDIUM_DESC_OFFSET(6), [PMI_REGION_MEDIUM + 7] = PMI_MEDIUM_DESC_OFFSET(7)
 _Static_assert(PMI_MEDIUM_COLOURS == 8, "PMI_MEDIUM_REGION_OR_ spells out every colour");
+#define PMI_POOLS_REGION_OR_ [PMI_REGION_POOLS] = PMI_HEADER_SLOT * sizeof(pmi_pool)
 #define PMI_HEAP_REGION_OR \
   .region_or = { [PMI_REGION_NONE] = (uintptr_t)pmi_no_owner, [PMI_REGION_HUGE] = (uintptr_t)pmi_no_owner, \
-                 PMI_MEDIUM_REGION_OR_ }
+                 PMI_POOLS_REGION_OR_, PMI_MEDIUM_REGION_OR_ }
 /* The kind masks (pmi_front.kinds with PMI_FRONT_REGION_OR, and
  * pmi_heap_empty's copy with PMI_HEAP_REGION_OR). */
-#define PMI_FRONT_REGION_OR .region_or = { PMI_MEDIUM_REGION_OR_ }
+#define PMI_FRONT_REGION_OR .region_or = { PMI_POOLS_REGION_OR_, PMI_MEDIUM_REGION_OR_ }
 #define PMI_FRONT_KIND_MASKS \
   .region_mask = { [PMI_REGION_POOLS] = ~(uintptr_t)(PMI_ARENA_SIZE - 1), \
                    [PMI_REGION_MEDIUM ... PMI_REGION_BYTES - 1] = ~(uintptr_t)(PMI_MEDIUM_SIZE - 1) }, \
@@ -92,11 +93,13 @@ static inline pmi_arena *pmi_arena_of(const void *p) {
   return (pmi_arena *)((uintptr_t)p & ~(PMI_ARENA_SIZE - 1));
 }
 static inline pmi_pool *pmi_pool_of(pmi_arena *arena, const void *p) {
-  /* &arena->pools[(p >> POOL_SHIFT) % POOLS_PER_ARENA], as one shift and mask:
-   * descriptors are 64 bytes (types.h) */
+  /* &arena->pools[((p >> POOL_SHIFT) % POOLS_PER_ARENA) ^ HEADER_SLOT], as
+   * one shift, mask and xor: descriptors are 64 bytes (types.h) */
   uintptr_t offset = ((uintptr_t)p >> (PMI_POOL_SHIFT - 6)) & ((uintptr_t)(PMI_POOLS_PER_ARENA - 1) << 6);
-  return (pmi_pool *)((char *)arena + offset);
+  return (pmi_pool *)((char *)arena + (offset ^ (PMI_HEADER_SLOT << 6)));
 }
+/* The descriptor of page i of arena (types.h, the arena layout). */
+static inline pmi_pool *pmi_arena_pool(pmi_arena *arena, unsigned i) { return &arena->pools[i ^ PMI_HEADER_SLOT]; }
 /* The block size of the pool p (an address in an arena) lies in; 0 when that
  * pool is not in use.  The one place a pointer's size class is found. */
 static inline size_t pmi_pool_block_size_of(const void *p) {
@@ -107,7 +110,7 @@ static inline size_t pmi_pool_block_size_of(const void *p) {
 /* The address of the page a descriptor describes. */
 static inline char *pmi_pool_base(pmi_pool *pool) {
   pmi_arena *arena = pmi_arena_of(pool);
-  return (char *)arena + (size_t)(pool - arena->pools) * PMI_POOL_SIZE;
+  return (char *)arena + (size_t)((unsigned)(pool - arena->pools) ^ PMI_HEADER_SLOT) * PMI_POOL_SIZE;
 }
 
 /* ---- free-list links -------------------------------------------------------

@@ -78,7 +78,7 @@ static size_t arena_purge(pmi_arena *a, bool force, bool *pending) {
   unsigned run = 0;
   uintptr_t passes = a->in_chunk ? CHUNK_PASSES : 1;
   for (unsigned i = PMI_FIRST_POOL; i <= PMI_POOLS_PER_ARENA; i++) {
-    pmi_pool *p = i < PMI_POOLS_PER_ARENA ? &a->pools[i] : NULL;
+    pmi_pool *p = i < PMI_POOLS_PER_ARENA ? pmi_arena_pool(a, i) : NULL;
     bool go = false;
     if (p != NULL && p->state == PMI_POOL_EMPTY && p->ncarved != 0) {
       if (force || p->idle >= passes) {

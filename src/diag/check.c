@@ -128,7 +128,7 @@ static void check_arena(checker *ck, pmi_heap *heap, pmi_arena *arena, size_t *n
         (void *)pmi_load_relaxed(&arena->heap));
   unsigned nempty = 0, nlist = 0;
   for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
-    pmi_pool *pool = &arena->pools[i];
+    pmi_pool *pool = pmi_arena_pool(arena, i);
     switch (pool->state) {
     case PMI_POOL_EMPTY: nempty++; break;
     case PMI_POOL_USED: (*nused)++; check_pool(ck, heap, pool); break;

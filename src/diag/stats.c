@@ -43,7 +43,7 @@ static void heap_local_frees(pmi_heap *h, uint64_t *small, uint64_t *medium) {
   uint64_t out = 0, mout = 0, mallocs, mmallocs;
   for (pmi_arena *a = h->arenas; a != NULL; a = a->next_owned)
     for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
-      pmi_pool *p = &a->pools[i];
+      pmi_pool *p = pmi_arena_pool(a, i);
       if (p->state == PMI_POOL_USED || p->state == PMI_POOL_FULL) out += pmi_pool_nused(h, p);
     }
   for (pmi_medium *m = h->mediums; m != NULL; m = m->next_owned) mout += pmi_medium_nused(m);
@@ -111,7 +111,7 @@ static void census_class(pm_class_stats *c, bool full, unsigned used, unsigned c
 static void census_arena(pm_stats *st, pmi_heap *h, pmi_arena *a) {
   unsigned in_use = 0;
   for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
-    pmi_pool *p = &a->pools[i];
+    pmi_pool *p = pmi_arena_pool(a, i);
     unsigned state = p->state;
     if (state != PMI_POOL_USED && state != PMI_POOL_FULL) continue;
     in_use++;

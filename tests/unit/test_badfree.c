@@ -340,7 +340,7 @@ int main(void) {
                           mates[POOL_MATES / 2], mates};
   /* The arena's first page holds its header and the pool descriptors: a
    * 16-aligned pointer there is in an arena of ours but in no pool.  free's
-   * fast path leaves on the header's empty free list (read as pools[0]),
+   * fast path leaves on the header (read as page 0's descriptor, state HEADER),
    * the slow path names the fault. */
   p = malloc(32);
   cases[n++] = (bad_case){"free of an arena's header page", "free", "invalid pointer", NULL,
