@@ -508,8 +508,10 @@ void   pmi_remote_apply(pmi_heap *heap);            /* owner: held blocks become
 void   pmi_heap_collect_foreign(pmi_heap *heap);    /* lock held, owner alive elsewhere */
 void   pmi_heap_collect_any(pmi_heap *heap);        /* lock held, either case */
 static inline bool pmi_heap_has_remote(const pmi_heap *heap) {
-  return pmi_load_relaxed(&heap->thread_free) != NULL || heap->remote_deferred != NULL ||
-         heap->remote_pools != NULL || heap->held_used != NULL;
+  /* one test of the four or-ed together: the common answer (none) reads
+   * them all anyway, and the slow paths ask it once a pool cycle */
+  return ((uintptr_t)pmi_load_relaxed(&heap->thread_free) | (uintptr_t)heap->remote_deferred |
+          (uintptr_t)heap->remote_pools | (uintptr_t)heap->held_used) != 0;
 }
 
 /* free's fast path: --*used as a release store, for the visitor that gives
