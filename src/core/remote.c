@@ -703,10 +703,30 @@ static void held_release(pmi_heap *heap) {
       held_give_back(heap, e);
     }
     e->pool = NULL;
+    heap->held_n--;
     removed = true;
   }
   if (removed) held_rehash(heap, heap->held_cap);   /* open addressing: no holes */
   if (moved) pmi_purge_note();
+}
+
+/* types.h's equation for held_used (diag/check.c): NULL where it holds,
+ * else what fails, and *at its pool. */
+const char *pmi_remote_held_fault(const pmi_heap *heap, const pmi_pool **at) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < heap->held_cap; i++) {
+    const pmi_held_used *e = &heap->held_used[i];
+    if (e->pool == NULL) continue;
+    n++;
+    *at = e->pool;
+    if (e->pool->state != PMI_POOL_USED && e->pool->state != PMI_POOL_FULL) return "a held pool neither USED nor FULL";
+    uint32_t len = 0;
+    for (const pmi_block *b = e->held; b != NULL && len <= e->nheld; b = (const pmi_block *)(b->link ^ pmi_remote_link_key)) len++;
+    if (len != e->nheld) return "a held chain's length differs from nheld";
+    if (e->nheld > e->pool->used) return "more blocks held than the pool has out";
+  }
+  *at = NULL;
+  return n == heap->held_n ? NULL : "held_n differs from the pools in the table";
 }
 
 /* The owner (or the holder of an unowned heap's lock) collects the table. */
