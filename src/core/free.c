@@ -363,7 +363,7 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
   *(uint64_t *)((char *)d->live + wo) = pmi_bit_clear(w, r);
   pmi_link_set(p, d->freeblock);
   d->freeblock = p;
-  if (pmi_unlikely(--d->used == 0)) desc_emptied(heap, d);
+  if (pmi_unlikely(pmi_used_dec_release(&d->used) == 0)) desc_emptied(heap, d);
 }
 
 /* The core underneath the debug allocator: the thread's own heap. */

@@ -511,10 +511,33 @@ void   pmi_remote_apply(pmi_heap *heap);            /* owner: held blocks become
 void   pmi_heap_collect_foreign(pmi_heap *heap);    /* lock held, owner alive elsewhere */
 void   pmi_heap_collect_any(pmi_heap *heap);        /* lock held, either case */
 static inline bool pmi_heap_has_remote(const pmi_heap *heap) {
-  return pmi_load_relaxed(&heap->thread_free) != NULL || heap->remote_deferred != NULL ||
-         heap->remote_pools != NULL;
+  /* one test of the four or-ed together: the common answer (none) reads
+   * them all anyway, and the slow paths ask it once a pool cycle */
+  return ((uintptr_t)pmi_load_relaxed(&heap->thread_free) | (uintptr_t)heap->remote_deferred |
+          (uintptr_t)heap->remote_pools | (uintptr_t)heap->held_used) != 0;
+}
+
+/* free's fast path: --*used as a release store, for the visitor that gives
+ * back a USED pool whose every block out it holds (remote.c, "held blocks
+ * of USED pools"): once it reads (acquire) the count this free stored, the
+ * free's push and live bit are visible to it.  On x86 (TSO) every store is
+ * a release store; the signal fence keeps the compiler from moving the
+ * push after the decrement, so the decrement stays one instruction on
+ * memory.  Elsewhere, and under ThreadSanitizer (which must see the pair),
+ * the C11 store itself. */
+static inline __attribute__((always_inline)) uint16_t pmi_used_dec_release(uint16_t *used) {
+#if defined(__x86_64__) && !defined(PMI_TSAN)
+  atomic_signal_fence(memory_order_release);
+  return --*used;
+#else
+  uint16_t u = (uint16_t)(*used - 1);
+  __atomic_store_n(used, u, __ATOMIC_RELEASE);
+  return u;
+#endif
 }
 extern uintptr_t pmi_remote_key, pmi_remote_link_key;
+const char *pmi_remote_held_fault(const pmi_heap *heap, const pmi_pool **at);   /* diag/check.c */
+size_t pmi_remote_hints_decay(pmi_heap *heap, bool now, bool *pending);   /* a visitor: an idle heap's hint ring back */
 extern _Atomic uint64_t pmi_remote_pushes;
 
 /* ---- purge.c: giving idle memory back ---------------------------------------- */

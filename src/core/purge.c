@@ -156,6 +156,7 @@ static bool purge_pass(void) {
     } else if (h != pmi_heap_own()) pending |= pmi_heap_spares_decay(h);   /* idle spares (pool.c) */
     bytes += pmi_purge_heap_pools(h, false, &pending);
     bytes += pmi_medium_purge_held(h, pmi_os_now_ms(), false, &pending);
+    bytes += pmi_remote_hints_decay(h, false, &pending);
     pmi_heap_visit_end(h);
   }
   pmi_heaps_unlock();
@@ -251,6 +252,7 @@ int pmi_release_all(void) {
     }
     bytes += pmi_purge_heap_pools(h, true, &pending);
     bytes += pmi_medium_purge_held(h, pmi_os_now_ms(), true, &pending);
+    bytes += pmi_remote_hints_decay(h, true, &pending);
     pmi_heap_visit_end(h);
   }
   for (pmi_heap *h = pmi_heap_first(); spares_left && h != NULL; h = h->next_heap) {

@@ -68,8 +68,12 @@
  *       becomes EMPTY and goes back to its arena (and the arena to the
  *       reserve when it was the last).
  *   a block of a USED pool: the owner's fast paths may be inside that pool;
- *       the block waits on heap.remote_deferred for the owner's next
- *       collection (or for its pool to become FULL).
+ *       the block goes into the heap's table held_used, by pool, its
+ *       freeblock and used untouched; a pool that is not the head and whose
+ *       every block out is held there (used == nheld, read with acquire
+ *       against free's release decrement) goes back to its arena ("held
+ *       blocks of USED pools" below); the others wait for the owner's next
+ *       collection (or for their pool to become FULL).
  *
  * The owner applies the held blocks before it touches a FULL pool
  * (pmi_remote_apply): it clears their live bits and marks, makes the held
@@ -78,9 +82,10 @@
  * Why this design: the remote lists stay one stack per heap (the push is
  * one CAS; a per-pool list would make every remote free write the owner's
  * descriptor line), and the owner's fast paths are unchanged.  What it does
- * not reach without the owner: blocks of the few USED pools the owner is
- * allocating from.  Blocks still in another live thread's batch are pushed
- * by the purge thread ("batches of idle threads" below).
+ * not reach without the owner: blocks of the head pools the owner is
+ * allocating from (one a class), and of pools it still holds blocks of.
+ * Blocks still in another live thread's batch are pushed by the purge
+ * thread ("batches of idle threads" below).
  *
  * ---------------------------------------------------------------------------
  * The memory model of the handshake (C11)
@@ -520,6 +525,223 @@ static void release_whole_pools(pmi_heap *heap) {
   }
 }
 
+/* ---- held blocks of USED pools ---------------------------------------------
+ * A visitor may not touch a USED pool's free list or counts: the owner's
+ * fast paths push onto it (free, any USED pool) and pop from it (malloc,
+ * the head) with no handshake.  So it holds the remote frees of a USED
+ * pool beside it, in the heap's table held_used (open addressing by the
+ * descriptor's address, mapped by the visitor and unmapped when empty):
+ * per pool, a chain of its blocks (linked as a remote chain is, each still
+ * marked and live, still counted in used) and their number nheld.
+ *
+ * When a pool that is not the head of its list has used == nheld, the
+ * owner has no block of it out: every block still counted is in the chain.
+ * No correct free by the owner can reach the pool again, and its malloc
+ * serves only the head, which the pool cannot become without the owner's
+ * slow path (which excludes the visitor: heap.c).  So the visitor gives it
+ * back there and then: the chain's blocks become free blocks (each checked:
+ * marked, live, a link into the same pool, no more than nheld of them),
+ * the owner's own free list follows them, the pool leaves usedpools (the
+ * fast paths never follow nextpool or prevpool: malloc pops the head's
+ * list, free pushes onto the block's own pool) and goes to its arena, and
+ * the arena to the reserve when it was the last.
+ *
+ * The memory model.  The owner's last free into the pool wrote the block's
+ * link, freeblock and a live word, then used: that decrement is a release
+ * store (pmi_used_dec_release; on x86 a plain store after a compiler
+ * fence, the same instruction as before), and the visitor reads used with
+ * an acquire load, so reading the value that free stored makes the free's
+ * stores happen before everything the visitor then writes.  Earlier frees
+ * are earlier in the owner's program order; mallocs from the pool, and
+ * every change of its list position, are in slow paths or in the days it
+ * was the head, which end in a slow path (its rotation) that happens
+ * before the visit.  A smaller used than nheld (a block freed by its owner
+ * and by another thread) is left for the owner, whose collection reports
+ * it.  Without the release store the visitor could see used == nheld and
+ * still have the free's push land after its own rewrite of freeblock.
+ *
+ * The head's blocks, and those of pools the owner still holds blocks of,
+ * wait in the table for the owner's next collection (pmi_heap_has_remote
+ * sends its slow paths there: each of those that could make a held pool
+ * FULL collects first, but pmi_usedpools_append's push can make a held
+ * head FULL, which the next visit finds: it moves the chain onto the FULL
+ * pool's held list).  While some held pool's count moves between two
+ * visits the visitor notes the purge thread for another pass: the owner is
+ * freeing its last blocks of it; a count that stays leaves the pool until
+ * more remote frees come (their push notes the purge thread), or the
+ * owner's next slow path. */
+typedef struct pmi_held_used {
+  pmi_pool *pool;     /* NULL: a free slot */
+  pmi_block *held;    /* newest first, remote links */
+  uint32_t nheld;
+  uint16_t seen_used; /* used at the last visit */
+  uint16_t seen;      /* seen_used is set */
+} pmi_held_used;
+
+static size_t held_table_bytes(uint32_t cap) {
+  size_t b = (size_t)cap * sizeof(pmi_held_used);
+  return (b + 4095) & ~(size_t)4095;
+}
+
+static inline uint32_t held_hash(const pmi_pool *pool, uint32_t cap) {
+  return (uint32_t)((((uintptr_t)pool >> 6) * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+}
+
+static pmi_held_used *held_find(pmi_held_used *t, uint32_t cap, pmi_pool *pool) {
+  uint32_t i = held_hash(pool, cap);
+  while (t[i].pool != NULL && t[i].pool != pool) i = (i + 1) & (cap - 1);
+  return &t[i];
+}
+
+/* A table of cap slots holding heap's entries for which keep says yes. */
+static void held_rehash(pmi_heap *heap, uint32_t cap) {
+  pmi_held_used *old = heap->held_used, *t = NULL;
+  uint32_t old_cap = heap->held_cap, n = 0;
+  for (uint32_t i = 0; i < old_cap; i++) n += old[i].pool != NULL;
+  if (n != 0 || old == NULL) {
+    t = pmi_os_map(held_table_bytes(cap));
+    if (t == NULL) return;   /* no memory: the old table stays (a full one defers, below) */
+    for (uint32_t i = 0; i < old_cap; i++)
+      if (old[i].pool != NULL) *held_find(t, cap, old[i].pool) = old[i];
+  }
+  if (old != NULL) pmi_os_unmap(old, held_table_bytes(old_cap));
+  heap->held_used = t;
+  heap->held_cap = t != NULL ? cap : 0;
+  heap->held_n = n;
+}
+
+/* A non-owner holding the lock takes block of a USED pool: false if there
+ * is no room for it (out of memory: the block waits on remote_deferred). */
+static bool hold_in_used_pool(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
+  if (heap->held_used == NULL || 4 * (heap->held_n + 1) > 3 * heap->held_cap) {
+    held_rehash(heap, heap->held_cap != 0 ? 2 * heap->held_cap : 256);
+    if (heap->held_used == NULL || heap->held_n + 1 >= heap->held_cap) return false;
+  }
+  pmi_held_used *e = held_find(heap->held_used, heap->held_cap, pool);
+  if (e->pool == NULL) {
+    *e = (pmi_held_used){.pool = pool};
+    heap->held_n++;
+  }
+  rlink_set(block, e->held);   /* as in a remote chain: the owner's collection walks it */
+  e->held = block;
+  e->nheld++;
+  return true;
+}
+
+/* The held chain of e, each block checked; fn(heap, pool, block) for each. */
+static pmi_block *held_next(const pmi_held_used *e, pmi_block *b, uint32_t *n) {
+  if (b->key != pmi_remote_key || ++*n > e->nheld) pmi_bad_pointer("free", b, fault_refreed);
+  pmi_block *next = (pmi_block *)(b->link ^ pmi_remote_link_key);
+  if (next != NULL && (((uintptr_t)next & (PMI_ALIGNMENT - 1)) != 0 || ((uintptr_t)next & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE ||
+                       pmi_pool_of(pmi_arena_of(next), next) != e->pool))
+    pmi_bad_pointer("free", b, fault_refreed);
+  return next;
+}
+
+/* e's pool: USED, not the head, used == nheld (read with acquire): every
+ * block out is on the chain.  It goes back to its arena. */
+static void held_give_back(pmi_heap *heap, pmi_held_used *e) {
+  pmi_pool *pool = e->pool;
+  pmi_block *list = pool->freeblock;
+  uint32_t n = 0;
+  for (pmi_block *b = e->held, *next; b != NULL; b = next) {
+    next = held_next(e, b, &n);
+    unsigned units = pmi_block_units(b);
+    uint64_t *word = pmi_live_word(pool, units);
+    if (!(*word & pmi_live_bit(units))) pmi_bad_pointer("free", b, "double free or corruption: block already freed,");
+    *word &= ~pmi_live_bit(units);
+    b->key = 0;
+    pmi_link_set(b, list);
+    list = b;
+  }
+  if (n != e->nheld) pmi_bad_pointer("free", e->held, fault_refreed);
+  pool->freeblock = list;   /* every carved block: an EMPTY pool keeps its list */
+  pool->used = 0;
+  /* out of usedpools (as spare_give_back: the list is the owner's, its fast
+   * paths never walk it) */
+  __atomic_store_n(&pool->prevpool->nextpool, pool->nextpool, __ATOMIC_RELAXED);   /* the head's: read as a hint (alloc.c) */
+  if (pool->nextpool != NULL) pool->nextpool->prevpool = pool->prevpool;
+  else heap->usedlast[pool->szidx] = pool->prevpool;
+  pool->nextpool = pool->prevpool = NULL;
+  heap->counters.free_remote += n;
+  heap->counters.pools_emptied++;
+  pmi_arena_give_pool(heap, pool);
+}
+
+/* A held pool that became FULL (pmi_usedpools_push made the head FULL):
+ * its chain moves onto the pool's held list, which the owner applies
+ * before it touches the pool. */
+static void held_to_full(pmi_heap *heap, pmi_held_used *e) {
+  uint32_t n = 0;
+  for (pmi_block *b = e->held, *next; b != NULL; b = next) {
+    next = held_next(e, b, &n);
+    hold_in_full_pool(heap, e->pool, b);
+  }
+}
+
+/* After a visitor's collection: what can go back does. */
+static void held_release(pmi_heap *heap) {
+  pmi_held_used *t = heap->held_used;
+  if (t == NULL) return;
+  bool moved = false, removed = false;
+  for (uint32_t i = 0; i < heap->held_cap; i++) {
+    pmi_held_used *e = &t[i];
+    pmi_pool *pool = e->pool;
+    if (pool == NULL) continue;
+    if (pool->state == PMI_POOL_FULL) {
+      held_to_full(heap, e);
+    } else if (pool->state != PMI_POOL_USED || pool->prevpool == NULL) {
+      continue;   /* the head (whose used malloc's fast path writes), or a fault for the owner */
+    } else {
+      uint16_t used = __atomic_load_n(&pool->used, __ATOMIC_ACQUIRE);
+      if (used != e->nheld) {
+        if (e->seen && used != e->seen_used) moved = true;
+        e->seen_used = used;
+        e->seen = 1;
+        continue;
+      }
+      held_give_back(heap, e);
+    }
+    e->pool = NULL;
+    heap->held_n--;
+    removed = true;
+  }
+  if (removed) held_rehash(heap, heap->held_cap);   /* open addressing: no holes */
+  if (moved) pmi_purge_note();
+}
+
+/* types.h's equation for held_used (diag/check.c): NULL where it holds,
+ * else what fails, and *at its pool. */
+const char *pmi_remote_held_fault(const pmi_heap *heap, const pmi_pool **at) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < heap->held_cap; i++) {
+    const pmi_held_used *e = &heap->held_used[i];
+    if (e->pool == NULL) continue;
+    n++;
+    *at = e->pool;
+    if (e->pool->state != PMI_POOL_USED && e->pool->state != PMI_POOL_FULL) return "a held pool neither USED nor FULL";
+    uint32_t len = 0;
+    for (const pmi_block *b = e->held; b != NULL && len <= e->nheld; b = (const pmi_block *)(b->link ^ pmi_remote_link_key)) len++;
+    if (len != e->nheld) return "a held chain's length differs from nheld";
+    if (e->nheld > e->pool->used) return "more blocks held than the pool has out";
+  }
+  *at = NULL;
+  return n == heap->held_n ? NULL : "held_n differs from the pools in the table";
+}
+
+/* The owner (or the holder of an unowned heap's lock) collects the table. */
+static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool hinted);
+
+static void held_collect(pmi_heap *heap) {
+  pmi_held_used *t = heap->held_used;
+  uint32_t cap = heap->held_cap;
+  heap->held_used = NULL;
+  heap->held_cap = heap->held_n = 0;
+  for (uint32_t i = 0; i < cap; i++)
+    if (t[i].pool != NULL) collect_chain(heap, t[i].held, true, false);
+  pmi_os_unmap(t, held_table_bytes(cap));
+}
+
 /* Frees one collected block by its region kind (the arena map's byte). */
 static void collected_free(pmi_heap *heap, pmi_block *block, bool as_owner) {
   if (as_owner) {
@@ -531,6 +753,7 @@ static void collected_free(pmi_heap *heap, pmi_block *block, bool as_owner) {
     pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
     held = pool->state == PMI_POOL_FULL;
     if (held) hold_in_full_pool(heap, pool, block);
+    else if (pool->state == PMI_POOL_USED) held = hold_in_used_pool(heap, pool, block);
   } else {
     held = pmi_medium_hold(heap, block);   /* FULL regions alike (medium.c) */
   }
@@ -674,6 +897,7 @@ static void collect_chain(pmi_heap *heap, pmi_block *block, bool as_owner, bool 
 /* The owner (or the holder of an unowned heap's lock) takes everything. */
 void pmi_heap_collect_locked(pmi_heap *heap) {
   if (heap->remote_pools != NULL || heap->remote_mediums != NULL) pmi_remote_apply(heap);
+  if (heap->held_used != NULL) held_collect(heap);
   collect_chain(heap, atomic_exchange(&heap->thread_free, NULL), true, true);
   pmi_block *deferred = heap->remote_deferred;
   heap->remote_deferred = NULL;
@@ -686,6 +910,7 @@ void pmi_heap_collect_foreign(pmi_heap *heap) {
   pmi_block *deferred = heap->remote_deferred;
   heap->remote_deferred = NULL;
   collect_chain(heap, deferred, false, false);   /* their pools may have filled since */
+  held_release(heap);
   release_whole_pools(heap);
   pmi_medium_release_held(heap);
 }
@@ -700,3 +925,33 @@ void pmi_heap_collect_any(pmi_heap *heap) {
   }
 }
 
+
+/* ---- an idle ring -------------------------------------------------------------
+ * The hint ring is 128 KiB a heap, in memory from the first batches pushed
+ * to it on, and only hints: a page of it given back reads as zeros, whose
+ * prefetch is a useless one, and a push that writes it meanwhile only
+ * loses its hints.  So a visitor (the purge thread's pass, malloc_trim)
+ * gives the ring's pages back once no push has moved hint_pos over a whole
+ * pass: a heap whose remote frees stopped at t keeps its ring until the
+ * second pass after t, at most t + decay (and malloc_trim at once).  A ring
+ * that moved leaves the purge thread pending for the pass that finds it
+ * still; one never written was never in memory.  The bytes given back. */
+size_t pmi_remote_hints_decay(pmi_heap *heap, bool now, bool *pending) {
+  uint64_t pos = atomic_load_explicit(&heap->hint_pos, memory_order_relaxed);
+  if (pos != heap->hint_decay_pos) {
+    heap->hint_decay_pos = pos;
+    heap->hint_resident = 1;
+    if (!now) {
+      *pending = true;
+      return 0;
+    }
+  }
+  if (!heap->hint_resident) return 0;
+  heap->hint_resident = 0;
+  size_t page = pmi_os_page_size();
+  uintptr_t start = ((uintptr_t)heap->remote_hint + page - 1) & ~(uintptr_t)(page - 1);
+  uintptr_t end = ((uintptr_t)(heap->remote_hint + PMI_REMOTE_HINTS)) & ~(uintptr_t)(page - 1);
+  if (end <= start) return 0;
+  pmi_os_purge((void *)start, end - start);
+  return end - start;
+}

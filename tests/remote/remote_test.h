@@ -140,4 +140,37 @@ static inline int pmr_child(void (*fn)(void *), void *arg, char *msg, size_t cap
   return status;
 }
 
+/* After an idle owner's blocks were all freed by this thread (at the call):
+ * polls every 20 ms, for at most 4 decay periods and 5 s of room for a
+ * loaded machine, until blocks in use fall to 200 or fewer, RSS within
+ * 8 MiB of rss_start and arenas mapped to the reserve's 4 and 2 more; then
+ * reports (what, rss_start, used_full and the times each came back) and
+ * checks each (RSS not under ThreadSanitizer, whose shadow memory has its
+ * own). */
+static inline void pmr_expect_back(const char *what, long decay_ms, long rss_start, unsigned long long used_full) {
+  long long t0 = pmr_now_ms(), t_blocks = -1, t_rss = -1, t_arenas = -1;
+  long rss = 0;
+  unsigned long long used = 0;
+  while (pmr_now_ms() - t0 < 4 * decay_ms + 5000) {
+    pmr_sleep_ms(20);
+    rss = pmr_rss_kb();
+    if (t_rss < 0 && rss < rss_start + 8 * 1024) t_rss = pmr_now_ms() - t0;
+    if (t_arenas < 0 && pmr_stats()->arenas.mapped <= 4 + 2) t_arenas = pmr_now_ms() - t0;
+    if (t_blocks < 0) {
+      used = pmr_in_use();
+      if (used <= 200) t_blocks = pmr_now_ms() - t0;
+    }
+    if (t_rss >= 0 && t_blocks >= 0 && t_arenas >= 0) break;
+  }
+  pm_stats *st = pmr_stats();
+  fprintf(stderr, "%s: RSS %ld kB at start, %ld kB after (blocks free after %lld ms, "
+          "RSS back after %lld ms, arenas after %lld ms); blocks in use %llu -> %llu; arenas mapped %llu\n",
+          what, rss_start, rss, t_blocks, t_rss, t_arenas, used_full, used, st->arenas.mapped);
+  CHECKF(t_blocks >= 0, "blocks freed by another thread still in use: %llu", used);
+#if !defined(__SANITIZE_THREAD__)
+  CHECKF(t_rss >= 0, "RSS stays at %ld kB (started at %ld kB)", rss, rss_start);
+#endif
+  CHECKF(t_arenas >= 0, "%llu arenas mapped", st->arenas.mapped);
+}
+
 #endif /* REMOTE_TEST_H */
