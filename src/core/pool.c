@@ -283,7 +283,7 @@ pmi_noinline static unsigned spares_look(pmi_heap *heap, pmi_pool **seen, unsign
  * pmi_usedpools_unlink would write nspare). */
 static void spare_give_back(pmi_heap *heap, pmi_pool *pool) {
   pmi_assert(pool->prevpool != NULL && pool->used == 0);
-  pool->prevpool->nextpool = pool->nextpool;
+  __atomic_store_n(&pool->prevpool->nextpool, pool->nextpool, __ATOMIC_RELAXED);   /* the head's: read as a hint (alloc.c) */
   if (pool->nextpool != NULL) pool->nextpool->prevpool = pool->prevpool;
   else heap->usedlast[pool->szidx] = pool->prevpool;
   pool->nextpool = pool->prevpool = NULL;
