@@ -338,16 +338,26 @@ static size_t carve_bytes(const pmi_medium *m) {
   return carve_blocks(size) * size;
 }
 
-/* A region starts with a page's worth (at least two blocks), and each carve
- * then takes as many blocks as it has carved so far, up to the full carve:
- * a class that a program asks for a few times (a compiler touches most of
- * the 112) costs a page or two of its head region, not 16 KiB, while a
- * class in steady use reaches the full carve within four visits. */
+/* A region's first carve is the blocks that start in block 0's page (at
+ * least one), and each carve then takes as many blocks as it has carved so
+ * far (at least a page's worth, and two blocks), up to the full carve: a
+ * class that a program asks for a few times (a compiler touches most of the
+ * 112) costs the page or two its blocks touch, not 16 KiB, while a class in
+ * steady use reaches the full carve within four visits.  A first carve of
+ * one block (the classes of 4 KiB and up, and those whose block 0 starts
+ * late in its page) leaves it lone: the pop that takes it carves nothing
+ * ahead (pmi_medium_pop_last), so that one live block of a class costs its
+ * own page, not its neighbour's too; a second visit carves as before. */
 #define FIRST_CARVE_BYTES 4096u
 static unsigned carve_next(const pmi_medium *m) {
-  unsigned n = carve_blocks(pmi_medium_slow(m)->block_size);
-  unsigned first = FIRST_CARVE_BYTES / pmi_medium_slow(m)->block_size;
-  unsigned grow = m->ncarved > first ? m->ncarved : first;
+  size_t size = pmi_medium_slow(m)->block_size;
+  if (m->ncarved == 0) {
+    uintptr_t first = (uintptr_t)first_block((pmi_medium *)m), page_end = (first | (PMI_POOL_SIZE - 1)) + 1;
+    return (unsigned)((page_end - first + size - 1) / size);
+  }
+  unsigned n = carve_blocks(size);
+  unsigned least = (unsigned)(FIRST_CARVE_BYTES / size);
+  unsigned grow = m->ncarved > least ? m->ncarved : least;
   return grow < 2 ? 2 : grow < n ? grow : n;
 }
 
@@ -365,6 +375,7 @@ static pmi_block *carve(pmi_medium *m) {
   char *first = first_block(m) + (size_t)m->ncarved * size, *b = first;
   for (unsigned i = 1; i < n; i++, b += size) pmi_link_set((pmi_block *)b, (pmi_block *)(b + size));
   pmi_link_set((pmi_block *)b, NULL);
+  pmi_medium_slow(m)->lone = m->ncarved == 0 && n == 1;
   m->ncarved = (uint16_t)(m->ncarved + n);
   m->freeblock = (pmi_block *)first;
   /* growth only past what the region has touched before (a region from the
@@ -390,8 +401,11 @@ pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
    * allocation or calloc, whose fast paths send the last block to the slow
    * path, would take the whole slow path.  Pools keep their carve for the
    * slow path: there the early carve cost more blocks carved than it saved
-   * (BM_batch<kRandom>/1000 +0.6 instructions per op). */
-  if (m->ncarved < m->capacity) carve(m);
+   * (BM_batch<kRandom>/1000 +0.6 instructions per op).  Not for a lone
+   * first block (carve_next): a class that holds one block pays one page;
+   * a loop that frees and takes it again comes here once more, and carves. */
+  if (pmi_medium_slow(m)->lone) pmi_medium_slow(m)->lone = false;
+  else if (m->ncarved < m->capacity) carve(m);
   return block;
 }
 

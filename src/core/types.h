@@ -513,6 +513,9 @@ typedef struct pmi_medium_slow_fields {
                                        is not growth (medium.c, grew) */
   uint32_t colour;                  /* bytes between the header and block 0
                                        while USED or FULL (medium.c, colour_of) */
+  bool lone;                        /* the first carve was one block, and the
+                                       pop that takes it has not come (medium.c,
+                                       carve_next) */
 } pmi_medium_slow_fields;
 
 /* The header of a 1 MiB medium region, in its first pages: a pool of one

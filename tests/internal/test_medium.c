@@ -286,12 +286,18 @@ static void test_head_bias(pmi_heap *heap) {
 }
 
 /* A malloc/free loop of the largest class keeps a block on the free list,
- * so that free's fast path takes it (carving links at least two). */
+ * so that free's fast path takes it (carving links at least two), once the
+ * class is taken a second time: the first block of a fresh region is carved
+ * alone, so that a class holding one block touches one block's page. */
 static void test_largest_class_loop(pmi_heap *heap) {
   void *p = pm_malloc(PMI_MEDIUM_MAX);
   pmi_medium *m = pmi_medium_of(p);
-  EXPECT(m->ncarved >= 2 && m->freeblock != NULL);
+  EXPECT(heap->usedmedium[pmi_medium_class(PMI_MEDIUM_MAX)] == m);
+  EXPECT(m->ncarved == 1 && m->freeblock == NULL && !pmi_medium_slow(m)->lone);
   pm_free(p);
+  void *again = pm_malloc(PMI_MEDIUM_MAX);   /* its second visit carves ahead */
+  EXPECT(again == p && m->ncarved >= 2 && m->freeblock != NULL);
+  pm_free(again);
   for (int i = 0; i < 100; i++) {
     void *q = pm_malloc(PMI_MEDIUM_MAX);
     EXPECT(q == p);
