@@ -1,8 +1,10 @@
 /* medium.c: the medium classes, 513 bytes to 128 KiB (types.h draws them).
  *
  * A medium region is 1 MiB, 1 MiB-aligned, and serves one medium class: its
- * first three pages hold the header (descriptor and live bitmap), the rest is
- * blocks, carved from the untouched tail a run at a time.  It is a pool
+ * first three pages hold the header (descriptor, its slow-path fields just
+ * below it in the first page: types.h, pmi_medium_slow; the live bitmap
+ * after it), the rest is blocks, carved from the untouched tail a run at a
+ * time.  It is a pool
  * scaled up, and lives the same life: USED on its heap's usedmedium[class]
  * list, FULL on no list, EMPTY in a process-wide reserve once its last block
  * is freed (unless it is the region its class is allocating from, which
