@@ -375,7 +375,7 @@ void *pmi_calloc(size_t total) {
 static size_t block_size_checked(const char *fn, void *p, unsigned kind) {
   switch (kind) {
   case PMI_REGION_POOLS: return pmi_class_size(pmi_check_live_block(fn, p)->szidx);
-  case PMI_REGION_MEDIUM: return pmi_medium_check_live(fn, p)->block_size;
+  case PMI_REGION_MEDIUM: return pmi_medium_slow(pmi_medium_check_live(fn, p))->block_size;
   case PMI_REGION_HUGE: return pmi_huge_usable_size(fn, p);
   default: return 0;
   }
@@ -463,7 +463,7 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     pmi_medium *m = (pmi_medium *)(pmi_medium_base(p) + heap->kinds.region_or[kind]);   /* pmi_medium_of(p), as free finds it */
     if (*(pmi_heap *const *)&m->heap != heap) goto slow;
     if (!((m->live[(r >> 6) & (PMI_MEDIUM_LIVE_WORDS - 1)] >> (r & 63)) & 1)) goto slow;
-    old = m->block_size;
+    old = pmi_medium_slow(m)->block_size;
   } else if (kind == PMI_REGION_HUGE && heap != &pmi_heap_empty && size - 1 < PTRDIFF_MAX) {
     return realloc_huge(heap, p, size);
   } else {
@@ -505,7 +505,7 @@ void *pmi_realloc(void *p, size_t size) {
     if (size > old) return realloc_grow(p, old, size);
     break;
   case PMI_REGION_MEDIUM:
-    old = pmi_medium_check_live("realloc", p)->block_size;
+    old = pmi_medium_slow(pmi_medium_check_live("realloc", p))->block_size;
     if (fits_in_place(size, old)) {
       PMI_COUNT(realloc_inplace);
       return p;

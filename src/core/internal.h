@@ -572,7 +572,9 @@ size_t pmi_usable_size(void *p);
 extern uintptr_t pmi_remote_key;
 
 /* ---- medium.c: medium classes, 513 B .. 128 KiB ------------------------------ */
-extern pmi_medium pmi_medium_sentinel;
+/* (with its slow fields below it, as every region's header has them) */
+extern struct pmi_medium_sentinel_header { pmi_medium_slow_fields slow; pmi_medium desc; } pmi_medium_sentinel_header;
+#define pmi_medium_sentinel (pmi_medium_sentinel_header.desc)
 static inline unsigned pmi_medium_class(size_t n) {   /* types.h draws the classes */
   size_t m = n - 1;
   unsigned b = 63u - (unsigned)__builtin_clzl(m);

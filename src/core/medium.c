@@ -1,8 +1,10 @@
 /* medium.c: the medium classes, 513 bytes to 128 KiB (types.h draws them).
  *
  * A medium region is 1 MiB, 1 MiB-aligned, and serves one medium class: its
- * first three pages hold the header (descriptor and live bitmap), the rest is
- * blocks, carved from the untouched tail a run at a time.  It is a pool
+ * first three pages hold the header (descriptor, its slow-path fields just
+ * below it in the first page: types.h, pmi_medium_slow; the live bitmap
+ * after it), the rest is blocks, carved from the untouched tail a run at a
+ * time.  It is a pool
  * scaled up, and lives the same life: USED on its heap's usedmedium[class]
  * list, FULL on no list, EMPTY in a process-wide reserve once its last block
  * is freed (unless it is the region its class is allocating from, which
@@ -40,7 +42,9 @@
  * All zero (its state 0 is no region's), so that it lies in .bss: its 8 KiB
  * bitmap is never read, and costs no page of a process that barely
  * allocates. */
-pmi_medium pmi_medium_sentinel;
+struct pmi_medium_sentinel_header pmi_medium_sentinel_header;
+_Static_assert(offsetof(struct pmi_medium_sentinel_header, desc) == sizeof(pmi_medium_slow_fields),
+               "pmi_medium_slow finds them");
 
 static pmi_medium *reserve;            /* newest first, by nextregion */
 static pmi_medium *reserve_tail;       /* oldest, linked back by prevregion */
@@ -81,7 +85,7 @@ void pmi_medium_mapped(size_t *now, size_t *peak) {
 
 static inline uint64_t *live_word(pmi_medium *m, unsigned units) { return &m->live[units >> 6]; }
 static inline uint64_t live_bit(unsigned units) { return (uint64_t)1 << (units & 63); }
-static inline size_t span_start(const pmi_medium *m) { return PMI_MEDIUM_HEADER + m->colour; }
+static inline size_t span_start(const pmi_medium *m) { return PMI_MEDIUM_HEADER + pmi_medium_slow(m)->colour; }
 static inline char *first_block(pmi_medium *m) { return pmi_medium_base(m) + span_start(m); }
 
 /* ---- the reserve and the OS ------------------------------------------------ */
@@ -93,9 +97,10 @@ static pmi_medium *reserve_pop_old(size_t keep, uint64_t now, bool force) {
   pmi_medium *m = NULL;
   reserve_acquire();
   pmi_medium *old = reserve_tail;
-  if (reserve_count > keep && (force || old->retired_ms + (uint64_t)pmi_option(arena_decay_ms) <= now)) {
+  if (reserve_count > keep &&
+      (force || pmi_medium_slow(old)->retired_ms + (uint64_t)pmi_option(arena_decay_ms) <= now)) {
     m = old;
-    reserve_tail = old->prevregion;
+    reserve_tail = pmi_medium_slow(old)->prevregion;
     if (reserve_tail != NULL) reserve_tail->nextregion = NULL;
     else reserve = NULL;
     reserve_count--;
@@ -192,10 +197,10 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
     m = reserve;
     pmi_medium *same = reserve_same_class(c);
     if (same != NULL) m = same;
-    if (m->prevregion != NULL) m->prevregion->nextregion = m->nextregion;
+    if (pmi_medium_slow(m)->prevregion != NULL) pmi_medium_slow(m)->prevregion->nextregion = m->nextregion;
     else reserve = m->nextregion;
-    if (m->nextregion != NULL) m->nextregion->prevregion = m->prevregion;
-    else reserve_tail = m->prevregion;
+    if (m->nextregion != NULL) pmi_medium_slow(m->nextregion)->prevregion = pmi_medium_slow(m)->prevregion;
+    else reserve_tail = pmi_medium_slow(m)->prevregion;
     reserve_count--;
   }
   reserve_release();
@@ -213,32 +218,32 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
     }
     pmi_store_relaxed(&map_hint, (void *)(base - PMI_MEDIUM_SIZE));
     m = pmi_medium_of(base);   /* (the header's colour: types.h, MEDIUM_DESC_OFFSET) */
-    m->touched = 0;
+    pmi_medium_slow(m)->touched = 0;
     size_t now = atomic_fetch_add(&regions_now, 1) + 1;
     size_t peak = atomic_load(&regions_peak);
     while (now > peak && !atomic_compare_exchange_weak(&regions_peak, &peak, now)) {}
     heap->counters.mediums_mapped++;
   }
   size_t size = pmi_medium_class_size(c);
-  if (m->mclass != c || m->state != PMI_MEDIUM_EMPTY || m->ncarved == 0 || m->block_size != size) {
+  if (m->mclass != c || m->state != PMI_MEDIUM_EMPTY || m->ncarved == 0 || pmi_medium_slow(m)->block_size != size) {
     /* (its live bitmap is clear already: types.h) */
     m->ncarved = 0;
-    m->ndormant = 0;
+    pmi_medium_slow(m)->ndormant = 0;
     m->freeblock = NULL;
-    m->colour = pmi_medium_colour(m, c);   /* (its window is the region's: no page it touched is in the gap) */
+    pmi_medium_slow(m)->colour = pmi_medium_colour(m, c);   /* (its window is the region's: no page it touched is in the gap) */
   }
   /* else: a region that served this class before keeps its free list (all
    * of its carved blocks) and its colour, as a pool does */
   m->mclass = (uint8_t)c;
-  m->block_size = (uint32_t)size;
+  pmi_medium_slow(m)->block_size = (uint32_t)size;
   m->capacity = (uint16_t)((PMI_MEDIUM_SIZE - span_start(m)) / size);
   m->used = 0;
   m->state = PMI_MEDIUM_USED;
-  m->held = NULL;   /* (over retired_ms) */
-  m->nextregion = m->prevregion = NULL;
-  m->prev_owned = NULL;
-  m->next_owned = heap->mediums;
-  if (heap->mediums != NULL) heap->mediums->prev_owned = m;
+  pmi_medium_slow(m)->held = NULL;   /* (over retired_ms) */
+  m->nextregion = pmi_medium_slow(m)->prevregion = NULL;
+  pmi_medium_slow(m)->prev_owned = NULL;
+  pmi_medium_slow(m)->next_owned = heap->mediums;
+  if (heap->mediums != NULL) pmi_medium_slow(heap->mediums)->prev_owned = m;
   heap->mediums = m;
   heap->nmediums++;
   atomic_store_explicit(&m->heap, heap, memory_order_release);
@@ -248,29 +253,30 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
 /* An empty region leaves its heap for the reserve.  It is on no usedmedium
  * list.  Its free list stays (see region_new). */
 static void region_retire(pmi_heap *heap, pmi_medium *m) {
-  if (m->prev_owned != NULL) m->prev_owned->next_owned = m->next_owned;
-  else heap->mediums = m->next_owned;
-  if (m->next_owned != NULL) m->next_owned->prev_owned = m->prev_owned;
+  pmi_medium_slow_fields *ms = pmi_medium_slow(m);
+  if (ms->prev_owned != NULL) pmi_medium_slow(ms->prev_owned)->next_owned = ms->next_owned;
+  else heap->mediums = ms->next_owned;
+  if (ms->next_owned != NULL) pmi_medium_slow(ms->next_owned)->prev_owned = ms->prev_owned;
   heap->nmediums--;
   atomic_store_explicit(&m->heap, NULL, memory_order_release);
   m->state = PMI_MEDIUM_EMPTY;
   m->capacity = 0;
-  m->retired_ms = pmi_os_now_ms();
+  pmi_medium_slow(m)->retired_ms = pmi_os_now_ms();
   reserve_acquire();
-  m->prevregion = NULL;
+  pmi_medium_slow(m)->prevregion = NULL;
   m->nextregion = reserve;
-  if (reserve != NULL) reserve->prevregion = m;
+  if (reserve != NULL) pmi_medium_slow(reserve)->prevregion = m;
   else reserve_tail = m;
   reserve = m;
   reserve_count++;
   reserve_release();
-  reserve_decay(heap, m->retired_ms);
+  reserve_decay(heap, pmi_medium_slow(m)->retired_ms);
 }
 
 /* ---- usedmedium lists (the owner inside pmi_heap_enter/leave, or heap.lock held) */
 
 static bool exhausted(const pmi_medium *m) {
-  return m->freeblock == NULL && m->ndormant == 0 && m->ncarved == m->capacity;
+  return m->freeblock == NULL && pmi_medium_slow(m)->ndormant == 0 && m->ncarved == m->capacity;
 }
 
 /* The head of usedmedium[c] carries one extra use (types.h), so that free's
@@ -278,16 +284,16 @@ static bool exhausted(const pmi_medium *m) {
  * from: a head that leaves hands it to the next region. */
 static void used_unlink(pmi_heap *heap, pmi_medium *m) {
   pmi_assert(m->state == PMI_MEDIUM_USED);
-  if (m->prevregion != NULL) {
-    m->prevregion->nextregion = m->nextregion;
+  if (pmi_medium_slow(m)->prevregion != NULL) {
+    pmi_medium_slow(m)->prevregion->nextregion = m->nextregion;
   } else {
     pmi_assert(heap->usedmedium[m->mclass] == m);
     m->used--;
     if (m->nextregion != NULL) m->nextregion->used++;
     heap->usedmedium[m->mclass] = m->nextregion != NULL ? m->nextregion : &pmi_medium_sentinel;
   }
-  if (m->nextregion != NULL) m->nextregion->prevregion = m->prevregion;
-  m->nextregion = m->prevregion = NULL;
+  if (m->nextregion != NULL) pmi_medium_slow(m->nextregion)->prevregion = pmi_medium_slow(m)->prevregion;
+  m->nextregion = pmi_medium_slow(m)->prevregion = NULL;
 }
 
 static void release_empty(pmi_heap *heap, pmi_medium *m) {
@@ -313,9 +319,9 @@ static void used_push(pmi_heap *heap, pmi_medium *m) {
   }
   m->used++;
   m->state = PMI_MEDIUM_USED;
-  m->prevregion = NULL;
+  pmi_medium_slow(m)->prevregion = NULL;
   m->nextregion = head != &pmi_medium_sentinel ? head : NULL;
-  if (head != &pmi_medium_sentinel) head->prevregion = m;
+  if (head != &pmi_medium_sentinel) pmi_medium_slow(head)->prevregion = m;
   heap->usedmedium[c] = m;
 }
 
@@ -329,40 +335,55 @@ static unsigned carve_blocks(size_t size) {
   unsigned n = (unsigned)(PMI_MEDIUM_CARVE_BYTES / size);
   return n < 2 ? 2 : n;
 }
-static size_t carve_bytes(const pmi_medium *m) { return carve_blocks(m->block_size) * (size_t)m->block_size; }
+static size_t carve_bytes(const pmi_medium *m) {
+  size_t size = pmi_medium_slow(m)->block_size;
+  return carve_blocks(size) * size;
+}
 
-/* A region starts with a page's worth (at least two blocks), and each carve
- * then takes as many blocks as it has carved so far, up to the full carve:
- * a class that a program asks for a few times (a compiler touches most of
- * the 112) costs a page or two of its head region, not 16 KiB, while a
- * class in steady use reaches the full carve within four visits. */
+/* A region's first carve is the blocks that start in block 0's page (at
+ * least one), and each carve then takes as many blocks as it has carved so
+ * far (at least a page's worth, and two blocks), up to the full carve: a
+ * class that a program asks for a few times (a compiler touches most of the
+ * 112) costs the page or two its blocks touch, not 16 KiB, while a class in
+ * steady use reaches the full carve within four visits.  A first carve of
+ * one block (the classes of 4 KiB and up, and those whose block 0 starts
+ * late in its page) leaves it lone: the pop that takes it carves nothing
+ * ahead (pmi_medium_pop_last), so that one live block of a class costs its
+ * own page, not its neighbour's too; a second visit carves as before. */
 #define FIRST_CARVE_BYTES 4096u
 static unsigned carve_next(const pmi_medium *m) {
-  unsigned n = carve_blocks(m->block_size);
-  unsigned grow = m->ncarved > FIRST_CARVE_BYTES / m->block_size ? m->ncarved : FIRST_CARVE_BYTES / m->block_size;
+  size_t size = pmi_medium_slow(m)->block_size;
+  if (m->ncarved == 0) {
+    uintptr_t first = (uintptr_t)first_block((pmi_medium *)m), page_end = (first | (PMI_POOL_SIZE - 1)) + 1;
+    return (unsigned)((page_end - first + size - 1) / size);
+  }
+  unsigned n = carve_blocks(size);
+  unsigned least = (unsigned)(FIRST_CARVE_BYTES / size);
+  unsigned grow = m->ncarved > least ? m->ncarved : least;
   return grow < 2 ? 2 : grow < n ? grow : n;
 }
 
 /* A carve past what m touched before: growth (grew). */
 pmi_noinline static void carved_fresh(pmi_medium *m, size_t end) {
-  grew((end - m->touched) << PMI_MEDIUM_TOUCH_SHIFT, true);
-  m->touched = (uint16_t)end;
+  grew((end - pmi_medium_slow(m)->touched) << PMI_MEDIUM_TOUCH_SHIFT, true);
+  pmi_medium_slow(m)->touched = (uint16_t)end;
 }
 
 static pmi_block *carve(pmi_medium *m) {
   pmi_assert(m->freeblock == NULL && m->ncarved < m->capacity);
-  size_t size = m->block_size;
+  size_t size = pmi_medium_slow(m)->block_size;
   unsigned n = carve_next(m);
   if (n > (unsigned)(m->capacity - m->ncarved)) n = m->capacity - m->ncarved;
   char *first = first_block(m) + (size_t)m->ncarved * size, *b = first;
   for (unsigned i = 1; i < n; i++, b += size) pmi_link_set((pmi_block *)b, (pmi_block *)(b + size));
   pmi_link_set((pmi_block *)b, NULL);
+  pmi_medium_slow(m)->lone = m->ncarved == 0 && n == 1;
   m->ncarved = (uint16_t)(m->ncarved + n);
   m->freeblock = (pmi_block *)first;
   /* growth only past what the region has touched before (a region from the
    * reserve carved for another class reuses its pages) */
   size_t end = ((size_t)(b + size - pmi_medium_base(m)) + (1u << PMI_MEDIUM_TOUCH_SHIFT) - 1) >> PMI_MEDIUM_TOUCH_SHIFT;
-  if (end > m->touched) carved_fresh(m, end);
+  if (end > pmi_medium_slow(m)->touched) carved_fresh(m, end);
   else regrown += (size_t)n * size;
   return m->freeblock;
 }
@@ -382,8 +403,11 @@ pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
    * allocation or calloc, whose fast paths send the last block to the slow
    * path, would take the whole slow path.  Pools keep their carve for the
    * slow path: there the early carve cost more blocks carved than it saved
-   * (BM_batch<kRandom>/1000 +0.6 instructions per op). */
-  if (m->ncarved < m->capacity) carve(m);
+   * (BM_batch<kRandom>/1000 +0.6 instructions per op).  Not for a lone
+   * first block (carve_next): a class that holds one block pays one page;
+   * a loop that frees and takes it again comes here once more, and carves. */
+  if (pmi_medium_slow(m)->lone) pmi_medium_slow(m)->lone = false;
+  else if (m->ncarved < m->capacity) carve(m);
   return block;
 }
 
@@ -394,10 +418,10 @@ pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
 #define WAKE_MAX 32u
 _Static_assert(PMI_MEDIUM_CARVE_BYTES / 528 <= WAKE_MAX, "a wake is a carve's worth of the smallest class");
 static pmi_block *wake(pmi_medium *m) {
-  pmi_assert(m->freeblock == NULL && m->ndormant != 0);
-  size_t size = m->block_size;
+  pmi_assert(m->freeblock == NULL && pmi_medium_slow(m)->ndormant != 0);
+  size_t size = pmi_medium_slow(m)->block_size;
   unsigned n = carve_blocks(size), got = 0;
-  if (n > m->ndormant) n = m->ndormant;
+  if (n > pmi_medium_slow(m)->ndormant) n = pmi_medium_slow(m)->ndormant;
   pmi_block *woken[WAKE_MAX];
   char *b = first_block(m);
   for (unsigned i = 0; i < m->ncarved && got < n; i++, b += size) {
@@ -406,12 +430,12 @@ static pmi_block *wake(pmi_medium *m) {
   }
   pmi_assert(got == n);
   if (got == 0) {   /* not reached while the invariant holds; never a list that lies */
-    m->ndormant = 0;
+    pmi_medium_slow(m)->ndormant = 0;
     return NULL;
   }
   for (unsigned k = 0; k + 1 < got; k++) pmi_link_set(woken[k], woken[k + 1]);
   pmi_link_set(woken[got - 1], NULL);
-  m->ndormant = (uint16_t)(m->ndormant - got);
+  pmi_medium_slow(m)->ndormant = (uint16_t)(pmi_medium_slow(m)->ndormant - got);
   m->freeblock = woken[0];
   pmi_huge_yield((size_t)got * size);   /* pages again, but not growth: they were ours */
   regrown += (size_t)got * size;
@@ -465,7 +489,7 @@ void *pmi_medium_malloc_locked(pmi_heap *heap, unsigned c) {
       carve(m);
       break;
     }
-    if (m->ndormant != 0 && wake(m) != NULL) break;
+    if (pmi_medium_slow(m)->ndormant != 0 && wake(m) != NULL) break;
     used_unlink(heap, m);                 /* USED -> FULL */
     m->state = PMI_MEDIUM_FULL;
   }
@@ -487,7 +511,7 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
   }
   /* Carving and waking need no lock (only the owner touches its regions). */
   if (pmi_load_relaxed(&heap->thread_free) == NULL && listed_with_free(m) == NULL && !reserve_offers(c) &&
-      (m->ncarved < m->capacity ? carve(m) : m->ndormant != 0 ? wake(m) : NULL) != NULL) {
+      (m->ncarved < m->capacity ? carve(m) : pmi_medium_slow(m)->ndormant != 0 ? wake(m) : NULL) != NULL) {
     heap->counters.malloc_medium++;
     void *p = pmi_medium_pop(m, m->freeblock);
     if (look_due()) reclaim_outside(heap);
@@ -510,8 +534,9 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
  * only looks like one. */
 static const char *retired_fault(const pmi_medium *m, const void *p) {
   size_t off = (size_t)((const char *)p - pmi_medium_base(m)), start = span_start(m);
-  if (m->state == PMI_MEDIUM_EMPTY && m->ncarved != 0 && m->block_size != 0 && ((uintptr_t)p & (PMI_ALIGNMENT - 1)) == 0 &&
-      off >= start && (off - start) % m->block_size == 0 && (off - start) / m->block_size < m->ncarved)
+  size_t size = pmi_medium_slow(m)->block_size;
+  if (m->state == PMI_MEDIUM_EMPTY && m->ncarved != 0 && size != 0 && ((uintptr_t)p & (PMI_ALIGNMENT - 1)) == 0 &&
+      off >= start && (off - start) % size == 0 && (off - start) / size < m->ncarved)
     return "double free or corruption: block already freed (its region retired),";
   return "invalid pointer (inside a retired medium region):";
 }
@@ -521,9 +546,9 @@ static const char *fault_owned(pmi_medium *m, const void *p) {
   if (m->state != PMI_MEDIUM_USED && m->state != PMI_MEDIUM_FULL)
     return "invalid pointer (inside a medium region not in use):";
   size_t off = (size_t)((const char *)p - pmi_medium_base(m)), start = span_start(m);
-  if (off < start || ((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || (off - start) % m->block_size != 0)
+  if (off < start || ((uintptr_t)p & (PMI_ALIGNMENT - 1)) != 0 || (off - start) % pmi_medium_slow(m)->block_size != 0)
     return "invalid pointer (not the start of a block):";
-  if ((off - start) / m->block_size >= m->ncarved) return "invalid pointer (a block never handed out):";
+  if ((off - start) / pmi_medium_slow(m)->block_size >= m->ncarved) return "invalid pointer (a block never handed out):";
   unsigned units = pmi_medium_units(p);
   if (!(*live_word(m, units) & live_bit(units))) return "double free or corruption: block already freed,";
   return NULL;
@@ -668,12 +693,12 @@ bool pmi_medium_hold(pmi_heap *heap, pmi_block *block) {
   if (pmi_load_relaxed(&m->heap) != heap || m->state != PMI_MEDIUM_FULL) return false;
   const char *fault = fault_owned(m, block);
   if (fault != NULL) pmi_bad_pointer("free", block, fault);
-  if (m->held == NULL) {
+  if (pmi_medium_slow(m)->held == NULL) {
     m->nextregion = heap->remote_mediums;
     heap->remote_mediums = m;
   }
-  pmi_link_set(block, m->held);   /* live bit and mark stay until applied */
-  m->held = block;
+  pmi_link_set(block, pmi_medium_slow(m)->held);   /* live bit and mark stay until applied */
+  pmi_medium_slow(m)->held = block;
   m->used--;
   return true;
 }
@@ -690,12 +715,12 @@ void pmi_medium_release_held(pmi_heap *heap) {
     }
     *link = m->nextregion;
     m->nextregion = NULL;
-    for (pmi_block *b = m->held; b != NULL; b = pmi_link_get(b)) b->key = 0;
+    for (pmi_block *b = pmi_medium_slow(m)->held; b != NULL; b = pmi_link_get(b)) b->key = 0;
     memset(m->live, 0, sizeof m->live);
     heap->counters.free_remote += m->capacity;
     heap->counters.free_remote_medium += m->capacity;
-    m->freeblock = m->held;   /* every block: a region that serves its class again keeps its list */
-    m->held = NULL;
+    m->freeblock = pmi_medium_slow(m)->held;   /* every block: a region that serves its class again keeps its list */
+    pmi_medium_slow(m)->held = NULL;
     region_retire(heap, m);
   }
 }
@@ -709,14 +734,14 @@ void pmi_medium_apply(pmi_heap *heap) {
     pmi_medium *next = m->nextregion;
     m->nextregion = NULL;
     unsigned n = 0;
-    for (pmi_block *b = m->held; b != NULL; b = pmi_link_get(b), n++) {
+    for (pmi_block *b = pmi_medium_slow(m)->held; b != NULL; b = pmi_link_get(b), n++) {
       b->key = 0;
       unsigned units = pmi_medium_units(b);
       *live_word(m, units) &= ~live_bit(units);
     }
     pmi_assert(m->state == PMI_MEDIUM_FULL && m->freeblock == NULL && n == (unsigned)(m->capacity - m->used));
-    m->freeblock = m->held;
-    m->held = NULL;
+    m->freeblock = pmi_medium_slow(m)->held;
+    pmi_medium_slow(m)->held = NULL;
     heap->counters.free_remote += n;
     heap->counters.free_remote_medium += n;
     if (m->used == 0) region_retire(heap, m);   /* on no list */
@@ -774,7 +799,7 @@ bool pmi_medium_decay(uint64_t now) {
 
 static inline uintptr_t idle_sig(const pmi_medium *m) {
   return (uintptr_t)m->freeblock ^ ((uintptr_t)m->used << 48) ^ ((uintptr_t)m->ncarved << 32) ^
-         ((uintptr_t)m->ndormant << 16) ^ 1;
+         ((uintptr_t)pmi_medium_slow(m)->ndormant << 16) ^ 1;
 }
 
 #define PAGE_WORDS (PMI_MEDIUM_SIZE / 4096 / 64)   /* a bit per page of the smallest size, 4 KiB */
@@ -785,7 +810,7 @@ static inline uintptr_t idle_sig(const pmi_medium *m) {
  * free list keeps the free blocks whose first page stays, the others are
  * dormant.  The bytes given back. */
 static size_t purge_region(pmi_medium *m, size_t limit) {
-  size_t page = pmi_os_page_size(), size = m->block_size;
+  size_t page = pmi_os_page_size(), size = pmi_medium_slow(m)->block_size;
   unsigned shift = (unsigned)__builtin_ctzl(page);
   size_t end = span_start(m) + (size_t)m->ncarved * size;   /* offsets in the region */
   size_t first = span_start(m) >> shift, last = (end + page - 1) >> shift;   /* (the header ends on a page) */
@@ -817,7 +842,7 @@ static size_t purge_region(pmi_medium *m, size_t limit) {
   }
   if (nlive == 0 && !kept) {   /* nothing live and nothing kept: the region is uncarved again */
     m->ncarved = 0;
-    m->ndormant = 0;
+    pmi_medium_slow(m)->ndormant = 0;
     m->freeblock = NULL;
   } else {
     pmi_block *list = NULL;
@@ -836,7 +861,7 @@ static size_t purge_region(pmi_medium *m, size_t limit) {
       list = b;
     }
     m->freeblock = list;
-    m->ndormant = (uint16_t)dormant;
+    pmi_medium_slow(m)->ndormant = (uint16_t)dormant;
   }
   size_t bytes = 0;
   for (size_t pg = first; pg < last;) {
@@ -858,19 +883,19 @@ static size_t purge_region(pmi_medium *m, size_t limit) {
  * what the new one has carved.  They go back, and are no longer touched. */
 static size_t purge_tail(pmi_medium *m) {
   size_t page = pmi_os_page_size();
-  size_t lo = (span_start(m) + (size_t)m->ncarved * m->block_size + page - 1) & ~(page - 1);
-  size_t hi = (((size_t)m->touched << PMI_MEDIUM_TOUCH_SHIFT) + page - 1) & ~(page - 1);
+  size_t lo = (span_start(m) + (size_t)m->ncarved * pmi_medium_slow(m)->block_size + page - 1) & ~(page - 1);
+  size_t hi = (((size_t)pmi_medium_slow(m)->touched << PMI_MEDIUM_TOUCH_SHIFT) + page - 1) & ~(page - 1);
   if (hi > PMI_MEDIUM_SIZE) hi = PMI_MEDIUM_SIZE;
   if (hi <= lo) return 0;
   pmi_os_purge(pmi_medium_base(m) + lo, hi - lo);
-  m->touched = (uint16_t)(lo >> PMI_MEDIUM_TOUCH_SHIFT);
+  pmi_medium_slow(m)->touched = (uint16_t)(lo >> PMI_MEDIUM_TOUCH_SHIFT);
   return hi - lo;
 }
 
 /* The free bytes of m's carved blocks that are on its free list. */
 static size_t free_bytes(const pmi_medium *m) {
   unsigned nused = pmi_medium_nused(m);
-  return (size_t)(m->ncarved - nused - m->ndormant) * m->block_size;
+  return (size_t)(m->ncarved - nused - pmi_medium_slow(m)->ndormant) * pmi_medium_slow(m)->block_size;
 }
 
 /* Owner (or holder of an unowned heap's lock): purges the regions of heap
@@ -881,24 +906,24 @@ size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force, bool *pen
   size_t bytes = 0;
   size_t n = 0;
   bool waits = false;
-  for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
+  for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = pmi_medium_slow(m)->next_owned, n++) {
     if (m->freeblock == NULL) continue;              /* nothing (more) to give back */
     uintptr_t sig = idle_sig(m);
-    if (m->idle_sig == (sig ^ 1)) continue;          /* purged, and not changed since */
-    if (m->idle_sig != sig) {                        /* changed: idle from now */
-      m->idle_sig = sig;
-      m->idle_ms = now;
+    if (pmi_medium_slow(m)->idle_sig == (sig ^ 1)) continue;          /* purged, and not changed since */
+    if (pmi_medium_slow(m)->idle_sig != sig) {                        /* changed: idle from now */
+      pmi_medium_slow(m)->idle_sig = sig;
+      pmi_medium_slow(m)->idle_ms = now;
       if (!force) {
         waits = true;
         continue;
       }
     }
-    if (!force && now - m->idle_ms < decay) {
+    if (!force && now - pmi_medium_slow(m)->idle_ms < decay) {
       waits = true;
       continue;
     }
     bytes += purge_region(m, SIZE_MAX);
-    m->idle_sig = idle_sig(m) ^ 1;
+    pmi_medium_slow(m)->idle_sig = idle_sig(m) ^ 1;
   }
   if (pending != NULL) *pending |= waits;
   if (heap != &pmi_heap_empty) heap->counters.medium_purge_bytes += bytes;
@@ -911,7 +936,7 @@ size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force, bool *pen
 static size_t purge_held_block(pmi_medium *m, char *b) {
   uintptr_t page = pmi_os_page_size();
   uintptr_t lo = ((uintptr_t)b + sizeof(pmi_block) + page - 1) & ~(page - 1);
-  uintptr_t hi = ((uintptr_t)b + m->block_size) & ~(page - 1);
+  uintptr_t hi = ((uintptr_t)b + pmi_medium_slow(m)->block_size) & ~(page - 1);
   if (hi <= lo) return 0;
   pmi_os_purge((void *)lo, hi - lo);
   return hi - lo;
@@ -926,24 +951,24 @@ size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pen
   uint64_t decay = (uint64_t)pmi_option(arena_decay_ms);
   size_t bytes = 0;
   for (pmi_medium *m = heap->remote_mediums; m != NULL; m = m->nextregion) {
-    if (m->block_size < 2 * pmi_os_page_size()) continue;   /* no whole page inside a block */
-    uintptr_t sig = (uintptr_t)m->held ^ ((uintptr_t)m->used << 48) ^ 1;
-    if (m->idle_sig == (sig ^ 1)) continue;   /* purged, and not changed since */
-    if (m->idle_sig != sig) {
-      m->idle_sig = sig;
-      m->idle_ms = now;
+    if (pmi_medium_slow(m)->block_size < 2 * pmi_os_page_size()) continue;   /* no whole page inside a block */
+    uintptr_t sig = (uintptr_t)pmi_medium_slow(m)->held ^ ((uintptr_t)m->used << 48) ^ 1;
+    if (pmi_medium_slow(m)->idle_sig == (sig ^ 1)) continue;   /* purged, and not changed since */
+    if (pmi_medium_slow(m)->idle_sig != sig) {
+      pmi_medium_slow(m)->idle_sig = sig;
+      pmi_medium_slow(m)->idle_ms = now;
       if (!force) {
         *pending = true;
         continue;
       }
     }
-    if (!force && now - m->idle_ms < decay) {
+    if (!force && now - pmi_medium_slow(m)->idle_ms < decay) {
       *pending = true;
       continue;
     }
     unsigned n = 0;
-    for (pmi_block *b = m->held; b != NULL && n <= m->capacity; b = pmi_link_get(b), n++) bytes += purge_held_block(m, (char *)b);
-    m->idle_sig = sig ^ 1;
+    for (pmi_block *b = pmi_medium_slow(m)->held; b != NULL && n <= m->capacity; b = pmi_link_get(b), n++) bytes += purge_held_block(m, (char *)b);
+    pmi_medium_slow(m)->idle_sig = sig ^ 1;
   }
   heap->counters.medium_purge_bytes += bytes;
   return bytes;
@@ -965,13 +990,13 @@ size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pen
 static size_t reclaim(pmi_heap *heap, size_t regions, size_t pools, size_t *region_bytes) {
   size_t bytes = 0, n = 0;
   uint64_t now = pmi_os_now_ms();
-  for (pmi_medium *m = regions ? heap->mediums : NULL; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
+  for (pmi_medium *m = regions ? heap->mediums : NULL; m != NULL && n <= heap->nmediums; m = pmi_medium_slow(m)->next_owned, n++) {
     if (m->state != PMI_MEDIUM_USED) continue;       /* FULL: no free block (held ones: purge_held) */
     uintptr_t sig = idle_sig(m);
-    if (m->idle_sig == (sig ^ 1)) continue;          /* purged, and not changed since */
-    if (m->idle_sig != sig) {                        /* changed since the last look: in use */
-      m->idle_sig = sig;
-      m->idle_ms = now;
+    if (pmi_medium_slow(m)->idle_sig == (sig ^ 1)) continue;          /* purged, and not changed since */
+    if (pmi_medium_slow(m)->idle_sig != sig) {                        /* changed since the last look: in use */
+      pmi_medium_slow(m)->idle_sig = sig;
+      pmi_medium_slow(m)->idle_ms = now;
       continue;
     }
     if (bytes >= regions) continue;                  /* enough: the others keep their pages (and marks) */
@@ -979,13 +1004,13 @@ static size_t reclaim(pmi_heap *heap, size_t regions, size_t pools, size_t *regi
     if (m->freeblock == NULL || bytes >= regions) continue;
     size_t free = free_bytes(m);
     if (pmi_medium_nused(m) != 0 &&   /* (an empty one, the head of its class, goes back whole) */
-        (free < RECLAIM_MIN || free * 4 < (size_t)m->ncarved * m->block_size || free < 2 * carve_bytes(m)))
+        (free < RECLAIM_MIN || free * 4 < (size_t)m->ncarved * pmi_medium_slow(m)->block_size || free < 2 * carve_bytes(m)))
       continue;
     size_t limit = regions - bytes, got = purge_region(m, limit);
     bytes += got;
     /* all its free pages gone: marked until it changes; else idle still,
      * for the next look to go on with */
-    m->idle_sig = idle_sig(m) ^ (got < limit);
+    pmi_medium_slow(m)->idle_sig = idle_sig(m) ^ (got < limit);
   }
   if (heap != &pmi_heap_empty) heap->counters.medium_purge_bytes += bytes;
   *region_bytes = bytes;
@@ -1088,7 +1113,7 @@ static void rebuild(pmi_medium *m) {
   pmi_block *list = NULL;
   unsigned used = 0;
   for (unsigned i = m->ncarved; i-- > 0;) {
-    pmi_block *b = (pmi_block *)(first_block(m) + (size_t)i * m->block_size);
+    pmi_block *b = (pmi_block *)(first_block(m) + (size_t)i * pmi_medium_slow(m)->block_size);
     unsigned units = pmi_medium_units(b);
     if (*live_word(m, units) & live_bit(units)) {
       used++;
@@ -1098,7 +1123,7 @@ static void rebuild(pmi_medium *m) {
     }
   }
   m->freeblock = list;
-  m->ndormant = 0;
+  pmi_medium_slow(m)->ndormant = 0;
   m->used = (uint16_t)used;
 }
 
@@ -1109,7 +1134,7 @@ unsigned pmi_medium_nused(const pmi_medium *m) {
 }
 
 void pmi_medium_repair_locked(pmi_heap *heap) {
-  for (pmi_medium *m = heap->mediums; m != NULL; m = m->next_owned) rebuild(m);
+  for (pmi_medium *m = heap->mediums; m != NULL; m = pmi_medium_slow(m)->next_owned) rebuild(m);
   for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++)
     if (heap->usedmedium[c] != &pmi_medium_sentinel) heap->usedmedium[c]->used++;   /* the heads' extra use */
   pmi_medium *to_release = NULL, *to_push = NULL;
@@ -1128,7 +1153,7 @@ void pmi_medium_repair_locked(pmi_heap *heap) {
       }
     }
   }
-  for (pmi_medium *m = heap->mediums; m != NULL; m = m->next_owned) {
+  for (pmi_medium *m = heap->mediums; m != NULL; m = pmi_medium_slow(m)->next_owned) {
     if (m->state == PMI_MEDIUM_FULL && m->used < m->capacity) {
       m->nextregion = to_push;
       to_push = m;

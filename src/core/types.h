@@ -506,6 +506,40 @@ enum pmi_medium_state {
   PMI_MEDIUM_FULL = PMI_POOL_FULL,     /* on no list; every block handed out */
 };
 
+/* The rest of a region's header, which only the slow paths (and realloc's
+ * block size) read: just below the descriptor, in the page it starts in,
+ * not after its 8 KiB bitmap.  There, a region that serves a class a
+ * program asks for a few times (a compiler touches most of the 112) paid a
+ * third page for these 64 bytes: the header page, the bitmap's, and this.
+ *   pmi_medium_slow(r) == (pmi_medium_slow_fields *)r - 1
+ */
+typedef struct pmi_medium_slow_fields {
+  struct pmi_medium *prevregion;    /* NULL at the head */
+  struct pmi_medium *next_owned;    /* heap.mediums: every region of the heap */
+  struct pmi_medium *prev_owned;
+  union {
+    uint64_t retired_ms;            /* EMPTY, in the reserve: when it arrived */
+    pmi_block *held;                /* FULL: blocks a visitor took for it from
+                                       remote frees (medium.c, "held blocks");
+                                       NULL while USED */
+  };
+  uintptr_t idle_sig;               /* the free list and counts when last
+                                       looked at (medium.c, purge_idle) */
+  uint64_t idle_ms;                 /* since when they have not changed */
+  uint32_t block_size;              /* pmi_medium_class_size(mclass) */
+  uint16_t ndormant;                /* free blocks off the free list: their
+                                       first page went back to the OS (medium.c,
+                                       purge_region); woken when the list runs dry */
+  uint16_t touched;                 /* 128-byte units from the region's start
+                                       that may be resident: carving below it
+                                       is not growth (medium.c, grew) */
+  uint32_t colour;                  /* bytes between the header and block 0
+                                       while USED or FULL (medium.c, colour_of) */
+  bool lone;                        /* the first carve was one block, and the
+                                       pop that takes it has not come (medium.c,
+                                       carve_next) */
+} pmi_medium_slow_fields;
+
 /* The header of a 1 MiB medium region, in its first pages: a pool of one
  * medium class, with the same states and transitions as a pool (types.h,
  * "Pool states"), its descriptor and live bitmap at its start.  r below is
@@ -559,32 +593,16 @@ typedef struct pmi_medium {
   uint8_t  mclass;                  /* medium class while USED or FULL */
   uint8_t  state;                   /* enum pmi_medium_state */
   uint64_t live[PMI_MEDIUM_UNITS / 64];   /* handed-out blocks, a bit per 16-byte unit */
-  /* The rest only the slow paths read */
-  struct pmi_medium *prevregion;    /* NULL at the head */
-  struct pmi_medium *next_owned;    /* heap.mediums: every region of the heap */
-  struct pmi_medium *prev_owned;
-  union {
-    uint64_t retired_ms;            /* EMPTY, in the reserve: when it arrived */
-    pmi_block *held;                /* FULL: blocks a visitor took for it from
-                                       remote frees (medium.c, "held blocks");
-                                       NULL while USED */
-  };
-  uintptr_t idle_sig;               /* the free list and counts when last
-                                       looked at (medium.c, purge_idle) */
-  uint64_t idle_ms;                 /* since when they have not changed */
-  uint32_t block_size;              /* pmi_medium_class_size(mclass) */
-  uint16_t ndormant;                /* free blocks off the free list: their
-                                       first page went back to the OS (medium.c,
-                                       purge_region); woken when the list runs dry */
-  uint16_t touched;                 /* 128-byte units from the region's start
-                                       that may be resident: carving below it
-                                       is not growth (medium.c, grew) */
-  uint32_t colour;                  /* bytes between the header and block 0
-                                       while USED or FULL (medium.c, colour_of) */
 } pmi_medium;
 
 _Static_assert(offsetof(pmi_medium, heap) == offsetof(pmi_arena, heap) - PMI_HEADER_SLOT * sizeof(pmi_pool),
                "owner where an arena keeps it, from the header's slot (free's owner test)");
+static inline pmi_medium_slow_fields *pmi_medium_slow(const pmi_medium *m) {
+  return (pmi_medium_slow_fields *)(uintptr_t)m - 1;
+}
+_Static_assert(sizeof(pmi_medium_slow_fields) <= PMI_MEDIUM_DESC_OFFSET(0) && sizeof(pmi_medium_slow_fields) % 16 == 0 &&
+               PMI_MEDIUM_DESC_OFFSET(0) / PMI_POOL_SIZE == (PMI_MEDIUM_DESC_OFFSET(0) - sizeof(pmi_medium_slow_fields)) / PMI_POOL_SIZE,
+               "the slow fields fit below the descriptor, in its page");
 _Static_assert(PMI_MEDIUM_DESC_OFFSET(PMI_MEDIUM_COLOURS - 1) + sizeof(pmi_medium) <= PMI_MEDIUM_HEADER,
                "the header fits its pages at every colour");
 _Static_assert((PMI_MEDIUM_COLOURS & (PMI_MEDIUM_COLOURS - 1)) == 0, "the colour is the MiB number's low bits");

@@ -176,11 +176,11 @@ static void check_usable_arenas(checker *ck, pmi_heap *heap) {
  * held), each a carved block start, live and marked exactly when held. */
 static unsigned medium_list(checker *ck, pmi_medium *m, pmi_block *list, bool held) {
   unsigned n = 0;
-  char *base = pmi_medium_base(m) + PMI_MEDIUM_HEADER + m->colour;
+  char *base = pmi_medium_base(m) + PMI_MEDIUM_HEADER + pmi_medium_slow(m)->colour;
   for (pmi_block *b = list; b != NULL; b = pmi_link_get(b), n++) {
     char *cb = (char *)b;
-    if (n > m->capacity || cb < base || cb >= base + (size_t)m->ncarved * m->block_size ||
-        (size_t)(cb - base) % m->block_size != 0) {
+    if (n > m->capacity || cb < base || cb >= base + (size_t)m->ncarved * pmi_medium_slow(m)->block_size ||
+        (size_t)(cb - base) % pmi_medium_slow(m)->block_size != 0) {
       CHECK(ck, 0, "medium region %p: %s list runs outside its carved blocks", (void *)m, held ? "held" : "free");
       break;
     }
@@ -198,36 +198,36 @@ static void check_medium(checker *ck, pmi_heap *heap, pmi_medium *m) {
   CHECK(ck, m == pmi_medium_of(m), "medium region %p: header not at its colour", (void *)m);
   CHECK(ck, pmi_load_relaxed(&m->heap) == heap, "medium region %p owned by another heap", (void *)m);
   CHECK(ck, m->state == PMI_MEDIUM_USED || m->state == PMI_MEDIUM_FULL, "medium region %p: state %u", (void *)m, m->state);
-  CHECK(ck, m->mclass < PMI_MEDIUM_NCLASSES && m->block_size == pmi_medium_class_size(m->mclass),
-        "medium region %p: class %u, block size %u", (void *)m, m->mclass, m->block_size);
+  CHECK(ck, m->mclass < PMI_MEDIUM_NCLASSES && pmi_medium_slow(m)->block_size == pmi_medium_class_size(m->mclass),
+        "medium region %p: class %u, block size %u", (void *)m, m->mclass, pmi_medium_slow(m)->block_size);
   if (m->mclass >= PMI_MEDIUM_NCLASSES) return;
-  CHECK(ck, m->colour == pmi_medium_colour(m, m->mclass), "medium region %p: colour %u", (void *)m, m->colour);
-  CHECK(ck, m->capacity == (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - m->colour) / m->block_size,
+  CHECK(ck, pmi_medium_slow(m)->colour == pmi_medium_colour(m, m->mclass), "medium region %p: colour %u", (void *)m, pmi_medium_slow(m)->colour);
+  CHECK(ck, m->capacity == (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - pmi_medium_slow(m)->colour) / pmi_medium_slow(m)->block_size,
         "medium region %p: capacity %u", (void *)m, m->capacity);
   CHECK(ck, m->ncarved <= m->capacity, "medium region %p: carved %u > capacity", (void *)m, m->ncarved);
   unsigned nfree = medium_list(ck, m, m->freeblock, false);
   /* held blocks (FULL only): carved, still live and marked */
   unsigned held = 0;
   if (m->state == PMI_MEDIUM_FULL) {
-    held = medium_list(ck, m, m->held, true);
-    ck->medium_with_held += m->held != NULL;
+    held = medium_list(ck, m, pmi_medium_slow(m)->held, true);
+    ck->medium_with_held += pmi_medium_slow(m)->held != NULL;
   }
   /* used - head(m) + held + free + dormant + untouched == capacity */
   unsigned used = pmi_medium_nused(m);
-  CHECK(ck, used + held + nfree + m->ndormant + (m->capacity - m->ncarved) == m->capacity,
+  CHECK(ck, used + held + nfree + pmi_medium_slow(m)->ndormant + (m->capacity - m->ncarved) == m->capacity,
         "medium region %p: used %u + held %u + free %u + dormant %u + untouched %u != capacity %u", (void *)m, used,
-        held, nfree, m->ndormant, m->capacity - m->ncarved, m->capacity);
+        held, nfree, pmi_medium_slow(m)->ndormant, m->capacity - m->ncarved, m->capacity);
   unsigned live = 0;
   for (unsigned w = 0; w < sizeof m->live / sizeof m->live[0]; w++) live += (unsigned)__builtin_popcountll(m->live[w]);
   CHECK(ck, live == used + held, "medium region %p: %u blocks marked live, used %u, held %u", (void *)m, live, used,
         held);
   if (m->state == PMI_MEDIUM_FULL) {
-    CHECK(ck, m->freeblock == NULL && m->ndormant == 0 && m->ncarved == m->capacity,
+    CHECK(ck, m->freeblock == NULL && pmi_medium_slow(m)->ndormant == 0 && m->ncarved == m->capacity,
           "full medium region %p has free, dormant or untouched blocks", (void *)m);
     CHECK(ck, m->used + held == m->capacity, "full medium region %p: used %u + held %u != capacity %u", (void *)m,
           m->used, held, m->capacity);
   } else {
-    CHECK(ck, m->held == NULL, "medium region %p in use holds remote frees", (void *)m);
+    CHECK(ck, pmi_medium_slow(m)->held == NULL, "medium region %p in use holds remote frees", (void *)m);
   }
   if (m->state == PMI_MEDIUM_USED && heap->usedmedium[m->mclass] == m)
     CHECK(ck, m->used >= 1, "medium region %p: the head of usedmedium[%u] without its extra use", (void *)m, m->mclass);
@@ -235,7 +235,7 @@ static void check_medium(checker *ck, pmi_heap *heap, pmi_medium *m) {
 
 static void check_mediums(checker *ck, pmi_heap *heap) {
   size_t n = 0, nused = 0, on_lists = 0;
-  for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
+  for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = pmi_medium_slow(m)->next_owned, n++) {
     check_medium(ck, heap, m);
     nused += m->state == PMI_MEDIUM_USED;
   }
@@ -247,10 +247,10 @@ static void check_mediums(checker *ck, pmi_heap *heap) {
     for (pmi_medium *m = head; m != NULL; prev = m, m = m->nextregion) {
       CHECK(ck, m->state == PMI_MEDIUM_USED && m->mclass == c, "medium region %p on usedmedium[%u]: state %u class %u",
             (void *)m, c, m->state, m->mclass);
-      CHECK(ck, m->prevregion == prev, "medium region %p: prevregion link broken", (void *)m);
+      CHECK(ck, pmi_medium_slow(m)->prevregion == prev, "medium region %p: prevregion link broken", (void *)m);
       if (m != head) {
         CHECK(ck, m->used > 0, "medium region %p: empty but not the head of usedmedium[%u]", (void *)m, c);
-        CHECK(ck, m->freeblock != NULL || m->ndormant != 0 || m->ncarved < m->capacity,
+        CHECK(ck, m->freeblock != NULL || pmi_medium_slow(m)->ndormant != 0 || m->ncarved < m->capacity,
               "medium region %p: exhausted but not the head of usedmedium[%u]", (void *)m, c);
       }
       if (++on_lists > heap->nmediums) {
@@ -263,7 +263,7 @@ static void check_mediums(checker *ck, pmi_heap *heap) {
   /* heap.remote_mediums == the FULL regions with held blocks */
   size_t nheld = 0;
   for (pmi_medium *m = heap->remote_mediums; m != NULL; m = m->nextregion) {
-    CHECK(ck, m->state == PMI_MEDIUM_FULL && m->held != NULL, "medium region %p on remote_mediums: state %u",
+    CHECK(ck, m->state == PMI_MEDIUM_FULL && pmi_medium_slow(m)->held != NULL, "medium region %p on remote_mediums: state %u",
           (void *)m, m->state);
     if (++nheld > ck->medium_with_held) break;
   }

@@ -46,7 +46,7 @@ static void heap_local_frees(pmi_heap *h, uint64_t *small, uint64_t *medium) {
       pmi_pool *p = pmi_arena_pool(a, i);
       if (p->state == PMI_POOL_USED || p->state == PMI_POOL_FULL) out += pmi_pool_nused(h, p);
     }
-  for (pmi_medium *m = h->mediums; m != NULL; m = m->next_owned) mout += pmi_medium_nused(m);
+  for (pmi_medium *m = h->mediums; m != NULL; m = pmi_medium_slow(m)->next_owned) mout += pmi_medium_nused(m);
   heap_mallocs(h, &mallocs, &mmallocs);
   uint64_t gone = mallocs - (h->counters.free_remote - h->counters.free_remote_medium);
   uint64_t mgone = mmallocs - h->counters.free_remote_medium;
@@ -135,8 +135,8 @@ static void census_medium(pm_stats *st, pmi_medium *m) {
   unsigned capacity = m->capacity;
   census_class(cs, state == PMI_MEDIUM_FULL, pmi_medium_nused(m), m->ncarved, capacity);
   /* the colour's gap and the tail: no block fits in them */
-  cs->tail_waste += PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - (size_t)capacity * m->block_size;
-  st->medium.dormant_bytes += (unsigned long long)m->ndormant * m->block_size;
+  cs->tail_waste += PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - (size_t)capacity * pmi_medium_slow(m)->block_size;
+  st->medium.dormant_bytes += (unsigned long long)pmi_medium_slow(m)->ndormant * pmi_medium_slow(m)->block_size;
 }
 
 /* The medium classes' table and totals (owned: regions the heaps hold). */
@@ -173,7 +173,7 @@ pmi_export void pm_stats_get(pm_stats *st) {
       owned_arenas++;
       census_arena(st, h, a);
     }
-    for (pmi_medium *m = h->mediums; m != NULL; m = m->next_owned) {
+    for (pmi_medium *m = h->mediums; m != NULL; m = pmi_medium_slow(m)->next_owned) {
       owned_mediums++;
       census_medium(st, m);
     }

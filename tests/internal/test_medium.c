@@ -127,9 +127,9 @@ static void test_colour(pmi_heap *heap) {
     EXPECT(heap->usedmedium[c] == &pmi_medium_sentinel);
     p[c] = pm_malloc(size);
     pmi_medium *m = pmi_medium_of(p[c]);
-    EXPECT(m->colour == pmi_medium_colour(m, c) && m->colour % 8192 != 0);
-    EXPECT((char *)p[c] == pmi_medium_base(m) + PMI_MEDIUM_HEADER + m->colour);
-    EXPECT(m->capacity == (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - m->colour) / size);
+    EXPECT(pmi_medium_slow(m)->colour == pmi_medium_colour(m, c) && pmi_medium_slow(m)->colour % 8192 != 0);
+    EXPECT((char *)p[c] == pmi_medium_base(m) + PMI_MEDIUM_HEADER + pmi_medium_slow(m)->colour);
+    EXPECT(m->capacity == (PMI_MEDIUM_SIZE - PMI_MEDIUM_HEADER - pmi_medium_slow(m)->colour) / size);
     EXPECT(set_of(p[c]) != 0 && !(sets >> set_of(p[c]) & 1));
     sets |= (uint64_t)1 << set_of(p[c]);
     unsigned u = pmi_medium_units(p[c]);   /* its live word: in the header's line 2 + the region's window */
@@ -162,14 +162,14 @@ static void test_colour(pmi_heap *heap) {
   pm_free(small);
   /* the 528-byte region: every block once, at its place */
   pmi_medium *m = pmi_medium_of(p[0]);
-  size_t size = m->block_size;
+  size_t size = pmi_medium_slow(m)->block_size;
   unsigned cap = m->capacity;
   char **v = pm_malloc(cap * sizeof *v);
   unsigned char *seen = pm_calloc(cap, 1);
   v[0] = p[0];
   for (unsigned i = 1; i < cap; i++) v[i] = pm_malloc(size);
   for (unsigned i = 0; i < cap; i++) {
-    size_t off = (size_t)(v[i] - pmi_medium_base(m)) - PMI_MEDIUM_HEADER - m->colour;
+    size_t off = (size_t)(v[i] - pmi_medium_base(m)) - PMI_MEDIUM_HEADER - pmi_medium_slow(m)->colour;
     if (pmi_medium_of(v[i]) != m || off % size != 0 || off / size >= cap || seen[off / size]++) bad++;
   }
   EXPECT(bad == 0 && m->ncarved == cap && m->freeblock == NULL);
@@ -212,14 +212,14 @@ static void test_colour_reuse(pmi_heap *heap) {
   for (unsigned i = 0; i < 40; i++) pm_free(w[i]);
   pm_free(v[0]);
   EXPECT(m->state == PMI_MEDIUM_EMPTY && pmi_medium_reserve_first() == m && heap->usedmedium[oc] == full);
-  uint32_t old_colour = m->colour;
+  uint32_t old_colour = pmi_medium_slow(m)->colour;
   size_t gap = (PMI_MEDIUM_HEADER + old_colour) / 4096 * 4096 - PMI_MEDIUM_HEADER;   /* its whole pages */
   size_t touched = resident(pmi_medium_base(m) + PMI_MEDIUM_HEADER + gap, 40 * old_size);
   EXPECT(touched >= 10 && resident(pmi_medium_base(m) + PMI_MEDIUM_HEADER, gap) == 0);
   uint64_t purged = heap->counters.medium_purge_bytes;
   void *q = pm_malloc(new_size);
-  EXPECT(pmi_medium_of(q) == m && m->colour == pmi_medium_colour(m, nc) && m->colour != old_colour);
-  EXPECT(m->colour / 8192 == old_colour / 8192 && (char *)q == pmi_medium_base(m) + PMI_MEDIUM_HEADER + m->colour);
+  EXPECT(pmi_medium_of(q) == m && pmi_medium_slow(m)->colour == pmi_medium_colour(m, nc) && pmi_medium_slow(m)->colour != old_colour);
+  EXPECT(pmi_medium_slow(m)->colour / 8192 == old_colour / 8192 && (char *)q == pmi_medium_base(m) + PMI_MEDIUM_HEADER + pmi_medium_slow(m)->colour);
   EXPECT(((uintptr_t)q & ~(uintptr_t)4095) == ((uintptr_t)pmi_medium_base(m) + PMI_MEDIUM_HEADER + gap));   /* block 0's page */
   EXPECT(resident(pmi_medium_base(m) + PMI_MEDIUM_HEADER, gap) == 0);
   EXPECT(resident(pmi_medium_base(m) + PMI_MEDIUM_HEADER + gap, 40 * old_size) == touched);
@@ -286,12 +286,18 @@ static void test_head_bias(pmi_heap *heap) {
 }
 
 /* A malloc/free loop of the largest class keeps a block on the free list,
- * so that free's fast path takes it (carving links at least two). */
+ * so that free's fast path takes it (carving links at least two), once the
+ * class is taken a second time: the first block of a fresh region is carved
+ * alone, so that a class holding one block touches one block's page. */
 static void test_largest_class_loop(pmi_heap *heap) {
   void *p = pm_malloc(PMI_MEDIUM_MAX);
   pmi_medium *m = pmi_medium_of(p);
-  EXPECT(m->ncarved >= 2 && m->freeblock != NULL);
+  EXPECT(heap->usedmedium[pmi_medium_class(PMI_MEDIUM_MAX)] == m);
+  EXPECT(m->ncarved == 1 && m->freeblock == NULL && !pmi_medium_slow(m)->lone);
   pm_free(p);
+  void *again = pm_malloc(PMI_MEDIUM_MAX);   /* its second visit carves ahead */
+  EXPECT(again == p && m->ncarved >= 2 && m->freeblock != NULL);
+  pm_free(again);
   for (int i = 0; i < 100; i++) {
     void *q = pm_malloc(PMI_MEDIUM_MAX);
     EXPECT(q == p);
@@ -338,13 +344,13 @@ static void test_purge_pages(pmi_heap *heap) {
   pm_free(first);
   for (unsigned i = 0; i < n; i++)
     if (i % 16 != 0) pm_free(v[i]);
-  char *span = pmi_medium_base(m) + PMI_MEDIUM_HEADER + m->colour;
+  char *span = pmi_medium_base(m) + PMI_MEDIUM_HEADER + pmi_medium_slow(m)->colour;
   size_t span_bytes = (size_t)m->ncarved * size, before = resident(span, span_bytes);
   size_t bytes = pmi_medium_purge_idle(heap, pmi_os_now_ms(), true, NULL);
   size_t after = resident(span, span_bytes);
   EXPECT(bytes >= span_bytes / 3);   /* (and the other regions' free pages) */
   EXPECT(after < before / 2);
-  EXPECT(m->ndormant > 0 && m->freeblock != NULL);
+  EXPECT(pmi_medium_slow(m)->ndormant > 0 && m->freeblock != NULL);
   EXPECT(pm_check() == 0);
   for (unsigned i = 0; i < n; i += 16) {   /* the survivors kept their bytes */
     unsigned char *b = v[i];
@@ -362,7 +368,7 @@ static void test_purge_pages(pmi_heap *heap) {
   }
   first = pm_malloc(size);
   EXPECT(pmi_medium_of(first) == m);
-  EXPECT(m->ndormant == 0 && m->freeblock == NULL && pmi_medium_nused(m) == m->capacity);
+  EXPECT(pmi_medium_slow(m)->ndormant == 0 && m->freeblock == NULL && pmi_medium_nused(m) == m->capacity);
   EXPECT(pm_check() == 0);
 
   /* Sparse again; then fresh pool pages are touched (2 MiB of new 64-byte
@@ -438,16 +444,16 @@ static void test_reclaim_budget(pmi_heap *heap) {
     if (i % 16 != 0) pm_free(v[i]);
   size_t before = 0, dormant = 0;
   for (unsigned k = 0; k < 6; k++)
-    before += resident(pmi_medium_base(r[k]) + PMI_MEDIUM_HEADER + r[k]->colour, (size_t)r[k]->ncarved * size);
+    before += resident(pmi_medium_base(r[k]) + PMI_MEDIUM_HEADER + pmi_medium_slow(r[k])->colour, (size_t)r[k]->ncarved * size);
   uint64_t purged = heap->counters.medium_purge_bytes;
   pmi_medium_grew(heap, 1u << 20);   /* a look: they changed since the last one */
   pmi_medium_grew(heap, 1u << 20);   /* the next: 2 MiB owed */
   uint64_t given = heap->counters.medium_purge_bytes - purged;
   size_t after = 0;
   for (unsigned k = 0; k < 6; k++) {
-    char *first = pmi_medium_base(r[k]) + PMI_MEDIUM_HEADER + r[k]->colour;
+    char *first = pmi_medium_base(r[k]) + PMI_MEDIUM_HEADER + pmi_medium_slow(r[k])->colour;
     after += resident(first, (size_t)r[k]->ncarved * size);
-    dormant += r[k]->ndormant;
+    dormant += pmi_medium_slow(r[k])->ndormant;
   }
   /* a region gives its highest free pages first: above a free page that
    * went, no free page stayed (free: no live block, the survivors i % 16 == 0, on it) */
@@ -458,7 +464,7 @@ static void test_reclaim_budget(pmi_heap *heap) {
     for (unsigned i = 0; i < n; i += 16)
       if (pmi_medium_of(v[i]) == r[k])
         for (size_t pg = (size_t)((char *)v[i] - base) / 4096; pg <= (size_t)((char *)v[i] + size - 1 - base) / 4096; pg++) busy[pg] = 1;
-    size_t lo = (PMI_MEDIUM_HEADER + r[k]->colour) / 4096, hi = (PMI_MEDIUM_HEADER + r[k]->colour + (size_t)r[k]->ncarved * size) / 4096;
+    size_t lo = (PMI_MEDIUM_HEADER + pmi_medium_slow(r[k])->colour) / 4096, hi = (PMI_MEDIUM_HEADER + pmi_medium_slow(r[k])->colour + (size_t)r[k]->ncarved * size) / 4096;
     EXPECT(mincore(base, PMI_MEDIUM_SIZE, vec) == 0);
     bool gone = false, stayed_above = false;
     for (size_t pg = lo; pg < hi; pg++) {
@@ -475,7 +481,7 @@ static void test_reclaim_budget(pmi_heap *heap) {
   EXPECT(pm_check() == 0);
   /* the free blocks on the lists first: no wake while they last */
   unsigned listed = 0;
-  for (unsigned k = 0; k < 6; k++) listed += r[k]->ncarved - pmi_medium_nused(r[k]) - r[k]->ndormant;
+  for (unsigned k = 0; k < 6; k++) listed += r[k]->ncarved - pmi_medium_nused(r[k]) - pmi_medium_slow(r[k])->ndormant;
   unsigned got = 0;
   for (unsigned i = 0; i < n && got < listed; i++) {
     if (i % 16 == 0) continue;
@@ -483,7 +489,7 @@ static void test_reclaim_budget(pmi_heap *heap) {
     got++;
   }
   unsigned dormant_now = 0;
-  for (unsigned k = 0; k < 6; k++) dormant_now += r[k]->ndormant;
+  for (unsigned k = 0; k < 6; k++) dormant_now += pmi_medium_slow(r[k])->ndormant;
   EXPECT(dormant_now == dormant);
   for (unsigned i = 0; i < n; i++) {
     if (i % 16 == 0) {   /* the survivors kept their bytes */
@@ -510,7 +516,7 @@ static void test_first_carve(pmi_heap *heap) {
   EXPECT(pmi_medium_class_size(c) == size && heap->usedmedium[c] == &pmi_medium_sentinel);
   void *p = pm_malloc(size);
   pmi_medium *m = pmi_medium_of(p);
-  char *span = pmi_medium_base(m) + PMI_MEDIUM_HEADER + m->colour;
+  char *span = pmi_medium_base(m) + PMI_MEDIUM_HEADER + pmi_medium_slow(m)->colour;
   EXPECT(m->ncarved == 4096 / size);
   void *more[16];
   for (unsigned i = 0; i < 16; i++) more[i] = pm_malloc(size);
@@ -544,7 +550,7 @@ static void test_first_carve(pmi_heap *heap) {
   for (unsigned i = 0; i < n; i++)
     if (i % 16 != 0) pm_free(v[i]);
   pmi_medium_purge_idle(heap, pmi_os_now_ms(), true, NULL);
-  EXPECT(m->ndormant > m->capacity / 2);
+  EXPECT(pmi_medium_slow(m)->ndormant > m->capacity / 2);
   for (size_t i = 0; i < nsmall; i++)
     if (i % 256 != 0) pm_free(w[i]);
   uint64_t pool_bytes = atomic_load(&pmi_purge_stats.purge_bytes);
@@ -552,7 +558,7 @@ static void test_first_carve(pmi_heap *heap) {
     if (i % 16 != 0) v[i] = pm_malloc(size);
   /* (most of them: a region of the class waiting in the reserve with its
    * pages serves before a dormant block is woken) */
-  EXPECT(m->ndormant < m->capacity / 4);
+  EXPECT(pmi_medium_slow(m)->ndormant < m->capacity / 4);
   EXPECT(atomic_load(&pmi_purge_stats.purge_bytes) >= pool_bytes + (1u << 20));
   EXPECT(pm_check() == 0);
   for (unsigned i = 0; i < n; i++) pm_free(v[i]);

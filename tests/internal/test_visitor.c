@@ -225,7 +225,7 @@ static void test_held_blocks(void) {
     pmi_medium *m = pmi_medium_of(mfill[i]);
     if (m->state != PMI_MEDIUM_FULL) continue;
     mfull++;
-    mheld += m->held != NULL;
+    mheld += pmi_medium_slow(m)->held != NULL;
     mfree += m->freeblock != NULL;
   }
   CHECK(mfull >= (unsigned)(3 * MCAP_MIN / 2));   /* all but the head's: 3 FULL regions at least */
