@@ -627,8 +627,8 @@ size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pen
 void   pmi_medium_apply(pmi_heap *heap);                    /* the owner: held blocks become free */
 bool   pmi_medium_decay(uint64_t now);                      /* the purge thread: the reserve's decay */
 pmi_medium *pmi_medium_check_live(const char *fn, const void *p);  /* reports and aborts */
-void   pmi_medium_release_retained(pmi_heap *heap);
-size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force);   /* owner: idle regions' free pages */
+void   pmi_medium_release_retained(pmi_heap *heap, bool *pending);
+size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force, bool *pending);   /* owner: idle regions' free pages */
 void   pmi_medium_grew(pmi_heap *heap, size_t bytes);   /* owner: fresh memory about to be touched */
 void   pmi_medium_repair_locked(pmi_heap *heap);
 void   pmi_medium_release_reserve(size_t keep);

@@ -131,8 +131,10 @@ static bool purge_pass(void) {
       continue;
     }
     pmi_heap_collect_any(h);
-    if (!atomic_load(&h->owned)) pmi_heap_release_retained(h);
-    else if (h != pmi_heap_own()) pending |= pmi_heap_spares_decay(h);   /* idle spares (pool.c) */
+    if (!atomic_load(&h->owned)) {   /* its regions' free pages after the decay (medium.c) */
+      pmi_heap_release_retained(h);
+      pmi_medium_purge_idle(h, pmi_os_now_ms(), false, &pending);
+    } else if (h != pmi_heap_own()) pending |= pmi_heap_spares_decay(h);   /* idle spares (pool.c) */
     bytes += pmi_purge_heap_pools(h, false, &pending);
     bytes += pmi_medium_purge_held(h, pmi_os_now_ms(), false, &pending);
     pmi_heap_visit_end(h);
@@ -221,8 +223,10 @@ int pmi_release_all(void) {
   for (pmi_heap *h = pmi_heap_first(); h != NULL; h = h->next_heap) {
     pmi_heap_visit(h);
     pmi_heap_collect_any(h);
-    if (h == self || !atomic_load(&h->owned)) pmi_heap_release_retained(h);
-    else spares_left |= pmi_heap_spares_decay(h);
+    if (h == self || !atomic_load(&h->owned)) {
+      pmi_heap_release_retained(h);
+      bytes += pmi_medium_purge_idle(h, pmi_os_now_ms(), true, NULL);   /* not only the idle regions' */
+    } else spares_left |= pmi_heap_spares_decay(h);
     bytes += pmi_purge_heap_pools(h, true, &pending);
     bytes += pmi_medium_purge_held(h, pmi_os_now_ms(), true, &pending);
     pmi_heap_visit_end(h);

@@ -340,7 +340,7 @@ static void test_purge_pages(pmi_heap *heap) {
     if (i % 16 != 0) pm_free(v[i]);
   char *span = pmi_medium_base(m) + PMI_MEDIUM_HEADER + m->colour;
   size_t span_bytes = (size_t)m->ncarved * size, before = resident(span, span_bytes);
-  size_t bytes = pmi_medium_purge_idle(heap, pmi_os_now_ms(), true);
+  size_t bytes = pmi_medium_purge_idle(heap, pmi_os_now_ms(), true, NULL);
   size_t after = resident(span, span_bytes);
   EXPECT(bytes >= span_bytes / 3);   /* (and the other regions' free pages) */
   EXPECT(after < before / 2);
@@ -351,7 +351,7 @@ static void test_purge_pages(pmi_heap *heap) {
     EXPECT(b[0] == 0x5a && b[size - 1] == 0x5a);
   }
   /* A second purge of the unchanged region gives nothing back (hysteresis). */
-  EXPECT(pmi_medium_purge_idle(heap, pmi_os_now_ms(), false) == 0);
+  EXPECT(pmi_medium_purge_idle(heap, pmi_os_now_ms(), false, NULL) == 0);
 
   /* Allocate them all again: the same region, dormant blocks woken. */
   for (unsigned i = 0; i < n; i++) {
@@ -433,7 +433,7 @@ static void test_reclaim_budget(pmi_heap *heap) {
     }
   }
   EXPECT(r[0] != NULL && r[5] != NULL);
-  pmi_medium_purge_idle(heap, pmi_os_now_ms(), true);   /* the other tests' regions: nothing more to give */
+  pmi_medium_purge_idle(heap, pmi_os_now_ms(), true, NULL);   /* the other tests' regions: nothing more to give */
   for (unsigned i = 0; i < n; i++)
     if (i % 16 != 0) pm_free(v[i]);
   size_t before = 0, dormant = 0;
@@ -543,7 +543,7 @@ static void test_first_carve(pmi_heap *heap) {
   }
   for (unsigned i = 0; i < n; i++)
     if (i % 16 != 0) pm_free(v[i]);
-  pmi_medium_purge_idle(heap, pmi_os_now_ms(), true);
+  pmi_medium_purge_idle(heap, pmi_os_now_ms(), true, NULL);
   EXPECT(m->ndormant > m->capacity / 2);
   for (size_t i = 0; i < nsmall; i++)
     if (i % 256 != 0) pm_free(w[i]);
