@@ -84,8 +84,10 @@ static pmi_arena *arena_new(pmi_heap *heap) {
     heap->counters.arenas_reused++;
   } else {
     if (pmi_load_relaxed(&reserve_count) > (size_t)pmi_option(arena_reserve)) reserve_decay(heap, pmi_os_now_ms());
-    arena = pmi_chunk_map(pmi_load_relaxed(&map_hint), atomic_load(&arenas_mapped_now));
+    bool in_chunk;
+    arena = pmi_chunk_map(pmi_load_relaxed(&map_hint), atomic_load(&arenas_mapped_now), &in_chunk);
     if (arena == NULL) return NULL;   /* the caller releases what it can, then retries */
+    arena->in_chunk = in_chunk;   /* (arena_format keeps it: an arena from the reserve has its own) */
     if (!pmi_arenamap_add(arena)) {
       pmi_os_unmap(arena, PMI_ARENA_SIZE);
       return NULL;

@@ -31,9 +31,12 @@
  * reads the THP mode), above it the overhead is at most that partly used
  * chunk (docs/ARCHITECTURE.md, "Huge pages", has the figures).
  *
- * Giving memory back is unchanged: an arena is unmapped on its own
- * (from the reserve's decay and malloc_trim), and the
- * purges give empty pools' pages back with MADV_DONTNEED.  Either splits
+ * Giving memory back: an arena is unmapped on its own (from the reserve's
+ * decay and malloc_trim), and the purges give empty pools' pages back with
+ * MADV_DONTNEED, the purge thread's only once a pool has sat empty through
+ * three of its passes rather than one (purge.c, CHUNK_PASSES: a busy
+ * program's pools that empty and fill again keep their huge page; an idle
+ * one's go within two decay periods).  Either splits
  * the huge page it falls in into 4 KiB pages (the freed ones leave RSS at
  * once; the kernel frees them when it splits the page, from its
  * deferred-split list), and an unmap splits the VMA as the unmap of a lone
@@ -132,9 +135,10 @@ static void *carve(void) {
  * threshold, on its own otherwise (hint: where arena.c guesses its next
  * mapping goes).  NULL when the OS refuses.  Each arena is unmapped on its
  * own (pmi_os_unmap), wherever it came from. */
-void *pmi_chunk_map(void *hint, size_t mapped) {
+void *pmi_chunk_map(void *hint, size_t mapped, bool *in_chunk) {
   void *p = NULL;
   if (thp_wanted(mapped * PMI_ARENA_SIZE)) p = carve();
+  *in_chunk = p != NULL;
   if (p == NULL) p = pmi_os_map_aligned(PMI_ARENA_SIZE, PMI_ARENA_SIZE, hint);
   return p;
 }

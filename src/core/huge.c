@@ -33,7 +33,11 @@
  * 256 KiB .. 4 MiB replaced at random faults in 22 k pages and peaks at
  * 70.5 MB, against 34 k and 78.9 MB with a fixed 32 MiB cap, and glibc's
  * 71 k and 71.4 MB).  The cache is checked for old entries whenever a huge
- * block is allocated or freed; malloc_trim empties it.
+ * block is allocated or freed, and by the purge thread's passes while it
+ * holds PMI_HUGE_CACHE_IDLE bytes or more (a program that frees its big
+ * buffers and goes idle would otherwise keep up to PMI_HUGE_CACHE_BYTES;
+ * below that, a command that frees one buffer of a few hundred KiB starts
+ * no thread for it); malloc_trim empties it.
  *
  * Once huge blocks take more than POOLMALLOC_THP MiB, a fresh mapping of
  * 8 MiB or more is 2 MiB-aligned and advised for huge pages (chunk.c
@@ -525,8 +529,28 @@ static void cache_put(char *region, size_t size, size_t align) {
   }
   cache[cache_count++] = (cache_entry){region, size, align, now};
   cache_bytes += size;
+  bool idle_worth = cache_bytes >= PMI_HUGE_CACHE_IDLE;
   unlock();
   unmap_all(old, n);
+  if (idle_worth) {   /* no lock held: free's and realloc's slow paths */
+    pmi_purge_note();
+    pmi_purge_kick();
+  }
+}
+
+/* The purge thread: cached runs older than the decay go back to the OS;
+ * true while some are left (a later pass decays them). */
+bool pmi_huge_decay(uint64_t now) {
+  cache_entry old[PMI_HUGE_CACHE_ENTRIES];
+  lock();
+  unsigned n = cache_decay_locked(now, old);
+  bool left = cache_count != 0;
+  unlock();
+  size_t bytes = 0;
+  for (unsigned i = 0; i < n; i++) bytes += old[i].size;
+  unmap_all(old, n);
+  if (bytes != 0) atomic_fetch_add_explicit(&pmi_purge_stats.purge_bytes, bytes, memory_order_relaxed);
+  return left;
 }
 
 /* The process is about to touch bytes of fresh memory outside the huge

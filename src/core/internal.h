@@ -352,7 +352,7 @@ pmi_arena *pmi_arena_reserve_first(void);
 void   pmi_arena_mapped(size_t *now, size_t *peak);
 
 /* ---- chunk.c: arenas' address space, in 2 MiB chunks for big heaps -------- */
-void  *pmi_chunk_map(void *hint, size_t mapped);   /* an arena's space; mapped: arenas now */
+void  *pmi_chunk_map(void *hint, size_t mapped, bool *in_chunk);   /* an arena's space; mapped: arenas now */
 void   pmi_chunk_counts(uint64_t *chunks, uint64_t *pieces, uint64_t *huge);
 #define PMI_CHUNK_SIZE ((size_t)2 << 20)                 /* a huge page */
 bool   pmi_chunk_huge_wanted(size_t size, size_t mapped);   /* a huge block's mapping: advise it? */
@@ -627,7 +627,7 @@ size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pen
 void   pmi_medium_apply(pmi_heap *heap);                    /* the owner: held blocks become free */
 bool   pmi_medium_decay(uint64_t now);                      /* the purge thread: the reserve's decay */
 pmi_medium *pmi_medium_check_live(const char *fn, const void *p);  /* reports and aborts */
-void   pmi_medium_release_retained(pmi_heap *heap, bool *pending);
+void   pmi_medium_release_retained(pmi_heap *heap);   /* empty heads to the reserve; idle pages */
 size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force, bool *pending);   /* owner: idle regions' free pages */
 void   pmi_medium_grew(pmi_heap *heap, size_t bytes);   /* owner: fresh memory about to be touched */
 void   pmi_medium_repair_locked(pmi_heap *heap);
@@ -646,6 +646,7 @@ bool   pmi_huge_was_freed(const void *p);   /* one of the last huge blocks freed
 void  *pmi_huge_realloc(void *p, size_t size);
 size_t pmi_huge_usable_size(const char *fn, const void *p);   /* reports bad pointers */
 void   pmi_huge_trim(void);                       /* empties the cache */
+bool   pmi_huge_decay(uint64_t now);              /* the purge thread: old runs go; true if some are left */
 void   pmi_huge_yield(size_t bytes);              /* fresh memory touched elsewhere: the cache shrinks */
 typedef struct pmi_huge_figures {
   size_t live, live_bytes, mapped_bytes, peak_bytes, cached, cached_bytes;

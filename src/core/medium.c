@@ -875,13 +875,12 @@ static size_t free_bytes(const pmi_medium *m) {
 
 /* Owner (or holder of an unowned heap's lock): purges the regions of heap
  * idle since the decay (all of them with force); the bytes given back.
- * *pending (if not NULL) when a region with free pages is left for a
- * later look. */
+ * *pending (if not NULL) when a region with free pages waits for its decay. */
 size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force, bool *pending) {
   uint64_t decay = (uint64_t)pmi_option(arena_decay_ms);
   size_t bytes = 0;
   size_t n = 0;
-  bool left = false;
+  bool waits = false;
   for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = m->next_owned, n++) {
     if (m->freeblock == NULL) continue;              /* nothing (more) to give back */
     uintptr_t sig = idle_sig(m);
@@ -890,19 +889,19 @@ size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force, bool *pen
       m->idle_sig = sig;
       m->idle_ms = now;
       if (!force) {
-        left = true;
+        waits = true;
         continue;
       }
     }
     if (!force && now - m->idle_ms < decay) {
-      left = true;
+      waits = true;
       continue;
     }
     bytes += purge_region(m, SIZE_MAX);
     m->idle_sig = idle_sig(m) ^ 1;
   }
+  if (pending != NULL) *pending |= waits;
   if (heap != &pmi_heap_empty) heap->counters.medium_purge_bytes += bytes;
-  if (pending != NULL && left) *pending = true;
   return bytes;
 }
 
@@ -1063,16 +1062,19 @@ static void maybe_purge(pmi_heap *heap) {
 
 /* ---- thread exit, trim, fork ------------------------------------------------- */
 
-/* Every empty region kept at the head of usedmedium goes to the reserve,
- * and the free pages of the others go back once idle for the decay
- * (malloc_trim, thread exit, the purge thread's visit of an unowned heap):
- * a thread that exits hands its heap to the next thread that starts
- * (heap.c), which carves and wakes the same blocks again, so its pages are
- * kept as long as a live owner's (mstress: 2.8 MB given back at each of 24
- * exits and faulted in again, 16.8 k of its 26 k page faults).  malloc_trim
- * purges them at once (pmi_release_all). */
-void pmi_medium_release_retained(pmi_heap *heap, bool *pending) {
-  pmi_medium_purge_idle(heap, pmi_os_now_ms(), false, pending);
+/* Every empty region kept at the head of usedmedium goes to the reserve
+ * (malloc_trim, thread exit, the purge thread's visit of an unowned heap),
+ * and the free pages of the others go back once they have been idle for
+ * the decay, counted from the first look that saw them as they are (the
+ * purge thread's visits of the unowned heap go on while some wait,
+ * purge.c).  Not at once: a
+ * thread that exits leaves its heap to the next thread that starts
+ * (larson: each round's threads take over the blocks of the round before),
+ * which would fault those pages in again (mimalloc-bench's larsonN: 10 MB
+ * of free blocks' pages given back at the exits of 250 threads); malloc_trim
+ * purges them all after (pmi_medium_purge_idle, force). */
+void pmi_medium_release_retained(pmi_heap *heap) {
+  pmi_medium_purge_idle(heap, pmi_os_now_ms(), false, NULL);
   for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
     pmi_medium *head = heap->usedmedium[c];
     if (head != &pmi_medium_sentinel && head->used == 1) release_empty(heap, head);
@@ -1142,7 +1144,7 @@ void pmi_medium_repair_locked(pmi_heap *heap) {
     to_release = m->nextregion;
     region_retire(heap, m);
   }
-  pmi_medium_release_retained(heap, NULL);
+  pmi_medium_release_retained(heap);
 }
 
 /* fork: the medium reserve's lock is taken after the arena reserve's (fork.c). */

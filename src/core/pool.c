@@ -418,5 +418,5 @@ void pmi_heap_release_retained(pmi_heap *heap) {
       head = heap->usedpools[c];
     }
   }
-  pmi_medium_release_retained(heap, NULL);
+  pmi_medium_release_retained(heap);
 }

@@ -342,6 +342,9 @@ _Static_assert(PMI_MEDIUM_HEADER % PMI_MEDIUM_ALIGN_MAX == 0, "blocks of 4 KiB c
  * pages then lift the process at most this far above the huge peak it has
  * already reached. */
 #define PMI_HUGE_CACHE_SLACK   ((size_t)6 << 20)
+/* The purge thread decays the cache while it holds this much or more
+ * (huge.c): as much as makes a heap worth one (arena.c). */
+#define PMI_HUGE_CACHE_IDLE    ((size_t)PMI_PURGE_MIN_ARENAS * PMI_ARENA_SIZE)
 
 /* ---- blocks ---------------------------------------------------------------- */
 
@@ -451,7 +454,8 @@ typedef struct pmi_arena {
       };
       uint32_t nfreepools;              /* length of freepools */
       uint16_t unused_;
-      uint8_t  pad_;
+      uint8_t  in_chunk;                /* carved from a huge-page chunk (chunk.c);
+                                           kept in the reserve */
       uint8_t  header_state;            /* always PMI_POOL_HEADER: read as
                                            pools[0].state */
       struct pmi_arena *nextarena;      /* usable_arenas, or the reserve list */
