@@ -87,6 +87,17 @@ static _Atomic(void *) map_hint;
 static void lock(void) { pmi_spin_lock(&cache_lock); }
 static void unlock(void) { pmi_spin_unlock(&cache_lock); }
 
+/* The process is about to touch bytes of fresh memory outside the huge
+ * blocks: see yield_cached.  Without a cached byte, one relaxed load.  Here,
+ * at the head of the file, because every program's growth calls it: it
+ * stays inside the first 64 KiB of the text with the core's code
+ * (CMakeLists.txt, "Link order"), not 20 KiB further on with the cache's
+ * workings, whose page would cost a second fault-around window. */
+static void yield_cached(size_t bytes);
+void pmi_huge_yield(size_t bytes) {
+  if (atomic_load_explicit(&cache_bytes, memory_order_relaxed) != 0) yield_cached(bytes);
+}
+
 static inline huge_hdr *hdr_of(const void *p) { return (huge_hdr *)((uintptr_t)p - sizeof(huge_hdr)); }
 
 /* The header of the huge block p of size bytes, which starts its mapping
@@ -548,9 +559,8 @@ bool pmi_huge_decay(uint64_t now) {
  * room go back to the OS, oldest first.  sqlite's peak: its huge blocks
  * (a 2 MiB buffer grown by realloc) are freed before its page cache and
  * records reach their peak, and their cached pages added 2 MiB to it.
- * Without a cached byte, one relaxed load. */
-void pmi_huge_yield(size_t bytes) {
-  if (atomic_load_explicit(&cache_bytes, memory_order_relaxed) == 0) return;
+ * (pmi_huge_yield, above, calls it when the cache holds anything.) */
+static void yield_cached(size_t bytes) {
   size_t now = atomic_load_explicit(&mapped_bytes, memory_order_relaxed);
   size_t peak = atomic_load_explicit(&room_peak, memory_order_relaxed), lower;
   do lower = peak - now > bytes ? peak - bytes : now;

@@ -2,12 +2,16 @@
 # The order of the library's code (CMakeLists.txt, "Link order"): the code
 # every program runs, the start-up functions (.text.startup, .text.exit), the
 # entry points (api/override.c) and the core objects but huge.c and the
-# seldom met lock.c and libc.c, lies in the first 64 KiB of the text segment,
-# the window the kernel maps around the first fault there (fault-around).
+# seldom met libc.c, lies in the first 64 KiB of the text segment, the
+# window the kernel maps around the first fault there (fault-around).
 # Checked from the objects of the build: each of their functions, found by
 # name in the shared library (names defined in one object only), must end
-# within that window; and huge.c, lock.c, libc.c, api/extensions.c and the
-# diagnostics come after them, huge.c's entry points still inside it.
+# within that window; and huge.c, libc.c, api/extensions.c and the
+# diagnostics come after them, huge.c's entry points and pmi_huge_yield
+# still inside it.  The window is the kernel's only if the text starts at a
+# 64 KiB boundary: the text segment's address and alignment are multiples
+# of it (the loader then maps the library at such a boundary), and there is
+# no DT_FINI, whose function lies past the text.
 source "$(dirname "${BASH_SOURCE[0]}")/layout.sh"
 : "${PM_BUILD_DIR:?}"
 layout_need nm objdump readelf
@@ -24,6 +28,16 @@ window=65536
 text=$(readelf -lW "$POOLMALLOC_LIB" | awk '$1 == "LOAD" && / R E / { print $3; exit }')
 [[ -n $text ]] || { echo "FAIL: no executable PT_LOAD in $POOLMALLOC_LIB"; exit 1; }
 limit=$(( text + window ))
+fail=0
+align=$(readelf -lW "$POOLMALLOC_LIB" | awk '$1 == "LOAD" && / R E / { print $NF; exit }')
+if (( text % window != 0 || align % window != 0 )); then
+  printf 'FAIL: the text segment at %#x, aligned to %#x: not at a %d KiB boundary\n' "$text" "$align" $(( window / 1024 ))
+  fail=1
+fi
+if readelf -dW "$POOLMALLOC_LIB" | grep -q '(FINI)'; then
+  echo "FAIL: a DT_FINI entry: its function lies past the text's first window"
+  fail=1
+fi
 
 # name -> "start size" in the library, for the names defined once there
 declare -A lib_at lib_count
@@ -33,7 +47,6 @@ while read -r addr size type name; do
   lib_at[$name]="$((16#$addr)) $((16#$size))"
 done < <(nm -S --defined-only "$POOLMALLOC_LIB")
 
-fail=0
 checked=0
 # check OBJECT SECTION-REGEX: every function of OBJECT in those sections ends below limit
 check() {
@@ -55,7 +68,7 @@ for obj in "$objdir"/*/*.o "$gcdir"/*/*.o; do
   check "$obj" '^[.]text[.](startup|exit)'
 done
 first=("$objdir"/api/override.c.o "$objdir"/core/*.o)
-later=("$objdir"/core/huge.c.o "$objdir"/core/lock.c.o "$objdir"/core/libc.c.o "$objdir"/api/extensions.c.o)
+later=("$objdir"/core/huge.c.o "$objdir"/core/libc.c.o "$objdir"/api/extensions.c.o)
 is_later() { local l; for l in "${later[@]}"; do [[ $1 == "$l" ]] && return 0; done; return 1; }
 for obj in "${first[@]}"; do
   is_later "$obj" && continue
@@ -87,8 +100,8 @@ done
 
 # huge.c's entry points (defined first there, the cache's workings after
 # them) end inside the window too: a program's huge blocks cost no text page
-# beyond it
-for name in pmi_huge_malloc pmi_huge_free pmi_huge_realloc pmi_huge_usable_size; do
+# beyond it; so does pmi_huge_yield, which every program's growth calls
+for name in pmi_huge_malloc pmi_huge_free pmi_huge_realloc pmi_huge_usable_size pmi_huge_yield; do
   if [[ ${lib_count[$name]:-0} != 1 ]]; then
     echo "FAIL: $name not found once in $POOLMALLOC_LIB"
     fail=1
