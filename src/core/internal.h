@@ -369,6 +369,7 @@ extern pmi_pool pmi_pool_sentinel;
 void  *pmi_pool_carve(pmi_pool *pool);                 /* refill freeblock from the tail */
 void   pmi_pool_init(pmi_heap *heap, pmi_pool *pool, unsigned szidx);
 void   pmi_usedpools_unlink(pmi_heap *heap, pmi_pool *pool);
+void   pmi_usedpools_unlink_visited(pmi_heap *heap, pmi_pool *pool);   /* a visitor's, not the head */
 void   pmi_usedpools_push(pmi_heap *heap, pmi_pool *pool);
 void   pmi_usedpools_append(pmi_heap *heap, pmi_pool *pool);   /* a FULL pool that got a block back */
 void   pmi_pool_release_empty(pmi_heap *heap, pmi_pool *pool);

@@ -279,14 +279,22 @@ pmi_noinline static unsigned spares_look(pmi_heap *heap, pmi_pool **seen, unsign
   return n;
 }
 
-/* A spare of the last pass goes back to its arena (the visitor's unlink:
- * pmi_usedpools_unlink would write nspare). */
-static void spare_give_back(pmi_heap *heap, pmi_pool *pool) {
-  pmi_assert(pool->prevpool != NULL && pool->used == 0);
-  __atomic_store_n(&pool->prevpool->nextpool, pool->nextpool, __ATOMIC_RELAXED);   /* the head's: read as a hint (alloc.c) */
+/* A visitor takes pool, not the head, out of usedpools while its owner
+ * runs: the fast paths never walk the list, the owner's malloc reads the
+ * head's nextpool only as a hint (alloc.c), so that store is relaxed; the
+ * owner's counts (nspare) are not written (pmi_usedpools_unlink would). */
+void pmi_usedpools_unlink_visited(pmi_heap *heap, pmi_pool *pool) {
+  pmi_assert(pool->prevpool != NULL);
+  __atomic_store_n(&pool->prevpool->nextpool, pool->nextpool, __ATOMIC_RELAXED);
   if (pool->nextpool != NULL) pool->nextpool->prevpool = pool->prevpool;
   else heap->usedlast[pool->szidx] = pool->prevpool;
   pool->nextpool = pool->prevpool = NULL;
+}
+
+/* A spare of the last pass goes back to its arena. */
+static void spare_give_back(pmi_heap *heap, pmi_pool *pool) {
+  pmi_assert(pool->used == 0);
+  pmi_usedpools_unlink_visited(heap, pool);
   heap->spares_gone++;
   heap->counters.pools_emptied++;
   bool arena_stays = pmi_arena_of(pool)->nfreepools + 1 < PMI_ARENA_POOLS;

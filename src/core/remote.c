@@ -657,12 +657,7 @@ static void held_give_back(pmi_heap *heap, pmi_held_used *e) {
   if (n != e->nheld) pmi_bad_pointer("free", e->held, fault_refreed);
   pool->freeblock = list;   /* every carved block: an EMPTY pool keeps its list */
   pool->used = 0;
-  /* out of usedpools (as spare_give_back: the list is the owner's, its fast
-   * paths never walk it) */
-  __atomic_store_n(&pool->prevpool->nextpool, pool->nextpool, __ATOMIC_RELAXED);   /* the head's: read as a hint (alloc.c) */
-  if (pool->nextpool != NULL) pool->nextpool->prevpool = pool->prevpool;
-  else heap->usedlast[pool->szidx] = pool->prevpool;
-  pool->nextpool = pool->prevpool = NULL;
+  pmi_usedpools_unlink_visited(heap, pool);   /* not a spare: nspare stays */
   heap->counters.free_remote += n;
   heap->counters.pools_emptied++;
   pmi_arena_give_pool(heap, pool);
