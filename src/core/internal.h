@@ -158,6 +158,24 @@ static inline uint64_t pmi_bit_clear(uint64_t w, uint64_t n) {
 #endif
 }
 
+/* The test and the clear of bit n % 64 of *w as one instruction: true if it
+ * was set, and *w has it cleared (a register; the caller stores it only
+ * once its other checks pass).  On x86-64 one btr, whose carry is the bit's
+ * old value: free's fast path tested it with a bt and cleared it with a
+ * btr after the pool's state test, the same bit twice. */
+static inline bool pmi_bit_take(uint64_t *w, uint64_t n) {
+#if defined(__x86_64__)
+  bool was;
+  __asm__("btr %2, %0" : "+r"(*w), "=@ccc"(was) : "r"(n));
+  return was;
+#else
+  uint64_t bit = (uint64_t)1 << (n & 63);
+  bool was = (*w & bit) != 0;
+  *w &= ~bit;
+  return was;
+#endif
+}
+
 /* pmi_pool_pop_last's body, for desc_pop_last (alloc.c) without its call:
  * block is the head of pool's list and its link leaves the pool, so it is
  * the last block (its link NULL), else the link is corrupt. */
