@@ -148,7 +148,8 @@ static inline uint64_t pmi_live_bit(unsigned units) { return (uint64_t)1 << (uni
 
 /* w with bit n % 64 cleared.  On x86-64 one btr: its register form takes
  * the count modulo 64 itself, where gcc would first mask a copy of n (two
- * instructions more on free's fast path, which has the bit number in r). */
+ * instructions more).  Free's fast path, which tests the bit too, takes
+ * both from one btr (pmi_bit_take, below). */
 static inline uint64_t pmi_bit_clear(uint64_t w, uint64_t n) {
 #if defined(__x86_64__)
   __asm__("btr %1, %0" : "+r"(w) : "r"(n) : "cc");
