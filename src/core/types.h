@@ -181,14 +181,13 @@
  * thread (purge.c); below it (2 MiB), empty pools wait for malloc_trim. */
 #define PMI_PURGE_MIN_ARENAS 8u
 
-/* Remote frees travel in batches of this many blocks (remote.c): 64, not
- * 32, halves what a batch costs once (the slow path that starts it, the
- * push: a consumer's remote free 82.8 -> 78.9 instructions under callgrind
- * in a producer/consumer), and
- * an owner that collects as each push lands (one batch a collection there)
- * walks twice as many blocks per collection; the price is 1 KiB more of
- * static TLS (four slots' arrays, 2.3 KiB in all) and up to 4 * 63 blocks
- * an idle thread holds until the purge thread pushes them.  The
+/* Remote frees travel in batches of this many blocks (remote.c).  64 costs
+ * the freeing thread fewer instructions (its remote free 78.9 against 82.8
+ * under callgrind in a producer/consumer: a batch's slow path and push are
+ * paid half as often) but was not faster by the clock (interleaved
+ * BM_prodcons runs on the shared machine: 2 threads, median 26.2 ns a block
+ * against 19.4 at 32), and costs 1 KiB more of static TLS and twice the
+ * blocks an idle thread holds until the purge thread pushes them.  The
  * owner's ring of prefetch hints holds this many blocks' addresses (128 KiB
  * per heap, its pages touched only as remote frees arrive: a collector that
  * finds more blocks pending than the ring holds walks the rest
@@ -196,7 +195,7 @@
  * its consumers free finds whole queues pending: xmalloc-test's owners
  * collect up to 170,000 blocks at once, and with 2,048 hints 72% of the
  * blocks they walked were past the ring (16,384: 26-32%). */
-#define PMI_REMOTE_BATCH    64
+#define PMI_REMOTE_BATCH    32
 #define PMI_REMOTE_HINTS    16384
 _Static_assert((PMI_REMOTE_HINTS & (PMI_REMOTE_HINTS - 1)) == 0, "the hint ring is indexed by a mask");
 
