@@ -558,7 +558,6 @@ static inline __attribute__((always_inline)) uint16_t pmi_used_dec_release(uint1
 extern uintptr_t pmi_remote_key, pmi_remote_link_key;
 const char *pmi_remote_held_fault(const pmi_heap *heap, const pmi_pool **at);   /* diag/check.c */
 size_t pmi_remote_hints_decay(pmi_heap *heap, bool now, bool *pending);   /* a visitor: an idle heap's hint ring back */
-extern _Atomic uint64_t pmi_remote_pushes;
 
 /* ---- purge.c: giving idle memory back ---------------------------------------- */
 void   pmi_purge_note(void);          /* something may become returnable later */

@@ -119,7 +119,6 @@
 
 uintptr_t pmi_remote_key = 2;       /* set from the kernel's random bytes */
 uintptr_t pmi_remote_link_key = 1;  /* the links of remote chains use their own key */
-_Atomic uint64_t pmi_remote_pushes;
 
 typedef struct remote_slot {
   pmi_heap *owner;
@@ -156,7 +155,7 @@ static void remote_push(pmi_heap *owner, pmi_block *first, pmi_block *last) {
     rlink_set(last, head);
   } while (!atomic_compare_exchange_weak_explicit(&owner->thread_free, &head, first, memory_order_seq_cst,
                                                   memory_order_relaxed));
-  atomic_fetch_add_explicit(&pmi_remote_pushes, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&owner->pushes, 1, memory_order_relaxed);   /* its line is this thread's now */
   int saved = errno;
   if (!atomic_load(&owner->owned)) pmi_heap_reclaim_unowned(owner);
   else pmi_purge_note();   /* an owner may stay idle: the purge thread collects */
@@ -422,9 +421,16 @@ static inline bool cache_enter_once(void) {
   return atomic_load(&cache.visitor) == 0;
 }
 
+/* The fast path does not read owner->owned: a slot batches for an owner
+ * only if it was owned when the batch's first block came (remote_free_slow
+ * sends a free into an unowned heap to free_into_unowned, and no slot is
+ * started for it); if the owner exits while the batch fills, the push finds
+ * it unowned (remote_push's seq_cst load of owned after its CAS, the
+ * handshake above) and reclaims it, at most a batch later than a free that
+ * looked. */
 void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
   block->key = pmi_remote_key;
-  if (pmi_likely(cache.depth == 0) && pmi_likely(pmi_load_relaxed(&owner->owned))) {
+  if (pmi_likely(cache.depth == 0)) {
     bool entered = cache_enter_once();
     remote_slot *s = &cache.slots[0];
     if (pmi_likely(entered && s->owner == owner && s->count < PMI_REMOTE_BATCH - 1)) {

@@ -70,10 +70,10 @@ void pmi_counters_sum(pmi_counters *out) {
     out->free_small += small;
     out->free_medium += medium;
     pmi_heap_visit_end(h);
+    out->remote_pushes += atomic_load_explicit(&h->pushes, memory_order_relaxed);
   }
   pmi_heaps_unlock();
-  /* The ones counted by no heap (remote.c, purge.c) */
-  out->remote_pushes += atomic_load_explicit(&pmi_remote_pushes, memory_order_relaxed);
+  /* The ones counted by no heap (purge.c) */
   out->purges += atomic_load_explicit(&pmi_purge_stats.purges, memory_order_relaxed);
   out->purge_bytes += atomic_load_explicit(&pmi_purge_stats.purge_bytes, memory_order_relaxed);
   out->purge_threads += atomic_load_explicit(&pmi_purge_stats.purge_threads, memory_order_relaxed);
