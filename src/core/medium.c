@@ -285,7 +285,9 @@ static bool exhausted(const pmi_medium *m) {
 static void used_unlink(pmi_heap *heap, pmi_medium *m) {
   pmi_assert(m->state == PMI_MEDIUM_USED);
   if (pmi_medium_slow(m)->prevregion != NULL) {
-    pmi_medium_slow(m)->prevregion->nextregion = m->nextregion;
+    /* relaxed: the owner's unlocked carve reads the head's link (listed_behind)
+     * while a visitor gives back the region behind it */
+    __atomic_store_n(&pmi_medium_slow(m)->prevregion->nextregion, m->nextregion, __ATOMIC_RELAXED);
   } else {
     pmi_assert(heap->usedmedium[m->mclass] == m);
     m->used--;
@@ -461,6 +463,10 @@ static pmi_medium *listed_with_free(const pmi_medium *m) {
  * regions"); in the bracket the list holds still, and no region it leads
  * to can meanwhile leave for the reserve (and the OS). */
 static bool listed_behind(pmi_heap *heap, const pmi_medium *m) {
+  /* A visitor only shortens the list (it links no region into it), and
+   * writes the head's link with a relaxed store (used_unlink): none behind
+   * the head needs no bracket. */
+  if (__atomic_load_n(&m->nextregion, __ATOMIC_RELAXED) == NULL) return false;
   bool locked = pmi_heap_enter(heap);
   bool found = listed_with_free(m) != NULL;
   pmi_heap_leave(heap, locked);
