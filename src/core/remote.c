@@ -574,9 +574,11 @@ static void release_whole_pools(pmi_heap *heap) {
  * Regions: the same free path, the same release decrement of the same
  * field (pmi_desc.used), the same acquire load here.  The region's owner
  * (heap), state and prevregion are written only in the owner's slow paths
- * (and by visitors), so the visitor reads them plainly; a region whose
- * heap is not this one (its blocks freed by the owner as well as by
- * others: a double free emptied it and it went on) is left to the owner.
+ * (and by visitors), so the visitor reads them plainly; a region (or a
+ * pool's arena) whose heap is not this one (its blocks freed by the owner
+ * as well as by others: a double free emptied it, and it went to the
+ * reserve and maybe to another heap) is left to the owner, whose
+ * collection reports the blocks.
  *
  * The head's blocks, and those of pools the owner still holds blocks of,
  * wait in the table for the owner's next collection (pmi_heap_has_remote
@@ -733,6 +735,7 @@ static void held_to_full(pmi_heap *heap, pmi_held_used *e) {
 static unsigned held_state(const pmi_heap *heap, const pmi_held_used *e, bool *head) {
   if (!pmi_desc_is_medium(e->desc)) {
     const pmi_pool *pool = (const pmi_pool *)e->desc;
+    if (pmi_load_relaxed(&pmi_arena_of(pool)->heap) != heap) return PMI_POOL_EMPTY;   /* likewise */
     *head = pool->prevpool == NULL;
     return pool->state;
   }
