@@ -556,7 +556,8 @@ static inline __attribute__((always_inline)) uint16_t pmi_used_dec_release(uint1
 #endif
 }
 extern uintptr_t pmi_remote_key, pmi_remote_link_key;
-const char *pmi_remote_held_fault(const pmi_heap *heap, const pmi_pool **at);   /* diag/check.c */
+const char *pmi_remote_held_fault(const pmi_heap *heap, const void **at);   /* diag/check.c */
+size_t pmi_remote_held_purge(pmi_heap *heap, uint64_t now, bool force, bool *pending);   /* a visitor: held regions' pages */
 size_t pmi_remote_hints_decay(pmi_heap *heap, bool now, bool *pending);   /* a visitor: an idle heap's hint ring back */
 
 /* ---- purge.c: giving idle memory back ---------------------------------------- */
@@ -671,6 +672,9 @@ void   pmi_medium_free_collected(pmi_heap *heap, pmi_block *block);
 bool   pmi_medium_hold(pmi_heap *heap, pmi_block *block);   /* a visitor: into a FULL region (medium.c) */
 void   pmi_medium_release_held(pmi_heap *heap);             /* a visitor: held regions now empty */
 size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pending);   /* a visitor: held pages */
+size_t pmi_medium_purge_block(pmi_medium *m, pmi_block *b);   /* a visitor: the pages inside a held block */
+void   pmi_medium_give_held(pmi_medium *m, pmi_block *block);   /* a visitor: a held block of a USED region becomes free */
+void   pmi_medium_held_emptied(pmi_heap *heap, pmi_medium *m, unsigned n);   /* a visitor: that region to the reserve */
 void   pmi_medium_apply(pmi_heap *heap);                    /* the owner: held blocks become free */
 bool   pmi_medium_decay(uint64_t now);                      /* the purge thread: the reserve's decay */
 pmi_medium *pmi_medium_check_live(const char *fn, const void *p);  /* reports and aborts */

@@ -285,7 +285,9 @@ static bool exhausted(const pmi_medium *m) {
 static void used_unlink(pmi_heap *heap, pmi_medium *m) {
   pmi_assert(m->state == PMI_MEDIUM_USED);
   if (pmi_medium_slow(m)->prevregion != NULL) {
-    pmi_medium_slow(m)->prevregion->nextregion = m->nextregion;
+    /* relaxed: the owner's unlocked carve reads the head's link (listed_behind)
+     * while a visitor gives back the region behind it */
+    __atomic_store_n(&pmi_medium_slow(m)->prevregion->nextregion, m->nextregion, __ATOMIC_RELAXED);
   } else {
     pmi_assert(heap->usedmedium[m->mclass] == m);
     m->used--;
@@ -455,6 +457,22 @@ static pmi_medium *listed_with_free(const pmi_medium *m) {
   return NULL;
 }
 
+/* listed_with_free outside a slow path's bracket: a visitor gives back
+ * regions of the list behind the head whose every block out it holds, and
+ * rewrites the links this walks (remote.c, "held blocks of USED pools and
+ * regions"); in the bracket the list holds still, and no region it leads
+ * to can meanwhile leave for the reserve (and the OS). */
+static bool listed_behind(pmi_heap *heap, const pmi_medium *m) {
+  /* A visitor only shortens the list (it links no region into it), and
+   * writes the head's link with a relaxed store (used_unlink): none behind
+   * the head needs no bracket. */
+  if (__atomic_load_n(&m->nextregion, __ATOMIC_RELAXED) == NULL) return false;
+  bool locked = pmi_heap_enter(heap);
+  bool found = listed_with_free(m) != NULL;
+  pmi_heap_leave(heap, locked);
+  return found;
+}
+
 /* One block of class c from heap, whose lock the caller holds (or which it
  * owns with the lock held).  NULL with errno ENOMEM. */
 void *pmi_medium_malloc_locked(pmi_heap *heap, unsigned c) {
@@ -509,8 +527,9 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
     heap->counters.malloc_medium++;
     return pmi_medium_pop(m, m->freeblock);
   }
-  /* Carving and waking need no lock (only the owner touches its regions). */
-  if (pmi_load_relaxed(&heap->thread_free) == NULL && listed_with_free(m) == NULL && !reserve_offers(c) &&
+  /* Carving and waking need no lock (only the owner touches the head); the
+   * look behind the head is in the bracket (listed_behind). */
+  if (pmi_load_relaxed(&heap->thread_free) == NULL && !listed_behind(heap, m) && !reserve_offers(c) &&
       (m->ncarved < m->capacity ? carve(m) : pmi_medium_slow(m)->ndormant != 0 ? wake(m) : NULL) != NULL) {
     heap->counters.malloc_medium++;
     void *p = pmi_medium_pop(m, m->freeblock);
@@ -673,10 +692,14 @@ pmi_noinline void pmi_medium_emptied(pmi_heap *heap, pmi_medium *m) {
  *       held list its free list, clears the bitmap and the marks, and sends
  *       m to the reserve, whose decay unmaps it (the purge thread decays the
  *       reserve: pmi_medium_decay).
- *   USED region:  the owner's fast paths may be inside it; the block waits
- *       on heap.remote_deferred for the owner's next collection (at most
- *       the region each class allocates from, and regions the owner itself
- *       freed into).
+ *   USED region:  the owner's fast paths may be inside it; the block goes
+ *       into remote.c's table held_used beside it (live, marked, counted in
+ *       used), as a USED pool's: a region that is not the head of its class
+ *       and whose every block out is held there goes to the reserve
+ *       (pmi_medium_give_held, pmi_medium_held_emptied); the head's, and
+ *       those of regions the owner still holds blocks of, wait for the
+ *       owner's next collection, their pages past each block's first given
+ *       back after the decay (remote.c, pmi_remote_held_purge).
  * The owner applies held blocks before it touches a FULL region
  * (pmi_medium_apply: free_local_slow, malloc's slow path, every
  * collection): it clears their live bits and marks, makes the held list the
@@ -701,6 +724,31 @@ bool pmi_medium_hold(pmi_heap *heap, pmi_block *block) {
   pmi_medium_slow(m)->held = block;
   m->used--;
   return true;
+}
+
+/* A visitor giving back a USED region that is not the head of its class
+ * and whose every block out it holds (remote.c, "held blocks of USED pools
+ * and regions", which says why no fast path can reach it): each held block
+ * becomes a free block (checked live, as free_block's callers check it),
+ * then pmi_medium_held_emptied sends the region, used 0, to the reserve as
+ * free's "emptied" path would (release_empty).  The region keeps every
+ * carved block on its free list or dormant, as an emptied one does. */
+void pmi_medium_give_held(pmi_medium *m, pmi_block *block) {
+  unsigned units = pmi_medium_units(block);
+  uint64_t *word = live_word(m, units);
+  if (!(*word & live_bit(units))) pmi_bad_pointer("free", block, "double free or corruption: block already freed,");
+  *word &= ~live_bit(units);
+  block->key = 0;
+  pmi_link_set(block, m->freeblock);
+  m->freeblock = block;
+}
+
+void pmi_medium_held_emptied(pmi_heap *heap, pmi_medium *m, unsigned n) {
+  pmi_assert(m->state == PMI_MEDIUM_USED && pmi_medium_slow(m)->prevregion != NULL && m->used == n);
+  m->used = 0;
+  heap->counters.free_remote += n;
+  heap->counters.free_remote_medium += n;
+  release_empty(heap, m);   /* (the unlink writes the previous region's nextregion: no fast path reads it) */
 }
 
 /* A visitor, after its walk: held regions with no block in use go to the
@@ -971,8 +1019,11 @@ size_t pmi_medium_purge_held(pmi_heap *heap, uint64_t now, bool force, bool *pen
     pmi_medium_slow(m)->idle_sig = sig ^ 1;
   }
   heap->counters.medium_purge_bytes += bytes;
-  return bytes;
+  /* and those held for USED regions (remote.c's table, by region) */
+  return bytes + pmi_remote_held_purge(heap, now, force, pending);
 }
+
+size_t pmi_medium_purge_block(pmi_medium *m, pmi_block *b) { return purge_held_block(m, (char *)b); }
 
 /* Growth: the regions of heap with much free (see above) that have not
  * changed since the previous look, up to regions bytes (*region_bytes:

@@ -72,8 +72,10 @@
  *       freeblock and used untouched; a pool that is not the head and whose
  *       every block out is held there (used == nheld, read with acquire
  *       against free's release decrement) goes back to its arena ("held
- *       blocks of USED pools" below); the others wait for the owner's next
- *       collection (or for their pool to become FULL).
+ *       blocks of USED pools and regions" below); the others wait for the
+ *       owner's next collection (or for their pool to become FULL).  A
+ *       USED medium region's blocks alike, the region going to the medium
+ *       reserve.
  *
  * The owner applies the held blocks before it touches a FULL pool
  * (pmi_remote_apply): it clears their live bits and marks, makes the held
@@ -531,14 +533,19 @@ static void release_whole_pools(pmi_heap *heap) {
   }
 }
 
-/* ---- held blocks of USED pools ---------------------------------------------
+/* ---- held blocks of USED pools and regions ---------------------------------
  * A visitor may not touch a USED pool's free list or counts: the owner's
  * fast paths push onto it (free, any USED pool) and pop from it (malloc,
  * the head) with no handshake.  So it holds the remote frees of a USED
  * pool beside it, in the heap's table held_used (open addressing by the
  * descriptor's address, mapped by the visitor and unmapped when empty):
  * per pool, a chain of its blocks (linked as a remote chain is, each still
- * marked and live, still counted in used) and their number nheld.
+ * marked and live, still counted in used) and their number nheld.  A USED
+ * medium region is a pool scaled up, with the same fast paths (one free
+ * path reads both through pmi_desc, malloc pops the head of usedmedium[c]
+ * as it pops the head of usedpools[c]), so its remote frees go into the
+ * same table, keyed by its header, and live the same life: the entry's
+ * kind is its address's (pmi_desc_is_medium).
  *
  * When a pool that is not the head of its list has used == nheld, the
  * owner has no block of it out: every block still counted is in the chain.
@@ -550,7 +557,12 @@ static void release_whole_pools(pmi_heap *heap) {
  * the owner's own free list follows them, the pool leaves usedpools (the
  * fast paths never follow nextpool or prevpool: malloc pops the head's
  * list, free pushes onto the block's own pool) and goes to its arena, and
- * the arena to the reserve when it was the last.
+ * the arena to the reserve when it was the last.  A region likewise leaves
+ * usedmedium[c] for the medium reserve (medium.c, pmi_medium_held_emptied),
+ * whose decay unmaps it.  The one look at regions behind the head that the
+ * owner makes outside a slow path's bracket, the unlocked carve's
+ * listed_with_free, is made inside one (medium.c): the visitor rewrites
+ * the links of the list it walks.
  *
  * The memory model.  The owner's last free into the pool wrote the block's
  * link, freeblock and a live word, then used: that decrement is a release
@@ -565,23 +577,40 @@ static void release_whole_pools(pmi_heap *heap) {
  * and by another thread) is left for the owner, whose collection reports
  * it.  Without the release store the visitor could see used == nheld and
  * still have the free's push land after its own rewrite of freeblock.
+ * Regions: the same free path, the same release decrement of the same
+ * field (pmi_desc.used), the same acquire load here.  The region's owner
+ * (heap), state and prevregion are written only in the owner's slow paths
+ * (and by visitors), so the visitor reads them plainly; a region (or a
+ * pool's arena) whose heap is not this one (its blocks freed by the owner
+ * as well as by others: a double free emptied it, and it went to the
+ * reserve and maybe to another heap) is left to the owner, whose
+ * collection reports the blocks.
  *
  * The head's blocks, and those of pools the owner still holds blocks of,
  * wait in the table for the owner's next collection (pmi_heap_has_remote
  * sends its slow paths there: each of those that could make a held pool
  * FULL collects first, but pmi_usedpools_append's push can make a held
  * head FULL, which the next visit finds: it moves the chain onto the FULL
- * pool's held list).  While some held pool's count moves between two
+ * pool's held list; a region's exhausted head goes FULL in medium.c's
+ * malloc, likewise).  While some held pool's count moves between two
  * visits the visitor notes the purge thread for another pass: the owner is
  * freeing its last blocks of it; a count that stays leaves the pool until
  * more remote frees come (their push notes the purge thread), or the
- * owner's next slow path. */
+ * owner's next slow path.  The held blocks of a waiting region are the
+ * visitor's alone (live, off every list: no path of a correct owner reads
+ * them), so once their number has stayed for the decay the pages inside
+ * each past its first (which holds the key and link the owner's walk
+ * reads) go back (pmi_remote_held_purge): one live block, or the head's
+ * use, does not keep a region's held megabyte resident. */
 typedef struct pmi_held_used {
-  pmi_pool *pool;     /* NULL: a free slot */
+  pmi_desc *desc;     /* a pool's descriptor or a region's header; NULL: a free slot */
   pmi_block *held;    /* newest first, remote links */
   uint32_t nheld;
   uint16_t seen_used; /* used at the last visit */
   uint16_t seen;      /* seen_used is set */
+  uint32_t npurged;   /* a region's: the oldest npurged held blocks' pages went back */
+  uint32_t look_nheld;/* a region's: nheld at the last purge look, */
+  uint64_t since_ms;  /* and since when it has been so */
 } pmi_held_used;
 
 static size_t held_table_bytes(uint32_t cap) {
@@ -589,13 +618,13 @@ static size_t held_table_bytes(uint32_t cap) {
   return (b + 4095) & ~(size_t)4095;
 }
 
-static inline uint32_t held_hash(const pmi_pool *pool, uint32_t cap) {
-  return (uint32_t)((((uintptr_t)pool >> 6) * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
+static inline uint32_t held_hash(const pmi_desc *desc, uint32_t cap) {
+  return (uint32_t)((((uintptr_t)desc >> 6) * 0x9E3779B97F4A7C15ull) >> 32) & (cap - 1);
 }
 
-static pmi_held_used *held_find(pmi_held_used *t, uint32_t cap, pmi_pool *pool) {
-  uint32_t i = held_hash(pool, cap);
-  while (t[i].pool != NULL && t[i].pool != pool) i = (i + 1) & (cap - 1);
+static pmi_held_used *held_find(pmi_held_used *t, uint32_t cap, pmi_desc *desc) {
+  uint32_t i = held_hash(desc, cap);
+  while (t[i].desc != NULL && t[i].desc != desc) i = (i + 1) & (cap - 1);
   return &t[i];
 }
 
@@ -603,12 +632,12 @@ static pmi_held_used *held_find(pmi_held_used *t, uint32_t cap, pmi_pool *pool) 
 static void held_rehash(pmi_heap *heap, uint32_t cap) {
   pmi_held_used *old = heap->held_used, *t = NULL;
   uint32_t old_cap = heap->held_cap, n = 0;
-  for (uint32_t i = 0; i < old_cap; i++) n += old[i].pool != NULL;
+  for (uint32_t i = 0; i < old_cap; i++) n += old[i].desc != NULL;
   if (n != 0 || old == NULL) {
     t = pmi_os_map(held_table_bytes(cap));
     if (t == NULL) return;   /* no memory: the old table stays (a full one defers, below) */
     for (uint32_t i = 0; i < old_cap; i++)
-      if (old[i].pool != NULL) *held_find(t, cap, old[i].pool) = old[i];
+      if (old[i].desc != NULL) *held_find(t, cap, old[i].desc) = old[i];
   }
   if (old != NULL) pmi_os_unmap(old, held_table_bytes(old_cap));
   heap->held_used = t;
@@ -616,16 +645,17 @@ static void held_rehash(pmi_heap *heap, uint32_t cap) {
   heap->held_n = n;
 }
 
-/* A non-owner holding the lock takes block of a USED pool: false if there
- * is no room for it (out of memory: the block waits on remote_deferred). */
-static bool hold_in_used_pool(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
+/* A non-owner holding the lock takes block of a USED pool or region: false
+ * if there is no room for it (out of memory: the block waits on
+ * remote_deferred). */
+static bool hold_in_used(pmi_heap *heap, pmi_desc *desc, pmi_block *block) {
   if (heap->held_used == NULL || 4 * (heap->held_n + 1) > 3 * heap->held_cap) {
     held_rehash(heap, heap->held_cap != 0 ? 2 * heap->held_cap : 256);
     if (heap->held_used == NULL || heap->held_n + 1 >= heap->held_cap) return false;
   }
-  pmi_held_used *e = held_find(heap->held_used, heap->held_cap, pool);
-  if (e->pool == NULL) {
-    *e = (pmi_held_used){.pool = pool};
+  pmi_held_used *e = held_find(heap->held_used, heap->held_cap, desc);
+  if (e->desc == NULL) {
+    *e = (pmi_held_used){.desc = desc};
     heap->held_n++;
   }
   rlink_set(block, e->held);   /* as in a remote chain: the owner's collection walks it */
@@ -634,20 +664,28 @@ static bool hold_in_used_pool(pmi_heap *heap, pmi_pool *pool, pmi_block *block) 
   return true;
 }
 
-/* The held chain of e, each block checked; fn(heap, pool, block) for each. */
+/* May a held chain's link lead to next?  Inside e's pool (a pool page of
+ * its arena, that pool), or past e's region's header in that region. */
+static bool held_link_ok(const pmi_held_used *e, const pmi_block *next) {
+  if (((uintptr_t)next & (PMI_ALIGNMENT - 1)) != 0) return false;
+  if (pmi_desc_is_medium(e->desc))
+    return pmi_medium_of(next) == (const pmi_medium *)e->desc && ((uintptr_t)next & (PMI_MEDIUM_SIZE - 1)) >= PMI_MEDIUM_HEADER;
+  return ((uintptr_t)next & (PMI_ARENA_SIZE - 1)) >= PMI_POOL_SIZE &&
+         pmi_pool_of(pmi_arena_of(next), next) == (const pmi_pool *)e->desc;
+}
+
+/* The held chain of e, each block checked: the next block after b. */
 static pmi_block *held_next(const pmi_held_used *e, pmi_block *b, uint32_t *n) {
   if (b->key != pmi_remote_key || ++*n > e->nheld) pmi_bad_pointer("free", b, fault_refreed);
   pmi_block *next = (pmi_block *)(b->link ^ pmi_remote_link_key);
-  if (next != NULL && (((uintptr_t)next & (PMI_ALIGNMENT - 1)) != 0 || ((uintptr_t)next & (PMI_ARENA_SIZE - 1)) < PMI_POOL_SIZE ||
-                       pmi_pool_of(pmi_arena_of(next), next) != e->pool))
-    pmi_bad_pointer("free", b, fault_refreed);
+  if (next != NULL && !held_link_ok(e, next)) pmi_bad_pointer("free", b, fault_refreed);
   return next;
 }
 
 /* e's pool: USED, not the head, used == nheld (read with acquire): every
  * block out is on the chain.  It goes back to its arena. */
 static void held_give_back(pmi_heap *heap, pmi_held_used *e) {
-  pmi_pool *pool = e->pool;
+  pmi_pool *pool = (pmi_pool *)e->desc;
   pmi_block *list = pool->freeblock;
   uint32_t n = 0;
   for (pmi_block *b = e->held, *next; b != NULL; b = next) {
@@ -669,15 +707,48 @@ static void held_give_back(pmi_heap *heap, pmi_held_used *e) {
   pmi_arena_give_pool(heap, pool);
 }
 
+/* The same for e's region (USED, not the head, used == nheld): its blocks
+ * become free blocks, and it goes to the medium reserve. */
+static void held_give_back_region(pmi_heap *heap, pmi_held_used *e) {
+  pmi_medium *m = (pmi_medium *)e->desc;
+  uint32_t n = 0;
+  for (pmi_block *b = e->held, *next; b != NULL; b = next) {
+    next = held_next(e, b, &n);
+    pmi_medium_give_held(m, b);
+  }
+  if (n != e->nheld) pmi_bad_pointer("free", e->held, fault_refreed);
+  pmi_medium_held_emptied(heap, m, n);
+}
+
 /* A held pool that became FULL (pmi_usedpools_push made the head FULL):
  * its chain moves onto the pool's held list, which the owner applies
- * before it touches the pool. */
+ * before it touches the pool; a region's onto its FULL held list. */
 static void held_to_full(pmi_heap *heap, pmi_held_used *e) {
   uint32_t n = 0;
   for (pmi_block *b = e->held, *next; b != NULL; b = next) {
     next = held_next(e, b, &n);
-    hold_in_full_pool(heap, e->pool, b);
+    if (!pmi_desc_is_medium(e->desc)) {
+      hold_in_full_pool(heap, (pmi_pool *)e->desc, b);
+    } else if (!pmi_medium_hold(heap, b)) {   /* (not reached: FULL and heap's) */
+      rlink_set(b, heap->remote_deferred);
+      heap->remote_deferred = b;
+    }
   }
+}
+
+/* e's pool or region: its state, whether it is the head of its list, and
+ * its owner, as the visitor sees them (all written only in slow paths). */
+static unsigned held_state(const pmi_heap *heap, const pmi_held_used *e, bool *head) {
+  if (!pmi_desc_is_medium(e->desc)) {
+    const pmi_pool *pool = (const pmi_pool *)e->desc;
+    if (pmi_load_relaxed(&pmi_arena_of(pool)->heap) != heap) return PMI_POOL_EMPTY;   /* likewise */
+    *head = pool->prevpool == NULL;
+    return pool->state;
+  }
+  const pmi_medium *m = (const pmi_medium *)e->desc;
+  if (pmi_load_relaxed(&m->heap) != heap) return PMI_POOL_EMPTY;   /* a fault, for the owner */
+  *head = pmi_medium_slow(m)->prevregion == NULL;
+  return m->state;   /* (the same values as a pool's) */
 }
 
 /* After a visitor's collection: what can go back does. */
@@ -687,23 +758,25 @@ static void held_release(pmi_heap *heap) {
   bool moved = false, removed = false;
   for (uint32_t i = 0; i < heap->held_cap; i++) {
     pmi_held_used *e = &t[i];
-    pmi_pool *pool = e->pool;
-    if (pool == NULL) continue;
-    if (pool->state == PMI_POOL_FULL) {
+    if (e->desc == NULL) continue;
+    bool head = false;
+    unsigned state = held_state(heap, e, &head);
+    if (state == PMI_POOL_FULL) {
       held_to_full(heap, e);
-    } else if (pool->state != PMI_POOL_USED || pool->prevpool == NULL) {
+    } else if (state != PMI_POOL_USED || head) {
       continue;   /* the head (whose used malloc's fast path writes), or a fault for the owner */
     } else {
-      uint16_t used = __atomic_load_n(&pool->used, __ATOMIC_ACQUIRE);
+      uint16_t used = __atomic_load_n(&e->desc->used, __ATOMIC_ACQUIRE);
       if (used != e->nheld) {
         if (e->seen && used != e->seen_used) moved = true;
         e->seen_used = used;
         e->seen = 1;
         continue;
       }
-      held_give_back(heap, e);
+      if (pmi_desc_is_medium(e->desc)) held_give_back_region(heap, e);
+      else held_give_back(heap, e);
     }
-    e->pool = NULL;
+    e->desc = NULL;
     heap->held_n--;
     removed = true;
   }
@@ -711,23 +784,66 @@ static void held_release(pmi_heap *heap) {
   if (moved) pmi_purge_note();
 }
 
+/* A visitor (the purge thread's pass; malloc_trim with force): the pages
+ * inside the held blocks of regions that wait in the table, once their
+ * number has not changed for the decay (a changed one leaves *pending, for
+ * the pass that finds it still).  Only the blocks held since the last
+ * purge of the entry: they are the newest of its chain.  The bytes. */
+size_t pmi_remote_held_purge(pmi_heap *heap, uint64_t now, bool force, bool *pending) {
+  pmi_held_used *t = heap->held_used;
+  uint64_t decay = (uint64_t)pmi_option(arena_decay_ms);
+  size_t bytes = 0;
+  for (uint32_t i = 0; t != NULL && i < heap->held_cap; i++) {
+    pmi_held_used *e = &t[i];
+    if (e->desc == NULL || !pmi_desc_is_medium(e->desc) || e->npurged == e->nheld) continue;
+    pmi_medium *m = (pmi_medium *)e->desc;
+    if (pmi_medium_slow(m)->block_size < 2 * pmi_os_page_size()) continue;   /* no whole page inside a block */
+    if (e->look_nheld != e->nheld) {
+      e->look_nheld = e->nheld;
+      e->since_ms = now;
+      if (!force) {
+        *pending = true;
+        continue;
+      }
+    }
+    if (!force && now - e->since_ms < decay) {
+      *pending = true;
+      continue;
+    }
+    uint32_t n = 0, fresh = e->nheld - e->npurged;
+    for (pmi_block *b = e->held, *next; b != NULL && n < fresh; b = next) {
+      next = held_next(e, b, &n);
+      bytes += pmi_medium_purge_block(m, b);
+    }
+    e->npurged = e->nheld;
+  }
+  heap->counters.medium_purge_bytes += bytes;
+  return bytes;
+}
+
 /* types.h's equation for held_used (diag/check.c): NULL where it holds,
- * else what fails, and *at its pool. */
-const char *pmi_remote_held_fault(const pmi_heap *heap, const pmi_pool **at) {
+ * else what fails, and *at its pool or region. */
+const char *pmi_remote_held_fault(const pmi_heap *heap, const void **at) {
   uint32_t n = 0;
   for (uint32_t i = 0; i < heap->held_cap; i++) {
     const pmi_held_used *e = &heap->held_used[i];
-    if (e->pool == NULL) continue;
+    if (e->desc == NULL) continue;
     n++;
-    *at = e->pool;
-    if (e->pool->state != PMI_POOL_USED && e->pool->state != PMI_POOL_FULL) return "a held pool neither USED nor FULL";
+    *at = e->desc;
+    if (e->desc->state != PMI_POOL_USED && e->desc->state != PMI_POOL_FULL) return "a held pool or region neither USED nor FULL";
+    if (pmi_desc_is_medium(e->desc) && pmi_load_relaxed(&((const pmi_medium *)e->desc)->heap) != heap)
+      return "a held region of another heap";
     uint32_t len = 0;
-    for (const pmi_block *b = e->held; b != NULL && len <= e->nheld; b = (const pmi_block *)(b->link ^ pmi_remote_link_key)) len++;
+    for (const pmi_block *b = e->held; b != NULL && len <= e->nheld; b = (const pmi_block *)(b->link ^ pmi_remote_link_key)) {
+      if (!held_link_ok(e, b)) return "a held chain leaves its pool or region";
+      len++;
+    }
     if (len != e->nheld) return "a held chain's length differs from nheld";
-    if (e->nheld > e->pool->used) return "more blocks held than the pool has out";
+    if (e->nheld > e->desc->used) return "more blocks held than the pool or region has out";
+    if (e->npurged > e->nheld) return "more held blocks purged than held";
   }
   *at = NULL;
-  return n == heap->held_n ? NULL : "held_n differs from the pools in the table";
+  return n == heap->held_n ? NULL : "held_n differs from the pools and regions in the table";
 }
 
 /* The owner (or the holder of an unowned heap's lock) collects the table. */
@@ -739,7 +855,7 @@ static void held_collect(pmi_heap *heap) {
   heap->held_used = NULL;
   heap->held_cap = heap->held_n = 0;
   for (uint32_t i = 0; i < cap; i++)
-    if (t[i].pool != NULL) collect_chain(heap, t[i].held, true, false);
+    if (t[i].desc != NULL) collect_chain(heap, t[i].held, true, false);
   pmi_os_unmap(t, held_table_bytes(cap));
 }
 
@@ -754,9 +870,12 @@ static void collected_free(pmi_heap *heap, pmi_block *block, bool as_owner) {
     pmi_pool *pool = pmi_pool_of(pmi_arena_of(block), block);
     held = pool->state == PMI_POOL_FULL;
     if (held) hold_in_full_pool(heap, pool, block);
-    else if (pool->state == PMI_POOL_USED) held = hold_in_used_pool(heap, pool, block);
+    else if (pool->state == PMI_POOL_USED) held = hold_in_used(heap, (pmi_desc *)pool, block);
   } else {
     held = pmi_medium_hold(heap, block);   /* FULL regions alike (medium.c) */
+    pmi_medium *m = pmi_medium_of(block);
+    if (!held && pmi_load_relaxed(&m->heap) == heap && m->state == PMI_MEDIUM_USED)
+      held = hold_in_used(heap, (pmi_desc *)m, block);   /* USED ones too (the table above) */
   }
   if (!held) {   /* the owner may be inside this pool or region: it takes the block itself */
     rlink_set(block, heap->remote_deferred);

@@ -419,11 +419,13 @@ enum pmi_pool_state {
  *        popcount(p.live) == p.used + |p.held list|, and blocks in use == p.used)
  *   p.state == FULL and p.held != NULL  <=>  p is on heap.remote_pools
  *       (linked by nextpool)
- *   e in heap.held_used  =>  e.pool.state is USED or FULL, and e.nheld ==
- *       |e.held list| <= e.pool.used (blocks freed by other threads, taken by
- *       a visitor for a pool the owner may be freeing into; they keep their
- *       live bits and marks and count in used until the owner collects them
- *       or the visitor finds e.nheld == e.pool.used: remote.c)
+ *   e in heap.held_used  =>  e.desc (a pool, or a medium region of heap) has
+ *       state USED or FULL, and e.npurged <= e.nheld == |e.held list| <= e.desc.used,
+ *       every link of the list inside e.desc's pool or region (blocks freed
+ *       by other threads, taken by a visitor for a pool or region the owner
+ *       may be freeing into; they keep their live bits and marks and count in
+ *       used until the owner collects them or the visitor finds
+ *       e.nheld == e.desc.used: remote.c)
  *   p on usedpools[c] and not its head => p has room (p.used == 0: a spare),
  *       or p is exhausted with every block out (p.used == p.capacity: a
  *       drained head waiting for its turn, pmi_usedpools_head_rotate)
@@ -775,10 +777,11 @@ typedef struct pmi_heap {
   struct pmi_medium *remote_mediums;   /* FULL medium regions holding remote
                                           frees (medium.c) */
   pmi_block *remote_deferred; /* remote frees a non-owner could not place
-                                 (medium regions, faults), for the owner (remote.c) */
-  struct pmi_held_used *held_used;   /* remote frees of USED pools taken by a
-                                        non-owner, by pool (remote.c, "held
-                                        blocks of USED pools"); NULL: none */
+                                 (faults, no memory for held_used), for the owner (remote.c) */
+  struct pmi_held_used *held_used;   /* remote frees of USED pools and medium
+                                        regions taken by a non-owner, by
+                                        descriptor (remote.c, "held blocks of
+                                        USED pools and regions"); NULL: none */
   uint32_t held_cap, held_n;  /* its slots (a power of two), and those in use */
   uint64_t hint_seen;         /* hint_pos at the last collection (remote.c) */
   uint64_t hint_decay_pos;    /* hint_pos at the purge thread's last look, */

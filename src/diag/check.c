@@ -284,9 +284,9 @@ int pmi_check_heap(pmi_heap *heap, int verbose) {
   CHECK(&ck, on_lists == in_arenas, "%zu USED pools in arenas, %zu on usedpools", in_arenas, on_lists);
   check_usable_arenas(&ck, heap);
   check_remote_pools(&ck, heap, ck.with_held);
-  const pmi_pool *held_at = NULL;
+  const void *held_at = NULL;
   const char *held_fault = pmi_remote_held_fault(heap, &held_at);
-  CHECK(&ck, held_fault == NULL, "held_used: %s (pool %p)", held_fault, (const void *)held_at);
+  CHECK(&ck, held_fault == NULL, "held_used: %s (at %p)", held_fault, held_at);
   check_mediums(&ck, heap);
   if (heap != &pmi_heap_empty)
     CHECK(&ck, heap->front_max == PMI_MEDIUM_MAX &&

@@ -12,7 +12,14 @@
  *   4. a stress: the owner cycles its pools and medium regions through FULL and USED while
  *      another thread frees its blocks and visits (statistics, trim) in a
  *      loop; every block's contents are checked, then the owner checks its
- *      heap (a visitor cannot: the owner's fast paths run on).
+ *      heap (a visitor cannot: the owner's fast paths run on);
+ *   5. the same for USED medium regions behind the head: the owner fills
+ *      regions of a class, hands every block of some of them to the other
+ *      thread and frees or keeps the others', while it goes on allocating
+ *      from the class (carves, list walks, new heads); the other thread frees
+ *      the handed blocks and visits, so that regions whose every block out
+ *      is held go back while the owner runs (remote.c, "held blocks of USED
+ *      pools and regions"); contents checked, the owner checks its heap.
  * The purge thread is off: the visits are the test's own. */
 #include <pthread.h>
 #include <stdatomic.h>
@@ -34,7 +41,7 @@ static void sleep_ms(long ms) {
 
 /* ---- the owner thread, driven step by step ----------------------------------- */
 
-enum { STEP_NONE, STEP_TRANSITIONS, STEP_FILL, STEP_FREE_REST, STEP_STRESS, STEP_EXIT };
+enum { STEP_NONE, STEP_TRANSITIONS, STEP_FILL, STEP_FREE_REST, STEP_STRESS, STEP_MSTRESS, STEP_EXIT };
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
@@ -99,6 +106,49 @@ static void stress(void) {
   }
 }
 
+/* 5: blocks of every region whose address has bit 20 set go to the other
+ * thread (mhandoff, a slot each); the others' are freed here, half at once
+ * and half a round later. */
+#define NMH 512
+static _Atomic(unsigned char *) mhandoff[NMH];
+
+static void mstress(void) {
+  enum { N = 384 };
+  static unsigned char *b[N], *keep[N];
+  unsigned nkeep = 0, seed = 7;
+  for (unsigned long it = 0; !atomic_load(&stress_stop); it++) {
+    size_t size = 12288 + (it % 3) * 4096;   /* 80, 64, 53 a region */
+    for (int i = 0; i < N; i++) {
+      b[i] = pm_malloc(size);
+      memset(b[i], pattern(b[i]), size);
+    }
+    for (unsigned i = 0; i < nkeep; i++) {
+      for (size_t k = 0; k < 64; k++)
+        if (keep[i][k] != pattern(keep[i])) {
+          CHECK(!"an owner's kept block changed while it was live");
+          break;
+        }
+      pm_free(keep[i]);
+    }
+    nkeep = 0;
+    unsigned slot = 0;
+    for (int i = 0; i < N; i++) {
+      if (((uintptr_t)b[i] >> 20) & 1) {
+        while (slot < NMH && atomic_load_explicit(&mhandoff[slot], memory_order_relaxed) != NULL) slot++;
+        if (slot < NMH) {
+          memset(b[i], 0xa5, 16);
+          atomic_store_explicit(&mhandoff[slot], b[i], memory_order_release);
+          continue;
+        }
+      }
+      seed = seed * 1103515245u + 12345u;
+      if ((seed >> 9) & 1) keep[nkeep++] = b[i];
+      else pm_free(b[i]);
+    }
+  }
+  for (unsigned i = 0; i < nkeep; i++) pm_free(keep[i]);
+}
+
 static void *owner_main(void *arg) {
   atomic_store(&owner_heap, pmi_heap_for_thread());
   pm_free(pm_malloc(1));
@@ -121,6 +171,10 @@ static void *owner_main(void *arg) {
     case STEP_STRESS:
       stress();
       CHECK(pm_check() == 0);   /* this heap, by its owner */
+      break;
+    case STEP_MSTRESS:
+      mstress();
+      CHECK(pm_check() == 0);
       break;
     default: return NULL;
     }
@@ -283,6 +337,43 @@ static void test_stress(void) {
   CHECK(wait_step(before, 120000));
 }
 
+/* 5 */
+static void test_mstress(void) {
+  atomic_store(&stress_stop, 0);
+  int before = step_done;
+  pm_counters c0, c1;
+  pm_counters_get(&c0);
+  run_step(STEP_MSTRESS);
+  for (int i = 0; i < 400; i++) {
+    for (int j = 0; j < NMH; j++) {
+      unsigned char *q = atomic_exchange_explicit(&mhandoff[j], NULL, memory_order_acquire);
+      if (q == NULL) continue;
+      for (int k = 0; k < 16; k++)
+        if (q[k] != 0xa5) {
+          CHECK(!"a handed-off medium block changed");
+          break;
+        }
+      pm_free(q);   /* a remote free into the busy owner's regions */
+    }
+    if (i % 4 == 0) pm_collect(1);   /* malloc_trim(0): a visit of the owner's heap */
+    else if (i % 4 == 2) {
+      pmi_heap_visit(owner_heap);
+      pmi_heap_collect_foreign(owner_heap);   /* what the purge thread's visit does */
+      pmi_heap_visit_end(owner_heap);
+    }
+    sleep_ms(1);
+  }
+  atomic_store(&stress_stop, 1);
+  CHECK(wait_step(before, 120000));
+  for (int j = 0; j < NMH; j++) {
+    unsigned char *q = atomic_exchange_explicit(&mhandoff[j], NULL, memory_order_acquire);
+    if (q != NULL) pm_free(q);
+  }
+  pm_counters_get(&c1);
+  fprintf(stderr, "medium stress: %llu regions to the reserve or unmapped by visitors and owner\n",
+          (unsigned long long)(c1.mediums_reused - c0.mediums_reused));
+}
+
 int main(void) {
   pmi_option(purge_thread) = 0;
   pm_free(pm_malloc(1));
@@ -293,6 +384,7 @@ int main(void) {
   test_lock_and_visit();
   test_held_blocks();
   test_stress();
+  test_mstress();
   run_step(STEP_EXIT);
   pthread_join(t, NULL);
   CHECK(pm_check() == 0);

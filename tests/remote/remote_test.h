@@ -4,6 +4,8 @@
  *                         set (they are read once, at start-up); NULL ends
  *   pmr_rss_kb()          VmRSS from /proc/self/status, read without malloc
  *   pmr_stats()           pm_stats_get into a static snapshot
+ *   pmr_medium_in_use(st) medium blocks in use in a snapshot, every class
+ *   pmr_medium_sample(&rss, &used, &regions)  the three, and the snapshot
  *   pmr_now_ms()          a monotonic clock
  *   pmr_child(fn, arg, msg, cap)  runs fn in a forked child; returns its wait
  *                         status, its stderr in msg
@@ -74,6 +76,21 @@ static inline unsigned long long pmr_in_use(void) {
   unsigned long long n = 0;
   for (int c = 0; c < PM_NCLASSES; c++) n += st->classes[c].blocks_in_use;
   return n;
+}
+
+static inline unsigned long long pmr_medium_in_use(const pm_stats *st) {
+  unsigned long long n = 0;
+  for (int c = 0; c < PM_MEDIUM_NCLASSES; c++) n += st->medium_classes[c].blocks_in_use;
+  return n;
+}
+
+/* RSS, medium blocks in use and medium regions mapped now; the snapshot. */
+static inline pm_stats *pmr_medium_sample(long *rss, unsigned long long *used, unsigned long long *regions) {
+  *rss = pmr_rss_kb();
+  pm_stats *st = pmr_stats();
+  *used = pmr_medium_in_use(st);
+  *regions = st->medium.regions;
+  return st;
 }
 
 static inline long long pmr_now_ms(void) {

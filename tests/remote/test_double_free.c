@@ -21,6 +21,10 @@
  *                      then the other thread flushes
  *   other_batched_middle_then_owner_mallocs   other_batched_then_owner_mallocs
  *                      with p between two other blocks of the batch
+ *   other_held_then_owner(_written)   another thread frees p, a third one's
+ *                      malloc_trim holds it for the live owner (remote.c's
+ *                      held_used, p's pool or region USED), then the owner
+ *                      frees p and gets it back from malloc
  *   other_twice        two other threads free p
  *   other_twice_batched   two other threads hold p in their batches at once
  *                      (one between two other blocks), then push them */
@@ -123,6 +127,24 @@ static void other_batched(void *arg) {
   for (int i = 0; i < 1000; i++) pm_free(pm_malloc(SIZE));
 }
 
+static void *trim(void *arg) {
+  pm_collect(1);   /* malloc_trim(0): a visit of the owner's heap */
+  return NULL;
+}
+
+static void other_held_then_owner(void *arg) {
+  setup();
+  other_frees();
+  pthread_t t;
+  pthread_create(&t, NULL, trim, NULL);
+  pthread_join(t, NULL);
+  pm_free(p);
+  void *q = pm_malloc(SIZE);
+  if (arg != NULL) memset(q, 7, SIZE);
+  pm_collect(0);
+  for (int i = 0; i < 1000; i++) pm_free(pm_malloc(SIZE));
+}
+
 static void other_twice(void *arg) {
   setup();
   other_frees();
@@ -187,6 +209,8 @@ int main(void) {
     expect_abort("other_batched_then_owner_mallocs", other_batched, (void *)1);
     expect_abort("owner_then_other_batched_owner_mallocs", other_batched, (void *)2);
     expect_abort("other_batched_middle_then_owner_mallocs", other_batched, (void *)3);
+    expect_abort("other_held_then_owner", other_held_then_owner, NULL);
+    expect_abort("other_held_then_owner_written", other_held_then_owner, (void *)1);
     expect_abort("other_twice", other_twice, NULL);
     expect_abort("other_twice_batched", other_twice_batched, (void *)0);
     expect_abort("other_twice_batched_alone_first", other_twice_batched, (void *)1);

@@ -36,12 +36,6 @@ static void *producer(void *arg) {
   return NULL;
 }
 
-static unsigned long long medium_in_use(const pm_stats *st) {
-  unsigned long long n = 0;
-  for (int c = 0; c < PM_MEDIUM_NCLASSES; c++) n += st->medium_classes[c].blocks_in_use;
-  return n;
-}
-
 /* 64 KiB blocks: 15 a region; the first of each is kept when pinning */
 static int kept(int pin, int s, int i) { return pin && sizes[s] == 65536 && i % 15 == 0; }
 
@@ -53,7 +47,7 @@ static void phase(int pin) {
   pmr_wait_for(&ready);
   long rss_full = pmr_rss_kb();
   pm_stats *st = pmr_stats();
-  unsigned long long used_full = medium_in_use(st), regions_full = st->medium.regions;
+  unsigned long long used_full = pmr_medium_in_use(st), regions_full = st->medium.regions;
   CHECKF(used_full >= 12000 + 1500 + 190, "medium in use %llu", used_full);
   /* What P's head regions may keep: one region's worth of each class. */
   unsigned long long head_blocks = 0;
@@ -70,10 +64,7 @@ static void phase(int pin) {
   /* Bounded: 4 decay periods and 5 s of room for a loaded machine. */
   while (pmr_now_ms() - t0 < 4 * DECAY_MS + 5000) {
     pmr_sleep_ms(20);
-    rss = pmr_rss_kb();
-    st = pmr_stats();
-    used = medium_in_use(st);
-    regions = st->medium.regions;
+    st = pmr_medium_sample(&rss, &used, &regions);
     long long now = pmr_now_ms() - t0;
     if (t_rss < 0 && rss < rss_start + 8 * 1024 + (long)kept_kb) t_rss = now;
     /* heads, the reserve's 1, slack; and the regions the kept blocks hold */
@@ -97,7 +88,7 @@ static void phase(int pin) {
       if (kept(pin, s, i)) pm_free(blocks[s][i]);
   /* P's exit took the rest: nothing in use. */
   st = pmr_stats();
-  CHECKF(medium_in_use(st) == 0, "after P's exit, medium in use %llu", medium_in_use(st));
+  CHECKF(pmr_medium_in_use(st) == 0, "after P's exit, medium in use %llu", pmr_medium_in_use(st));
 }
 
 int main(int argc, char **argv) {

@@ -13,7 +13,7 @@ if ! cc -fsanitize=thread "$tmp/t.c" -o "$tmp/t" 2>/dev/null || ! "$tmp/t"; then
   echo "SKIP: the compiler cannot build with -fsanitize=thread"
   exit 77
 fi
-tests=(remote_test_stress remote_test_idle_owner remote_test_trylock remote_test_alternating remote_test_trim_all internal_test_visitor remote_test_idle_batch remote_test_idle_medium remote_test_idle_spares remote_test_unowned_free remote_test_adopt_on_free)
+tests=(remote_test_stress remote_test_idle_owner remote_test_trylock remote_test_alternating remote_test_trim_all internal_test_visitor remote_test_idle_batch remote_test_idle_medium remote_test_idle_medium_used remote_test_idle_spares remote_test_unowned_free remote_test_adopt_on_free)
 dir="$PM_BUILD_DIR/tsan"
 cmake -S "$PM_SOURCE_DIR" -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPOOLMALLOC_TSAN=ON \
   -DPOOLMALLOC_CHECKS=ON -DPOOLMALLOC_BENCH=OFF > "$tmp/configure.log" || { cat "$tmp/configure.log"; exit 1; }
