@@ -19,7 +19,8 @@
  *      free list is no reason to leave: the head pool's list runs dry
  *      between carvings of its untouched tail, and frees into it are as
  *      common as any;
- *   4. clear the bit, push the block (its link encoded), and decrement used:
+ *   4. store the live word with the bit cleared (step 3's btr tested and
+ *      cleared it in a register), push the block (its link encoded), and decrement used:
  *      if it reaches 0 the pool has emptied (the head pool never gets
  *      there, types.h) and pmi_pool_emptied decides where it goes.
  * No counter is written: frees are counted as mallocs less blocks in use
@@ -355,12 +356,14 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
   kind = pmi_opaque(kind);
   uintptr_t wo = (r >> 3) & t->word_mask[kind];   /* live[(r >> 6) % WORDS], in bytes */
   uint64_t w = *(uint64_t *)((char *)d->live + wo);
-  if (pmi_unlikely(!((w >> (r & 63)) & 1) || d->state != PMI_POOL_USED)) {
+  /* the bit tested and cleared in w by one btr; w is stored only once the
+   * pool's state has passed too (nothing is written before) */
+  if (pmi_unlikely(!pmi_bit_take(&w, r) || d->state != PMI_POOL_USED)) {
     free_own_slow(p, heap);
     return;
   }
   d = (pmi_desc *)pmi_opaque((uintptr_t)d);   /* the store at d + 32 + wo, as the load (no lea) */
-  *(uint64_t *)((char *)d->live + wo) = pmi_bit_clear(w, r);
+  *(uint64_t *)((char *)d->live + wo) = w;
   pmi_link_set(p, d->freeblock);
   d->freeblock = p;
   if (pmi_unlikely(pmi_used_dec_release(&d->used) == 0)) desc_emptied(heap, d);

@@ -148,13 +148,32 @@ static inline uint64_t pmi_live_bit(unsigned units) { return (uint64_t)1 << (uni
 
 /* w with bit n % 64 cleared.  On x86-64 one btr: its register form takes
  * the count modulo 64 itself, where gcc would first mask a copy of n (two
- * instructions more on free's fast path, which has the bit number in r). */
+ * instructions more).  Free's fast path, which tests the bit too, takes
+ * both from one btr (pmi_bit_take, below). */
 static inline uint64_t pmi_bit_clear(uint64_t w, uint64_t n) {
 #if defined(__x86_64__)
   __asm__("btr %1, %0" : "+r"(w) : "r"(n) : "cc");
   return w;
 #else
   return w & ~((uint64_t)1 << (n & 63));
+#endif
+}
+
+/* The test and the clear of bit n % 64 of *w as one instruction: true if it
+ * was set, and *w has it cleared (a register; the caller stores it only
+ * once its other checks pass).  On x86-64 one btr, whose carry is the bit's
+ * old value: free's fast path tested it with a bt and cleared it with a
+ * btr after the pool's state test, the same bit twice. */
+static inline bool pmi_bit_take(uint64_t *w, uint64_t n) {
+#if defined(__x86_64__)
+  bool was;
+  __asm__("btr %2, %0" : "+r"(*w), "=@ccc"(was) : "r"(n));
+  return was;
+#else
+  uint64_t bit = (uint64_t)1 << (n & 63);
+  bool was = (*w & bit) != 0;
+  *w &= ~bit;
+  return was;
 #endif
 }
 
