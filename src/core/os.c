@@ -291,9 +291,8 @@ pmi_startup uint64_t pmi_os_random(void) {
  * base/syscall.h), the function from its ELF symbol table (DT_HASH gives
  * its size), once, at the first call; without either (no /proc, no vDSO,
  * a ThreadSanitizer build), the C library's clock_gettime. */
-typedef int vdso_clock_fn(clockid_t, struct timespec *);
+typedef int clock_fn(clockid_t, struct timespec *);
 #define CLOCK_LIBC ((uintptr_t)1)
-static _Atomic uintptr_t vdso_clock;   /* 0: not looked up; CLOCK_LIBC; else the function */
 
 #if PMI_RAW_SYSCALLS
 static uintptr_t auxv_sysinfo_ehdr(void) {
@@ -351,20 +350,27 @@ static uintptr_t vdso_lookup(void) {
 static uintptr_t vdso_lookup(void) { return CLOCK_LIBC; }
 #endif
 
+/* The clock's function: clock_first until the first call has looked the
+ * vDSO's up, then it or the C library's.  One load and a call, as the C
+ * library's wrapper was a call. */
+static int clock_first(clockid_t clock, struct timespec *ts);
+static _Atomic(clock_fn *) clock_now pmi_startup_data = clock_first;
+
+static int clock_first(clockid_t clock, struct timespec *ts) {   /* (a race looks it up twice, alike) */
+  uintptr_t f = vdso_lookup();
+  clock_fn *fn = f == CLOCK_LIBC ? clock_gettime : (clock_fn *)f;
+  pmi_store_relaxed(&clock_now, fn);
+  return fn(clock, ts);
+}
+
 bool pmi_os_clock_direct(void) {
-  uint64_t now = pmi_os_now_ms();
-  (void)now;
-  return pmi_load_relaxed(&vdso_clock) != CLOCK_LIBC;
+  (void)pmi_os_now_ms();
+  return pmi_load_relaxed(&clock_now) != clock_gettime;
 }
 
 uint64_t pmi_os_now_ms(void) {
   struct timespec ts;
-  uintptr_t f = pmi_load_relaxed(&vdso_clock);
-  if (pmi_unlikely(f == 0)) {   /* the first call (a race looks it up twice, alike) */
-    f = vdso_lookup();
-    pmi_store_relaxed(&vdso_clock, f);
-  }
-  if (f == CLOCK_LIBC || ((vdso_clock_fn *)f)(CLOCK_MONOTONIC_COARSE, &ts) != 0) clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  pmi_load_relaxed(&clock_now)(CLOCK_MONOTONIC_COARSE, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
