@@ -66,6 +66,7 @@ static void arena_format(pmi_arena *arena) {
     arena->freepools = pool;
   }
   arena->nfreepools = PMI_ARENA_POOLS;
+  arena->nkept = 0;
   arena->nextarena = arena->prevarena = NULL;
 }
 
@@ -212,6 +213,7 @@ pmi_pool *pmi_arena_take_pool(pmi_heap *heap) {
   pmi_pool *pool = arena->freepools;
   arena->freepools = pool->nextpool;
   arena->nfreepools = nf - 1;
+  arena->nkept -= pool->ncarved != 0;
   if (nf == 1) usable_unlink(heap, arena);   /* every pool in use */
   pool->nextpool = NULL;
   return pool;
@@ -226,6 +228,7 @@ void pmi_arena_give_pool(pmi_heap *heap, pmi_pool *pool) {
   pool->nextpool = arena->freepools;
   pool->idle = 0;
   arena->freepools = pool;
+  arena->nkept += pool->ncarved != 0;
 
   uint32_t nf = arena->nfreepools;
   pmi_arena *lastnf = heap->nfp2lasta[nf];

@@ -76,6 +76,7 @@ void pmi_purge_note(void) {
 static size_t arena_purge(pmi_arena *a, bool force, bool *pending) {
   size_t bytes = 0;
   unsigned run = 0;
+  if (a->nkept == 0) return 0;   /* every empty pool's page gone already (types.h) */
   uintptr_t passes = a->in_chunk ? CHUNK_PASSES : 1;
   for (unsigned i = PMI_FIRST_POOL; i <= PMI_POOLS_PER_ARENA; i++) {
     pmi_pool *p = i < PMI_POOLS_PER_ARENA ? pmi_arena_pool(a, i) : NULL;
@@ -91,6 +92,7 @@ static size_t arena_purge(pmi_arena *a, bool force, bool *pending) {
     if (go) {
       p->ncarved = 0;
       p->freeblock = NULL;
+      a->nkept--;
       run++;
       continue;
     }

@@ -456,6 +456,7 @@ struct pmi_heap;
  *
  * Invariants:
  *   nfreepools == |freepools list| == #{ page i : pmi_arena_pool(arena, i).state == EMPTY }
+ *   nkept == #{ page i : state == EMPTY and ncarved != 0 }   (pages still resident)
  *   arena on heap.usable_arenas  <=>  nfreepools > 0 and arena.heap == heap
  *   heap.usable_arenas is sorted by nfreepools ascending (fullest first)
  *   arena in the reserve  <=>  heap == NULL and nfreepools == ARENA_POOLS
@@ -473,7 +474,8 @@ typedef struct pmi_arena {
         uint64_t retired_ms;            /* in the reserve: when it arrived */
       };
       uint32_t nfreepools;              /* length of freepools */
-      uint16_t unused_;
+      uint16_t nkept;                   /* empty pools that keep their page (ncarved
+                                           != 0): a purge skips an arena with none */
       uint8_t  in_chunk;                /* carved from a huge-page chunk (chunk.c);
                                            kept in the reserve */
       uint8_t  header_state;            /* always PMI_POOL_HEADER: read as

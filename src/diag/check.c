@@ -126,11 +126,11 @@ static void check_arena(checker *ck, pmi_heap *heap, pmi_arena *arena, size_t *n
   CHECK(ck, pmi_arenamap_contains(arena), "arena %p missing from the arena map", (void *)arena);
   CHECK(ck, pmi_load_relaxed(&arena->heap) == heap, "arena %p owned by %p", (void *)arena,
         (void *)pmi_load_relaxed(&arena->heap));
-  unsigned nempty = 0, nlist = 0;
+  unsigned nempty = 0, nlist = 0, nkept = 0;
   for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
     pmi_pool *pool = pmi_arena_pool(arena, i);
     switch (pool->state) {
-    case PMI_POOL_EMPTY: nempty++; break;
+    case PMI_POOL_EMPTY: nempty++; nkept += pool->ncarved != 0; break;
     case PMI_POOL_USED: (*nused)++; check_pool(ck, heap, pool); break;
     case PMI_POOL_FULL: ck->with_held += pool->held != NULL; check_pool(ck, heap, pool); break;
     default: CHECK(ck, 0, "pool %p: bad state %u", (void *)pool, pool->state);
@@ -143,6 +143,9 @@ static void check_arena(checker *ck, pmi_heap *heap, pmi_arena *arena, size_t *n
   CHECK(ck, arena->nfreepools == nempty && nlist == nempty,
         "arena %p: nfreepools %u, list %u, empty pools %u", (void *)arena, arena->nfreepools, nlist, nempty);
   CHECK(ck, nempty < PMI_ARENA_POOLS, "arena %p: wholly empty but still owned", (void *)arena);
+  /* nkept == #{ EMPTY, ncarved != 0 } */
+  CHECK(ck, arena->nkept == nkept, "arena %p: nkept %u, but %u empty pools keep their page", (void *)arena,
+        (unsigned)arena->nkept, nkept);
 }
 
 static void check_usable_arenas(checker *ck, pmi_heap *heap) {

@@ -280,6 +280,56 @@ static void test_fork_repair(pmi_heap *heap) {
   EXPECT(pm_check() == 0);
 }
 
+/* nkept (types.h): the empty pools of an arena that keep their page; a
+ * purge gives those back and leaves nkept 0, and a purge of an arena with
+ * none reads no descriptor of it. */
+static void test_kept_pages(pmi_heap *heap) {
+  const size_t size = 256;   /* 16 blocks per pool */
+  enum { POOLS = 6 };
+  void *b[POOLS * 16];
+  pmi_pool *pools[POOLS * 16];
+  for (int i = 0; i < POOLS * 16; i++) pools[i] = pool_of(b[i] = pm_malloc(size));
+  for (int i = 0; i < POOLS * 16; i++) pm_free(b[i]);
+  pmi_heap_lock(heap);
+  pmi_heap_release_spares(heap);
+  pmi_heap_unlock(heap);
+  pmi_pool *p0 = NULL;   /* one of them back in its arena (not the head, which stays) */
+  for (int i = 0; i < POOLS * 16 && p0 == NULL; i++)
+    if (pools[i]->state == PMI_POOL_EMPTY) p0 = pools[i];
+  EXPECT(p0 != NULL);
+  if (p0 == NULL) return;
+  pmi_arena *arena = pmi_arena_of(p0);
+  unsigned kept = 0;
+  for (unsigned i = PMI_FIRST_POOL; i < PMI_POOLS_PER_ARENA; i++) {
+    pmi_pool *p = pmi_arena_pool(arena, i);
+    kept += p->state == PMI_POOL_EMPTY && p->ncarved != 0;
+  }
+  EXPECT(p0->state == PMI_POOL_EMPTY && p0->ncarved != 0);
+  EXPECT(kept >= 1 && arena->nkept == kept);
+  EXPECT(pm_check() == 0);
+  /* a count that disagrees with the descriptors is a fault the check names */
+  bool pending = false;
+  pmi_heap_lock(heap);
+  arena->nkept++;
+  EXPECT(pmi_check_heap(heap, 0) > 0);
+  arena->nkept--;
+  size_t bytes = pmi_purge_heap_pools(heap, true, &pending);
+  EXPECT(bytes >= (size_t)kept * PMI_POOL_SIZE && arena->nkept == 0 && p0->ncarved == 0);
+  EXPECT(pmi_purge_heap_pools(heap, true, &pending) == 0);   /* nothing kept anywhere */
+  pmi_heap_unlock(heap);
+  EXPECT(pm_check() == 0);
+  /* a purged pool taken again leaves the count alone; back with its carve, it counts */
+  void *again = pm_malloc(size);
+  EXPECT(arena->nkept == 0);
+  pmi_pool *pa = pool_of(again);
+  pm_free(again);
+  pmi_heap_lock(heap);
+  pmi_heap_release_spares(heap);
+  pmi_heap_unlock(heap);
+  EXPECT(pm_check() == 0);
+  EXPECT(pa->state != PMI_POOL_EMPTY || pmi_arena_of(pa)->nkept >= 1);
+}
+
 static void *run(void *arg) {
   pm_free(pm_malloc(1));                        /* create this thread's heap */
   pmi_heap *heap = pmi_heap_tls;
@@ -290,6 +340,7 @@ static void *run(void *arg) {
   test_fullest_first(heap);
   test_arena_returned(heap);
   test_fork_repair(heap);
+  test_kept_pages(heap);
   return NULL;
 }
 
