@@ -8,11 +8,13 @@
  * beside the inline code they share); here are operator new's slow path
  * and, for the static library, forwards (as api/override.c's).
  *
- * Only the four forms programs use on hot paths: operator new, new[],
- * delete and delete[].  Each export is a few dozen bytes of the header
- * segment that every process reads (tests/layout/test_header_pages.sh); the
- * others stay the C++ library's, which end in these (the sized deletes in
- * delete, nothrow new in new) or in aligned_alloc and free (the over-aligned
+ * Only the six forms programs use on hot paths: operator new, new[],
+ * delete and delete[], and the sized delete and delete[] (what a C++14
+ * program calls for a complete type; through the C++ library's they cost a
+ * call more each: larson-sized).  Each export is a few dozen bytes of the
+ * header segment that every process reads (tests/layout/test_header_pages.sh);
+ * the others stay the C++ library's, which end in these (nothrow new in new)
+ * or in aligned_alloc and free (the over-aligned
  * forms), so every block still comes from and goes back to poolmalloc
  * whichever operator a program calls.  When malloc fails the language asks
  * for more than a NULL (the new handler in a loop, then std::bad_alloc):
@@ -60,6 +62,8 @@ pmi_export void *_Znwm(size_t size) { return new_forward(size, "_Znwm"); }
 pmi_export void *_Znam(size_t size) { return new_forward(size, "_Znam"); }
 pmi_export void _ZdlPv(void *p) { pm_free(p); }
 pmi_export void _ZdaPv(void *p) { pm_free(p); }
+pmi_export void _ZdlPvm(void *p, size_t size) { pm_free_sized(p, size); }
+pmi_export void _ZdaPvm(void *p, size_t size) { pm_free_sized(p, size); }
 #endif
 
 #endif

@@ -40,6 +40,7 @@ static inline int pmi_syscall_failed(long r) { return (unsigned long)r > -4096ul
  * not 3.  Failures set errno as the C library's do. */
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -74,6 +75,10 @@ static inline void *pmi_sys_mmap(size_t n) {   /* anonymous, private, read-write
   return (void *)r;
 }
 static inline int pmi_sys_munmap(void *p, size_t n) { return (int)pmi_sys(SYS_munmap, (long)p, (long)n, 0); }
+static inline int pmi_sys_open(const char *path, int flags) { return (int)pmi_sys(SYS_open, (long)path, flags, 0); }
+static inline long pmi_sys_read(int fd, void *buf, size_t n) { return pmi_sys(SYS_read, fd, (long)buf, (long)n); }
+static inline int pmi_sys_close(int fd) { return (int)pmi_sys(SYS_close, fd, 0, 0); }
+static inline int pmi_sys_sched_yield(void) { return (int)pmi_sys(SYS_sched_yield, 0, 0, 0); }
 #else
 static inline int pmi_sys_getpid(void) { return (int)getpid(); }
 static inline int pmi_sys_fcntl(int fd, int cmd, long arg) { return fcntl(fd, cmd, arg); }
@@ -86,6 +91,7 @@ static inline void *pmi_sys_mmap(size_t n) {
   return mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 }
 static inline int pmi_sys_munmap(void *p, size_t n) { return munmap(p, n); }
+static inline int pmi_sys_sched_yield(void) { return sched_yield(); }
 #endif
 /* glibc's pthread_sigmask keeps its own two internal signals unblocked
  * whatever the set says, which is all sigfillset adds to this. */

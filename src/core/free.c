@@ -384,6 +384,19 @@ pmi_export extern __typeof__(pm_free) free __attribute__((alias("pm_free")));
  * them. */
 pmi_export void _ZdlPv(void *p) { free_core(pmi_heap_tls, p, false); }
 pmi_export void _ZdaPv(void *p) { free_core(pmi_heap_tls, p, false); }
+/* The sized forms, which a program built with -fsized-deallocation (the
+ * default from C++14) calls for every delete of a complete type: the C++
+ * library's end in the two above through a call of their own (4
+ * instructions a delete more).  The size is not needed: the block's
+ * address finds its class. */
+pmi_export void _ZdlPvm(void *p, size_t size) {
+  (void)size;
+  free_core(pmi_heap_tls, p, false);
+}
+pmi_export void _ZdaPvm(void *p, size_t size) {
+  (void)size;
+  free_core(pmi_heap_tls, p, false);
+}
 #endif
 
 pmi_export void pm_free_sized(void *p, size_t size) { pm_free(p); }

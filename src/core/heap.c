@@ -21,7 +21,7 @@
  * Heaps are never freed (their addresses stay valid for remote frees that
  * are in flight); they are recycled by adoption. */
 #include <pthread.h>
-#include <sched.h>
+#include "base/syscall.h"
 #include <string.h>
 
 #include "core/internal.h"
@@ -178,7 +178,7 @@ static bool visit_wait(pmi_heap *heap, bool patient) {
       __builtin_ia32_pause();
     } else {
       if (!patient && spins > 256) return false;
-      sched_yield();   /* the owner may not be running */
+      pmi_sys_sched_yield();   /* the owner may not be running */
     }
   }
   return true;

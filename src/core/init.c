@@ -6,7 +6,7 @@
  * itself: while it runs, the initialising thread's own allocations (dlsym may
  * calloc) go through, since everything they need is set up before the step
  * that can allocate. */
-#include <sched.h>
+#include "base/syscall.h"
 
 #include "core/internal.h"
 
@@ -19,7 +19,7 @@ pmi_startup void pmi_process_init(void) {
   if (tls_initialising) return;
   int expected = 0;
   if (!atomic_compare_exchange_strong(&pmi_process_state, &expected, 1)) {
-    while (atomic_load_explicit(&pmi_process_state, memory_order_acquire) != 2) sched_yield();
+    while (atomic_load_explicit(&pmi_process_state, memory_order_acquire) != 2) pmi_sys_sched_yield();
     return;
   }
   tls_initialising = 1;

@@ -252,6 +252,7 @@ bool   pmi_os_mapped(const void *p, size_t n);        /* every page mapped? read
 bool   pmi_os_resident(const void *p, size_t len, unsigned char *vec);   /* mincore */
 uint64_t pmi_os_random(void);                         /* from AT_RANDOM, no syscall */
 uint64_t pmi_os_now_ms(void);
+bool   pmi_os_clock_direct(void);                  /* the vDSO's clock, not the C library's (tests) */
 void   pmi_os_counts(uint64_t *mmaps, uint64_t *munmaps);                         /* monotonic, coarse, vDSO */
 long   pmi_os_thread_id(void);
 bool   pmi_os_membarrier_register(void);              /* once per process; false: unavailable */
@@ -507,6 +508,8 @@ pmi_export void *_Znwm(size_t size);   /* C++'s operator new and new[], by their
 pmi_export void *_Znam(size_t size);
 pmi_export void  _ZdlPv(void *p);   /* C++'s operator delete and delete[] (free.c, api/new.c) */
 pmi_export void  _ZdaPv(void *p);
+pmi_export void  _ZdlPvm(void *p, size_t size);   /* the sized forms (free.c, api/new.c) */
+pmi_export void  _ZdaPvm(void *p, size_t size);
 void  *pmi_heap_malloc_small(pmi_heap *heap, size_t size);
 void   pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block);
 pmi_pool *pmi_check_live_block(const char *fn, const void *p);

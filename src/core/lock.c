@@ -18,15 +18,14 @@
  * parent handler releases it.  The thread that holds the first lock taken
  * for a fork is the forking one (glibc may run two forks' handlers at
  * once: the second waits for that lock). */
-#include <sched.h>
-
+#include "base/syscall.h"
 #include "core/internal.h"
 
 static __thread char tls_self __attribute__((tls_model("initial-exec")));   /* its address names the thread */
 static _Atomic(char *) fork_thread;   /* the thread holding the locks for a fork, or NULL */
 
 static void spin_wait(unsigned *spins) {
-  if (++*spins > 64) sched_yield();
+  if (++*spins > 64) pmi_sys_sched_yield();   /* not the C library's: os.c, "clock" */
   else __builtin_ia32_pause();
 }
 

@@ -1,6 +1,7 @@
 /* os.c: every call the allocator makes into the kernel, behind one small
  * interface (internal.h, "os.c").  Nothing here allocates.  (The messages on
  * stderr have one writer of their own, base/message.c, for every layer.) */
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -8,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <linux/membarrier.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
@@ -20,6 +22,17 @@
 #include "core/internal.h"
 
 PMI_OLD_VERSION_clock_gettime
+
+/* A call with up to three arguments, -1 and errno on failure: the kernel's
+ * itself where base/syscall.h allows (no import of syscall(2)), else the C
+ * library's. */
+static long os_syscall(long n, long a, long b, long c) {
+#if PMI_RAW_SYSCALLS
+  return pmi_sys(n, a, b, c);
+#else
+  return syscall(n, a, b, c);
+#endif
+}
 
 /* System calls made, for the statistics report (start-up's reservation of
  * the arena map is one). */
@@ -130,7 +143,7 @@ bool pmi_os_thp_allowed(void) {
       allowed = !pmi_text_contains(buf, "[never]");   /* (not strstr: no import of its own) */
     }
   }
-  if (allowed && syscall(SYS_prctl, PR_GET_THP_DISABLE, 0, 0, 0, 0) == 1) allowed = false;   /* (syscall: no import of its own) */
+  if (allowed && os_syscall(SYS_prctl, PR_GET_THP_DISABLE, 0, 0) == 1) allowed = false;
   errno = saved;
   return allowed;
 }
@@ -209,8 +222,14 @@ bool pmi_os_resident(const void *p, size_t len, unsigned char *vec) {
 }
 
 /* Asked for lazily, by any thread: every thread that finds it unset stores
- * the same value, hence the relaxed atomic (a plain static is a data race). */
+ * the same value, hence the relaxed atomic (a plain static is a data race).
+ * On x86-64 the base page is 4 KiB whatever the kernel: no call of sysconf,
+ * whose page of the C library's text (and the 64 KiB window around it, the
+ * kernel's fault-around) every process would otherwise map at start-up. */
 size_t pmi_os_page_size(void) {
+#if defined(__x86_64__)
+  return 4096;
+#else
   static _Atomic size_t page pmi_startup_data;
   size_t p = atomic_load_explicit(&page, memory_order_relaxed);
   if (p == 0) {
@@ -218,6 +237,7 @@ size_t pmi_os_page_size(void) {
     atomic_store_explicit(&page, p, memory_order_relaxed);
   }
   return p;
+#endif
 }
 
 /* 16 random bytes from the kernel, or NULL: getrandom without blocking,
@@ -258,13 +278,104 @@ pmi_startup uint64_t pmi_os_random(void) {
   return x | 1;
 }
 
+/* ---- clock ------------------------------------------------------------------
+ * The clock is the kernel's vDSO clock_gettime, called directly, not the C
+ * library's wrapper of it.  A program that never reads the clock itself
+ * (cache-thrash, glibc-simple, cfrac) otherwise maps, at the wrapper's
+ * first call, the 64 KiB window of the C library's text around it (the
+ * kernel's fault-around): 16 resident pages (glibc-simple, 1.4 MB in all
+ * under glibc: 4 %), for one call of a few instructions.  Likewise
+ * lock.c's yield is the kernel's call itself.  The vDSO's address comes
+ * from the auxiliary vector (/proc/self/auxv, read with the kernel's calls:
+ * getauxval would be an import in the headers every process maps, see
+ * base/syscall.h), the function from its ELF symbol table (DT_HASH gives
+ * its size), once, at the first call; without either (no /proc, no vDSO,
+ * a ThreadSanitizer build), the C library's clock_gettime. */
+typedef int clock_fn(clockid_t, struct timespec *);
+#define CLOCK_LIBC ((uintptr_t)1)
+
+#if PMI_RAW_SYSCALLS
+static uintptr_t auxv_sysinfo_ehdr(void) {
+  int fd = pmi_sys_open("/proc/self/auxv", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  uint64_t v[2 * 64], found = 0;   /* (type, value) pairs; the kernel writes about 25 */
+  long n = pmi_sys_read(fd, v, sizeof v);
+  pmi_sys_close(fd);
+  for (long i = 0; n > 0 && (i + 2) * 8 <= n && v[i] != AT_NULL; i += 2)
+    if (v[i] == AT_SYSINFO_EHDR) found = v[i + 1];
+  return (uintptr_t)found;
+}
+
+static bool name_is(const char *s, const char *want) {
+  while (*s != 0 && *s == *want) s++, want++;
+  return *s == *want;
+}
+
+static uintptr_t vdso_lookup(void) {
+  int saved = errno;
+  uintptr_t base = auxv_sysinfo_ehdr();
+  errno = saved;
+  if (base == 0) return CLOCK_LIBC;
+  const Elf64_Ehdr *eh = (const Elf64_Ehdr *)base;
+  if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64) return CLOCK_LIBC;
+  const Elf64_Phdr *ph = (const Elf64_Phdr *)(base + eh->e_phoff);
+  uintptr_t bias = 0, dynamic = 0;
+  bool loaded = false;
+  for (unsigned i = 0; i < eh->e_phnum; i++) {
+    if (ph[i].p_type == PT_LOAD && !loaded) {
+      bias = base + ph[i].p_offset - ph[i].p_vaddr;
+      loaded = true;
+    } else if (ph[i].p_type == PT_DYNAMIC) {
+      dynamic = ph[i].p_vaddr;
+    }
+  }
+  if (!loaded || dynamic == 0) return CLOCK_LIBC;
+  const char *strtab = NULL;
+  const Elf64_Sym *symtab = NULL;
+  const uint32_t *hash = NULL;
+  for (const Elf64_Dyn *d = (const Elf64_Dyn *)(bias + dynamic); d->d_tag != DT_NULL; d++) {
+    if (d->d_tag == DT_STRTAB) strtab = (const char *)(bias + d->d_un.d_ptr);
+    else if (d->d_tag == DT_SYMTAB) symtab = (const Elf64_Sym *)(bias + d->d_un.d_ptr);
+    else if (d->d_tag == DT_HASH) hash = (const uint32_t *)(bias + d->d_un.d_ptr);
+  }
+  if (strtab == NULL || symtab == NULL || hash == NULL) return CLOCK_LIBC;
+  for (uint32_t i = 0; i < hash[1]; i++) {   /* nchain: the number of symbols */
+    const Elf64_Sym *sym = &symtab[i];
+    if (ELF64_ST_TYPE(sym->st_info) == STT_FUNC && sym->st_shndx != SHN_UNDEF &&
+        name_is(strtab + sym->st_name, "__vdso_clock_gettime"))
+      return bias + sym->st_value;
+  }
+  return CLOCK_LIBC;
+}
+#else
+static uintptr_t vdso_lookup(void) { return CLOCK_LIBC; }
+#endif
+
+/* The clock's function: clock_first until the first call has looked the
+ * vDSO's up, then it or the C library's.  One load and a call, as the C
+ * library's wrapper was a call. */
+static int clock_first(clockid_t clock, struct timespec *ts);
+static _Atomic(clock_fn *) clock_now pmi_startup_data = clock_first;
+
+static int clock_first(clockid_t clock, struct timespec *ts) {   /* (a race looks it up twice, alike) */
+  uintptr_t f = vdso_lookup();
+  clock_fn *fn = f == CLOCK_LIBC ? clock_gettime : (clock_fn *)f;
+  pmi_store_relaxed(&clock_now, fn);
+  return fn(clock, ts);
+}
+
+bool pmi_os_clock_direct(void) {
+  (void)pmi_os_now_ms();
+  return pmi_load_relaxed(&clock_now) != clock_gettime;
+}
+
 uint64_t pmi_os_now_ms(void) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+  pmi_load_relaxed(&clock_now)(CLOCK_MONOTONIC_COARSE, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
-long pmi_os_thread_id(void) { return syscall(SYS_gettid); }
+long pmi_os_thread_id(void) { return os_syscall(SYS_gettid, 0, 0, 0); }
 
 /* membarrier(2), private expedited: a full memory barrier on every thread
  * of this process that is running, by the time the call returns (threads
@@ -276,7 +387,7 @@ long pmi_os_thread_id(void) { return syscall(SYS_gettid); }
 static bool membarrier_cmd(int cmd) {
 #ifdef SYS_membarrier
   int saved = errno;
-  long r = syscall(SYS_membarrier, cmd, 0, 0);
+  long r = os_syscall(SYS_membarrier, cmd, 0, 0);
   errno = saved;
   return r == 0;
 #else

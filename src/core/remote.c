@@ -112,7 +112,7 @@
  * used an acquire exchange and a relaxed first trylock load, which allow
  * both sides to miss each other on a store-buffering machine.) */
 #include <errno.h>
-#include <sched.h>
+#include "base/syscall.h"
 #include <string.h>
 
 #include "core/internal.h"
@@ -269,7 +269,7 @@ static inline void cache_enter(void) {
     }
     atomic_store_explicit(&cache.busy, 0, memory_order_release);
     for (unsigned spins = 0; atomic_load_explicit(&cache.visitor, memory_order_acquire); spins++)
-      if (spins > 64) sched_yield();
+      if (spins > 64) pmi_sys_sched_yield();
       else __builtin_ia32_pause();
   }
 }
@@ -289,7 +289,7 @@ bool pmi_remote_flush_idle(void) {
   pmi_visit_barrier();
   for (remote_cache *c = caches; c != NULL; c = c->next) {
     unsigned spins = 0;
-    while (atomic_load(&c->busy) && spins++ < 256) sched_yield();
+    while (atomic_load(&c->busy) && spins++ < 256) pmi_sys_sched_yield();
     if (atomic_load(&c->busy)) {
       busy_left = true;   /* next pass */
     } else {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The C++ operators new and delete (api/new.c): a C++ program's operator new,
-# new[], delete and delete[] resolve to poolmalloc's own, the blocks they hand
-# out are poolmalloc's, the C++ library's other forms (sized delete, nothrow
-# new) work through them, and the language's failure semantics hold through
+# new[], delete and delete[], sized or not, resolve to poolmalloc's own, the
+# blocks they hand out are poolmalloc's, the C++ library's other forms
+# (nothrow new) work through them, and the language's failure semantics hold through
 # the hand-over to the C++ library (the new handler called, then
 # std::bad_alloc; NULL from the nothrow forms). The same program runs without
 # poolmalloc and must print the same.
@@ -24,7 +24,7 @@ static int handler_calls;
 static void handler() { handler_calls++; std::set_new_handler(nullptr); }
 
 int main(int argc, char **argv) {
-  const char *names[] = {"_Znwm", "_Znam", "_ZdlPv", "_ZdaPv"};
+  const char *names[] = {"_Znwm", "_Znam", "_ZdlPv", "_ZdaPv", "_ZdlPvm", "_ZdaPvm"};
   if (argc > 1) {  // the operators must be poolmalloc's (preloaded run only)
     for (const char *n : names) {
       Dl_info info;
@@ -50,7 +50,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 4096; i++) {
       size_t n = 1 + (size_t)(i * 37 + round) % 2000;
       sum += (unsigned char)blocks[i][n - 1];
-      if (i & 1) delete[] blocks[i];
+      if (i & 1) {
+        if (i & 4) ::operator delete[](blocks[i], n);
+        else delete[] blocks[i];
+      }
       else if (i & 2) ::operator delete(blocks[i], n);
       else ::operator delete(blocks[i]);
     }
