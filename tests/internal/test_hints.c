@@ -62,6 +62,11 @@ int main(void) {
   pmi_heap *heap = pmi_load_relaxed(&pmi_arena_of(blocks[0])->heap);
   CHECK(heap != NULL && heap != pmi_heap_own());
   bool pending;
+  /* A heap no other thread freed to never touches its ring: only the page
+   * it shares with the heap's own fields is in memory (the owner's, after
+   * its 20,000 mallocs; ours, after its own). */
+  CHECKF(ring_resident(heap) <= 1, "%u pages of an unused ring resident", ring_resident(heap));
+  CHECKF(ring_resident(pmi_heap_own()) <= 1, "%u pages of our unused ring resident", ring_resident(pmi_heap_own()));
   CHECK(pass(heap, false, &pending) == 0);   /* nothing pushed yet: nothing resident, nothing pending */
   CHECK(!pending);
   for (int i = 0; i < N; i++) pm_free(blocks[i]);   /* remote frees: pushed in batches */
@@ -96,6 +101,8 @@ int main(void) {
   pthread_cond_broadcast(&cv);
   pthread_mutex_unlock(&mu);
   pthread_join(t, NULL);
+  /* this thread only freed to others: its own ring is still untouched */
+  CHECKF(ring_resident(pmi_heap_own()) <= 1, "%u pages of our unused ring resident", ring_resident(pmi_heap_own()));
   CHECK(pm_check() == 0);
   return pmt_done("test_hints");
 }
