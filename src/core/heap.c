@@ -347,6 +347,13 @@ static void heap_thread_exit(void *arg) {
   pmi_remote_thread_exit();
   pmi_heap *heap = pmi_debug_active ? (pmi_heap *)arg : pmi_heap_tls;
   if (heap == &pmi_heap_empty) return;
+  /* The purge thread will have this heap's pools to look at.  Started while
+   * this thread still has its heap: pthread_create callocs the new thread's
+   * DTV, which past tls_done would make the fallback heap, a heap and an
+   * arena (36 KiB resident) for 288 bytes, in a program whose first thread
+   * exits.  The note again below keeps it going past its first pass. */
+  pmi_purge_note();
+  pmi_purge_kick();
   pmi_heap_tls = &pmi_heap_empty;
   tls_done = 1;
 
