@@ -38,7 +38,7 @@ void *pmi_heap_malloc_small(pmi_heap *heap, size_t size) {
       pmi_pool_init(heap, pool, c);
       pmi_usedpools_push(heap, pool);
     }
-    if (pool->freeblock != NULL) break;
+    if (pool->freeblock != PMI_LIST_END) break;
     if (pool->ncarved < pool->capacity) {
       pmi_pool_carve(pool);
       break;
@@ -112,7 +112,7 @@ pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
   if (pmi_likely(size - 1 < PMI_SMALL_MAX)) {   /* pmi_heap_empty's heads are the sentinel: never exhausted with a next */
     pmi_pool *head = heap->usedpools[(size - 1) >> PMI_ALIGNMENT_SHIFT];
     /* nextpool relaxed: a visitor may unlink the pool after the head (remote.c, pool.c) */
-    if (head->freeblock == NULL && head->ncarved == head->capacity &&
+    if (head->freeblock == PMI_LIST_END && head->ncarved == head->capacity &&
         __atomic_load_n(&head->nextpool, __ATOMIC_RELAXED) != NULL && !pmi_remote_batched)
       return malloc_head_exhausted(heap, head, size);
   } else if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN) && heap != &pmi_heap_empty) {
@@ -152,7 +152,7 @@ static inline __attribute__((always_inline)) void *malloc_next_pool(pmi_heap *he
   void *p = NULL;
   bool locked = pmi_heap_enter(heap);
   pmi_pool *next = head->nextpool;
-  if (next != NULL && next->freeblock != NULL && !pmi_heap_has_remote(heap)) {
+  if (next != NULL && next->freeblock != PMI_LIST_END && !pmi_heap_has_remote(heap)) {
     pmi_usedpools_head_rotate(heap, head);   /* to the back, still USED; next is the head */
     heap->counters.malloc_small++;
     p = pmi_pool_pop(next, next->freeblock);
@@ -188,7 +188,7 @@ static inline __attribute__((always_inline)) void *pool_head_drained(pmi_heap *h
 /* The exhausted pools from next on leave the list (USED -> FULL); the
  * first pool with room, or NULL.  In the bracket. */
 pmi_noinline static pmi_pool *pools_skip_exhausted(pmi_heap *heap, pmi_pool *next) {
-  while (next != NULL && next->freeblock == NULL && next->ncarved == next->capacity) {
+  while (next != NULL && next->freeblock == PMI_LIST_END && next->ncarved == next->capacity) {
     pmi_pool *after = next->nextpool;
     pmi_usedpools_unlink(heap, next);
     next->state = PMI_POOL_FULL;
@@ -203,8 +203,8 @@ pmi_noinline static void *pool_head_next(pmi_heap *heap, pmi_pool *head, pmi_blo
   pmi_pool *next = head->nextpool;   /* again, in the bracket: a visitor may give a spare back */
   bool moved = false;
   if (next != NULL && !pmi_heap_has_remote(heap)) {
-    if (pmi_unlikely(next->freeblock == NULL)) next = pools_skip_exhausted(heap, next);
-    moved = next != NULL && next->freeblock != NULL;
+    if (pmi_unlikely(next->freeblock == PMI_LIST_END)) next = pools_skip_exhausted(heap, next);
+    moved = next != NULL && next->freeblock != PMI_LIST_END;
     if (moved) pmi_usedpools_head_rotate(heap, head);   /* next is the head */
   }
   pmi_heap_leave(heap, locked);
@@ -221,13 +221,13 @@ pmi_noinline static void *malloc_slow(pmi_heap *heap, size_t size) {
    * untouched tail has blocks.  Carving needs no lock (only the owner
    * touches its pools); anything that splices a list does. */
   pmi_pool *pool = heap->usedpools[pmi_size_class(size)];
-  if (pool->freeblock == NULL && pool->ncarved < pool->capacity &&
+  if (pool->freeblock == PMI_LIST_END && pool->ncarved < pool->capacity &&
       pmi_load_relaxed(&heap->thread_free) == NULL) {
     heap->counters.malloc_small++;
     return pmi_pool_pop(pool, pmi_pool_carve(pool));
   }
   pmi_remote_flush();   /* this thread's batches of frees for other heaps */
-  if (pool->freeblock == NULL && pool->ncarved == pool->capacity && pool != &pmi_pool_sentinel) {
+  if (pool->freeblock == PMI_LIST_END && pool->ncarved == pool->capacity && pool != &pmi_pool_sentinel) {
     p = malloc_next_pool(heap, pool);
     if (pmi_likely(p != NULL)) {
       pmi_purge_kick();
@@ -266,20 +266,20 @@ static inline __attribute__((always_inline)) void *front_pop(pmi_heap *heap, siz
 #if defined(__x86_64__)
     __asm__("" : "+a"(block));   /* the return value: loaded where it is returned (a mov less) */
 #endif
-    if (pmi_likely(block != NULL)) {
-      /* The link checked before it is followed: next ^ block stays below
-       * the class's limit (in the pool or region), else the last block of
-       * the list (next NULL) or a corrupt link */
-      uintptr_t offset = pmi_link_offset(block);
-      fc = pmi_opaque(fc);
-      if (pmi_unlikely(offset >= t->link_limit[fc])) {
-        if (last_is_slow) return NULL;   /* calloc: the slow path, with no frame of its own for the call */
-        return desc_pop_last(d, block, heap, fc);
-      }
-      fc = pmi_opaque(fc);
-      heap->front_mallocs[fc]++;
-      return pmi_desc_take(t, d, block, fc, offset);
+    /* The link checked before it is followed: next ^ block stays below
+     * the class's limit (in the pool or region), else the last block of
+     * the list (next PMI_LIST_END), a corrupt link, or an empty list (block
+     * is PMI_LIST_END, whose offset is all ones: internal.h) */
+    uintptr_t offset = pmi_link_offset(block);
+    fc = pmi_opaque(fc);
+    if (pmi_unlikely(offset >= t->link_limit[fc])) {
+      /* empty: the slow path; calloc: the slow path too, with no frame of its own for the call */
+      if (last_is_slow || block == PMI_LIST_END) return NULL;
+      return desc_pop_last(d, block, heap, fc);
     }
+    fc = pmi_opaque(fc);
+    heap->front_mallocs[fc]++;
+    return pmi_desc_take(t, d, block, fc, offset);
   }
   return NULL;
 }

@@ -51,7 +51,7 @@ size_t pmi_arena_reserve_count(void) { return reserve_count; }
 /* Descriptors of a new or recycled arena: page 0's slot is the header, the
  * others are EMPTY and linked on freepools in address order. */
 static void arena_format(pmi_arena *arena) {
-  arena->zero_ = 0;
+  arena->list_end_ = (uintptr_t)PMI_LIST_END;
   arena->header_state = PMI_POOL_HEADER;
   arena->freepools = NULL;
   for (unsigned i = PMI_POOLS_PER_ARENA - 1; i >= PMI_FIRST_POOL; i--) {
@@ -60,7 +60,7 @@ static void arena_format(pmi_arena *arena) {
     pool->capacity = 0;
     pool->used = 0;
     pool->ncarved = 0;   /* nothing to keep for pmi_pool_init */
-    pool->freeblock = NULL;
+    pool->freeblock = PMI_LIST_END;
     pool->prevpool = NULL;
     pool->nextpool = arena->freepools;
     arena->freepools = pool;

@@ -232,6 +232,10 @@ static pmi_heap *heap_new_locked(void) {
   }
   pmi_heap *heap = (pmi_heap *)slab_next;
   slab_next += size;
+  /* the empty medium head's list (internal.h, "the end of every free list"),
+   * at the first heap, not at start-up: its page of .bss is written only by
+   * programs that allocate; under the lock, before any heap can read it */
+  if (heaps_all == NULL) pmi_medium_sentinel.freeblock = PMI_LIST_END;
   for (unsigned c = 0; c < PMI_NCLASSES; c++) heap->usedpools[c] = &pmi_pool_sentinel;
   for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) heap->usedmedium[c] = &pmi_medium_sentinel;
   heap->front_max = PMI_MEDIUM_MAX;
@@ -379,6 +383,7 @@ void pmi_heap_register_exit(void) {
 }
 
 pmi_startup void pmi_heap_setup(void) {
+  pmi_list_end_init();   /* after pmi_link_key (init.c): the free lists' end fails every link check */
   pthread_key_create(&heap_key, heap_thread_exit);
 }
 
@@ -476,7 +481,7 @@ void pmi_heap_repair_locked(pmi_heap *heap) {
         pmi_usedpools_unlink(heap, p);
         p->nextpool = to_release;
         to_release = p;
-      } else if (p->freeblock == NULL && p->ncarved == p->capacity) {   /* nor exhausted */
+      } else if (p->freeblock == PMI_LIST_END && p->ncarved == p->capacity) {   /* nor exhausted */
         pmi_usedpools_unlink(heap, p);
         p->state = PMI_POOL_FULL;
       }

@@ -129,11 +129,35 @@ static inline pmi_block *pmi_link_get(const pmi_block *b) {
 static inline void pmi_link_set(pmi_block *b, const pmi_block *next) {
   b->link = (uintptr_t)next ^ pmi_link_key ^ (uintptr_t)b;
 }
-/* next ^ block, from the link alone; in the pool <=> < POOL_SIZE or == block */
+/* next ^ block, from the link alone; in the pool <=> < POOL_SIZE (the
+ * list's end, PMI_LIST_END, is outside every pool and region) */
 static inline uintptr_t pmi_link_offset(const pmi_block *b) { return b->link ^ pmi_link_key; }
+
+/* ---- the end of every free list ----------------------------------------- *
+ * A free list (a pool's or a medium region's freeblock list) ends not in
+ * NULL but in PMI_LIST_END, a static block outside every pool and region:
+ * an empty list's head is PMI_LIST_END, the last block's link decodes to
+ * it.  Its own link word is written once at start-up, after pmi_link_key
+ * (pmi_list_end_init); the empty medium head's list is ended when the
+ * first heap is made (heap.c; it stays in .bss until then): decoded, its offset is all ones, above every link
+ * limit.  So malloc's fast path needs no NULL test: an empty list fails the
+ * same link compare as the last block and a corrupt link, and the slow
+ * path tells the three apart (block == PMI_LIST_END: empty).  Held lists
+ * (remote frees into a FULL pool or region) end in NULL; they become free
+ * lists with their tail relinked to the end (pmi_held_to_free). */
+extern pmi_block pmi_list_end;
+#define PMI_LIST_END (&pmi_list_end)
+void pmi_list_end_init(void);   /* its link (pool.c) */
+/* held, a NULL-ended held list whose last block is last (NULL: empty), as
+ * a free list ending in PMI_LIST_END */
+static inline pmi_block *pmi_held_to_free(pmi_block *held, pmi_block *last) {
+  if (last == NULL) return PMI_LIST_END;
+  pmi_link_set(last, PMI_LIST_END);
+  return held;
+}
 _Noreturn void pmi_link_corrupt(const void *block, const void *next);
 struct pmi_pool;
-void *pmi_pool_pop_last(struct pmi_pool *pool, pmi_block *block);   /* next NULL, or corrupt */
+void *pmi_pool_pop_last(struct pmi_pool *pool, pmi_block *block);   /* next PMI_LIST_END, or corrupt */
 
 /* ---- the live bitmap ----------------------------------------------------- *
  * pool.live has a bit per 16-byte unit of the pool; the bit of a block's
@@ -179,11 +203,11 @@ static inline bool pmi_bit_take(uint64_t *w, uint64_t n) {
 
 /* pmi_pool_pop_last's body, for desc_pop_last (alloc.c) without its call:
  * block is the head of pool's list and its link leaves the pool, so it is
- * the last block (its link NULL), else the link is corrupt. */
+ * the last block (its link PMI_LIST_END), else the link is corrupt. */
 static inline void *pmi_pool_take_last(pmi_pool *pool, pmi_block *block) {
   pmi_block *next = pmi_link_get(block);
-  if (pmi_unlikely(next != NULL)) pmi_link_corrupt(block, next);
-  pool->freeblock = NULL;
+  if (pmi_unlikely(next != PMI_LIST_END)) pmi_link_corrupt(block, next);
+  pool->freeblock = PMI_LIST_END;
   pool->used++;
   uintptr_t u = (uintptr_t)block >> PMI_ALIGNMENT_SHIFT;
   pool->live[(u >> 6) & (PMI_LIVE_WORDS - 1)] |= (uint64_t)1 << (u & 63);
@@ -651,7 +675,7 @@ static inline uint32_t pmi_medium_colour(const void *m, unsigned c) {
   if (span / size < 16 && (span - line) / size < span / size) line = 0;   /* (the largest classes) */
   return (uint32_t)(window + line);
 }
-void  *pmi_medium_pop_last(pmi_medium *m, pmi_block *block);   /* next NULL, or corrupt */
+void  *pmi_medium_pop_last(pmi_medium *m, pmi_block *block);   /* next PMI_LIST_END, or corrupt */
 /* Pops block, the head of region m's free list, and hands it out.  The link
  * check is the pool's (internal.h, "free-list links"): next ^ block below
  * the region's size, or the last block (or a corrupt link) to the slow

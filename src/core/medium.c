@@ -38,7 +38,8 @@
 
 #include "core/internal.h"
 
-/* Every empty usedmedium[] slot points here: no free block, no capacity.
+/* Every empty usedmedium[] slot points here: no free block (freeblock
+ * PMI_LIST_END, written when the first heap is made, heap.c), no capacity.
  * All zero (its state 0 is no region's), so that it lies in .bss: its 8 KiB
  * bitmap is never read, and costs no page of a process that barely
  * allocates. */
@@ -176,7 +177,7 @@ void pmi_medium_release_reserve(size_t keep) {
 static pmi_medium *reserve_same_class(unsigned c) {
   unsigned n = 0;
   for (pmi_medium *r = reserve; r != NULL && n < RESERVE_LOOK; r = r->nextregion, n++)
-    if (r->mclass == c && r->freeblock != NULL) return r;
+    if (r->mclass == c && r->freeblock != PMI_LIST_END) return r;
   return NULL;
 }
 
@@ -229,7 +230,7 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
     /* (its live bitmap is clear already: types.h) */
     m->ncarved = 0;
     pmi_medium_slow(m)->ndormant = 0;
-    m->freeblock = NULL;
+    m->freeblock = PMI_LIST_END;
     pmi_medium_slow(m)->colour = pmi_medium_colour(m, c);   /* (its window is the region's: no page it touched is in the gap) */
   }
   /* else: a region that served this class before keeps its free list (all
@@ -276,7 +277,7 @@ static void region_retire(pmi_heap *heap, pmi_medium *m) {
 /* ---- usedmedium lists (the owner inside pmi_heap_enter/leave, or heap.lock held) */
 
 static bool exhausted(const pmi_medium *m) {
-  return m->freeblock == NULL && pmi_medium_slow(m)->ndormant == 0 && m->ncarved == m->capacity;
+  return m->freeblock == PMI_LIST_END && pmi_medium_slow(m)->ndormant == 0 && m->ncarved == m->capacity;
 }
 
 /* The head of usedmedium[c] carries one extra use (types.h), so that free's
@@ -372,13 +373,13 @@ pmi_noinline static void carved_fresh(pmi_medium *m, size_t end) {
 }
 
 static pmi_block *carve(pmi_medium *m) {
-  pmi_assert(m->freeblock == NULL && m->ncarved < m->capacity);
+  pmi_assert(m->freeblock == PMI_LIST_END && m->ncarved < m->capacity);
   size_t size = pmi_medium_slow(m)->block_size;
   unsigned n = carve_next(m);
   if (n > (unsigned)(m->capacity - m->ncarved)) n = m->capacity - m->ncarved;
   char *first = first_block(m) + (size_t)m->ncarved * size, *b = first;
   for (unsigned i = 1; i < n; i++, b += size) pmi_link_set((pmi_block *)b, (pmi_block *)(b + size));
-  pmi_link_set((pmi_block *)b, NULL);
+  pmi_link_set((pmi_block *)b, PMI_LIST_END);
   pmi_medium_slow(m)->lone = m->ncarved == 0 && n == 1;
   m->ncarved = (uint16_t)(m->ncarved + n);
   m->freeblock = (pmi_block *)first;
@@ -391,11 +392,11 @@ static pmi_block *carve(pmi_medium *m) {
 }
 
 /* pmi_medium_pop's way out when block's link leaves the region: block is
- * the last of the list (its link is NULL), or the link is corrupt. */
+ * the last of the list (its link is PMI_LIST_END), or the link is corrupt. */
 pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
   pmi_block *next = pmi_link_get(block);
-  if (next != NULL) pmi_link_corrupt(block, next);
-  m->freeblock = NULL;
+  if (next != PMI_LIST_END) pmi_link_corrupt(block, next);
+  m->freeblock = PMI_LIST_END;
   m->used++;
   unsigned units = pmi_medium_units(block);
   m->live[units >> 6] |= (uint64_t)1 << (units & 63);
@@ -420,7 +421,7 @@ pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
 #define WAKE_MAX 32u
 _Static_assert(PMI_MEDIUM_CARVE_BYTES / 528 <= WAKE_MAX, "a wake is a carve's worth of the smallest class");
 static pmi_block *wake(pmi_medium *m) {
-  pmi_assert(m->freeblock == NULL && pmi_medium_slow(m)->ndormant != 0);
+  pmi_assert(m->freeblock == PMI_LIST_END && pmi_medium_slow(m)->ndormant != 0);
   size_t size = pmi_medium_slow(m)->block_size;
   unsigned n = carve_blocks(size), got = 0;
   if (n > pmi_medium_slow(m)->ndormant) n = pmi_medium_slow(m)->ndormant;
@@ -436,7 +437,7 @@ static pmi_block *wake(pmi_medium *m) {
     return NULL;
   }
   for (unsigned k = 0; k + 1 < got; k++) pmi_link_set(woken[k], woken[k + 1]);
-  pmi_link_set(woken[got - 1], NULL);
+  pmi_link_set(woken[got - 1], PMI_LIST_END);
   pmi_medium_slow(m)->ndormant = (uint16_t)(pmi_medium_slow(m)->ndormant - got);
   m->freeblock = woken[0];
   pmi_huge_yield((size_t)got * size);   /* pages again, but not growth: they were ours */
@@ -453,7 +454,7 @@ static pmi_block *wake(pmi_medium *m) {
 static pmi_medium *listed_with_free(const pmi_medium *m) {
   unsigned n = 0;
   for (pmi_medium *r = m->nextregion; r != NULL && n < SPARE_LOOK; r = r->nextregion, n++)
-    if (r->freeblock != NULL) return r;
+    if (r->freeblock != PMI_LIST_END) return r;
   return NULL;
 }
 
@@ -489,7 +490,7 @@ void *pmi_medium_malloc_locked(pmi_heap *heap, unsigned c) {
       }
       used_push(heap, m);
     }
-    if (m->freeblock != NULL) break;
+    if (m->freeblock != PMI_LIST_END) break;
     pmi_medium *other = listed_with_free(m);
     if (other != NULL) {   /* it becomes the head; m stays listed behind it */
       used_unlink(heap, other);
@@ -523,7 +524,7 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
     if (heap == NULL) return pmi_heap_malloc_locked(pmi_medium_class_size(c));   /* past its exit */
   }
   pmi_medium *m = heap->usedmedium[c];
-  if (m->freeblock != NULL) {   /* a heap just found, or malloc_core's caller not the fast path */
+  if (m->freeblock != PMI_LIST_END) {   /* a heap just found, or malloc_core's caller not the fast path */
     heap->counters.malloc_medium++;
     return pmi_medium_pop(m, m->freeblock);
   }
@@ -763,11 +764,12 @@ void pmi_medium_release_held(pmi_heap *heap) {
     }
     *link = m->nextregion;
     m->nextregion = NULL;
-    for (pmi_block *b = pmi_medium_slow(m)->held; b != NULL; b = pmi_link_get(b)) b->key = 0;
+    pmi_block *last = NULL;
+    for (pmi_block *b = pmi_medium_slow(m)->held; b != NULL; last = b, b = pmi_link_get(b)) b->key = 0;
     memset(m->live, 0, sizeof m->live);
     heap->counters.free_remote += m->capacity;
     heap->counters.free_remote_medium += m->capacity;
-    m->freeblock = pmi_medium_slow(m)->held;   /* every block: a region that serves its class again keeps its list */
+    m->freeblock = pmi_held_to_free(pmi_medium_slow(m)->held, last);   /* every block: a region that serves its class again keeps its list */
     pmi_medium_slow(m)->held = NULL;
     region_retire(heap, m);
   }
@@ -782,13 +784,14 @@ void pmi_medium_apply(pmi_heap *heap) {
     pmi_medium *next = m->nextregion;
     m->nextregion = NULL;
     unsigned n = 0;
-    for (pmi_block *b = pmi_medium_slow(m)->held; b != NULL; b = pmi_link_get(b), n++) {
+    pmi_block *last = NULL;
+    for (pmi_block *b = pmi_medium_slow(m)->held; b != NULL; last = b, b = pmi_link_get(b), n++) {
       b->key = 0;
       unsigned units = pmi_medium_units(b);
       *live_word(m, units) &= ~live_bit(units);
     }
-    pmi_assert(m->state == PMI_MEDIUM_FULL && m->freeblock == NULL && n == (unsigned)(m->capacity - m->used));
-    m->freeblock = pmi_medium_slow(m)->held;
+    pmi_assert(m->state == PMI_MEDIUM_FULL && m->freeblock == PMI_LIST_END && n == (unsigned)(m->capacity - m->used));
+    m->freeblock = pmi_held_to_free(pmi_medium_slow(m)->held, last);
     pmi_medium_slow(m)->held = NULL;
     heap->counters.free_remote += n;
     heap->counters.free_remote_medium += n;
@@ -891,9 +894,9 @@ static size_t purge_region(pmi_medium *m, size_t limit) {
   if (nlive == 0 && !kept) {   /* nothing live and nothing kept: the region is uncarved again */
     m->ncarved = 0;
     pmi_medium_slow(m)->ndormant = 0;
-    m->freeblock = NULL;
+    m->freeblock = PMI_LIST_END;
   } else {
-    pmi_block *list = NULL;
+    pmi_block *list = PMI_LIST_END;
     unsigned dormant = 0;
     for (unsigned i = m->ncarved; i-- > 0;) {
       size_t off = span_start(m) + (size_t)i * size;
@@ -955,7 +958,7 @@ size_t pmi_medium_purge_idle(pmi_heap *heap, uint64_t now, bool force, bool *pen
   size_t n = 0;
   bool waits = false;
   for (pmi_medium *m = heap->mediums; m != NULL && n <= heap->nmediums; m = pmi_medium_slow(m)->next_owned, n++) {
-    if (m->freeblock == NULL) continue;              /* nothing (more) to give back */
+    if (m->freeblock == PMI_LIST_END) continue;              /* nothing (more) to give back */
     uintptr_t sig = idle_sig(m);
     if (pmi_medium_slow(m)->idle_sig == (sig ^ 1)) continue;          /* purged, and not changed since */
     if (pmi_medium_slow(m)->idle_sig != sig) {                        /* changed: idle from now */
@@ -1052,7 +1055,7 @@ static size_t reclaim(pmi_heap *heap, size_t regions, size_t pools, size_t *regi
     }
     if (bytes >= regions) continue;                  /* enough: the others keep their pages (and marks) */
     bytes += purge_tail(m);
-    if (m->freeblock == NULL || bytes >= regions) continue;
+    if (m->freeblock == PMI_LIST_END || bytes >= regions) continue;
     size_t free = free_bytes(m);
     if (pmi_medium_nused(m) != 0 &&   /* (an empty one, the head of its class, goes back whole) */
         (free < RECLAIM_MIN || free * 4 < (size_t)m->ncarved * pmi_medium_slow(m)->block_size || free < 2 * carve_bytes(m)))
@@ -1161,7 +1164,7 @@ void pmi_medium_release_retained(pmi_heap *heap) {
  * pmi_heap_repair_locked): each rebuilt from its live bitmap, then moved to
  * the list its state calls for. */
 static void rebuild(pmi_medium *m) {
-  pmi_block *list = NULL;
+  pmi_block *list = PMI_LIST_END;
   unsigned used = 0;
   for (unsigned i = m->ncarved; i-- > 0;) {
     pmi_block *b = (pmi_block *)(first_block(m) + (size_t)i * pmi_medium_slow(m)->block_size);

@@ -11,7 +11,13 @@
 /* The pool every empty usedpools[] slot points at: no free block and no
  * capacity, so the malloc fast path falls through to the slow path without a
  * NULL test.  Nothing ever writes to it. */
-pmi_pool pmi_pool_sentinel = { .state = PMI_POOL_HEADER };
+pmi_startup_data pmi_block pmi_list_end;   /* the end of every free list (internal.h) */
+pmi_startup_data pmi_pool pmi_pool_sentinel = { .freeblock = PMI_LIST_END, .state = PMI_POOL_HEADER };
+
+/* At start-up, once pmi_link_key is set (heap.c, pmi_heap_setup): the end's
+ * link decodes to an offset of all ones (in .data, as what start-up writes
+ * is: tests/layout/test_startup_pages.c). */
+void pmi_list_end_init(void) { pmi_list_end.link = ~pmi_link_key; }
 
 /* An EMPTY pool becomes a USED pool of class szidx.  A pool that served
  * the same class before still has every block it carved on its free list
@@ -25,7 +31,7 @@ void pmi_pool_init(pmi_heap *heap, pmi_pool *pool, unsigned szidx) {
     if (pool->ncarved == 0) pmi_medium_grew(heap, PMI_POOL_SIZE);
     pool->szidx = (uint8_t)szidx;
     pool->ncarved = 0;
-    pool->freeblock = NULL;
+    pool->freeblock = PMI_LIST_END;
     memset(pool->live, 0, sizeof pool->live);
   }
   pool->capacity = (uint16_t)(PMI_POOL_SIZE / pmi_class_size(szidx));
@@ -52,7 +58,7 @@ _Static_assert(PMI_CARVE_BYTES / PMI_ALIGNMENT <= 255, "a carve's run fits the t
  * about PMI_CARVE_BYTES are written, so a pool that serves few blocks never
  * touches the rest of its page. */
 void *pmi_pool_carve(pmi_pool *pool) {
-  pmi_assert(pool->freeblock == NULL && pool->ncarved < pool->capacity);
+  pmi_assert(pool->freeblock == PMI_LIST_END && pool->ncarved < pool->capacity);
   size_t size = pmi_class_size(pool->szidx);
   unsigned n = carve_run[pool->szidx & (PMI_NCLASSES - 1)];
   if (n > (unsigned)(pool->capacity - pool->ncarved)) n = pool->capacity - pool->ncarved;
@@ -71,14 +77,14 @@ void *pmi_pool_carve(pmi_pool *pool) {
     ((pmi_block *)b1)->link = ((uintptr_t)b1 ^ (uintptr_t)b2) ^ key;
   }
   if (b != last) ((pmi_block *)b)->link = ((uintptr_t)b ^ (uintptr_t)(b + size)) ^ key;
-  pmi_link_set((pmi_block *)last, NULL);
+  pmi_link_set((pmi_block *)last, PMI_LIST_END);
   pool->ncarved = (uint16_t)(pool->ncarved + n);
   pool->freeblock = (pmi_block *)first;
   return first;
 }
 
 static bool pool_is_exhausted(const pmi_pool *pool) {
-  return pool->freeblock == NULL && pool->ncarved == pool->capacity;
+  return pool->freeblock == PMI_LIST_END && pool->ncarved == pool->capacity;
 }
 
 /* The head of usedpools[c] counts one use more than it has blocks out
@@ -398,7 +404,7 @@ void pmi_free_block(pmi_heap *heap, pmi_pool *pool, pmi_block *block) {
 void pmi_pool_rebuild(pmi_heap *heap, pmi_pool *pool) {
   size_t size = pmi_class_size(pool->szidx);
   char *base = pmi_pool_base(pool);
-  pmi_block *list = NULL;
+  pmi_block *list = PMI_LIST_END;
   unsigned used = 0;
   for (unsigned i = pool->ncarved; i-- > 0;) {
     pmi_block *b = (pmi_block *)(base + i * size);

@@ -91,7 +91,7 @@ static size_t arena_purge(pmi_arena *a, bool force, bool *pending) {
     }
     if (go) {
       p->ncarved = 0;
-      p->freeblock = NULL;
+      p->freeblock = PMI_LIST_END;
       a->nkept--;
       run++;
       continue;

@@ -470,13 +470,14 @@ static unsigned remote_addr_kind(pmi_heap *heap, const pmi_block *b) {
  * of an unowned heap's lock). */
 static void pool_apply(pmi_heap *heap, pmi_pool *pool) {
   unsigned n = 0;
-  for (pmi_block *b = pool->held; b != NULL; b = pmi_link_get(b), n++) {
+  pmi_block *last = NULL;
+  for (pmi_block *b = pool->held; b != NULL; last = b, b = pmi_link_get(b), n++) {
     b->key = 0;
     unsigned units = pmi_block_units(b);
     *pmi_live_word(pool, units) &= ~pmi_live_bit(units);
   }
-  pmi_assert(pool->freeblock == NULL && n == (unsigned)(pool->capacity - pool->used));
-  pool->freeblock = pool->held;
+  pmi_assert(pool->freeblock == PMI_LIST_END && n == (unsigned)(pool->capacity - pool->used));
+  pool->freeblock = pmi_held_to_free(pool->held, last);
   pool->held = NULL;
   pool->nextpool = NULL;
   heap->counters.free_remote += n;
@@ -522,10 +523,11 @@ static void release_whole_pools(pmi_heap *heap) {
       continue;
     }
     *link = pool->nextpool;
-    for (pmi_block *b = pool->held; b != NULL; b = pmi_link_get(b)) b->key = 0;
+    pmi_block *last = NULL;
+    for (pmi_block *b = pool->held; b != NULL; last = b, b = pmi_link_get(b)) b->key = 0;
     memset(pool->live, 0, sizeof pool->live);
     heap->counters.free_remote += pool->capacity;
-    pool->freeblock = pool->held;   /* every block: an EMPTY pool keeps its list */
+    pool->freeblock = pmi_held_to_free(pool->held, last);   /* every block: an EMPTY pool keeps its list */
     pool->held = NULL;
     pool->nextpool = NULL;
     heap->counters.pools_emptied++;

@@ -401,6 +401,8 @@ enum pmi_pool_state {
  *   p.capacity == POOL_SIZE / size              (while USED or FULL)
  *   head(p) = 1 if p is the head of its heap's usedpools[c], else 0
  *   p.used - head(p) + |p.held list| + |p.freeblock list| + (p.capacity - p.ncarved) == p.capacity
+ *       (the freeblock list ends in PMI_LIST_END, never NULL: an empty one
+ *        is p.freeblock == PMI_LIST_END, internal.h; the held list ends in NULL)
  *       (blocks handed out + held + free blocks + untouched blocks; blocks freed by
  *        another thread still count as used until the owner takes them from
  *        its thread_free stack, and so do those still in the freeing
@@ -409,7 +411,7 @@ enum pmi_pool_state {
  *       free list still holds its p.ncarved blocks of class c, reused as
  *       they are if it serves class c again)
  *   p.state == USED   <=>  p is on heap.usedpools[c]
- *   p.state == FULL   =>   p.freeblock == NULL  and  p.ncarved == p.capacity
+ *   p.state == FULL   =>   p.freeblock == PMI_LIST_END  and  p.ncarved == p.capacity
  *       and  p.used + |p.held list| == p.capacity
  *       (free's fast path sends every free into a FULL pool to the slow
  *        path by its one test of the state, state != USED; p.held are blocks
@@ -435,7 +437,7 @@ enum pmi_pool_state {
  *       handed out finds it clear, without reading the block)
  */
 typedef struct pmi_pool {
-  pmi_block *freeblock;      /* first free block; NULL: none (maybe untouched ones) */
+  pmi_block *freeblock;      /* first free block; PMI_LIST_END: none (maybe untouched ones) */
   struct pmi_pool *nextpool; /* usedpools[c] list, or arena freepools list */
   union {
     struct pmi_pool *prevpool; /* USED: usedpools[c] list; NULL at the head */
@@ -474,8 +476,8 @@ typedef struct pmi_arena {
   union {
     struct {
       pmi_pool below_header_[PMI_HEADER_SLOT];   /* descriptors of pages 63 .. 1 */
-      uint64_t zero_;                   /* always 0: read as page 0's freeblock,
-                                           an empty free list */
+      uint64_t list_end_;                   /* always PMI_LIST_END: read as page 0's
+                                           freeblock, an empty free list */
       _Atomic(struct pmi_heap *) heap;  /* owner; NULL while in the reserve */
       union {
         pmi_pool *freepools;            /* EMPTY pools, singly linked by nextpool */
@@ -499,7 +501,7 @@ typedef struct pmi_arena {
 } pmi_arena;
 
 _Static_assert(sizeof(pmi_pool) == 64, "a descriptor is one cache line");
-_Static_assert(offsetof(pmi_arena, zero_) == PMI_HEADER_SLOT * sizeof(pmi_pool) + offsetof(pmi_pool, freeblock) &&
+_Static_assert(offsetof(pmi_arena, list_end_) == PMI_HEADER_SLOT * sizeof(pmi_pool) + offsetof(pmi_pool, freeblock) &&
                offsetof(pmi_arena, header_state) == PMI_HEADER_SLOT * sizeof(pmi_pool) + offsetof(pmi_pool, state),
                "read as page 0's descriptor, the header is a pool with no free list, in state HEADER");
 _Static_assert(offsetof(pmi_arena, prev_owned) + 8 <= (PMI_HEADER_SLOT + 1) * sizeof(pmi_pool), "the header fits in its slot");
@@ -570,7 +572,7 @@ typedef struct pmi_medium_slow_fields {
  *       (remote frees count as used until the owner takes them, as in pools;
  *        the head's extra use makes --used == 0 free's only "emptied" test)
  *   r.state == USED  <=>  r is on heap.usedmedium[c]  (and then r.held == NULL)
- *   r.state == FULL  =>   r.freeblock == NULL and r.ncarved == r.capacity
+ *   r.state == FULL  =>   r.freeblock == PMI_LIST_END and r.ncarved == r.capacity
  *                         and r.used + |r.held list| == r.capacity
  *       (free's state test sends every free into it to the slow path, which
  *        relinks it; r.held are blocks other threads freed, taken by a
@@ -591,7 +593,7 @@ typedef struct pmi_medium_slow_fields {
  */
 typedef struct pmi_medium {
   /* The first 32 bytes and the bitmap as a pool descriptor has them (pmi_desc) */
-  pmi_block *freeblock;             /* first free block; NULL: none */
+  pmi_block *freeblock;             /* first free block; PMI_LIST_END: none */
   _Atomic(struct pmi_heap *) heap;  /* owner; NULL in the reserve.  Where
                                        pmi_arena keeps it: free's owner test
                                        and a remote free read it there */

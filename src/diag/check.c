@@ -31,7 +31,7 @@ static unsigned block_list_length(checker *ck, pmi_pool *pool, pmi_block *first,
   unsigned n = 0;
   char *base = pmi_pool_base(pool);
   size_t size = pmi_class_size(pool->szidx);
-  for (pmi_block *b = first; b != NULL; b = pmi_link_get(b)) {
+  for (pmi_block *b = first; b != (held ? NULL : PMI_LIST_END); b = pmi_link_get(b)) {   /* held lists end in NULL */
     char *cb = (char *)b;
     if (n > pool->capacity || cb < base || cb >= base + (size_t)pool->ncarved * size ||
         (size_t)(cb - base) % size != 0) {
@@ -65,8 +65,8 @@ static void check_pool(checker *ck, pmi_heap *heap, pmi_pool *pool) {
   /* popcount(live) == used - head + held */
   CHECK(ck, live == used + held, "pool %p: %u blocks marked live, used %u, held %u", (void *)pool, live, used, held);
   if (full) {
-    /* FULL: freeblock == NULL, ncarved == capacity, used + held == capacity */
-    CHECK(ck, pool->freeblock == NULL, "full pool %p has a free list", (void *)pool);
+    /* FULL: freeblock == PMI_LIST_END, ncarved == capacity, used + held == capacity */
+    CHECK(ck, pool->freeblock == PMI_LIST_END, "full pool %p has a free list", (void *)pool);
     CHECK(ck, pool->ncarved == pool->capacity, "full pool %p has untouched blocks", (void *)pool);
     CHECK(ck, pool->used + held == pool->capacity, "full pool %p: used %u + held %u != capacity %u", (void *)pool,
           pool->used, held, pool->capacity);
@@ -105,7 +105,7 @@ static void check_usedpools(checker *ck, pmi_heap *heap, size_t *nused) {
       } else {
         nspare += p->used == 0;
         /* room, or a drained head waiting for its turn: every block out */
-        CHECK(ck, p->freeblock != NULL || p->ncarved < p->capacity || p->used == p->capacity,
+        CHECK(ck, p->freeblock != PMI_LIST_END || p->ncarved < p->capacity || p->used == p->capacity,
               "pool %p: exhausted with %u of %u blocks counted out, behind the head of usedpools[%u]", (void *)p,
               p->used, p->capacity, c);
       }
@@ -180,7 +180,7 @@ static void check_usable_arenas(checker *ck, pmi_heap *heap) {
 static unsigned medium_list(checker *ck, pmi_medium *m, pmi_block *list, bool held) {
   unsigned n = 0;
   char *base = pmi_medium_base(m) + PMI_MEDIUM_HEADER + pmi_medium_slow(m)->colour;
-  for (pmi_block *b = list; b != NULL; b = pmi_link_get(b), n++) {
+  for (pmi_block *b = list; b != (held ? NULL : PMI_LIST_END); b = pmi_link_get(b), n++) {   /* held lists end in NULL */
     char *cb = (char *)b;
     if (n > m->capacity || cb < base || cb >= base + (size_t)m->ncarved * pmi_medium_slow(m)->block_size ||
         (size_t)(cb - base) % pmi_medium_slow(m)->block_size != 0) {
@@ -225,7 +225,7 @@ static void check_medium(checker *ck, pmi_heap *heap, pmi_medium *m) {
   CHECK(ck, live == used + held, "medium region %p: %u blocks marked live, used %u, held %u", (void *)m, live, used,
         held);
   if (m->state == PMI_MEDIUM_FULL) {
-    CHECK(ck, m->freeblock == NULL && pmi_medium_slow(m)->ndormant == 0 && m->ncarved == m->capacity,
+    CHECK(ck, m->freeblock == PMI_LIST_END && pmi_medium_slow(m)->ndormant == 0 && m->ncarved == m->capacity,
           "full medium region %p has free, dormant or untouched blocks", (void *)m);
     CHECK(ck, m->used + held == m->capacity, "full medium region %p: used %u + held %u != capacity %u", (void *)m,
           m->used, held, m->capacity);
@@ -253,7 +253,7 @@ static void check_mediums(checker *ck, pmi_heap *heap) {
       CHECK(ck, pmi_medium_slow(m)->prevregion == prev, "medium region %p: prevregion link broken", (void *)m);
       if (m != head) {
         CHECK(ck, m->used > 0, "medium region %p: empty but not the head of usedmedium[%u]", (void *)m, c);
-        CHECK(ck, m->freeblock != NULL || pmi_medium_slow(m)->ndormant != 0 || m->ncarved < m->capacity,
+        CHECK(ck, m->freeblock != PMI_LIST_END || pmi_medium_slow(m)->ndormant != 0 || m->ncarved < m->capacity,
               "medium region %p: exhausted but not the head of usedmedium[%u]", (void *)m, c);
       }
       if (++on_lists > heap->nmediums) {

@@ -172,7 +172,7 @@ static void test_colour(pmi_heap *heap) {
     size_t off = (size_t)(v[i] - pmi_medium_base(m)) - PMI_MEDIUM_HEADER - pmi_medium_slow(m)->colour;
     if (pmi_medium_of(v[i]) != m || off % size != 0 || off / size >= cap || seen[off / size]++) bad++;
   }
-  EXPECT(bad == 0 && m->ncarved == cap && m->freeblock == NULL);
+  EXPECT(bad == 0 && m->ncarved == cap && m->freeblock == PMI_LIST_END);
   void *next = pm_malloc(size);
   EXPECT(pmi_medium_of(next) != m && m->state == PMI_MEDIUM_FULL);
   EXPECT(pm_check() == 0);
@@ -293,17 +293,17 @@ static void test_largest_class_loop(pmi_heap *heap) {
   void *p = pm_malloc(PMI_MEDIUM_MAX);
   pmi_medium *m = pmi_medium_of(p);
   EXPECT(heap->usedmedium[pmi_medium_class(PMI_MEDIUM_MAX)] == m);
-  EXPECT(m->ncarved == 1 && m->freeblock == NULL && !pmi_medium_slow(m)->lone);
+  EXPECT(m->ncarved == 1 && m->freeblock == PMI_LIST_END && !pmi_medium_slow(m)->lone);
   pm_free(p);
   void *again = pm_malloc(PMI_MEDIUM_MAX);   /* its second visit carves ahead */
-  EXPECT(again == p && m->ncarved >= 2 && m->freeblock != NULL);
+  EXPECT(again == p && m->ncarved >= 2 && m->freeblock != PMI_LIST_END);
   pm_free(again);
   for (int i = 0; i < 100; i++) {
     void *q = pm_malloc(PMI_MEDIUM_MAX);
     EXPECT(q == p);
     pm_free(q);
   }
-  EXPECT(m->freeblock != NULL && pmi_medium_nused(m) == 0);
+  EXPECT(m->freeblock != PMI_LIST_END && pmi_medium_nused(m) == 0);
   EXPECT(pm_check() == 0);
 }
 
@@ -350,7 +350,7 @@ static void test_purge_pages(pmi_heap *heap) {
   size_t after = resident(span, span_bytes);
   EXPECT(bytes >= span_bytes / 3);   /* (and the other regions' free pages) */
   EXPECT(after < before / 2);
-  EXPECT(pmi_medium_slow(m)->ndormant > 0 && m->freeblock != NULL);
+  EXPECT(pmi_medium_slow(m)->ndormant > 0 && m->freeblock != PMI_LIST_END);
   EXPECT(pm_check() == 0);
   for (unsigned i = 0; i < n; i += 16) {   /* the survivors kept their bytes */
     unsigned char *b = v[i];
@@ -368,7 +368,7 @@ static void test_purge_pages(pmi_heap *heap) {
   }
   first = pm_malloc(size);
   EXPECT(pmi_medium_of(first) == m);
-  EXPECT(pmi_medium_slow(m)->ndormant == 0 && m->freeblock == NULL && pmi_medium_nused(m) == m->capacity);
+  EXPECT(pmi_medium_slow(m)->ndormant == 0 && m->freeblock == PMI_LIST_END && pmi_medium_nused(m) == m->capacity);
   EXPECT(pm_check() == 0);
 
   /* Sparse again; then fresh pool pages are touched (2 MiB of new 64-byte
@@ -531,7 +531,7 @@ static void test_first_carve(pmi_heap *heap) {
   size_t nsmall = (3u << 20) / 208;
   void **w = pm_malloc(nsmall * sizeof *w);
   for (size_t i = 0; i < nsmall; i++) w[i] = pm_malloc(208);
-  EXPECT(m->ncarved == 0 && m->freeblock == NULL && resident(span, PMI_MEDIUM_CARVE_BYTES) == 0);
+  EXPECT(m->ncarved == 0 && m->freeblock == PMI_LIST_END && resident(span, PMI_MEDIUM_CARVE_BYTES) == 0);
   EXPECT(heap->usedmedium[c] == m);
   EXPECT(pm_check() == 0);
 
@@ -579,7 +579,7 @@ static void test_last_block_loop(pmi_heap *heap) {
   kept[nkept++] = pm_malloc(size);
   pmi_medium *m = pmi_medium_of(kept[0]);
   /* live blocks until the list is one block long, with more to carve */
-  while (nkept < 64 && !(m->freeblock != NULL && pmi_link_get(m->freeblock) == NULL && m->ncarved < m->capacity)) {
+  while (nkept < 64 && !(m->freeblock != PMI_LIST_END && pmi_link_get(m->freeblock) == PMI_LIST_END && m->ncarved < m->capacity)) {
     kept[nkept++] = pm_malloc(size);
     EXPECT(pmi_medium_of(kept[nkept - 1]) == m);
   }
@@ -587,10 +587,10 @@ static void test_last_block_loop(pmi_heap *heap) {
   uint64_t slow = heap->counters.malloc_medium;
   for (int i = 0; i < 100; i++) {
     void *q = pm_aligned_alloc(size, 64);
-    EXPECT(pmi_medium_of(q) == m && m->freeblock != NULL);
+    EXPECT(pmi_medium_of(q) == m && m->freeblock != PMI_LIST_END);
     pm_free(q);
     q = pm_malloc(size);
-    EXPECT(pmi_medium_of(q) == m && m->freeblock != NULL);
+    EXPECT(pmi_medium_of(q) == m && m->freeblock != PMI_LIST_END);
     pm_free(q);
   }
   EXPECT(heap->counters.malloc_medium == slow);

@@ -38,7 +38,7 @@ static void test_pool_states(pmi_heap *heap) {
     blocks[i] = pm_malloc(size);
     EXPECT(pool_of(blocks[i]) == pool);
   }
-  EXPECT(pool->used == 17 && pool->freeblock == NULL && pool->ncarved == 16);
+  EXPECT(pool->used == 17 && pool->freeblock == PMI_LIST_END && pool->ncarved == 16);
   /* The full pool leaves usedpools when the next malloc finds it exhausted. */
   void *next = pm_malloc(size);
   pmi_pool *pool2 = pool_of(next);
@@ -85,7 +85,7 @@ static void test_pool_states(pmi_heap *heap) {
   void *rest3[16];
   unsigned n3 = 0;
   while (n3 < 15) rest3[n3++] = pm_malloc(size);
-  EXPECT(heap->usedpools[c] == pool3 && pool3->freeblock == NULL && pool3->ncarved == pool3->capacity);
+  EXPECT(heap->usedpools[c] == pool3 && pool3->freeblock == PMI_LIST_END && pool3->ncarved == pool3->capacity);
   pm_free(next);   /* pool2's first free: the head cannot serve */
   EXPECT(heap->usedpools[c] == pool2 && pool3->state == PMI_POOL_FULL && heap->usedlast[c] == pool2);
   EXPECT(pm_check() == 0);
@@ -107,10 +107,10 @@ static void test_head_drained(pmi_heap *heap) {
   pmi_pool *pa = pool_of(a[0]);
   EXPECT(pa->capacity == 8 && pool_of(a[3]) == pa);
   /* a[3] was the last block of the first run: the next one is carved already */
-  EXPECT(pa->freeblock != NULL && pa->ncarved == 8 && pa->used == 5);
+  EXPECT(pa->freeblock != PMI_LIST_END && pa->ncarved == 8 && pa->used == 5);
   for (int i = 4; i < 8; i++) a[i] = pm_malloc(size);
   /* exhausted and nothing follows it: the head stays, for the next malloc's slow path */
-  EXPECT(heap->usedpools[c] == pa && pa->state == PMI_POOL_USED && pa->freeblock == NULL && pa->used == 9);
+  EXPECT(heap->usedpools[c] == pa && pa->state == PMI_POOL_USED && pa->freeblock == PMI_LIST_END && pa->used == 9);
   EXPECT(pm_check() == 0);
   b[0] = pm_malloc(size);
   pmi_pool *pb = pool_of(b[0]);
@@ -121,7 +121,7 @@ static void test_head_drained(pmi_heap *heap) {
   for (int i = 1; i < 8; i++) b[i] = pm_malloc(size);
   /* b[7] was pb's last block: pa is the head before another malloc, and pb
    * waits behind it, still USED, with its bias gone */
-  EXPECT(pool_of(b[7]) == pb && pb->state == PMI_POOL_USED && pb->used == 8 && pb->freeblock == NULL);
+  EXPECT(pool_of(b[7]) == pb && pb->state == PMI_POOL_USED && pb->used == 8 && pb->freeblock == PMI_LIST_END);
   EXPECT(heap->usedpools[c] == pa && pa->prevpool == NULL && pa->used == 7 && pa->nextpool == pb &&
          pb->prevpool == pa && pb->nextpool == NULL && heap->usedlast[c] == pb);
   EXPECT(pm_check() == 0);
@@ -137,7 +137,7 @@ static void test_head_drained(pmi_heap *heap) {
   /* y was pa's last block: pb, with its one free block, serves; pa waits behind it */
   EXPECT(heap->usedpools[c] == pb && pb->nextpool == pa && heap->usedlast[c] == pa && pa->state == PMI_POOL_USED);
   void *z = pm_malloc(size);
-  EXPECT(z == b[6] && pb->freeblock == NULL);
+  EXPECT(z == b[6] && pb->freeblock == PMI_LIST_END);
   EXPECT(pm_check() == 0);
   for (int i = 0; i < 8; i++) {
     pm_free(a[i]);

@@ -5,7 +5,7 @@
  *      while another thread holds that lock without visiting;
  *   2. while a visitor is there, they wait for it, and go on after it;
  *   3. a visitor that takes remote frees into an idle owner's FULL pools
- *      keeps them off the pools' free lists (freeblock == NULL, the blocks
+ *      keeps them off the pools' free lists (freeblock == PMI_LIST_END, the blocks
  *      on held), pmi_check_heap agrees, and the owner's next frees apply
  *      them; the same for FULL medium regions, and a region whose every
  *      block another thread freed goes to the reserve;
@@ -255,7 +255,7 @@ static void test_held_blocks(void) {
     if (p->state != PMI_POOL_FULL) continue;
     full++;
     with_held += p->held != NULL;
-    free_list += p->freeblock != NULL;
+    free_list += p->freeblock != PMI_LIST_END;
   }
   CHECK(full >= NFILL / 2 - 64);   /* blocks of FULL pools: all but the head's */
   CHECK(with_held == full);
@@ -280,7 +280,7 @@ static void test_held_blocks(void) {
     if (m->state != PMI_MEDIUM_FULL) continue;
     mfull++;
     mheld += pmi_medium_slow(m)->held != NULL;
-    mfree += m->freeblock != NULL;
+    mfree += m->freeblock != PMI_LIST_END;
   }
   CHECK(mfull >= (unsigned)(3 * MCAP_MIN / 2));   /* all but the head's: 3 FULL regions at least */
   CHECK(mheld == mfull && mfree == 0);

@@ -262,6 +262,24 @@ static void case_double_free_emptied_pool(bad_case *c) {
   free(launder(c->a));
 }
 
+/* An overflow into a freed block: b, then a, freed (a heads its list),
+ * a's link overwritten; the next malloc of the class pops a, finds its
+ * link leaving the pool or region (the compare that also catches the end
+ * of the list, internal.h) and reports it.  The message names the block,
+ * not a function: "heap corruption". */
+typedef struct corrupt_mate { void *other; size_t size; } corrupt_mate;   /* a case's b */
+static void case_corrupt_link(bad_case *c) {
+  corrupt_mate *m = c->b;
+  size_t size = m->size;
+  free(launder(m->other));
+  free(launder(c->a));
+  memset(launder(c->a), 0x41, sizeof(uintptr_t));
+  void *volatile x = malloc(size);
+  void *volatile y = malloc(size);
+  (void)x;
+  (void)y;
+}
+
 /* ---- a correct program prints nothing -------------------------------------- */
 
 static void good_child(bad_case *c) {
@@ -279,7 +297,7 @@ static void good_child(bad_case *c) {
 
 int main(void) {
   alarm(120);
-  bad_case cases[56];
+  bad_case cases[60];
   int n = 0;
   void *p;
 
@@ -338,6 +356,19 @@ int main(void) {
   cases[n++] = (bad_case){"double free after its pool emptied", "free", "double free",
                           NULL, mates[POOL_MATES / 2], case_double_free_emptied_pool,
                           mates[POOL_MATES / 2], mates};
+  /* a corrupt link, in a pool (a class no other case uses) and in a medium region */
+  static corrupt_mate corrupt[2];
+  if (!PMT_GLIBC) {
+    static const size_t corrupt_size[2] = {272, 5008};
+    for (int k = 0; k < 2; k++) {
+      corrupt[k].other = malloc(corrupt_size[k]);
+      corrupt[k].size = corrupt_size[k];
+      p = malloc(corrupt_size[k]);
+      cases[n++] = (bad_case){k == 0 ? "corrupt link of a pool's free block" : "corrupt link of a medium free block",
+                              "heap", "heap corruption: the free block at", NULL, p, case_corrupt_link, p,
+                              &corrupt[k]};
+    }
+  }
   /* The arena's first page holds its header and the pool descriptors: a
    * 16-aligned pointer there is in an arena of ours but in no pool.  free's
    * fast path leaves on the header (read as page 0's descriptor, state HEADER),
@@ -481,6 +512,11 @@ int main(void) {
   for (int i = 0; i < n; i++) {
     if (cases[i].run == case_double_free_emptied_pool) continue;
     if (cases[i].run == case_double_free_orphan_remote) continue;   /* its block is the case before's */
+    if (cases[i].run == case_corrupt_link) {   /* b: the other block and the size */
+      free(cases[i].a);
+      free(((corrupt_mate *)cases[i].b)->other);
+      continue;
+    }
     free(cases[i].a);
     if (cases[i].b != NULL) free(cases[i].b);
   }
