@@ -297,6 +297,21 @@ static void test_held_blocks(void) {
   pmi_heap_visit_end(h);
 }
 
+/* Takes each block the owner handed off (its first 16 bytes 0xa5 while it
+ * waited) and frees it from this thread. */
+static void free_handed_off(_Atomic(unsigned char *) *slots, int n) {
+  for (int j = 0; j < n; j++) {
+    unsigned char *q = atomic_exchange_explicit(&slots[j], NULL, memory_order_acquire);
+    if (q == NULL) continue;
+    for (int k = 0; k < 16; k++)
+      if (q[k] != 0xa5) {
+        CHECK(!"a handed-off block changed");
+        break;
+      }
+    pm_free(q);
+  }
+}
+
 /* 4 */
 static void test_stress(void) {
   int before = step_done;
@@ -314,16 +329,7 @@ static void test_stress(void) {
       pmi_heap_visit(owner_heap);
       pmi_heap_visit_end(owner_heap);
     }
-    for (int j = 0; j < 64; j++) {
-      unsigned char *q = atomic_exchange_explicit(&handoff[j], NULL, memory_order_acquire);
-      if (q == NULL) continue;
-      for (int k = 0; k < 16; k++)
-        if (q[k] != 0xa5) {
-          CHECK(!"a handed-off block changed");
-          break;
-        }
-      pm_free(q);   /* a remote free into the busy owner's pools */
-    }
+    free_handed_off(handoff, 64);   /* remote frees into the busy owner's pools */
     for (int j = 0; j < 64; j++) {
       for (int k = 0; k < 48; k++)
         if (mine[j][k] != 0x5a) {
@@ -345,16 +351,7 @@ static void test_mstress(void) {
   pm_counters_get(&c0);
   run_step(STEP_MSTRESS);
   for (int i = 0; i < 400; i++) {
-    for (int j = 0; j < NMH; j++) {
-      unsigned char *q = atomic_exchange_explicit(&mhandoff[j], NULL, memory_order_acquire);
-      if (q == NULL) continue;
-      for (int k = 0; k < 16; k++)
-        if (q[k] != 0xa5) {
-          CHECK(!"a handed-off medium block changed");
-          break;
-        }
-      pm_free(q);   /* a remote free into the busy owner's regions */
-    }
+    free_handed_off(mhandoff, NMH);   /* remote frees into the busy owner's regions */
     if (i % 4 == 0) pm_collect(1);   /* malloc_trim(0): a visit of the owner's heap */
     else if (i % 4 == 2) {
       pmi_heap_visit(owner_heap);
