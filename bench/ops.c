@@ -55,7 +55,6 @@ static long pair_random(long n, long max) {
     free(p);
   }
   return n;
-  return n;
 }
 
 enum { FIFO, LIFO, RANDOM };

@@ -361,8 +361,9 @@ static inline __attribute__((always_inline)) void free_desc(pmi_heap *heap, void
  * test.  The test of the kind costs one compare, and takes the table
  * loads off the chain p -> map byte -> masks -> owner: the owner's and the
  * live word's loads no longer wait for the map's byte (BM_pair_random/512
- * about 17 % faster, BM_pair_random/1000, half of it medium blocks, 10 %:
- * the branch predicts as well as the sizes do). */
+ * and BM_pair/64 8-17 % faster).  The price: a program that mixes pool
+ * and medium frees at random mispredicts this branch (BM_pair_random/1000,
+ * about half of its frees; no clear loss in time there). */
 static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void *p, bool core) {
   uintptr_t r = pmi_rotate_units(p);   /* low bits: p's 16-byte unit number */
   uintptr_t slot = pmi_arenamap_block_slot(r);
