@@ -4,10 +4,9 @@
  *   1. p rotated right by 4 bits gives the arena-map slot, beyond the map
  *      for a misaligned p (internal.h, pmi_arenamap_block_slot); beyond it
  *      goes to free_not_pool;
- *   2. the map's byte (the region kind): for a pool arena constant
- *      masks, for any other kind the heap's masks it selects (types.h,
- *      pmi_kind_masks), find the owner: the arena's or the region's, or
- *      for kinds NONE and HUGE pmi_no_owner's NULL.  One
+ *   2. the map's byte (the region kind) selects the heap's masks
+ *      (types.h, pmi_kind_masks), which find the owner: the arena's or the
+ *      region's, or for kinds NONE and HUGE pmi_no_owner's NULL.  One
  *      compare of it with this thread's heap; anything else (another
  *      owner, NULL, foreign and huge blocks, debug mode, where pmi_heap_tls
  *      is pmi_heap_empty) goes to free_not_local, which tells them apart;
@@ -329,17 +328,33 @@ pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
  * read"): the arena map's byte selects the masks that find the owner, the
  * descriptor and the live word, so that the branches taken do not depend
  * on which kind p is. */
-/* free_core's steps 2 to 4 from the owner's slot (base: the owner at
- * base + 8) and the kind's two masks; heap is the caller's. */
-static inline __attribute__((always_inline)) void free_desc(pmi_heap *heap, void *p, uintptr_t r, uintptr_t base,
-                                                            uintptr_t desc_mask, uintptr_t word_mask, bool core) {
+static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void *p, bool core) {
+  uintptr_t r = pmi_rotate_units(p);   /* low bits: p's 16-byte unit number */
+  uintptr_t slot = pmi_arenamap_block_slot(r);
+  if (pmi_unlikely(!pmi_arenamap_slot_in_map(slot))) {   /* misaligned, or beyond the map */
+    if (core) free_not_pool_core(heap, p);
+    else free_not_pool(p);
+    return;
+  }
+  uintptr_t kind = pmi_arenamap_slot_byte(slot);
+  const pmi_kind_masks *t = &heap->kinds;
+  /* The owner: the arena's or the region's, or for a pointer in neither
+   * (kinds NONE and HUGE) pmi_no_owner's NULL, so that one test sends away
+   * both those and the blocks of other heaps.  A plain read (a pointer is
+   * written whole), so that the compiler folds it into the compare as it
+   * cannot with a relaxed load. */
+  uintptr_t base = (uintptr_t)p & t->region_mask[kind];
+  kind = pmi_opaque(kind);
+  base |= t->region_or[kind];
   if (pmi_unlikely(*(pmi_heap *const *)(base + offsetof(pmi_medium, heap)) != heap)) {   /* an arena's too (types.h) */
     if (core) free_not_owned_core(heap, p);
     else free_not_local(p, r);
     return;
   }
-  pmi_desc *d = (pmi_desc *)(base ^ (((uintptr_t)p >> 6) & desc_mask));   /* a pool's: types.h, the arena layout */
-  uintptr_t wo = (r >> 3) & word_mask;   /* live[(r >> 6) % WORDS], in bytes */
+  kind = pmi_opaque(kind);
+  pmi_desc *d = (pmi_desc *)(base ^ (((uintptr_t)p >> 6) & t->desc_mask[kind]));   /* a pool's: types.h, the arena layout */
+  kind = pmi_opaque(kind);
+  uintptr_t wo = (r >> 3) & t->word_mask[kind];   /* live[(r >> 6) % WORDS], in bytes */
   uint64_t w = *(uint64_t *)((char *)d->live + wo);
   /* the bit tested and cleared in w by one btr; w is stored only once the
    * pool's state has passed too (nothing is written before) */
@@ -352,48 +367,6 @@ static inline __attribute__((always_inline)) void free_desc(pmi_heap *heap, void
   pmi_link_set(p, d->freeblock);
   d->freeblock = p;
   if (pmi_unlikely(pmi_used_dec_release(&d->used) == 0)) desc_emptied(heap, d);
-}
-
-/* The fast path, shared by pm_free and pmi_free; heap is the caller's.  A
- * pool block's owner, descriptor and live word come from constant masks;
- * every other kind's from the masks the arena map's byte selects (types.h,
- * pmi_kind_masks), which also send kinds NONE and HUGE away at the owner
- * test.  The test of the kind costs one compare, and takes the table
- * loads off the chain p -> map byte -> masks -> owner: the owner's and the
- * live word's loads no longer wait for the map's byte (BM_pair_random/512
- * and BM_pair/64 8-17 % faster).  The price: a program that mixes pool
- * and medium frees at random mispredicts this branch (BM_pair_random/1000,
- * about half of its frees; no clear loss in time there). */
-static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void *p, bool core) {
-  uintptr_t r = pmi_rotate_units(p);   /* low bits: p's 16-byte unit number */
-  uintptr_t slot = pmi_arenamap_block_slot(r);
-  if (pmi_unlikely(!pmi_arenamap_slot_in_map(slot))) {   /* misaligned, or beyond the map */
-    if (core) free_not_pool_core(heap, p);
-    else free_not_pool(p);
-    return;
-  }
-  const uint8_t *map = (const uint8_t *)pmi_load_relaxed(&pmi_arenamap);
-  if (pmi_likely(map[slot] == PMI_REGION_POOLS)) {   /* a cmpb with the map */
-    free_desc(heap, p, r, ((uintptr_t)p & ~(uintptr_t)(PMI_ARENA_SIZE - 1)) | PMI_HEADER_SLOT * sizeof(pmi_pool),
-              (uintptr_t)(PMI_POOLS_PER_ARENA - 1) << 6, (PMI_LIVE_WORDS - 1) * 8, core);
-    return;
-  }
-  /* the byte read again, not kept from the compare: a register for it
-   * would cost the pool blocks a load of their own */
-  uintptr_t kind = map[pmi_opaque(slot)];
-  const pmi_kind_masks *t = &heap->kinds;
-  /* The owner: the region's, or for a pointer in no region (kinds NONE and
-   * HUGE) pmi_no_owner's NULL, so that one test sends away both those and
-   * the blocks of other heaps.  A plain read (a pointer is written whole),
-   * so that the compiler folds it into the compare as it cannot with a
-   * relaxed load. */
-  uintptr_t base = (uintptr_t)p & t->region_mask[kind];
-  kind = pmi_opaque(kind);
-  base |= t->region_or[kind];
-  kind = pmi_opaque(kind);
-  uintptr_t desc_mask = t->desc_mask[kind];
-  kind = pmi_opaque(kind);
-  free_desc(heap, p, r, base, desc_mask, t->word_mask[kind], core);
 }
 
 /* The core underneath the debug allocator: the thread's own heap. */
