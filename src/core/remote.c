@@ -133,6 +133,14 @@ typedef struct remote_slot {
  * thread is idle ("batches of idle threads" below). */
 typedef struct remote_cache {
   remote_slot slots[PMI_REMOTE_SLOTS];
+  /* The slot the last free batched into, which the fast path tries: frees
+   * come in runs of one owner, and the run of a second owner must not find
+   * the first one's batch in its way (one slot tested, slots[0], sent a
+   * quarter of xmalloc-test's frees to the slow path: each consumer kept one
+   * producer's partial batch in slots[0] while it freed the other's).  An
+   * offset from slots, not a pointer, so that 0 (a new thread's) is
+   * slots[0]. */
+  uint32_t current;
   _Atomic int busy;      /* the thread is changing its slots */
   _Atomic int visitor;   /* the purge thread wants them */
   struct remote_cache *next, *prev;   /* the registry, under caches_lock */
@@ -143,6 +151,8 @@ typedef struct remote_cache {
 
 static __thread remote_cache cache __attribute__((tls_model("initial-exec")));
 static __thread uint8_t batch_off __attribute__((tls_model("initial-exec")));   /* thread past its exit */
+
+static inline remote_slot *current_slot(void) { return (remote_slot *)((char *)cache.slots + cache.current); }
 
 static inline void rlink_set(pmi_block *b, const pmi_block *next) { b->link = (uintptr_t)next ^ pmi_remote_link_key; }
 
@@ -334,7 +344,7 @@ static remote_slot *slot_for(pmi_heap *owner) {
   for (unsigned i = 0; i < PMI_REMOTE_SLOTS; i++) {
     remote_slot *s = &cache.slots[i];
     if (s->owner == owner) return s;
-    if (s->first == NULL && free_slot == NULL) free_slot = s;   /* the first: slot 0 has the fast path */
+    if (s->first == NULL && free_slot == NULL) free_slot = s;
     else if (s->count > fullest->count) fullest = s;
   }
   if (free_slot == NULL) {
@@ -389,7 +399,9 @@ pmi_noinline static void remote_free_slow(pmi_heap *owner, pmi_block *block) {
   }
   if (pmi_unlikely(!cache.registered)) cache_register();
   cache_enter();
-  remote_slot *s = cache.slots[0].owner == owner ? &cache.slots[0] : slot_for(owner);
+  remote_slot *s = current_slot();
+  if (s->owner != owner) s = slot_for(owner);
+  cache.current = (uint32_t)((char *)s - (char *)cache.slots);
   bool started = s->first == NULL;
   if (started) s->last = block;
   s->blocks[s->count] = block;
@@ -407,8 +419,8 @@ pmi_noinline static void remote_free_slow(pmi_heap *owner, pmi_block *block) {
   }
 }
 
-/* The common case first, with no register to save: the first slot batches
- * for this owner already and has room.  cache_enter's handshake without its
+/* The common case first, with no register to save: the current slot
+ * batches for this owner already and has room.  cache_enter's handshake without its
  * nesting (a bracket already open, or a visitor, go the slow way); the slot
  * is checked inside it, as the purge thread may have pushed it. */
 static inline bool cache_enter_once(void) {
@@ -434,7 +446,7 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
   block->key = pmi_remote_key;
   if (pmi_likely(cache.depth == 0)) {
     bool entered = cache_enter_once();
-    remote_slot *s = &cache.slots[0];
+    remote_slot *s = current_slot();
     if (pmi_likely(entered && s->owner == owner && s->count < PMI_REMOTE_BATCH - 1)) {
       rlink_set(block, s->first);   /* the slot's owner is set: it holds a block */
       s->first = block;
