@@ -551,6 +551,7 @@ _Noreturn void pmi_bad_pointer(const char *fn, const void *p, const char *fault)
 /* ---- remote.c: frees from other threads, their collection ------------------ */
 void   pmi_remote_free(pmi_heap *owner, pmi_block *block);  /* any kind's block, checked as far as
                                       its kind allows; to owner's batch (remote.c) */
+void   pmi_remote_free_medium(pmi_heap *owner, pmi_block *block);   /* the same, a medium block */
 void   pmi_remote_flush_all(void);
 extern __thread uint8_t pmi_remote_batched __attribute__((tls_model("initial-exec")));
 /* Pushes this thread's batches of remote frees (a slow path's first step:

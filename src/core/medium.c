@@ -651,7 +651,7 @@ pmi_noinline static void free_remote(pmi_medium *m, pmi_block *block) {
   if (((uintptr_t)block & (PMI_ALIGNMENT - 1)) != 0 ||
       ((uintptr_t)block & (PMI_MEDIUM_SIZE - 1)) < PMI_MEDIUM_HEADER)
     pmi_bad_pointer("free", block, "invalid pointer (not the start of a block):");
-  pmi_remote_free(owner, block);
+  pmi_remote_free_medium(owner, block);
 }
 
 void pmi_medium_free(pmi_heap *heap, void *p) {

@@ -126,7 +126,10 @@ typedef struct remote_slot {
   pmi_heap *owner;
   pmi_block *first, *last;   /* newest first; last->link set at the push */
   uint32_t count;
-  pmi_block *blocks[PMI_REMOTE_BATCH];   /* the same blocks, oldest first: for the hint ring */
+  /* The same blocks, oldest first (for the push's check and the hint
+   * ring): PMI_REMOTE_BATCH of them in the thread's buffer (batch_buffer
+   * below), NULL until the thread registers. */
+  pmi_block **blocks;
 } remote_slot;
 
 /* A thread's batches, and what lets the purge thread push them while the
@@ -243,8 +246,35 @@ __thread uint8_t pmi_remote_batched __attribute__((tls_model("initial-exec")));
 static _Atomic int caches_lock_;
 static remote_cache *caches;
 
+/* The slots' arrays, one buffer of PMI_REMOTE_SLOTS * PMI_REMOTE_BATCH
+ * pointers (4 KiB) a registered thread, outside its TLS: in it, 4 KiB of
+ * static TLS a thread would not fit the surplus glibc keeps for a library
+ * loaded by dlopen.  Buffers come from chunks mapped 16 at a time (one
+ * mapping for many threads, against the kernel's map-count limit) and go
+ * back to a free list under caches_lock_ at thread exit; never unmapped
+ * (their number is the most threads that ever freed remotely at once). */
+#define BATCH_BUFFER_BYTES ((size_t)PMI_REMOTE_SLOTS * PMI_REMOTE_BATCH * sizeof(pmi_block *))
+#define BATCH_CHUNK_BUFFERS 16
+static void *batch_buffers;   /* free buffers, linked through their first word */
+
+static pmi_block **batch_buffer_take(void) {   /* under caches_lock_ */
+  if (batch_buffers == NULL) {
+    char *chunk = pmi_os_map(BATCH_CHUNK_BUFFERS * BATCH_BUFFER_BYTES);
+    if (chunk == NULL) return NULL;
+    for (unsigned i = BATCH_CHUNK_BUFFERS; i-- > 0;) {
+      *(void **)(chunk + i * BATCH_BUFFER_BYTES) = batch_buffers;
+      batch_buffers = chunk + i * BATCH_BUFFER_BYTES;
+    }
+  }
+  void *buf = batch_buffers;
+  batch_buffers = *(void **)buf;
+  return buf;
+}
+
 static void cache_register(void) {
   pmi_spin_lock(&caches_lock_);
+  pmi_block **buf = batch_buffer_take();
+  for (unsigned i = 0; i < PMI_REMOTE_SLOTS; i++) cache.slots[i].blocks = buf != NULL ? buf + i * PMI_REMOTE_BATCH : NULL;
   cache.prev = NULL;
   cache.next = caches;
   if (caches != NULL) caches->prev = &cache;
@@ -260,6 +290,11 @@ static void cache_unregister(void) {
   else caches = cache.next;
   if (cache.next != NULL) cache.next->prev = cache.prev;
   cache.registered = 0;
+  if (cache.slots[0].blocks != NULL) {   /* flushed: every slot is empty */
+    *(void **)cache.slots[0].blocks = batch_buffers;
+    batch_buffers = cache.slots[0].blocks;
+    for (unsigned i = 0; i < PMI_REMOTE_SLOTS; i++) cache.slots[i].blocks = NULL;
+  }
   pmi_spin_unlock(&caches_lock_);
 }
 
@@ -389,7 +424,7 @@ static void free_into_unowned(pmi_heap *owner, pmi_block *block) {
   remote_push(owner, block, block);
 }
 
-pmi_noinline static void remote_free_slow(pmi_heap *owner, pmi_block *block) {
+pmi_noinline static void remote_free_slow(pmi_heap *owner, pmi_block *block, uint32_t limit) {
   if (pmi_unlikely(batch_off || !pmi_load_relaxed(&owner->owned))) {
     int saved = errno;
     if (!pmi_load_relaxed(&owner->owned)) free_into_unowned(owner, block);
@@ -398,6 +433,12 @@ pmi_noinline static void remote_free_slow(pmi_heap *owner, pmi_block *block) {
     return;
   }
   if (pmi_unlikely(!cache.registered)) cache_register();
+  if (pmi_unlikely(cache.slots[0].blocks == NULL)) {   /* no memory for the arrays: no batch */
+    int saved = errno;
+    remote_push(owner, block, block);
+    errno = saved;
+    return;
+  }
   cache_enter();
   remote_slot *s = current_slot();
   if (s->owner != owner) s = slot_for(owner);
@@ -411,7 +452,7 @@ pmi_noinline static void remote_free_slow(pmi_heap *owner, pmi_block *block) {
   rlink_set(block, s->first);
   s->first = block;
   pmi_remote_batched = 1;
-  if (++s->count >= PMI_REMOTE_BATCH) slot_flush(s);
+  if (++s->count >= limit) slot_flush(s);
   cache_leave();
   if (pmi_unlikely(started)) {   /* the purge thread pushes it if this thread goes idle */
     pmi_purge_note();
@@ -442,12 +483,13 @@ static inline bool cache_enter_once(void) {
  * it unowned (remote_push's seq_cst load of owned after its CAS, the
  * handshake above) and reclaims it, at most a batch later than a free that
  * looked. */
-void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
+static inline __attribute__((always_inline)) void remote_free_upto(pmi_heap *owner, pmi_block *block,
+                                                                    uint32_t limit) {
   block->key = pmi_remote_key;
   if (pmi_likely(cache.depth == 0)) {
     bool entered = cache_enter_once();
     remote_slot *s = current_slot();
-    if (pmi_likely(entered && s->owner == owner && s->count < PMI_REMOTE_BATCH - 1)) {
+    if (pmi_likely(entered && s->owner == owner && s->count < limit - 1)) {
       rlink_set(block, s->first);   /* the slot's owner is set: it holds a block */
       s->first = block;
       s->blocks[s->count++] = block;
@@ -456,7 +498,16 @@ void pmi_remote_free(pmi_heap *owner, pmi_block *block) {
     }
     atomic_store_explicit(&cache.busy, 0, memory_order_release);
   }
-  remote_free_slow(owner, block);
+  remote_free_slow(owner, block, limit);
+}
+
+void pmi_remote_free(pmi_heap *owner, pmi_block *block) { remote_free_upto(owner, block, PMI_REMOTE_BATCH); }
+
+/* A medium block: its batch is pushed at PMI_REMOTE_BATCH_MEDIUM blocks,
+ * so that an idle thread's four batches hold at most 16 MiB of them (127
+ * blocks of 128 KiB would be 64 MiB) until the purge thread pushes them. */
+void pmi_remote_free_medium(pmi_heap *owner, pmi_block *block) {
+  remote_free_upto(owner, block, PMI_REMOTE_BATCH_MEDIUM);
 }
 
 /* ---- the collecting side ----------------------------------------------------- */

@@ -181,13 +181,16 @@
  * thread (purge.c); below it (2 MiB), empty pools wait for malloc_trim. */
 #define PMI_PURGE_MIN_ARENAS 8u
 
-/* Remote frees travel in batches of this many blocks (remote.c).  64 costs
- * the freeing thread fewer instructions (its remote free 78.9 against 82.8
- * under callgrind in a producer/consumer: a batch's slow path and push are
- * paid half as often) but was not faster by the clock (interleaved
- * BM_prodcons runs on the shared machine: 2 threads, median 26.2 ns a block
- * against 19.4 at 32), and costs 1 KiB more of static TLS and twice the
- * blocks an idle thread holds until the purge thread pushes them.  The
+/* Remote frees travel in batches of this many blocks (remote.c): a
+ * batch's slow path, its check and its push (a CAS and a fetch-and-add on
+ * the owner's line) are paid once per batch.  128, not 32: BM_prodcons/64
+ * with 2 threads took 6.2 ns a block instead of 8.0 (median of 6
+ * interleaved runs on an idle machine; 256 was no faster), xmalloc-test
+ * 4 % less time.  The arrays that hold a batch's blocks are not in the
+ * thread's TLS (remote.c, batch buffers), and a batch of medium blocks is
+ * pushed at PMI_REMOTE_BATCH_MEDIUM, so that an idle thread holds at most
+ * 4 * 127 pool blocks (under 256 KiB) or 16 MiB of medium ones until the
+ * purge thread pushes them.  The
  * owner's ring of prefetch hints holds this many blocks' addresses (128 KiB
  * per heap, its pages touched only as remote frees arrive: a collector that
  * finds more blocks pending than the ring holds walks the rest
@@ -195,7 +198,8 @@
  * its consumers free finds whole queues pending: xmalloc-test's owners
  * collect up to 170,000 blocks at once, and with 2,048 hints 72% of the
  * blocks they walked were past the ring (16,384: 26-32%). */
-#define PMI_REMOTE_BATCH    32
+#define PMI_REMOTE_BATCH    128
+#define PMI_REMOTE_BATCH_MEDIUM 32
 #define PMI_REMOTE_HINTS    16384
 _Static_assert((PMI_REMOTE_HINTS & (PMI_REMOTE_HINTS - 1)) == 0, "the hint ring is indexed by a mask");
 
