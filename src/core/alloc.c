@@ -88,8 +88,8 @@ static void *malloc_without_heap(size_t size) {
 
 /* Everything malloc_core does not serve: the head pool or region of the
  * class has no free block, size 0, or a huge size; and every call with
- * pmi_heap_empty (its front_max is 0, so a thread without a heap, or in
- * debug mode, arrives here without a test of its own).  Size first: it
+ * pmi_heap_empty (its heads are all empty, so a thread without a heap, or
+ * in debug mode, arrives here without a test of its own).  Size first: it
  * arrives in the first argument register and stays there, so that malloc's
  * fast path reaches here without moving it. */
 pmi_noinline static void *malloc_slow(pmi_heap *heap, size_t size);
@@ -254,7 +254,11 @@ pmi_noinline static void *malloc_slow(pmi_heap *heap, size_t size) {
  * pool or region of the class has no free block, or size is 0 or above
  * the medium classes). */
 static inline __attribute__((always_inline)) void *front_pop(pmi_heap *heap, size_t size, bool last_is_slow) {
-  if (pmi_likely(size - 1 < heap->front_max)) {    /* 1..128 KiB (none in pmi_heap_empty); 0 wraps around */
+  /* 1..128 KiB (0 wraps around): a compare with a constant, not a field
+   * of the heap, as the fast paths are bound by their loads (three a cycle
+   * on x86-64 cores, against four ALU operations: llvm-mca, scripts/fastpath
+   * --mca znver3); pmi_heap_empty's heads are all empty */
+  if (pmi_likely(size - 1 < PMI_MEDIUM_MAX)) {
     /* The tables by front class from pmi_front itself, not through the heap:
      * the class's load then waits only for the size, alongside the heap's
      * two loads (TLS offset, thread pointer), instead of after them
@@ -342,7 +346,7 @@ pmi_noinline static void *calloc_slow(size_t n, size_t size, size_t total) {
 
 /* malloc's fast path and a clear of the block (pool and medium blocks are
  * recycled); everything else, debug mode included (pmi_heap_empty's
- * front_max is 0), in calloc_slow. */
+ * heads are all empty), in calloc_slow. */
 pmi_export void *pm_calloc(size_t n, size_t size) {
   size_t total;
   if (pmi_unlikely(__builtin_mul_overflow(n, size, &total) || total > PTRDIFF_MAX)) {

@@ -26,10 +26,16 @@
 
 #include "core/internal.h"
 
+/* Every class's head is the pool sentinel, the medium classes' too: its
+ * free list is PMI_LIST_END from the start (the medium sentinel's is
+ * written only when the first heap is made), so that malloc's fast path
+ * misses on every size and reaches pmi_malloc_generic without a test of
+ * its own.  Only the fast paths read these heads (pmi_malloc_generic sends
+ * a heapless call on before it looks at usedmedium). */
 pmi_heap pmi_heap_empty = {
-  .kinds = { PMI_FRONT_KIND_MASKS, PMI_HEAP_REGION_OR },   /* front_max 0: malloc's fast path always misses */
+  .kinds = { PMI_FRONT_KIND_MASKS, PMI_HEAP_REGION_OR },
   .usedpools = { [0 ... PMI_NCLASSES - 1] = &pmi_pool_sentinel },
-  .usedmedium = { [0 ... PMI_MEDIUM_NCLASSES - 1] = &pmi_medium_sentinel },
+  .usedmedium = { [0 ... PMI_MEDIUM_NCLASSES - 1] = (pmi_medium *)&pmi_pool_sentinel },
 };
 
 __thread pmi_heap *pmi_heap_tls __attribute__((tls_model("initial-exec"))) = &pmi_heap_empty;
@@ -238,7 +244,6 @@ static pmi_heap *heap_new_locked(void) {
   if (heaps_all == NULL) pmi_medium_sentinel.freeblock = PMI_LIST_END;
   for (unsigned c = 0; c < PMI_NCLASSES; c++) heap->usedpools[c] = &pmi_pool_sentinel;
   for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) heap->usedmedium[c] = &pmi_medium_sentinel;
-  heap->front_max = PMI_MEDIUM_MAX;
   heap->kinds = (pmi_kind_masks){ PMI_FRONT_KIND_MASKS, PMI_HEAP_REGION_OR };
   heap->next_heap = heaps_all;
   heaps_all = heap;
@@ -383,7 +388,6 @@ void pmi_heap_register_exit(void) {
 }
 
 pmi_startup void pmi_heap_setup(void) {
-  pmi_list_end_init();   /* after pmi_link_key (init.c): the free lists' end fails every link check */
   pthread_key_create(&heap_key, heap_thread_exit);
 }
 

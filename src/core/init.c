@@ -26,7 +26,12 @@ pmi_startup void pmi_process_init(void) {
   uint64_t r = pmi_os_random();
   pmi_remote_key = (uintptr_t)(r * 0x9E3779B97F4A7C15ull) | 2;
   pmi_remote_link_key = (uintptr_t)((r ^ (r >> 31)) * 0x94D049BB133111EBull);
-  pmi_link_key = (uintptr_t)((r ^ (r >> 29)) * 0xBF58476D1CE4E5B9ull);
+  /* The top bit clear, so that the end of the free lists fails every link
+   * check even while the two words change: another thread's malloc on the
+   * empty heap may read the new key with the old link (~0) or the reverse,
+   * and each decodes to an offset of at least 2^63 (pool.c, pmi_list_end). */
+  pmi_link_key = (uintptr_t)((r ^ (r >> 29)) * 0xBF58476D1CE4E5B9ull) & ~((uintptr_t)1 << 63);
+  pmi_list_end_init();
   pmi_options_init();
   pmi_arenamap_init();
   pmi_stats_note_stderr();

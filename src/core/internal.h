@@ -137,8 +137,8 @@ static inline uintptr_t pmi_link_offset(const pmi_block *b) { return b->link ^ p
  * A free list (a pool's or a medium region's freeblock list) ends not in
  * NULL but in PMI_LIST_END, a static block outside every pool and region:
  * an empty list's head is PMI_LIST_END, the last block's link decodes to
- * it.  Its own link word is written once at start-up, after pmi_link_key
- * (pmi_list_end_init); the empty medium head's list is ended when the
+ * it.  Its own link word is all ones until start-up sets pmi_link_key, and
+ * ~pmi_link_key from then on (pmi_list_end_init); the empty medium head's list is ended when the
  * first heap is made (heap.c; it stays in .bss until then): decoded, its offset is all ones, above every link
  * limit.  So malloc's fast path needs no NULL test: an empty list fails the
  * same link compare as the last block and a corrupt link, and the slow

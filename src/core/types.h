@@ -718,9 +718,10 @@ typedef struct pmi_counters {
  *   usedmedium[c] == &pmi_medium_sentinel  or  the same for medium regions
  *   nmediums == |mediums list|
  *   kinds == pmi_front.kinds but for region_or[NONE] == region_or[HUGE] ==
- *       pmi_no_owner, front_max == PMI_MEDIUM_MAX; for pmi_heap_empty
- *       front_max == 0 (free still needs its kinds to find an owner to
- *       compare)
+ *       pmi_no_owner (pmi_heap_empty has them too: free needs its kinds to
+ *       find an owner to compare)
+ *   pmi_heap_empty: front[fc] == &pmi_pool_sentinel for every front class
+ *       (its list is empty from the start: malloc's fast path misses)
  *   the head of usedpools[c] is never empty in the sense of used == 0 (it
  *       holds the bias of pmi_pool.used); it may be exhausted, and so may
  *       the drained heads behind it (pmi_pool)
@@ -754,9 +755,6 @@ typedef struct pmi_heap {
    * it writes, at an address it has in hand (stats.c adds them to
    * malloc_small and malloc_medium). */
   uint64_t front_mallocs[PMI_FRONT_NCLASSES];
-  /* malloc's fast path serves sizes 1 .. front_max: PMI_MEDIUM_MAX, or 0 in
-   * pmi_heap_empty, which then reads nothing more (it has no class tables) */
-  size_t front_max;
   pmi_kind_masks kinds;      /* pmi_front.kinds, for free's fast path */
   pmi_pool *usedlast[PMI_NCLASSES];                  /* the last pool of usedpools[c] */
   pmi_counters counters;
