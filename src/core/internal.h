@@ -138,9 +138,9 @@ static inline uintptr_t pmi_link_offset(const pmi_block *b) { return b->link ^ p
  * NULL but in PMI_LIST_END, a static block outside every pool and region:
  * an empty list's head is PMI_LIST_END, the last block's link decodes to
  * it.  Its own link word is all ones until start-up sets pmi_link_key, and
- * ~pmi_link_key from then on (pmi_list_end_init); the empty medium head's list is ended when the
- * first heap is made (heap.c; it stays in .bss until then): decoded, its offset is all ones, above every link
- * limit.  So malloc's fast path needs no NULL test: an empty list fails the
+ * ~pmi_link_key from then on (pmi_list_end_init); the empty medium head's
+ * list is ended when the first heap is made (heap.c; it stays in .bss until
+ * then): decoded, its offset is all ones, above every link limit.  So malloc's fast path needs no NULL test: an empty list fails the
  * same link compare as the last block and a corrupt link, and the slow
  * path tells the three apart (block == PMI_LIST_END: empty).  Held lists
  * (remote frees into a FULL pool or region) end in NULL; they become free

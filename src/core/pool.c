@@ -8,14 +8,15 @@
 
 #include "core/internal.h"
 
-/* The pool every empty usedpools[] slot points at: no free block and no
- * capacity, so the malloc fast path falls through to the slow path without a
- * NULL test.  Nothing ever writes to it. */
 /* The end of every free list (internal.h).  Its link is all ones from the
  * start, as pmi_link_key is 0 until start-up sets it: the empty heap's
  * heads are read by malloc's fast path before the library's initialisation
  * has run (a constructor of another library calling malloc). */
 pmi_startup_data pmi_block pmi_list_end = { .link = ~(uintptr_t)0 };
+/* The pool every empty usedpools[] slot points at, and every head of the
+ * empty heap (heap.c): no free block and no capacity, so the malloc fast
+ * path falls through to the slow path without a NULL test.  Nothing ever
+ * writes to it. */
 pmi_startup_data pmi_pool pmi_pool_sentinel = { .freeblock = PMI_LIST_END, .state = PMI_POOL_HEADER };
 
 /* At start-up, as pmi_link_key is set (init.c): the end's link decodes to
