@@ -2,9 +2,9 @@
  * linked after it, and constructors run in reverse order) and allocates
  * blocks of every size malloc's fast path serves, as libselinux's does
  * (its constructor reads a file through stdio): these calls reach the
- * allocator before its initialisation has run.  Each block is tagged at
- * both ends; early_check() (called from main) verifies that no two blocks
- * overlapped, frees them and returns the number of blocks. */
+ * allocator before its initialisation has run.  Each block is filled with
+ * a tag of its own; early_check() (called from main) verifies that no two
+ * blocks overlapped, frees them and returns the number of blocks. */
 #include <malloc.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,8 +31,9 @@ static void keep(void *p, size_t n) {
   sizes[nblocks++] = n;
 }
 
-/* Sizes 1 .. 512 every 16 bytes (and each class's first size), then the
- * medium classes' range in steps of an eighth, then a huge block. */
+/* Sizes 1 .. 512 in steps of 15 (every pool class, at varying offsets in
+ * it), then the medium classes' range in steps of an eighth, a huge block,
+ * calloc, and the aligned entry points. */
 __attribute__((constructor)) static void early_allocate(void) {
   for (size_t n = 1; n <= 512; n += 15) keep(malloc(n), n);
   for (size_t n = 513; n <= 140000; n += n / 8) keep(malloc(n), n);
