@@ -757,6 +757,10 @@ typedef struct pmi_heap {
   uint64_t front_mallocs[PMI_FRONT_NCLASSES];
   pmi_kind_masks kinds;      /* pmi_front.kinds, for free's fast path */
   pmi_pool *usedlast[PMI_NCLASSES];                  /* the last pool of usedpools[c] */
+  /* The last head of usedpools[c] that gave its last block with no pool
+   * behind it to serve (alloc.c, pool_head_next): compared, never followed,
+   * so that a stale one only delays a fresh pool by one drain. */
+  const pmi_pool *drained[PMI_NCLASSES];
   pmi_counters counters;
   unsigned nspare;                                   /* empty pools kept on
                                                         usedpools lists */

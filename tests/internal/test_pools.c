@@ -146,6 +146,45 @@ static void test_head_drained(pmi_heap *heap) {
   EXPECT(pm_check() == 0);
 }
 
+/* A malloc/free loop at a pool's brim: the head's one free block is its
+ * last, so every malloc of the loop drains the head with no pool behind
+ * it.  The second drain (the fill's was the first) makes a fresh pool the
+ * head (alloc.c, drained_again), and from then the loop runs on the fresh
+ * pool's fast path: one pool set up in all, not one slow call a malloc. */
+static void test_brim_loop(pmi_heap *heap) {
+  const size_t size = 240;   /* class 14: 17 blocks per pool */
+  unsigned c = pmi_size_class(size);
+  EXPECT(heap->usedpools[c] == &pmi_pool_sentinel);
+  void *a[17];
+  for (int i = 0; i < 17; i++) a[i] = pm_malloc(size);
+  pmi_pool *pa = pool_of(a[0]);
+  EXPECT(pa->capacity == 17 && pool_of(a[16]) == pa && pa->freeblock == PMI_LIST_END && pa->ncarved == 17);
+  /* the first drain, by a[16]: the head stays, exhausted */
+  EXPECT(heap->usedpools[c] == pa && pa->nextpool == NULL && heap->drained[c] == pa);
+  uint64_t inits = heap->counters.pools_initialised;
+  uint64_t fast = heap->front_mallocs[c];
+  pm_free(a[16]);
+  void *p = pm_malloc(size);   /* the second: a fresh head, pa FULL */
+  EXPECT(p == a[16] && heap->counters.pools_initialised == inits + 1);
+  pmi_pool *pb = heap->usedpools[c];
+  EXPECT(pb != pa && pa->state == PMI_POOL_FULL && pb->state == PMI_POOL_USED);
+  pm_free(p);                  /* pa behind pb */
+  EXPECT(pa->state == PMI_POOL_USED && pb->nextpool == pa && heap->usedlast[c] == pa);
+  EXPECT(pm_check() == 0);
+  uint64_t slow = heap->counters.malloc_small;
+  for (int i = 0; i < 1000; i++) {
+    p = pm_malloc(size);
+    EXPECT(pool_of(p) == pb);
+    pm_free(p);
+  }
+  /* every one of the loop's mallocs on the fast path, the fresh pool's carve aside */
+  EXPECT(heap->counters.malloc_small - slow <= 1 && heap->front_mallocs[c] - fast >= 1000);
+  EXPECT(heap->counters.pools_initialised == inits + 1);
+  EXPECT(pm_check() == 0);
+  for (int i = 0; i < 16; i++) pm_free(a[i]);
+  EXPECT(pm_check() == 0);
+}
+
 /* A malloc/free loop of one block keeps its pool: no pool round trip. */
 static void test_retained_pool(pmi_heap *heap) {
   uint64_t inits = heap->counters.pools_initialised;
@@ -336,6 +375,7 @@ static void *run(void *arg) {
   EXPECT(heap != &pmi_heap_empty);
   test_pool_states(heap);
   test_head_drained(heap);
+  test_brim_loop(heap);
   test_retained_pool(heap);
   test_fullest_first(heap);
   test_arena_returned(heap);
