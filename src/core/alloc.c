@@ -146,7 +146,7 @@ static void *pool_head_drained(pmi_heap *heap, pmi_pool *head, pmi_block *block)
 __attribute__((returns_nonnull)) pmi_noinline static void *desc_pop_last(pmi_desc *d, pmi_block *block,
                                                                         pmi_heap *heap, uintptr_t fc) {
   heap->front_mallocs[fc]++;
-  if (pmi_desc_is_medium(d)) return pmi_medium_pop_last((pmi_medium *)d, block);
+  if (pmi_desc_is_medium(d)) return pmi_medium_pop_front_last(heap, (pmi_medium *)d, block, (unsigned)fc - PMI_NCLASSES);
   return pool_head_drained(heap, (pmi_pool *)d, pmi_pool_take_last((pmi_pool *)d, block));
 }
 

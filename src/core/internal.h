@@ -684,6 +684,9 @@ static inline uint32_t pmi_medium_colour(const void *m, unsigned c) {
   return (uint32_t)(window + line);
 }
 void  *pmi_medium_pop_last(pmi_medium *m, pmi_block *block);   /* next PMI_LIST_END, or corrupt */
+/* The same from malloc's fast path for class c, m maybe a lender (medium.c, "lending") */
+void  *pmi_medium_pop_front_last(pmi_heap *heap, pmi_medium *m, pmi_block *block, unsigned c);
+bool   pmi_medium_lends(unsigned l, unsigned c);   /* may class l's head be lent to class c? */
 /* Pops block, the head of region m's free list, and hands it out.  The link
  * check is the pool's (internal.h, "free-list links"): next ^ block below
  * the region's size, or the last block (or a corrupt link) to the slow

@@ -340,6 +340,9 @@ enum pmi_region_kind {
  * address (pmi_desc_is_medium: one test, no look at the arena map). */
 #define PMI_MEDIUM_COLOURS  8u
 #define PMI_MEDIUM_DESC_OFFSET(k) ((size_t)(40u + 2u * (k)) * 64u + 32u)
+/* How far up a class with no region of its own looks for a lender (medium.c,
+ * "lending"): six classes, and a block at most a quarter larger. */
+#define PMI_LEND_CLASSES 6u
 /* Blocks carved from a medium region's untouched tail per slow-path visit. */
 #define PMI_MEDIUM_CARVE_BYTES 16384u
 
@@ -637,7 +640,8 @@ _Static_assert((PMI_MEDIUM_SIZE >> PMI_MEDIUM_TOUCH_SHIFT) <= 65535, "pmi_medium
  *                           classes (32 + mclass); pmi_front.classes.fclass maps
  *                           every size 1 .. MEDIUM_MAX to it by 16-byte unit
  *    heap.front[fclass]     the head pool or head region (usedpools and
- *                           usedmedium, one array)
+ *                           medfront, one array; medfront[c] is
+ *                           usedmedium[c] but for a lent class)
  *    descriptor             offset 0 freeblock, 24 used, 31 state, 32 the live
  *                           bitmap (a bit per 16-byte unit), in pmi_pool
  *                           and pmi_medium alike
@@ -716,6 +720,11 @@ typedef struct pmi_counters {
  *   usedlast[c] == the last pool of usedpools[c]'s list, NULL when it is the
  *       sentinel
  *   usedmedium[c] == &pmi_medium_sentinel  or  the same for medium regions
+ *   medfront[c] == usedmedium[c], or usedmedium[c] == &pmi_medium_sentinel
+ *       and medfront[c] == usedmedium[l] != &pmi_medium_sentinel for a
+ *       lender class l of c: c < l <= c + PMI_LEND_CLASSES,
+ *       size(l) <= size(c) * 5 / 4, and align(l) >= align(c) (the size's
+ *       power-of-two part up to 4 KiB) (medium.c, "lending")
  *   nmediums == |mediums list|
  *   kinds == pmi_front.kinds but for region_or[NONE] == region_or[HUGE] ==
  *       pmi_no_owner (pmi_heap_empty has them too: free needs its kinds to
@@ -747,10 +756,13 @@ typedef struct pmi_heap {
   union {                                            /* the fast paths read front */
     struct {
       pmi_pool *usedpools[PMI_NCLASSES];
-      pmi_medium *usedmedium[PMI_MEDIUM_NCLASSES];
+      /* the region medium class c's mallocs pop from: usedmedium[c], or a
+       * lender (medium.c, "lending") */
+      pmi_medium *medfront[PMI_MEDIUM_NCLASSES];
     };
     pmi_desc *front[PMI_FRONT_NCLASSES];             /* by front class (pmi_desc) */
   };
+  pmi_medium *usedmedium[PMI_MEDIUM_NCLASSES];       /* the list of USED regions of class c */
   /* Blocks malloc's fast path handed out, by front class: the one counter
    * it writes, at an address it has in hand (stats.c adds them to
    * malloc_small and malloc_medium). */
@@ -828,7 +840,7 @@ typedef struct pmi_heap {
  * copy of them. */
 #define PMI_HEAP_BYTES (sizeof(pmi_heap) + PMI_REMOTE_HINTS * sizeof(_Atomic(pmi_block *)))
 
-_Static_assert(offsetof(pmi_heap, usedmedium) == offsetof(pmi_heap, front[PMI_NCLASSES]),
-               "front[32 + c] is usedmedium[c]");
+_Static_assert(offsetof(pmi_heap, medfront) == offsetof(pmi_heap, front[PMI_NCLASSES]),
+               "front[32 + c] is medfront[c]");
 
 #endif /* PM_TYPES_H */

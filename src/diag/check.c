@@ -246,6 +246,14 @@ static void check_mediums(checker *ck, pmi_heap *heap) {
   for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) {
     pmi_medium *head = heap->usedmedium[c], *prev = NULL;
     CHECK(ck, head != NULL, "usedmedium[%u] is NULL", c);
+    /* medfront[c]: the head, or for a class with no region a lender's head (types.h) */
+    pmi_medium *front = heap->medfront[c];
+    bool lent = false;
+    if (front != head && head == &pmi_medium_sentinel && front != NULL && front != &pmi_medium_sentinel &&
+        front->mclass < PMI_MEDIUM_NCLASSES && pmi_medium_lends(front->mclass, c))
+      lent = heap->usedmedium[front->mclass] == front;
+    CHECK(ck, front == head || lent, "medfront[%u] is %p, neither usedmedium[%u] (%p) nor a lender's head", c,
+          (void *)front, c, (void *)head);
     if (head == NULL || head == &pmi_medium_sentinel) continue;
     for (pmi_medium *m = head; m != NULL; prev = m, m = m->nextregion) {
       CHECK(ck, m->state == PMI_MEDIUM_USED && m->mclass == c, "medium region %p on usedmedium[%u]: state %u class %u",

@@ -598,6 +598,89 @@ static void test_last_block_loop(pmi_heap *heap) {
   EXPECT(pm_check() == 0);
 }
 
+/* Lending (medium.c): a class with no region of its own borrows the head
+ * of one of the next classes that has a free block, and its malloc/free
+ * loop runs on the fast path there; the loan ends with the lender's last
+ * free block, and the class then gets a region of its own; a class whose
+ * blocks are 4 KiB-aligned borrows from none less aligned.  In a thread of
+ * its own, so that its heap is fresh (the others' took every class). */
+static void *lending(void *arg) {
+  (void)arg;
+  pm_free(pm_malloc(1));
+  pmi_heap *heap = pmi_heap_tls;
+  const size_t csize = 2176, lsize = 2304;   /* classes 29 and 31: 5.9 % apart, both 128-byte aligned */
+  unsigned c = pmi_medium_class(csize), l = pmi_medium_class(lsize);
+  EXPECT(pmi_medium_class_size(c) == csize && pmi_medium_class_size(l) == lsize && pmi_medium_lends(l, c));
+  EXPECT(!pmi_medium_lends(c, l) && !pmi_medium_lends(pmi_medium_class(5120), pmi_medium_class(4096)));
+  EXPECT(heap->usedmedium[c] == &pmi_medium_sentinel && heap->usedmedium[l] == &pmi_medium_sentinel);
+  void *a = pm_malloc(lsize), *b = pm_malloc(lsize);
+  pmi_medium *d = pmi_medium_of(a);
+  pm_free(b);
+  EXPECT(heap->usedmedium[l] == d && d->freeblock != PMI_LIST_END);
+  size_t regions = heap->nmediums;
+  uint64_t slow = heap->counters.malloc_medium;
+  void *p = pm_malloc(csize);
+  EXPECT(pmi_medium_of(p) == d && pm_malloc_usable_size(p) == lsize && heap->nmediums == regions);
+  EXPECT(heap->usedmedium[c] == &pmi_medium_sentinel && heap->medfront[c] == d);
+  size_t usable = pm_malloc_usable_size(p);
+  memset(p, 0x5A, usable);   /* every usable byte is writable */
+  EXPECT(pm_check() == 0);
+  pm_free(p);
+  for (int i = 0; i < 100; i++) {
+    void *q = pm_malloc(csize);
+    EXPECT(pmi_medium_of(q) == d);
+    pm_free(q);
+  }
+  EXPECT(heap->counters.malloc_medium == slow + 1);   /* the loan's first block only */
+  /* the lender's free blocks, to the last: the loan ends, and the next block
+   * comes from a region of the class's own */
+  void *v[64];
+  unsigned n = 0;
+  while (heap->medfront[c] == d && n < 64) v[n++] = pm_malloc(csize);
+  EXPECT(n < 64 && d->freeblock == PMI_LIST_END && heap->medfront[c] == &pmi_medium_sentinel);
+  for (unsigned i = 0; i < n; i++) EXPECT(pmi_medium_of(v[i]) == d);
+  void *own = pm_malloc(csize);
+  pmi_medium *m = pmi_medium_of(own);
+  EXPECT(m != d && m->mclass == c && heap->usedmedium[c] == m && heap->medfront[c] == m);
+  EXPECT(pm_check() == 0);
+  pm_free(own);
+  for (unsigned i = 0; i < n; i++) pm_free(v[i]);
+  /* a loan ends when its lender stops being the head: 2240, between the
+   * two, borrows d; the blocks of d's own class then take all of d, and the
+   * region after it becomes the head */
+  unsigned c2 = pmi_medium_class(2240);
+  void *p2 = pm_malloc(2240);
+  EXPECT(pmi_medium_of(p2) == d && heap->medfront[c2] == d && heap->usedmedium[c2] == &pmi_medium_sentinel);
+  pm_free(p2);
+  void **all = pm_malloc((d->capacity + 1) * sizeof *all);
+  unsigned k = 0;
+  do all[k] = pm_malloc(lsize);
+  while (pmi_medium_of(all[k++]) == d && k <= d->capacity);
+  pmi_medium *d2 = pmi_medium_of(all[k - 1]);
+  EXPECT(d2 != d && heap->usedmedium[l] == d2 && d->state == PMI_MEDIUM_FULL);
+  EXPECT(heap->medfront[c2] == &pmi_medium_sentinel);
+  EXPECT(pm_check() == 0);
+  pm_free(all[--k]);   /* d2's free block, which it lends */
+  p2 = pm_malloc(2240);
+  EXPECT(pmi_medium_of(p2) == d2 && heap->medfront[c2] == d2);
+  pm_free(p2);
+  for (unsigned i = 0; i < k; i++) pm_free(all[i]);
+  pm_free(all);
+  pm_free(a);
+  /* 8192 (4 KiB-aligned) has lenders within a quarter (8448 .. 9984), none
+   * aligned as much: aligned_alloc(4096, 8192) gets a region of its own */
+  unsigned c8 = pmi_medium_class(8192), l8 = pmi_medium_class(8448);
+  void *x = pm_malloc(8448), *y = pm_malloc(8448);
+  pm_free(y);
+  EXPECT(heap->usedmedium[c8] == &pmi_medium_sentinel && heap->usedmedium[l8]->freeblock != PMI_LIST_END);
+  void *al = pm_aligned_alloc(4096, 8192);
+  EXPECT(((uintptr_t)al & 4095) == 0 && pmi_medium_of(al)->mclass == c8 && heap->medfront[c8] == pmi_medium_of(al));
+  pm_free(al);
+  pm_free(x);
+  EXPECT(pm_check() == 0);
+  return NULL;
+}
+
 static void *run(void *arg) {
   pm_free(pm_malloc(1));                        /* create this thread's heap */
   pmi_heap *heap = pmi_heap_tls;
@@ -614,6 +697,9 @@ static void *run(void *arg) {
   test_first_carve(heap);
   test_reclaim_budget(heap);
   test_colour_aligned();
+  pthread_t t;
+  pthread_create(&t, NULL, lending, NULL);
+  pthread_join(t, NULL);
   return NULL;
 }
 

@@ -150,6 +150,16 @@ static void test_usable_and_neighbours(void) {
   CHECK(A->usable(NULL) == 0);
 }
 
+/* A medium block's usable size: its class's, or that of a class which lent
+ * it its region (src/core/medium.c, "lending": a class with no region of
+ * its own borrows the head of one of the next six classes, a quarter
+ * larger at most, whose blocks are at least as aligned). */
+static size_t pow2_part(size_t s) { size_t a = s & -s; return a > 4096 ? 4096 : a; }
+static bool medium_usable_ok(size_t want, size_t got) {
+  if (got == want) return true;
+  return got > want && got * 4 <= want * 5 && medium_class_size(got) == got && pow2_part(got) >= pow2_part(want);
+}
+
 static void test_classes(void) {
   for (size_t n = 1; n <= 512; n++) {
     void *p = A->malloc(n);
@@ -161,7 +171,7 @@ static void test_classes(void) {
     CHECKF(pm_owns(p), "pm_owns(malloc(%zu))", n);
     A->free(p);
   }
-  /* The medium classes: 640 .. 1024 by 128, then eight per power of two to 128 KiB, exact. */
+  /* The medium classes (types.h draws them), exact but for a loan. */
   for (size_t n = 513; n <= 131072 + 1; n += (n < 1100 ? 1 : n < 9000 ? 97 : 1021)) {
     size_t want = medium_class_size(n);
     void *p = A->malloc(n);
@@ -169,7 +179,7 @@ static void test_classes(void) {
     if (!PMT_GLIBC) {
       CHECKF(pm_owns(p), "pm_owns(malloc(%zu))", n);
       if (n <= 131072)
-        CHECKF(A->usable(p) == want, "poolmalloc: usable(malloc(%zu)) = %zu, want %zu", n, A->usable(p), want);
+        CHECKF(medium_usable_ok(want, A->usable(p)), "poolmalloc: usable(malloc(%zu)) = %zu, want %zu", n, A->usable(p), want);
       else
         CHECKF(A->usable(p) >= n, "usable(malloc(%zu)) = %zu", n, A->usable(p));
     }
@@ -184,7 +194,7 @@ static void test_classes(void) {
     CHECK(aligned(p, 16));
     memset(p, 0x3C, edges[i]);
     if (!PMT_GLIBC && edges[i] > 512 && edges[i] <= 131072)
-      CHECKF(A->usable(p) == medium_class_size(edges[i]), "usable(malloc(%zu)) = %zu", edges[i], A->usable(p));
+      CHECKF(medium_usable_ok(medium_class_size(edges[i]), A->usable(p)), "usable(malloc(%zu)) = %zu", edges[i], A->usable(p));
     A->free(p);
   }
   void *big = A->malloc(10 << 20);
