@@ -443,15 +443,21 @@ static pmi_block *carve(pmi_medium *m) {
   return m->freeblock;
 }
 
-/* pmi_medium_pop's way out when block's link leaves the region: block is
- * the last of the list (its link is PMI_LIST_END), or the link is corrupt. */
-pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
+/* Hands out block, the last of m's list (its link PMI_LIST_END), or reports
+ * its corrupt link. */
+static void take_last(pmi_medium *m, pmi_block *block) {
   pmi_block *next = pmi_link_get(block);
   if (next != PMI_LIST_END) pmi_link_corrupt(block, next);
   m->freeblock = PMI_LIST_END;
   m->used++;
   unsigned units = pmi_medium_units(block);
-  m->live[units >> 6] |= (uint64_t)1 << (units & 63);
+  *live_word(m, units) |= live_bit(units);
+}
+
+/* pmi_medium_pop's way out when block's link leaves the region: block is
+ * the last of the list (its link is PMI_LIST_END), or the link is corrupt. */
+pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
+  take_last(m, block);
   /* The next carve now rather than at the next malloc: a malloc/free loop
    * on a list of one block (the carve's other blocks live elsewhere) would
    * otherwise leave the fast path here at every malloc, and an aligned
@@ -469,12 +475,7 @@ pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
 /* The last free block of a lender, to a class it was lent to: taken as
  * pmi_medium_pop_last takes it, with no carve ahead, and the loan ends. */
 static void *pop_lent_last(pmi_medium *m, pmi_block *block) {
-  pmi_block *next = pmi_link_get(block);
-  if (next != PMI_LIST_END) pmi_link_corrupt(block, next);
-  m->freeblock = PMI_LIST_END;
-  m->used++;
-  unsigned units = pmi_medium_units(block);
-  *live_word(m, units) |= live_bit(units);
+  take_last(m, block);
   return block;
 }
 
