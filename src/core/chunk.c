@@ -57,7 +57,7 @@ static _Atomic int chunk_lock;
 static char *carve_at;                 /* the next arena of the chunk being carved */
 static size_t carve_left;              /* bytes of it not carved yet */
 static char *chunk_hint;               /* where the next chunk is likely to go */
-static _Atomic int thp_mode;           /* 0: not read yet, 1: allowed, -1: not */
+static _Atomic int thp_mode;           /* enum pmi_thp_mode; 0: not read yet */
 static _Atomic uint64_t chunks_mapped, pieces_carved;   /* for the report */
 
 static _Atomic uint64_t huge_advised;                  /* huge blocks' mappings (huge.c) */
@@ -68,14 +68,20 @@ void pmi_chunk_counts(uint64_t *chunks, uint64_t *pieces, uint64_t *huge) {
   *huge = atomic_load(&huge_advised);
 }
 
-/* The kernel's mode, read the first time a heap is big enough to ask. */
-static bool thp_allowed(void) {
+/* The kernel's mode (enum pmi_thp_mode), read the first time a heap is big
+ * enough to ask. */
+static int thp_read(void) {
   int mode = pmi_load_relaxed(&thp_mode);
   if (mode == 0) {
-    mode = pmi_os_thp_allowed() ? 1 : -1;
+    mode = pmi_os_thp_mode(pmi_option(thp_advise) != 0);
     pmi_store_relaxed(&thp_mode, mode);
   }
-  return mode > 0;
+  return mode;
+}
+/* Arenas from chunks: not where an advised fault waits for compaction. */
+static bool thp_allowed(void) {
+  int mode = thp_read();
+  return mode == PMI_THP_ADVISE || mode == PMI_THP_ALIGN;
 }
 
 /* Whether memory of which bytes are mapped now (arenas, or huge blocks'
@@ -95,13 +101,14 @@ static bool thp_wanted(size_t bytes) {
  * 19.6 k but ran about 10 % slower (huge pages split by the cache's
  * partial unmaps and misaligned moves, the alignment's extra munmap). */
 bool pmi_chunk_huge_wanted(size_t size, size_t mapped) {
-  return size >= 4 * PMI_CHUNK_SIZE && thp_wanted(mapped);
+  long mib = pmi_option(thp);
+  return size >= 4 * PMI_CHUNK_SIZE && mib != 0 && mapped >= (size_t)mib << 20 && thp_read() > 0;
 }
 
 /* Advises the fresh mapping [p, p + size) (pmi_chunk_huge_wanted said
  * yes); a refusal turns huge pages off for the process. */
 void pmi_chunk_advise_huge(void *p, size_t size) {
-  if (!pmi_os_advise_huge(p, size)) pmi_store_relaxed(&thp_mode, -1);
+  if (!pmi_os_advise_huge(p, size)) pmi_store_relaxed(&thp_mode, PMI_THP_NONE);
   else atomic_fetch_add_explicit(&huge_advised, 1, memory_order_relaxed);
 }
 
@@ -113,7 +120,8 @@ static void *carve(void) {
   if (carve_left == 0) {
     char *chunk = pmi_os_map_aligned(CHUNK_SIZE, CHUNK_SIZE, chunk_hint);
     if (chunk != NULL) {
-      if (!pmi_os_advise_huge(chunk, CHUNK_SIZE)) pmi_store_relaxed(&thp_mode, -1);
+      if (pmi_load_relaxed(&thp_mode) == PMI_THP_ADVISE && !pmi_os_advise_huge(chunk, CHUNK_SIZE))
+        pmi_store_relaxed(&thp_mode, PMI_THP_NONE);
       chunk_hint = chunk - CHUNK_SIZE;
       carve_at = chunk;
       carve_left = CHUNK_SIZE;

@@ -275,7 +275,9 @@ void   pmi_os_purge(void *p, size_t size);              /* pages back, mapping k
 void  *pmi_os_remap(void *old, size_t old_size, size_t new_size, void *to);   /* mremap */
 void   pmi_os_decommit(void *p, size_t size);         /* madvise(MADV_DONTNEED) */
 bool   pmi_os_advise_huge(void *p, size_t size);      /* madvise(MADV_HUGEPAGE) */
-bool   pmi_os_thp_allowed(void);                      /* THP not "never", nor disabled by prctl */
+/* os.c, pmi_os_thp_mode; 0: not read yet (chunk.c) */
+enum pmi_thp_mode { PMI_THP_NONE = -1, PMI_THP_ADVISE = 1, PMI_THP_ALIGN = 2, PMI_THP_STALLS = 3 };
+int    pmi_os_thp_mode(bool advise_anyway);           /* how THP may come: os.c */
 void   pmi_os_write(int fd, const char *s, size_t n);
 size_t pmi_os_page_size(void);
 uintptr_t pmi_os_break(void);                         /* the program break now */

@@ -124,28 +124,48 @@ bool pmi_os_advise_huge(void *p, size_t size) {
   return r == 0;
 }
 
-/* May this process have transparent huge pages where it asks for them?
- * Not when the kernel's mode is "never" (/sys/kernel/mm/transparent_hugepage/enabled
- * reads "always madvise [never]"; absent: no THP at all) nor when the
- * process was told not to (prctl PR_SET_THP_DISABLE, inherited over exec).
- * Read by chunk.c once, when a heap first grows big: a small program never
- * opens the file. */
-bool pmi_os_thp_allowed(void) {
-  int saved = errno;
-  bool allowed = false;
-  int fd = open("/sys/kernel/mm/transparent_hugepage/enabled", O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    char buf[128];
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n > 0) {
-      buf[n] = '\0';
-      allowed = !pmi_text_contains(buf, "[never]");   /* (not strstr: no import of its own) */
-    }
+/* A file of /sys/kernel/mm/transparent_hugepage: does its selected
+ * word (the one in brackets, "always [madvise] never") read word?  -1 when
+ * the file cannot be read (a kernel without THP). */
+#define THP_SYSFS "/sys/kernel/mm/transparent_hugepage/"
+static int thp_setting_is(const char *path, const char *word) {
+  char buf[128];
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return -1;
+  buf[n] = '\0';
+  return pmi_text_contains(buf, word);   /* (not strstr: no import of its own) */
+}
+
+/* How this process may have transparent huge pages (enum pmi_thp_mode).
+ * NONE when the kernel's mode is "never" (or it has none), or the process
+ * was told not to (prctl PR_SET_THP_DISABLE, inherited over exec).  ALIGN
+ * with "always": the kernel backs 2 MiB-aligned ranges on its own, so the
+ * arenas' chunks need no advice, which would only add what the defrag
+ * setting does to advised ranges.  With "madvise" a range must be advised,
+ * and an advised fault then waits for direct compaction unless defrag is
+ * "defer" or "never": ADVISE there (or where POOLMALLOC_THP_ADVISE asks),
+ * else STALLS ("madvise", "always" or "defer+madvise": a batch of 100,000
+ * small blocks, 26 MB of arenas, took 52-63 ms instead of 5-7 in 2 runs of
+ * 12 here), where the arenas take no chunk, so that a small malloc never
+ * waits for compaction, and only a huge block's mapping of 8 MiB or more
+ * is advised (chunk.c).  Read by chunk.c once, when a heap first grows
+ * big: a small program never opens the files. */
+int pmi_os_thp_mode(bool advise_anyway) {
+  int saved = errno, mode = PMI_THP_NONE;
+  if (thp_setting_is(THP_SYSFS "enabled", "[always]") == 1) {
+    mode = PMI_THP_ALIGN;
+  } else if (thp_setting_is(THP_SYSFS "enabled", "[madvise]") == 1) {
+    mode = advise_anyway || thp_setting_is(THP_SYSFS "defrag", "[defer]") == 1 ||
+                   thp_setting_is(THP_SYSFS "defrag", "[never]") == 1
+               ? PMI_THP_ADVISE
+               : PMI_THP_STALLS;
   }
-  if (allowed && os_syscall(SYS_prctl, PR_GET_THP_DISABLE, 0, 0) == 1) allowed = false;
+  if (mode != PMI_THP_NONE && os_syscall(SYS_prctl, PR_GET_THP_DISABLE, 0, 0) == 1) mode = PMI_THP_NONE;
   errno = saved;
-  return allowed;
+  return mode;
 }
 
 /* Maps size bytes aligned to align.  First asks for the hint (the address

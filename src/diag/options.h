@@ -28,7 +28,14 @@ enum pmi_option_kind { PMI_OPT_LONG, PMI_OPT_CHOICE, PMI_OPT_PATH };
     "the kernel may back with transparent huge pages (fewer page faults; up to "  \
     "2 MiB of a chunk not used yet is resident too); once huge blocks take more " \
     "than MIB MiB, their new mappings of 8 MiB or more are 2 MiB-aligned and "    \
-    "advised the same way; 0: never")                                             \
+    "advised the same way (the arenas' chunks only where no fault waits for "     \
+    "compaction: see THP_ADVISE); 0: never")                                      \
+  X(thp_advise, "THP_ADVISE", PMI_OPT_LONG, 0, 0, 1, NULL, "0|1",                \
+    "1: carve arenas from advised chunks beyond THP even where the kernel's THP " \
+    "mode is \"madvise\" and its defrag setting makes an advised fault wait for " \
+    "compaction (\"madvise\", \"always\", \"defer+madvise\": a small malloc may "  \
+    "then stall for milliseconds); 0: not there (arenas get huge pages where "   \
+    "defrag is \"defer\" or \"never\", or the mode is \"always\")")                \
   X(purge_thread, "PURGE_THREAD", PMI_OPT_LONG, 1, 0, 1, NULL, "0|1",             \
     "1: a background thread, started only once memory has been freed and gone "   \
     "when nothing is left to return, gives idle memory back after "              \

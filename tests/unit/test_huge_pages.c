@@ -5,8 +5,10 @@
  * big heap maps no chunk and gets no huge page (where the mode is
  * "madvise": with "always" the kernel may give one to any heap).  A huge
  * block of 8 MiB beyond the threshold gets huge pages, and gives them back
- * after its free and the decay.  Skipped
- * where the kernel's THP mode is "never" (or it has none). */
+ * after its free and the decay.  Those runs set POOLMALLOC_THP_ADVISE=1;
+ * without it, where an advised fault would wait for compaction, the arenas
+ * take no chunk (defaults()).  Skipped where the kernel's THP mode is
+ * "never" (or it has none). */
 #include <errno.h>
 #include <malloc.h>
 #include <stdbool.h>
@@ -52,15 +54,27 @@ static long fault_fallbacks(void) {
   return found;
 }
 
-/* The kernel's THP mode: "[always]", "[madvise]" or "[never]" is in the
- * line; "" if it has none. */
-static const char *thp_mode(void) {
-  static char buf[128];
-  FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/enabled", "r");
+/* A line of /sys/kernel/mm/transparent_hugepage: the mode ("enabled":
+ * "[always]", "[madvise]" or "[never]" is in it) or the defrag setting;
+ * "" if the kernel has none. */
+static const char *thp_file(const char *path, char *buf, size_t n) {
+  FILE *f = fopen(path, "r");
   if (f == NULL) return "";
-  if (fgets(buf, sizeof buf, f) == NULL) buf[0] = '\0';
+  if (fgets(buf, (int)n, f) == NULL) buf[0] = '\0';
   fclose(f);
   return buf;
+}
+static const char *thp_mode(void) {
+  static char buf[128];
+  return thp_file("/sys/kernel/mm/transparent_hugepage/enabled", buf, sizeof buf);
+}
+/* Would an advised fault wait for compaction here (mode "madvise", defrag
+ * neither "defer" nor "never")?  Then poolmalloc advises nothing unless
+ * POOLMALLOC_THP_ADVISE=1 (core/os.c, pmi_os_thp_mode). */
+static bool advice_stalls(void) {
+  static char buf[128];
+  const char *d = thp_file("/sys/kernel/mm/transparent_hugepage/defrag", buf, sizeof buf);
+  return strstr(thp_mode(), "[madvise]") != NULL && strstr(d, "[defer]") == NULL && strstr(d, "[never]") == NULL;
 }
 static bool thp_mode_allows(void) { return thp_mode()[0] != '\0' && strstr(thp_mode(), "[never]") == NULL; }
 /* With "always" the kernel backs any aligned 2 MiB of a VMA with a huge
@@ -137,6 +151,28 @@ static int big(void) {
   return pmt_done("huge_pages");
 }
 
+/* The default where an advised fault would wait for compaction (mode
+ * "madvise", defrag "madvise", "always" or "defer+madvise"): the same big
+ * heap takes no chunk, so that no small malloc waits; a huge block of 32
+ * MiB is advised all the same.  Elsewhere chunks as in big(). */
+static int defaults(void) {
+  void **v = fill(BIG_BLOCKS, BIG_SIZE);
+  char *h = malloc((size_t)32 << 20);
+  REQUIRE(h != NULL);
+  memset(h, 1, (size_t)32 << 20);
+  pm_counters c = counters();
+  printf("defaults (advice %s here): %llu chunks, %llu huge mappings\n", advice_stalls() ? "stalls" : "does not stall",
+         c.thp_chunks, c.thp_huge_maps);
+  if (advice_stalls())
+    CHECKF(c.thp_chunks == 0, "%llu chunks where advice stalls", c.thp_chunks);
+  else
+    CHECKF(c.thp_chunks >= 16, "%llu chunks", c.thp_chunks);
+  CHECKF(c.thp_huge_maps == 1, "%llu huge mappings advised for one 32 MiB block", c.thp_huge_maps);
+  free(h);
+  drain(v, BIG_BLOCKS);
+  return pmt_done("huge_pages");
+}
+
 /* POOLMALLOC_THP=0: the same big heap, no chunk, no huge page. */
 static int off(void) {
   long huge0 = huge_kb();
@@ -208,13 +244,19 @@ int main(int argc, char **argv) {
   if (argc > 1 && strcmp(argv[1], "big") == 0) return big();
   if (argc > 1 && strcmp(argv[1], "off") == 0) return off();
   if (argc > 1 && strcmp(argv[1], "huge_block") == 0) return huge_block();
+  if (argc > 1 && strcmp(argv[1], "defaults") == 0) return defaults();
   if (!thp_mode_allows()) PMT_SKIP("transparent huge pages are \"never\" here (or absent)");
-  char *big_env[] = {"POOLMALLOC_ARENA_DECAY_MS", "100", "POOLMALLOC_ARENA_RESERVE", "4", "POOLMALLOC_THP", "16", NULL};
+  /* (THP_ADVISE: huge pages here whatever the defrag setting) */
+  char *big_env[] = {"POOLMALLOC_ARENA_DECAY_MS", "100", "POOLMALLOC_ARENA_RESERVE", "4", "POOLMALLOC_THP", "16",
+                     "POOLMALLOC_THP_ADVISE", "1", NULL};
   char *off_env[] = {"POOLMALLOC_THP", "0", NULL};
   int a = child(argv[0], "big", big_env);
   int b = child(argv[0], "off", off_env);
-  char *block_env[] = {"POOLMALLOC_ARENA_DECAY_MS", "100", "POOLMALLOC_THP", "4", NULL};
+  char *block_env[] = {"POOLMALLOC_ARENA_DECAY_MS", "100", "POOLMALLOC_THP", "4", "POOLMALLOC_THP_ADVISE", "1", NULL};
   int d = child(argv[0], "huge_block", block_env);
+  char *defaults_env[] = {"POOLMALLOC_THP", "4", NULL};
+  int e = child(argv[0], "defaults", defaults_env);
+  CHECKF(e == 0 || e == 77, "the run with the default advice failed (%d)", e);
   CHECKF(d == 0 || d == 77, "the huge block's run failed (%d)", d);
   CHECKF(a == 0 || a == 77, "the big heap's run failed (%d)", a);
   CHECKF(b == 0 || b == 77, "the run with POOLMALLOC_THP=0 failed (%d)", b);
