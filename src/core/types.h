@@ -110,7 +110,10 @@
  *                      turn comes.  When no pool can follow yet (or remote
  *                      frees wait to be collected), the head stays
  *                      exhausted, and the next malloc's slow path makes the
- *                      transition.
+ *                      transition; when the same head drains so twice in a
+ *                      row (a malloc/free loop at its brim), a fresh pool
+ *                      becomes the head at once and the drained one goes
+ *                      FULL (alloc.c, drained_again).
  *      USED  -> FULL   an exhausted pool leaves the list: a drained head
  *                      found exhausted behind the head when that one
  *                      drains (no block came back during its round), or an
