@@ -444,14 +444,16 @@ static pmi_block *carve(pmi_medium *m) {
 }
 
 /* Hands out block, the last of m's list (its link PMI_LIST_END), or reports
- * its corrupt link. */
-static void take_last(pmi_medium *m, pmi_block *block) {
+ * its corrupt link.  Also the last free block of a lender, to a class it
+ * was lent to: no carve ahead, and the loan ends (lending, above). */
+static void *take_last(pmi_medium *m, pmi_block *block) {
   pmi_block *next = pmi_link_get(block);
   if (next != PMI_LIST_END) pmi_link_corrupt(block, next);
   m->freeblock = PMI_LIST_END;
   m->used++;
   unsigned units = pmi_medium_units(block);
   *live_word(m, units) |= live_bit(units);
+  return block;
 }
 
 /* pmi_medium_pop's way out when block's link leaves the region: block is
@@ -472,19 +474,12 @@ pmi_noinline void *pmi_medium_pop_last(pmi_medium *m, pmi_block *block) {
   return block;
 }
 
-/* The last free block of a lender, to a class it was lent to: taken as
- * pmi_medium_pop_last takes it, with no carve ahead, and the loan ends. */
-static void *pop_lent_last(pmi_medium *m, pmi_block *block) {
-  take_last(m, block);
-  return block;
-}
-
 /* malloc's fast path, for class c, found the last block (or a corrupt link)
  * in m, c's own head or a lender. */
 void *pmi_medium_pop_front_last(pmi_heap *heap, pmi_medium *m, pmi_block *block, unsigned c) {
   if (pmi_likely(m->mclass == c)) return pmi_medium_pop_last(m, block);
   heap->medfront[c] = heap->usedmedium[c];
-  return pop_lent_last(m, block);
+  return take_last(m, block);
 }
 
 /* A lender for class c, which has no region of its own (lending, above),
@@ -499,7 +494,7 @@ static void *lend(pmi_heap *heap, unsigned c) {
     if (d == &pmi_medium_sentinel || d->freeblock == PMI_LIST_END) continue;
     heap->counters.malloc_medium++;
     pmi_block *block = d->freeblock;
-    if (pmi_link_offset(block) >= PMI_MEDIUM_SIZE) return pop_lent_last(d, block);   /* no loan */
+    if (pmi_link_offset(block) >= PMI_MEDIUM_SIZE) return take_last(d, block);   /* no loan */
     heap->medfront[c] = d;
     return pmi_medium_pop(d, block);
   }
