@@ -525,6 +525,21 @@ static inline bool pmi_heap_enter(pmi_heap *heap) {
   }
   return pmi_heap_enter_locked(heap);
 }
+/* The bracket's common case alone, for a slow path that wants no frame
+ * (alloc.c, pool_head_quick): true when the owner is in without the lock
+ * (membarrier in use, no visitor); false when it is not in at all, and must
+ * take pmi_heap_enter.  Left with pmi_heap_leave(heap, false). */
+static inline bool pmi_heap_enter_quick(pmi_heap *heap) {
+#ifndef PMI_TSAN
+  if (pmi_likely(pmi_load_relaxed(&pmi_heap_fenceless))) {
+    atomic_store_explicit(&heap->busy, 1, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    if (pmi_likely(atomic_load_explicit(&heap->visitor, memory_order_acquire) == 0)) return true;
+    atomic_store_explicit(&heap->busy, 0, memory_order_release);   /* as pmi_heap_enter_locked's first step */
+  }
+#endif
+  return false;
+}
 static inline void pmi_heap_leave(pmi_heap *heap, bool locked) {
   if (pmi_unlikely(locked)) pmi_heap_unlock(heap);
   else atomic_store_explicit(&heap->busy, 0, memory_order_release);
