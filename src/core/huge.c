@@ -80,23 +80,13 @@ typedef struct cache_entry {
 
 static cache_entry cache[PMI_HUGE_CACHE_ENTRIES];   /* oldest first */
 static unsigned cache_count;
-static _Atomic size_t cache_bytes;   /* changed under the lock; read without it by pmi_huge_yield */
+/* changed under the lock; read without it by pmi_huge_yield (internal.h) */
+_Atomic size_t pmi_huge_cache_bytes;
 static _Atomic int cache_lock;
 static _Atomic(void *) map_hint;
 
 static void lock(void) { pmi_spin_lock(&cache_lock); }
 static void unlock(void) { pmi_spin_unlock(&cache_lock); }
-
-/* The process is about to touch bytes of fresh memory outside the huge
- * blocks: see yield_cached.  Without a cached byte, one relaxed load.  Here,
- * at the head of the file, because every program's growth calls it: it
- * stays inside the first 64 KiB of the text with the core's code
- * (CMakeLists.txt, "Link order"), not 20 KiB further on with the cache's
- * workings, whose page would cost a second fault-around window. */
-static void yield_cached(size_t bytes);
-void pmi_huge_yield(size_t bytes) {
-  if (atomic_load_explicit(&cache_bytes, memory_order_relaxed) != 0) yield_cached(bytes);
-}
 
 static inline huge_hdr *hdr_of(const void *p) { return (huge_hdr *)((uintptr_t)p - sizeof(huge_hdr)); }
 
@@ -327,7 +317,7 @@ static unsigned cache_decay_locked(uint64_t now, cache_entry *out) {
   unsigned n = 0;
   while (n < cache_count && cache[n].freed_ms + decay <= now) n++;
   memcpy(out, cache, n * sizeof *out);
-  for (unsigned i = 0; i < n; i++) cache_bytes -= cache[i].size;
+  for (unsigned i = 0; i < n; i++) pmi_huge_cache_bytes -= cache[i].size;
   memmove(cache, cache + n, (cache_count - n) * sizeof *cache);
   cache_count -= n;
   return n;
@@ -365,7 +355,7 @@ static char *cache_take(size_t map, size_t align, size_t *got) {
       memmove(e, e + 1, (cache_count - best - 1) * sizeof *cache);
       cache_count--;
     }
-    cache_bytes -= *got;
+    pmi_huge_cache_bytes -= *got;
   }
   unlock();
   unmap_all(old, n);
@@ -390,7 +380,7 @@ static unsigned cache_take_smaller(size_t map, cache_entry *out, size_t *got) {
     if (best == cache_count) break;
     out[n++] = cache[best];
     total += cache[best].size;
-    cache_bytes -= cache[best].size;
+    pmi_huge_cache_bytes -= cache[best].size;
     memmove(&cache[best], &cache[best + 1], (cache_count - best - 1) * sizeof *cache);
     cache_count--;
   }
@@ -513,7 +503,7 @@ static void cache_put(char *region, size_t size, size_t align) {
         align = e->align;
       }
       size += e->size;
-      cache_bytes -= e->size;
+      pmi_huge_cache_bytes -= e->size;
       memmove(e, e + 1, (cache_count - i - 1) * sizeof *cache);
       cache_count--;
       continue;   /* the run may now touch another one */
@@ -521,15 +511,15 @@ static void cache_put(char *region, size_t size, size_t align) {
     i++;
   }
   size_t room = cache_room();
-  while (cache_count > 0 && (cache_count == PMI_HUGE_CACHE_ENTRIES || cache_bytes + size > room)) {
+  while (cache_count > 0 && (cache_count == PMI_HUGE_CACHE_ENTRIES || pmi_huge_cache_bytes + size > room)) {
     old[n++] = cache[0];                     /* the oldest makes room */
-    cache_bytes -= cache[0].size;
+    pmi_huge_cache_bytes -= cache[0].size;
     memmove(cache, cache + 1, (cache_count - 1) * sizeof *cache);
     cache_count--;
   }
   cache[cache_count++] = (cache_entry){region, size, align, now};
-  cache_bytes += size;
-  bool idle_worth = cache_bytes >= PMI_HUGE_CACHE_IDLE;
+  pmi_huge_cache_bytes += size;
+  bool idle_worth = pmi_huge_cache_bytes >= PMI_HUGE_CACHE_IDLE;
   unlock();
   unmap_all(old, n);
   if (idle_worth) {   /* no lock held: free's and realloc's slow paths */
@@ -559,8 +549,11 @@ bool pmi_huge_decay(uint64_t now) {
  * room go back to the OS, oldest first.  sqlite's peak: its huge blocks
  * (a 2 MiB buffer grown by realloc) are freed before its page cache and
  * records reach their peak, and their cached pages added 2 MiB to it.
- * (pmi_huge_yield, above, calls it when the cache holds anything.) */
-static void yield_cached(size_t bytes) {
+ * (pmi_huge_yield, internal.h, calls it when the cache holds anything:
+ * inline there, so that a program without huge blocks never runs this
+ * file's code, 20 KiB past the core's in the text: CMakeLists.txt, "Link
+ * order".) */
+void pmi_huge_yield_cached(size_t bytes) {
   size_t now = atomic_load_explicit(&mapped_bytes, memory_order_relaxed);
   size_t peak = atomic_load_explicit(&room_peak, memory_order_relaxed), lower;
   do lower = peak - now > bytes ? peak - bytes : now;
@@ -569,9 +562,9 @@ static void yield_cached(size_t bytes) {
   unsigned n = 0;
   lock();
   size_t room = cache_room();
-  while (cache_count > 0 && cache_bytes > room) {
+  while (cache_count > 0 && pmi_huge_cache_bytes > room) {
     old[n++] = cache[0];
-    cache_bytes -= cache[0].size;
+    pmi_huge_cache_bytes -= cache[0].size;
     memmove(cache, cache + 1, (cache_count - 1) * sizeof *cache);
     cache_count--;
   }
@@ -585,7 +578,7 @@ void pmi_huge_trim(void) {
   unsigned n = cache_count;
   memcpy(old, cache, n * sizeof *old);
   cache_count = 0;
-  cache_bytes = 0;
+  pmi_huge_cache_bytes = 0;
   unlock();
   unmap_all(old, n);
 }
@@ -615,7 +608,7 @@ void pmi_huge_figures_get(pmi_huge_figures *out) {
   out->peak_bytes = atomic_load(&peak_bytes);
   lock();
   out->cached = cache_count;
-  out->cached_bytes = cache_bytes;
+  out->cached_bytes = pmi_huge_cache_bytes;
   unlock();
 }
 

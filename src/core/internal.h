@@ -753,7 +753,13 @@ void  *pmi_huge_realloc(void *p, size_t size);
 size_t pmi_huge_usable_size(const char *fn, const void *p);   /* reports bad pointers */
 void   pmi_huge_trim(void);                       /* empties the cache */
 bool   pmi_huge_decay(uint64_t now);              /* the purge thread: old runs go; true if some are left */
-void   pmi_huge_yield(size_t bytes);              /* fresh memory touched elsewhere: the cache shrinks */
+void   pmi_huge_yield_cached(size_t bytes);       /* pmi_huge_yield with a cached byte */
+extern _Atomic size_t pmi_huge_cache_bytes;       /* bytes in the cache of freed mappings */
+/* Fresh memory is about to be touched elsewhere: the cache shrinks.  Without
+ * a cached byte one relaxed load, and no call into huge.c. */
+static inline void pmi_huge_yield(size_t bytes) {
+  if (pmi_unlikely(pmi_load_relaxed(&pmi_huge_cache_bytes) != 0)) pmi_huge_yield_cached(bytes);
+}
 typedef struct pmi_huge_figures {
   size_t live, live_bytes, mapped_bytes, peak_bytes, cached, cached_bytes;
 } pmi_huge_figures;
