@@ -509,12 +509,17 @@ static inline void pmi_spares_show(pmi_heap *heap) {
   heap->spares_shown = heap->nspare - heap->spares_gone;
   heap->spares_shown_leaves = heap->spare_leaves;
 }
+/* The owner's half of the handshake with membarrier in use: busy = 1 and
+ * no visitor there (heap.c, "the owner's slow paths, and visitors"). */
+static inline bool pmi_heap_enter_fenceless(pmi_heap *heap) {
+  atomic_store_explicit(&heap->busy, 1, memory_order_relaxed);
+  atomic_signal_fence(memory_order_seq_cst);   /* the compiler keeps store, then load */
+  return pmi_likely(atomic_load_explicit(&heap->visitor, memory_order_acquire) == 0);
+}
 static inline bool pmi_heap_enter(pmi_heap *heap) {
 #ifndef PMI_TSAN   /* ThreadSanitizer does not know membarrier: always the seq_cst pair */
   if (pmi_likely(pmi_load_relaxed(&pmi_heap_fenceless))) {
-    atomic_store_explicit(&heap->busy, 1, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst);   /* the compiler keeps store, then load */
-    if (pmi_likely(atomic_load_explicit(&heap->visitor, memory_order_acquire) == 0)) return false;
+    if (pmi_heap_enter_fenceless(heap)) return false;
     return pmi_heap_enter_locked(heap);
   }
 #endif
@@ -532,9 +537,7 @@ static inline bool pmi_heap_enter(pmi_heap *heap) {
 static inline bool pmi_heap_enter_quick(pmi_heap *heap) {
 #ifndef PMI_TSAN
   if (pmi_likely(pmi_load_relaxed(&pmi_heap_fenceless))) {
-    atomic_store_explicit(&heap->busy, 1, memory_order_relaxed);
-    atomic_signal_fence(memory_order_seq_cst);
-    if (pmi_likely(atomic_load_explicit(&heap->visitor, memory_order_acquire) == 0)) return true;
+    if (pmi_heap_enter_fenceless(heap)) return true;
     atomic_store_explicit(&heap->busy, 0, memory_order_release);   /* as pmi_heap_enter_locked's first step */
   }
 #endif
