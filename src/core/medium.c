@@ -272,6 +272,10 @@ static void region_retire(pmi_heap *heap, pmi_medium *m) {
   reserve_count++;
   reserve_release();
   reserve_decay(heap, pmi_medium_slow(m)->retired_ms);
+  /* Beyond what the reserve keeps, the purge thread unmaps it after the
+   * decay (pmi_medium_decay): a program that goes idle calls nothing that
+   * would (the callers kick it once out of their bracket). */
+  if (pmi_load_relaxed(&reserve_count) > reserve_keep()) pmi_purge_note();
 }
 
 /* ---- usedmedium lists (the owner inside pmi_heap_enter/leave, or heap.lock held) */
@@ -731,6 +735,7 @@ pmi_noinline static void free_local_slow(pmi_heap *heap, pmi_medium *m, pmi_bloc
   free_block(heap, m, block);
   maybe_purge(heap);
   pmi_heap_leave(heap, locked);
+  pmi_purge_kick();   /* a region that went to the reserve (region_retire) */
   errno = saved;
 }
 
@@ -758,6 +763,7 @@ pmi_noinline void pmi_medium_emptied(pmi_heap *heap, pmi_medium *m) {
   bool locked = pmi_heap_enter(heap);   /* the lock only while a visitor is there (heap.c) */
   release_empty(heap, m);
   pmi_heap_leave(heap, locked);
+  pmi_purge_kick();
   errno = saved;
 }
 

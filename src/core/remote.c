@@ -417,6 +417,11 @@ static void free_into_unowned(pmi_heap *owner, pmi_block *block) {
       pmi_free_collected(owner, block);
       if (atomic_load_explicit(&owner->thread_free, memory_order_relaxed) != NULL) pmi_heap_collect_locked(owner);
       pmi_heap_unlock(owner);   /* and looks again for pushes that found the lock held */
+      /* The frees that empty the heap's pools and regions note the purge
+       * thread (arena.c, medium.c); its last pass may have found the heap
+       * full and stopped it, and an idle program calls nothing that would
+       * start it again (remote.test_idle_return, its fourth case). */
+      pmi_purge_kick();
       return;
     }
     pmi_heap_unlock(owner);

@@ -7,6 +7,9 @@
  *   pmr_medium_in_use(st) medium blocks in use in a snapshot, every class
  *   pmr_medium_sample(&rss, &used, &regions)  the three, and the snapshot
  *   pmr_now_ms()          a monotonic clock
+ *   pmr_wait_rss_below(limit_kb, decay_ms, &rss)  polls RSS (no allocator
+ *                         call) until it is below limit_kb: the time it took,
+ *                         or -1 after 4 decay periods and 5 s of room
  *   pmr_child(fn, arg, msg, cap)  runs fn in a forked child; returns its wait
  *                         status, its stderr in msg
  *   pmr_map(n)            n zeroed bytes from mmap, outside the allocator
@@ -102,6 +105,16 @@ static inline long long pmr_now_ms(void) {
 static inline void pmr_sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) != 0) {}
+}
+
+static inline long long pmr_wait_rss_below(long limit_kb, long decay_ms, long *rss) {
+  long long t0 = pmr_now_ms();
+  while (pmr_now_ms() - t0 < 4 * decay_ms + 5000) {
+    pmr_sleep_ms(20);
+    *rss = pmr_rss_kb();
+    if (*rss < limit_kb) return pmr_now_ms() - t0;
+  }
+  return -1;
 }
 
 static inline void *pmr_map(size_t n) {

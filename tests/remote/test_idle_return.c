@@ -2,9 +2,13 @@
  * allocator: after POOLMALLOC_ARENA_DECAY_MS the empty arenas beyond the
  * reserve are unmapped, and the empty pools of arenas that still hold a live
  * block are given back with madvise (one live block must not pin the 252 KiB
- * of empty pools around it).  Three cases: one thread frees everything it
+ * of empty pools around it).  Four cases: one thread frees everything it
  * allocated; a thread's exit leaves its memory to be freed by this one; one
- * live block is kept in every arena.  While waiting, only /proc is read. */
+ * live block is kept in every arena; the second case again with a pause
+ * before the frees, long enough for the purge thread's passes over the
+ * abandoned (and still full) heap to find nothing to do and stop it, so
+ * that the frees themselves must start it again.  While waiting, only /proc
+ * is read. */
 #include <pthread.h>
 
 #include "remote_test.h"
@@ -34,18 +38,6 @@ static void *fill_thread(void *arg) {
   return NULL;
 }
 
-/* Polls RSS (no allocator call) until it is below limit_kb; the time it
- * took, or -1. */
-static long long wait_rss_below(long limit_kb, long *rss) {
-  long long t0 = pmr_now_ms();
-  while (pmr_now_ms() - t0 < 4 * DECAY_MS + 5000) {
-    pmr_sleep_ms(20);
-    *rss = pmr_rss_kb();
-    if (*rss < limit_kb) return pmr_now_ms() - t0;
-  }
-  return -1;
-}
-
 static void report(const char *what, long start, long full, long after, long long ms) {
   fprintf(stderr, "%s: RSS %ld kB at start, %ld kB full, %ld kB after; back after %lld ms\n", what, start, full,
           after, ms);
@@ -61,7 +53,7 @@ int main(int argc, char **argv) {
   fill();
   full = pmr_rss_kb();
   for (size_t i = 0; i < nblocks; i++) pm_free(blocks[i]);
-  ms = wait_rss_below(start + 8 * 1024, &rss);
+  ms = pmr_wait_rss_below(start + 8 * 1024, DECAY_MS, &rss);
   report("single thread", start, full, rss, ms);
   CHECKF(ms >= 0, "single thread: RSS stays at %ld kB", rss);
 
@@ -71,7 +63,7 @@ int main(int argc, char **argv) {
   pthread_join(t, NULL);
   full = pmr_rss_kb();
   for (size_t i = 0; i < nblocks; i++) pm_free(blocks[i]);
-  ms = wait_rss_below(start + 8 * 1024, &rss);
+  ms = pmr_wait_rss_below(start + 8 * 1024, DECAY_MS, &rss);
   report("after a thread's exit", start, full, rss, ms);
   CHECKF(ms >= 0, "after a thread's exit: RSS stays at %ld kB", rss);
 
@@ -90,13 +82,26 @@ int main(int argc, char **argv) {
     }
   }
   /* Each kept block pins its arena's header page and its own pool. */
-  ms = wait_rss_below(start + 8 * 1024 + (long)kept * 8, &rss);
+  ms = pmr_wait_rss_below(start + 8 * 1024 + (long)kept * 8, DECAY_MS, &rss);
   report("one live block per arena", start, full, rss, ms);
   CHECKF(ms >= 0, "one live block per arena (%zu kept): RSS stays at %ld kB", kept, rss);
+  for (size_t i = 0; i < kept; i++) pm_free(blocks[i]);
+  ms = pmr_wait_rss_below(start + 8 * 1024, DECAY_MS, &rss);
+  CHECKF(ms >= 0, "the kept blocks freed: RSS stays at %ld kB", rss);
+
+  /* 4. as 2, the frees once the purge thread has stopped */
+  pthread_create(&t, NULL, fill_thread, NULL);
+  pthread_join(t, NULL);
+  full = pmr_rss_kb();
+  pmr_sleep_ms(6 * DECAY_MS);   /* its pass every DECAY_MS / 2 finds the heap full */
+  for (size_t i = 0; i < nblocks; i++) pm_free(blocks[i]);
+  ms = pmr_wait_rss_below(start + 8 * 1024, DECAY_MS, &rss);
+  report("after a thread's exit and a pause", start, full, rss, ms);
+  CHECKF(ms >= 0, "after a thread's exit and a pause: RSS stays at %ld kB", rss);
+
   pm_stats *st = pmr_stats();
   fprintf(stderr, "purges %llu, bytes returned by purges %llu, purge thread starts %llu\n", st->counters.purges,
           st->counters.purge_bytes, st->counters.purge_threads);
   CHECK(st->counters.purges > 0 && st->counters.purge_bytes >= TOTAL / 2);
-  for (size_t i = 0; i < kept; i++) pm_free(blocks[i]);
   return pmt_done("idle_return");
 }
