@@ -637,6 +637,7 @@ pmi_noinline void *pmi_medium_malloc_slow(pmi_heap *heap, unsigned c) {
   void *p = pmi_medium_malloc_locked(heap, c);
   maybe_purge(heap);
   pmi_heap_leave(heap, locked);
+  pmi_purge_kick();   /* an old head that went to the reserve (used_push) */
   return p;
 }
 
