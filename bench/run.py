@@ -8,7 +8,8 @@ run by hand once build-bench/ holds the programs:
                          [--only REGEX] [--no-callgrind] [--out NAME]
                          [--extra NAME=PATH ...]
 
-Every benchmark program runs once per allocator per repetition, the
+Every benchmark program runs once per allocator per repetition (bench_idle,
+which measures memory over seconds of idling, only in the first), the
 allocator preloaded with LD_PRELOAD (glibc: no preload).  Allocators alternate
 for each benchmark, their order rotating from one repetition to the next, so
 that a slow spell of the (shared, noisy) machine falls on all of them.  Each
@@ -82,6 +83,11 @@ MACRO_ARGS = {
     "gcc": (["100"], ["25"]),
     "sqlite": (["60000"], ["8000"]),
 }
+
+# bench_idle: MiB of blocks, their sizes, and how long the program then
+# waits (past the default decay of 1 s, so that a purge on a timer shows);
+# its mode (0: this thread's blocks, 1: an exited thread's) comes first.
+IDLE_ARGS = (["64", "8", "16384", "3000"], ["16", "8", "16384", "2500"])
 
 MACRO_DOC = {
     "churn": "object-graph churn: trees and lists of small records built and dropped (bench/churn.c)",
@@ -375,6 +381,9 @@ def macro_benches(bindir, datadir, quick, only):
         out.append(Bench("sqlite", "macro", [sq, ":memory:"], ops=nstmt, stdin=sql))
     else:
         SKIPPED.append("sqlite (no sqlite3; Debian package sqlite3)")
+    idle = IDLE_ARGS[idx]
+    out.append(Bench("idle", "idle", [os.path.join(bindir, "bench_idle"), "0"] + idle))
+    out.append(Bench("idle_exited", "idle", [os.path.join(bindir, "bench_idle"), "1"] + idle))
     for b in out:
         b.doc = MACRO_DOC.get(b.name, "")
     return [b for b in out if not only or re.search(only, b.name)]
@@ -424,7 +433,7 @@ def run_one(b, alloc, path, tmpdir, timeout):
         rec["ops"] = d.get("ops")
         rec["ops_per_s"] = d.get("ops_per_s")
         rec["seconds"] = d.get("seconds")
-        for k in ("vmhwm_kb", "vmrss_kb", "live_kb", "live_blocks", "start_kb"):
+        for k in ("vmhwm_kb", "vmrss_kb", "live_kb", "live_blocks", "start_kb", "full_kb", "after_kb", "back_ms"):
             if k in d:
                 rec[k] = d[k]
     elif b.ops:
@@ -742,6 +751,33 @@ def write_report(out_base, data):
                 "%.1f %%" % (100 * fr["median"]) if fr else ("—" if a != "poolmalloc" else "no report")))
         lines.append("")
 
+    idle_rows = [b for b in ("idle", "idle_exited") if b in res]
+    if idle_rows:
+        lines.append("## Idle memory (bench/idle.c)\n")
+        mib, lo, hi, wait = IDLE_ARGS[1 if data.get("quick") else 0]
+        lines.append("A program allocates %s MiB of blocks of %s .. %s bytes, writes them, frees them all "
+                     "and then calls nothing for %.1f s: RSS in MiB with every block live, at the end of the "
+                     "wait, and when it first came within 8 MiB of the start (—: never). *own*: the thread "
+                     "that allocated them frees them; *exited thread's*: a thread allocates them and exits, "
+                     "and 1.5 s later the main thread frees them. One run each (the first repetition); "
+                     "not in the geometric means below.\n" % (mib, lo, hi, int(wait) / 1000))
+        lines.append("| allocator | " + " | ".join("%s: full | %s: idle | %s: back after" % (w, w, w)
+                     for w in ("own" if r == "idle" else "exited thread's" for r in idle_rows)) + " |")
+        lines.append("|---|" + "---|---|---|" * len(idle_rows))
+        for a in cols:
+            cells = []
+            for r in idle_rows:
+                runs = [x for x in res[r].get(a, []) if x["rc"] == 0]
+                fu = summarize([x.get("full_kb") for x in runs])
+                af = summarize([x.get("after_kb") for x in runs])
+                back = [x.get("back_ms") for x in runs if x.get("back_ms") is not None]
+                back_ok = sorted(b for b in back if b >= 0)
+                cells += [fmt_num(fu["median"] / 1024) if fu else "—", fmt_num(af["median"] / 1024) if af else "—",
+                          ("%.2f s" % (back_ok[len(back_ok) // 2] / 1000) if len(back_ok) * 2 > len(back) else "—")]
+            if any(c != "—" for c in cells):
+                lines.append("| %s | %s |" % (a, " | ".join(cells)))
+        lines.append("")
+
     # Standing: geometric means of the ratios to glibc, and poolmalloc's worst rows.
     def medians(key, rows, a):
         out = {}
@@ -958,6 +994,8 @@ def main():
         order = names[rep % len(names):] + names[:rep % len(names)]
         t_rep = time.time()
         for b in benches:
+            if b.kind == "idle" and rep > 0:
+                continue   # memory, not time: one run tells it, and each run waits seconds
             run_allocs = order + ([PYMALLOC] if b.python and PYMALLOC in allocs else [])
             for a in run_allocs:
                 rec = run_one(b, a, allocs[a], workdir, args.timeout)
