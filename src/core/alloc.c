@@ -178,10 +178,11 @@ static inline __attribute__((always_inline)) void *malloc_next_pool(pmi_heap *he
  * Pools behind the head that are exhausted too (drained heads whose turn
  * came round before any of their blocks came back) leave the list on the
  * way, USED -> FULL, as malloc_slow would unlink them; the first free into
- * one relinks it.  Nothing when the slow path has more to do first: remote
- * frees to collect before fresh blocks are carved or a pool leaves, this
- * thread's batches to flush, or no pool with a free block behind the head
- * (then the head stays exhausted, types.h).  block, the head's last one, is
+ * one relinks it; with no pool with a free block behind the head, a fresh
+ * pool from the fullest arena becomes the head (drained_fresh).  Nothing
+ * when the slow path has more to do first: remote frees to collect before
+ * fresh blocks are carved or a pool leaves, or this thread's batches to
+ * flush (then the head stays exhausted, types.h).  block, the head's last one, is
  * returned through the calls, so that desc_pop_last's call of the move is a
  * tail call (the move, out of line, saves the registers it needs itself). */
 static void *pool_head_quick(pmi_heap *heap, pmi_pool *head, pmi_block *block);
@@ -206,25 +207,23 @@ pmi_noinline static pmi_pool *pools_skip_exhausted(pmi_heap *heap, pmi_pool *nex
   return next;
 }
 
-/* The drained head had no pool behind it to serve.  The first time,
- * nothing: the next malloc of the class takes a fresh pool unless a free
- * comes first.  The same head drained again with nothing behind it: a
- * malloc/free loop at the pool's brim, which would otherwise come here at
- * every malloc (its one free block is always the last; BM_pair/240 in a
- * pool with one block free: 13 ns a pair against 7.5, 80 instructions
- * against 63), so a fresh pool becomes the head now and the drained one
- * goes FULL; its next free relinks it behind the fresh one, and from then
- * the loop runs on the fresh pool's fast path.  A fresh pool that fails
- * leaves errno as it was: this malloc has its block. */
-static bool drained_again(pmi_heap *heap, pmi_pool *head) {
-  unsigned c = head->szidx;
-  if (heap->drained[c] != head) {
-    heap->drained[c] = head;
-    return false;
-  }
-  heap->drained[c] = NULL;
+/* The drained head had no pool behind it to serve: a fresh pool becomes
+ * the head now, and the drained one goes FULL (pmi_usedpools_push); its
+ * first free relinks it behind the fresh one.  The next malloc of the
+ * class would take that pool all the same (malloc_slow, through
+ * pmi_heap_malloc_small's walk), unless a free came first; taken here, in
+ * the call that is on its slow path already, it costs one trip through
+ * the slow path a pool, not two (a batch of 100,000 blocks of 8..512
+ * bytes built and freed in reverse order: 130 -> 125 instructions a malloc
+ * and free).  Its page is not touched until a malloc carves it
+ * (malloc_slow's first test).  It also ends a malloc/free loop at a pool's brim, whose one free block
+ * is always the last (BM_pair/240 in a pool with one block free: 13 ns a
+ * pair against 7.5 when every malloc of the loop came here): from the
+ * first drain, the loop runs on the fresh pool's fast path.  A fresh pool
+ * that fails leaves errno as it was: this malloc has its block. */
+static bool drained_fresh(pmi_heap *heap, pmi_pool *head) {
   int saved = errno;
-  bool fresh = fresh_head(heap, c) != NULL;
+  bool fresh = fresh_head(heap, head->szidx) != NULL;
   errno = saved;
   return fresh;
 }
@@ -238,7 +237,7 @@ pmi_noinline static void *pool_head_next(pmi_heap *heap, pmi_pool *head, pmi_blo
     if (next != NULL && pmi_unlikely(next->freeblock == PMI_LIST_END)) next = pools_skip_exhausted(heap, next);
     moved = next != NULL && next->freeblock != PMI_LIST_END;
     if (moved) pmi_usedpools_head_rotate(heap, head);   /* next is the head */
-    else moved = drained_again(heap, head);
+    else moved = drained_fresh(heap, head);
   }
   pmi_heap_leave(heap, locked);
   if (moved) pmi_purge_kick();

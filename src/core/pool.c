@@ -52,16 +52,15 @@ pmi_noinline void *pmi_pool_pop_last(pmi_pool *pool, pmi_block *block) { return 
 /* Blocks a carve links, by class: PMI_CARVE_BYTES / size (a division the
  * carve would otherwise make each time), at least one. */
 #define PMI_CARVE_RUN(c) (PMI_CARVE_BYTES / (((c) + 1) * PMI_ALIGNMENT) ? PMI_CARVE_BYTES / (((c) + 1) * PMI_ALIGNMENT) : 1)
-static const uint8_t carve_run[PMI_NCLASSES] = {
+static const uint16_t carve_run[PMI_NCLASSES] = {
 #define PMI_C4(c) PMI_CARVE_RUN(c), PMI_CARVE_RUN(c + 1), PMI_CARVE_RUN(c + 2), PMI_CARVE_RUN(c + 3)
   PMI_C4(0), PMI_C4(4), PMI_C4(8), PMI_C4(12), PMI_C4(16), PMI_C4(20), PMI_C4(24), PMI_C4(28),
 #undef PMI_C4
 };
-_Static_assert(PMI_CARVE_BYTES / PMI_ALIGNMENT <= 255, "a carve's run fits the table's bytes");
+_Static_assert(PMI_CARVE_BYTES / PMI_ALIGNMENT <= 65535, "a carve's run fits the table's entries");
 
-/* Links the next run of untouched blocks onto the (empty) free list.  Only
- * about PMI_CARVE_BYTES are written, so a pool that serves few blocks never
- * touches the rest of its page. */
+/* Links the next run of untouched blocks onto the (empty) free list: about
+ * PMI_CARVE_BYTES (types.h), the whole pool. */
 void *pmi_pool_carve(pmi_pool *pool) {
   pmi_assert(pool->freeblock == PMI_LIST_END && pool->ncarved < pool->capacity);
   size_t size = pmi_class_size(pool->szidx);

@@ -107,18 +107,18 @@
  *                      into the drained pool take free's fast path (no
  *                      relink each time a batch or a tree is dropped), and
  *                      it serves again, with what it gathered, when its
- *                      turn comes.  When no pool can follow yet (or remote
- *                      frees wait to be collected), the head stays
- *                      exhausted, and the next malloc's slow path makes the
- *                      transition; when the same head drains so twice in a
- *                      row (a malloc/free loop at its brim), a fresh pool
- *                      becomes the head at once and the drained one goes
- *                      FULL (alloc.c, drained_again).
+ *                      turn comes.  When no pool with a free block follows,
+ *                      a fresh one (EMPTY -> USED) becomes the head at once
+ *                      and the drained one goes FULL (alloc.c,
+ *                      drained_fresh); when remote frees wait to be
+ *                      collected, the head stays exhausted, and the next
+ *                      malloc's slow path makes the transition.
  *      USED  -> FULL   an exhausted pool leaves the list: a drained head
  *                      found exhausted behind the head when that one
  *                      drains (no block came back during its round), or an
  *                      exhausted head that no pool with a free block
- *                      follows, when malloc's slow path needs a block.
+ *                      follows, when a fresh pool takes its place (at its
+ *                      drain, or in malloc's slow path).
  *      FULL  -> USED   the first free into a full pool links it back at the
  *                      end of usedpools[szidx] (pool.c says why not at the
  *                      head; at the head when the head is exhausted).
@@ -207,8 +207,14 @@
 _Static_assert((PMI_REMOTE_HINTS & (PMI_REMOTE_HINTS - 1)) == 0, "the hint ring is indexed by a mask");
 
 /* Blocks carved from a pool's untouched tail per slow-path visit: about this
- * many bytes, at least one block.  Carving touches only what is handed out soon. */
-#define PMI_CARVE_BYTES     2048u
+ * many bytes, at least one block.  The whole pool: it is one page, faulted
+ * in whole by its first block, and a class that empties its pool's list
+ * usually needs the rest soon.  Half a pool a visit cost a second carve and
+ * a second trip through the slow path for most pools: a batch of 100,000
+ * blocks of 8..512 bytes built and freed, whose pools go back to their
+ * arenas and are set up again for other classes each time, ran 137
+ * instructions a malloc and free, 130 with whole pools. */
+#define PMI_CARVE_BYTES     PMI_POOL_SIZE
 
 /* Empty pools a heap keeps on its usedpools lists (the spares) instead of
  * giving them back to their arenas: at most four arenas' worth per thread.
@@ -772,10 +778,6 @@ typedef struct pmi_heap {
   uint64_t front_mallocs[PMI_FRONT_NCLASSES];
   pmi_kind_masks kinds;      /* pmi_front.kinds, for free's fast path */
   pmi_pool *usedlast[PMI_NCLASSES];                  /* the last pool of usedpools[c] */
-  /* The last head of usedpools[c] that gave its last block with no pool
-   * behind it to serve (alloc.c, pool_head_next): compared, never followed,
-   * so that a stale one only delays a fresh pool by one drain. */
-  const pmi_pool *drained[PMI_NCLASSES];
   pmi_counters counters;
   unsigned nspare;                                   /* empty pools kept on
                                                         usedpools lists */

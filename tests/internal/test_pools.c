@@ -32,19 +32,21 @@ static void test_pool_states(pmi_heap *heap) {
   EXPECT(pool->state == PMI_POOL_USED && heap->usedpools[c] == pool);
   /* The head of usedpools counts one use more than it has blocks out. */
   EXPECT(pool->capacity == 16 && pool->used == 2 && pmi_pool_nused(heap, pool) == 1);
-  /* Lazy carving: only the first run of blocks is linked. */
-  EXPECT(pool->ncarved == PMI_CARVE_BYTES / size);
+  /* Carving: the whole pool, by its first malloc. */
+  EXPECT(pool->ncarved == 16 && PMI_CARVE_BYTES / size >= 16);
   for (int i = 1; i < 16; i++) {
     blocks[i] = pm_malloc(size);
     EXPECT(pool_of(blocks[i]) == pool);
   }
-  EXPECT(pool->used == 17 && pool->freeblock == PMI_LIST_END && pool->ncarved == 16);
-  /* The full pool leaves usedpools when the next malloc finds it exhausted. */
+  /* blocks[15] was its last: the full pool left usedpools in that malloc,
+   * and a fresh pool is the head already (alloc.c, drained_fresh), not
+   * carved until a malloc needs it. */
+  pmi_pool *pool2 = heap->usedpools[c];
+  EXPECT(pool2 != pool && pool->state == PMI_POOL_FULL && pool->freeblock == PMI_LIST_END && pool->ncarved == 16);
+  EXPECT(pool2->state == PMI_POOL_USED && pool2->ncarved == 0 && pool2->freeblock == PMI_LIST_END);
+  EXPECT(pool->used == 16 && pool2->used == 1);   /* the bias moved with the head */
   void *next = pm_malloc(size);
-  pmi_pool *pool2 = pool_of(next);
-  EXPECT(pool2 != pool);
-  EXPECT(pool->state == PMI_POOL_FULL && heap->usedpools[c] == pool2);
-  EXPECT(pool->used == 16 && pool2->used == 2);   /* the bias moved with the head */
+  EXPECT(pool_of(next) == pool2 && pool2->used == 2 && pool2->ncarved == 16);
   EXPECT(pm_check() == 0);
   /* FULL -> USED on the first free: to the end of usedpools, behind the
    * head, which keeps serving (pool.c, pmi_usedpools_append). */
@@ -75,19 +77,21 @@ static void test_pool_states(pmi_heap *heap) {
   EXPECT(heap->counters.pools_emptied == emptied + 1);
   EXPECT(arena->freepools == pool && heap->usedlast[c] == pool2);
   EXPECT(pm_check() == 0);
-  /* A FULL pool whose list has an exhausted head becomes the head. */
+  /* pool2 drained too: a fresh head again, and pool2's first free links
+   * it behind that one, which keeps serving. */
   void *rest[16];
   unsigned n = 0;
   while (heap->usedpools[c] == pool2 && n < 16) rest[n++] = pm_malloc(size);   /* drains pool2 */
   pmi_pool *pool3 = heap->usedpools[c];
-  EXPECT(pool2->state == PMI_POOL_FULL && pool3 != pool2);
-  /* pool3 holds rest[n - 1] alone: drain it too, so that the head is exhausted */
-  void *rest3[16];
+  EXPECT(n == 15 && pool2->state == PMI_POOL_FULL && pool3 != pool2 && pool_of(rest[n - 1]) == pool2);
+  EXPECT(pool3->state == PMI_POOL_USED && pool3->used == 1);   /* (pool again, maybe: its list kept) */
   unsigned n3 = 0;
-  while (n3 < 15) rest3[n3++] = pm_malloc(size);
-  EXPECT(heap->usedpools[c] == pool3 && pool3->freeblock == PMI_LIST_END && pool3->ncarved == pool3->capacity);
-  pm_free(next);   /* pool2's first free: the head cannot serve */
-  EXPECT(heap->usedpools[c] == pool2 && pool3->state == PMI_POOL_FULL && heap->usedlast[c] == pool2);
+  void *rest3[1];
+  pm_free(next);   /* pool2's first free */
+  EXPECT(heap->usedpools[c] == pool3 && pool3->nextpool == pool2 && pool2->state == PMI_POOL_USED &&
+         heap->usedlast[c] == pool2);
+  rest3[n3++] = pm_malloc(size);
+  EXPECT(pool_of(rest3[0]) == pool3);
   EXPECT(pm_check() == 0);
   for (unsigned i = 0; i < n; i++) pm_free(rest[i]);
   for (unsigned i = 0; i < n3; i++) pm_free(rest3[i]);
@@ -95,26 +99,30 @@ static void test_pool_states(pmi_heap *heap) {
 }
 
 /* The head's transition at the pop of its last block, as pymalloc's
- * (alloc.c, desc_pop_last): the malloc that takes the last
- * block carves the next run, or makes the next pool the head, so that the
+ * (alloc.c, desc_pop_last): the malloc that takes the last block makes
+ * the next pool with a free block the head, or a fresh one, so that the
  * next malloc finds a ready head. */
 static void test_head_drained(pmi_heap *heap) {
-  const size_t size = 480;   /* class 29: 8 blocks per pool, carved 4 at a time */
+  const size_t size = 480;   /* class 29: 8 blocks per pool, carved at once */
   unsigned c = pmi_size_class(size);
   EXPECT(heap->usedpools[c] == &pmi_pool_sentinel);
   void *a[8], *b[8];
-  for (int i = 0; i < 4; i++) a[i] = pm_malloc(size);
+  uint64_t inits0 = heap->counters.pools_initialised;
+  a[0] = pm_malloc(size);
   pmi_pool *pa = pool_of(a[0]);
-  EXPECT(pa->capacity == 8 && pool_of(a[3]) == pa);
-  /* a[3] was the last block of the first run: the next one is carved already */
-  EXPECT(pa->freeblock != PMI_LIST_END && pa->ncarved == 8 && pa->used == 5);
-  for (int i = 4; i < 8; i++) a[i] = pm_malloc(size);
-  /* exhausted and nothing follows it: the head stays, for the next malloc's slow path */
-  EXPECT(heap->usedpools[c] == pa && pa->state == PMI_POOL_USED && pa->freeblock == PMI_LIST_END && pa->used == 9);
+  /* the whole pool carved by its first malloc */
+  EXPECT(pa->capacity == 8 && pa->ncarved == 8 && pa->freeblock != PMI_LIST_END && pa->used == 2);
+  for (int i = 1; i < 8; i++) a[i] = pm_malloc(size);
+  EXPECT(pool_of(a[7]) == pa);
+  /* a[7] was pa's last block and no pool follows it: a fresh one is the
+   * head already, its page not carved yet, and pa is FULL, its bias gone */
+  pmi_pool *pb = heap->usedpools[c];
+  EXPECT(pb != pa && pb->state == PMI_POOL_USED && pb->freeblock == PMI_LIST_END && pb->ncarved == 0 &&
+         pb->used == 1 && pb->nextpool == NULL && heap->usedlast[c] == pb);
+  EXPECT(pa->state == PMI_POOL_FULL && pa->used == 8 && heap->counters.pools_initialised == inits0 + 2);
   EXPECT(pm_check() == 0);
   b[0] = pm_malloc(size);
-  pmi_pool *pb = pool_of(b[0]);
-  EXPECT(pb != pa && heap->usedpools[c] == pb && pa->state == PMI_POOL_FULL && pa->used == 8);
+  EXPECT(pool_of(b[0]) == pb && pb->ncarved == 8 && pb->used == 2);
   pm_free(a[2]);
   pm_free(a[5]);   /* pa back behind the head, with two free blocks */
   EXPECT(pa->state == PMI_POOL_USED && pb->nextpool == pa && pa->used == 6);
@@ -147,39 +155,37 @@ static void test_head_drained(pmi_heap *heap) {
 }
 
 /* A malloc/free loop at a pool's brim: the head's one free block is its
- * last, so every malloc of the loop drains the head with no pool behind
- * it.  The second drain (the fill's was the first) makes a fresh pool the
- * head (alloc.c, drained_again), and from then the loop runs on the fresh
- * pool's fast path: one pool set up in all, not one slow call a malloc. */
+ * last, so that every malloc of the loop would drain the head with no pool
+ * behind it.  The first drain (the fill's) makes a fresh pool the head
+ * (alloc.c, drained_fresh), and the loop runs on the fresh pool's fast
+ * path: one pool set up in all, not one slow call a malloc. */
 static void test_brim_loop(pmi_heap *heap) {
   const size_t size = 240;   /* class 14: 17 blocks per pool */
   unsigned c = pmi_size_class(size);
   EXPECT(heap->usedpools[c] == &pmi_pool_sentinel);
+  uint64_t inits = heap->counters.pools_initialised;
   void *a[17];
   for (int i = 0; i < 17; i++) a[i] = pm_malloc(size);
   pmi_pool *pa = pool_of(a[0]);
   EXPECT(pa->capacity == 17 && pool_of(a[16]) == pa && pa->freeblock == PMI_LIST_END && pa->ncarved == 17);
-  /* the first drain, by a[16]: the head stays, exhausted */
-  EXPECT(heap->usedpools[c] == pa && pa->nextpool == NULL && heap->drained[c] == pa);
-  uint64_t inits = heap->counters.pools_initialised;
-  uint64_t fast = heap->front_mallocs[c];
-  pm_free(a[16]);
-  void *p = pm_malloc(size);   /* the second: a fresh head, pa FULL */
-  EXPECT(p == a[16] && heap->counters.pools_initialised == inits + 1);
+  /* the drain, by a[16]: a fresh head at once, pa FULL */
   pmi_pool *pb = heap->usedpools[c];
-  EXPECT(pb != pa && pa->state == PMI_POOL_FULL && pb->state == PMI_POOL_USED);
-  pm_free(p);                  /* pa behind pb */
+  EXPECT(pb != pa && pa->state == PMI_POOL_FULL && pb->state == PMI_POOL_USED &&
+         heap->counters.pools_initialised == inits + 2);
+  pm_free(a[16]);              /* pa behind pb */
   EXPECT(pa->state == PMI_POOL_USED && pb->nextpool == pa && heap->usedlast[c] == pa);
   EXPECT(pm_check() == 0);
   uint64_t slow = heap->counters.malloc_small;
+  uint64_t fast = heap->front_mallocs[c];
+  void *p;
   for (int i = 0; i < 1000; i++) {
     p = pm_malloc(size);
     EXPECT(pool_of(p) == pb);
     pm_free(p);
   }
   /* every one of the loop's mallocs on the fast path, the fresh pool's carve aside */
-  EXPECT(heap->counters.malloc_small - slow <= 1 && heap->front_mallocs[c] - fast >= 1000);
-  EXPECT(heap->counters.pools_initialised == inits + 1);
+  EXPECT(heap->counters.malloc_small - slow <= 1 && heap->front_mallocs[c] - fast >= 999);
+  EXPECT(heap->counters.pools_initialised == inits + 2);
   EXPECT(pm_check() == 0);
   for (int i = 0; i < 16; i++) pm_free(a[i]);
   EXPECT(pm_check() == 0);
