@@ -120,10 +120,18 @@ pmi_noinline static void *malloc_head_exhausted(pmi_heap *heap, pmi_pool *head, 
 pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
   if (pmi_likely(size - 1 < PMI_SMALL_MAX)) {   /* pmi_heap_empty's heads are the sentinel: never exhausted with a next */
     pmi_pool *head = heap->usedpools[(size - 1) >> PMI_ALIGNMENT_SHIFT];
-    /* nextpool relaxed: a visitor may unlink the pool after the head (remote.c, pool.c) */
-    if (head->freeblock == PMI_LIST_END && head->ncarved == head->capacity &&
-        __atomic_load_n(&head->nextpool, __ATOMIC_RELAXED) != NULL && !pmi_remote_batched)
-      return malloc_head_exhausted(heap, head, size);
+    if (head->freeblock == PMI_LIST_END) {
+      /* A fresh head (drained_fresh) not carved yet, as malloc_slow's first
+       * case, without its frame: once a pool.  The sentinel has no capacity. */
+      if (head->ncarved < head->capacity && pmi_load_relaxed(&heap->thread_free) == NULL) {
+        heap->counters.malloc_small++;
+        return pmi_pool_pop(head, pmi_pool_carve(head));
+      }
+      /* nextpool relaxed: a visitor may unlink the pool after the head (remote.c, pool.c) */
+      if (head->ncarved == head->capacity && __atomic_load_n(&head->nextpool, __ATOMIC_RELAXED) != NULL &&
+          !pmi_remote_batched)
+        return malloc_head_exhausted(heap, head, size);
+    }
   } else if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN) && heap != &pmi_heap_empty) {
     return malloc_medium(heap, size);   /* as malloc_slow's first test, without its frame */
   }

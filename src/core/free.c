@@ -304,6 +304,16 @@ pmi_noinline static void free_own_slow(void *p, pmi_heap *heap) {
   else free_pool_owned(heap, pmi_pool_of(pmi_arena_of(p), p), p);   /* heap owns the arena: free_core's test */
 }
 
+/* The same, for a block whose live bit the fast path found set in a
+ * descriptor d that is not USED: most often a FULL pool's first free (once
+ * a pool cycle: a batch dropped), with d, as the fast path found it, in
+ * the register the call passes it in.  free_pool_owned checks the block
+ * again, in the bracket. */
+pmi_noinline static void free_own_unused(void *p, pmi_desc *d, pmi_heap *heap) {
+  if (pmi_desc_is_medium(d)) pmi_medium_free(heap, p);
+  else free_pool_owned(heap, (pmi_pool *)d, p);   /* an arena's header slot (HEADER) fails its checks there */
+}
+
 /* --used reached 0: the pool or region emptied.  A pool stays as a spare
  * while the heap keeps fewer than PMI_SPARES_QUIET (no lock: only the owner
  * writes nspare), which is the common case: a batch or a tree dropped;
@@ -363,8 +373,12 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
   uint64_t w = *(uint64_t *)((char *)d->live + wo);
   /* the bit tested and cleared in w by one btr; w is stored only once the
    * pool's state has passed too (nothing is written before) */
-  if (pmi_unlikely(!pmi_bit_take(&w, r) || d->state != PMI_POOL_USED)) {
+  if (pmi_unlikely(!pmi_bit_take(&w, r))) {
     free_own_slow(p, heap);
+    return;
+  }
+  if (pmi_unlikely(d->state != PMI_POOL_USED)) {
+    free_own_unused(p, d, heap);
     return;
   }
   d = (pmi_desc *)pmi_opaque((uintptr_t)d);   /* the store at d + 32 + wo, as the load (no lea) */
