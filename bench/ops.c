@@ -77,6 +77,29 @@ static long batch(long n, long order) {
   return n;
 }
 
+/* 100,000 live blocks of 8..512 B (about 26 MB), freed in random order, as
+ * micro.cc's BM_batch<kRandom>/100000: every pool empties and goes back to
+ * its arena, every arena to the reserve, and the next batch takes and sets
+ * them up again, mostly for other classes (the sizes go on where the last
+ * batch stopped), so that a pool's whole cycle is in the count.  At least
+ * one batch whatever n is; the operations done are returned. */
+#define BIG_BATCH 100000
+static void *big[BIG_BATCH];
+static unsigned perm_big[BIG_BATCH];
+
+static long batch_big(long n, long arg) {
+  (void)arg;
+  unsigned k = 0;
+  long done = 0;
+  do {
+    for (int i = 0; i < BIG_BATCH; i++) big[i] = malloc(sizes512[k++ & (TABLE - 1)]);
+    sink = big[0];
+    for (int i = 0; i < BIG_BATCH; i++) free(big[perm_big[i]]);
+    done += BIG_BATCH;
+  } while (done < n);
+  return done;
+}
+
 /* 1000 live blocks of 513 B .. 64 KiB, freed in random order */
 static long batch_medium(long n, long max) {
   void *v[BATCH];
@@ -213,6 +236,7 @@ static const struct {
     {"BM_batch<kFifo>/1000", batch, FIFO, 1},
     {"BM_batch<kLifo>/1000", batch, LIFO, 1},
     {"BM_batch<kRandom>/1000", batch, RANDOM, 1},
+    {"BM_batch<kRandom>/100000", batch_big, 0, 1},
     {"BM_calloc/64", calloc_pair, 64, 1},
     {"BM_calloc/512", calloc_pair, 512, 1},
     {"BM_calloc/4096", calloc_pair, 4096, 1},
@@ -246,6 +270,13 @@ int main(int argc, char **argv) {
     unsigned j = (unsigned)bench_rng_range(&r, 0, i), t = perm[i];
     perm[i] = perm[j];
     perm[j] = t;
+  }
+  for (unsigned i = 0; i < BIG_BATCH; i++) perm_big[i] = i;
+  bench_rng_seed(&r, 43);
+  for (unsigned i = BIG_BATCH - 1; i > 0; i--) {
+    unsigned j = (unsigned)bench_rng_range(&r, 0, i), t = perm_big[i];
+    perm_big[i] = perm_big[j];
+    perm_big[j] = t;
   }
 
   for (size_t s = 0; s < sizeof scenarios / sizeof scenarios[0]; s++) {

@@ -466,7 +466,7 @@ def repro_command(b, env):
 # The functions of bench/ops.c that run a scenario: the inclusive cost of the
 # calls they make is split between allocating (malloc, calloc, realloc,
 # aligned_alloc) and freeing.
-OPS_SCENARIO_FUNCTIONS = {"pair", "pair_random", "batch", "batch_medium", "calloc_pair", "realloc_step",
+OPS_SCENARIO_FUNCTIONS = {"pair", "pair_random", "batch", "batch_big", "batch_medium", "calloc_pair", "realloc_step",
                           "realloc_step64", "realloc_double", "aligned", "aligned_range", "tree_build", "tree_drop"}
 
 
