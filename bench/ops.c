@@ -250,6 +250,18 @@ static const struct {
     {"BM_aligned_range/4096", aligned_range, 4096, 1},
 };
 
+/* p[0 .. n) a random permutation of 0 .. n - 1 (Fisher-Yates, from seed) */
+static void permutation(unsigned *p, unsigned n, uint64_t seed) {
+  bench_rng r;
+  bench_rng_seed(&r, seed);
+  for (unsigned i = 0; i < n; i++) p[i] = i;
+  for (unsigned i = n - 1; i > 0; i--) {
+    unsigned j = (unsigned)bench_rng_range(&r, 0, i), t = p[i];
+    p[i] = p[j];
+    p[j] = t;
+  }
+}
+
 int main(int argc, char **argv) {
   long n = bench_arg(argc, argv, 1, 100000);
   const char *filter = argc > 2 ? argv[2] : "";
@@ -264,20 +276,8 @@ int main(int argc, char **argv) {
   for (unsigned i = 0; i < TABLE; i++) sizes64k[i] = (unsigned)bench_rng_range(&r, 513, 65536);
   bench_rng_seed(&r, 5);
   for (unsigned i = 0; i < TABLE; i++) sizes4096[i] = (unsigned)bench_rng_range(&r, 63, 4095);
-  for (unsigned i = 0; i < BATCH; i++) perm[i] = i;
-  bench_rng_seed(&r, 42);
-  for (unsigned i = BATCH - 1; i > 0; i--) {
-    unsigned j = (unsigned)bench_rng_range(&r, 0, i), t = perm[i];
-    perm[i] = perm[j];
-    perm[j] = t;
-  }
-  for (unsigned i = 0; i < BIG_BATCH; i++) perm_big[i] = i;
-  bench_rng_seed(&r, 43);
-  for (unsigned i = BIG_BATCH - 1; i > 0; i--) {
-    unsigned j = (unsigned)bench_rng_range(&r, 0, i), t = perm_big[i];
-    perm_big[i] = perm_big[j];
-    perm_big[j] = t;
-  }
+  permutation(perm, BATCH, 42);
+  permutation(perm_big, BIG_BATCH, 43);
 
   for (size_t s = 0; s < sizeof scenarios / sizeof scenarios[0]; s++) {
     if (!strstr(scenarios[s].name, filter)) continue;
