@@ -224,11 +224,12 @@ pmi_noinline static pmi_pool *pools_skip_exhausted(pmi_heap *heap, pmi_pool *nex
  * the slow path a pool, not two (a batch of 100,000 blocks of 8..512
  * bytes built and freed in reverse order: 130 -> 125 instructions a malloc
  * and free).  Its page is not touched until a malloc carves it
- * (malloc_slow's first test).  It also ends a malloc/free loop at a pool's brim, whose one free block
- * is always the last (BM_pair/240 in a pool with one block free: 13 ns a
- * pair against 7.5 when every malloc of the loop came here): from the
- * first drain, the loop runs on the fresh pool's fast path.  A fresh pool
- * that fails leaves errno as it was: this malloc has its block. */
+ * (pmi_malloc_generic's first test).  It also ends a malloc/free loop at
+ * a pool's brim, whose one free block is always the last (BM_pair/240 in
+ * a pool with one block free: 13 ns a pair against 7.5 when every malloc
+ * of the loop came here): from the first drain, the loop runs on the
+ * fresh pool's fast path.  A fresh pool that fails leaves errno as it
+ * was: this malloc has its block. */
 static bool drained_fresh(pmi_heap *heap, pmi_pool *head) {
   int saved = errno;
   bool fresh = fresh_head(heap, head->szidx) != NULL;
