@@ -117,16 +117,25 @@ pmi_noinline static void *malloc_head_exhausted(pmi_heap *heap, pmi_pool *head, 
   return malloc_slow(heap, size);
 }
 
+/* The head pool's list is empty and its untouched tail has blocks (a fresh
+ * head, drained_fresh), with no remote frees to collect first.  Carving
+ * needs no lock (only the owner touches its pools); anything that splices
+ * a list does.  The sentinel has no capacity. */
+static inline bool head_has_tail(pmi_heap *heap, const pmi_pool *head) {
+  return head->freeblock == PMI_LIST_END && head->ncarved < head->capacity &&
+         pmi_load_relaxed(&heap->thread_free) == NULL;
+}
+static inline void *head_carve(pmi_heap *heap, pmi_pool *head) {
+  heap->counters.malloc_small++;
+  return pmi_pool_pop(head, pmi_pool_carve(head));
+}
+
 pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
   if (pmi_likely(size - 1 < PMI_SMALL_MAX)) {   /* pmi_heap_empty's heads are the sentinel: never exhausted with a next */
     pmi_pool *head = heap->usedpools[(size - 1) >> PMI_ALIGNMENT_SHIFT];
     if (head->freeblock == PMI_LIST_END) {
-      /* A fresh head (drained_fresh) not carved yet, as malloc_slow's first
-       * case, without its frame: once a pool.  The sentinel has no capacity. */
-      if (head->ncarved < head->capacity && pmi_load_relaxed(&heap->thread_free) == NULL) {
-        heap->counters.malloc_small++;
-        return pmi_pool_pop(head, pmi_pool_carve(head));
-      }
+      /* a fresh head not carved yet, without malloc_slow's frame: once a pool */
+      if (head_has_tail(heap, head)) return head_carve(heap, head);
       /* nextpool relaxed: a visitor may unlink the pool after the head (remote.c, pool.c) */
       if (head->ncarved == head->capacity && __atomic_load_n(&head->nextpool, __ATOMIC_RELAXED) != NULL &&
           !pmi_remote_batched)
@@ -295,15 +304,11 @@ pmi_noinline static void *malloc_slow(pmi_heap *heap, size_t size) {
   if (pmi_likely(size - PMI_MEDIUM_MIN <= PMI_MEDIUM_MAX - PMI_MEDIUM_MIN)) return malloc_medium(heap, size);
   if (size > PMI_MEDIUM_MAX) return malloc_huge(size);
   if (size == 0) size = 1;                       /* malloc(0): a unique block */
-  /* The common reason to be here: the head pool's list ran dry but its
-   * untouched tail has blocks.  Carving needs no lock (only the owner
-   * touches its pools); anything that splices a list does. */
+  /* The head pool's list ran dry but its untouched tail has blocks
+   * (pmi_malloc_generic takes this case first; here for malloc(0) and a
+   * thread's first malloc from an adopted heap). */
   pmi_pool *pool = heap->usedpools[pmi_size_class(size)];
-  if (pool->freeblock == PMI_LIST_END && pool->ncarved < pool->capacity &&
-      pmi_load_relaxed(&heap->thread_free) == NULL) {
-    heap->counters.malloc_small++;
-    return pmi_pool_pop(pool, pmi_pool_carve(pool));
-  }
+  if (head_has_tail(heap, pool)) return head_carve(heap, pool);
   pmi_remote_flush();   /* this thread's batches of frees for other heaps */
   if (pool->freeblock == PMI_LIST_END && pool->ncarved == pool->capacity && pool != &pmi_pool_sentinel) {
     p = malloc_next_pool(heap, pool);
