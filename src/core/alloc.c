@@ -547,7 +547,7 @@ pmi_export void *pm_realloc(void *p, size_t size) {
     if (!((pool->live[(r >> 6) & (PMI_LIVE_WORDS - 1)] >> (r & 63)) & 1)) goto slow;
     old = pmi_class_size(pool->szidx);
   } else if (kind >= PMI_REGION_MEDIUM) {
-    pmi_medium *m = (pmi_medium *)(pmi_medium_base(p) + heap->kinds.region_or[kind]);   /* pmi_medium_of(p), as free finds it */
+    pmi_medium *m = (pmi_medium *)(pmi_medium_base(p) + pmi_front.kinds.region_or[kind]);   /* pmi_medium_of(p), as free finds it */
     if (*(pmi_heap *const *)&m->heap != heap) goto slow;
     if (!((m->live[(r >> 6) & (PMI_MEDIUM_LIVE_WORDS - 1)] >> (r & 63)) & 1)) goto slow;
     old = pmi_medium_slow(m)->block_size;

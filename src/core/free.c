@@ -4,9 +4,10 @@
  *   1. p rotated right by 4 bits gives the arena-map slot, beyond the map
  *      for a misaligned p (internal.h, pmi_arenamap_block_slot); beyond it
  *      goes to free_not_pool;
- *   2. the map's byte (the region kind) selects the heap's masks
- *      (types.h, pmi_kind_masks), which find the owner: the arena's or the
- *      region's, or for kinds NONE and HUGE pmi_no_owner's NULL.  One
+ *   2. the slot's entry in the free map (types.h, pmi_free_slot) gives the
+ *      header, where the owner is (the arena's or the region's, or for
+ *      kinds NONE and HUGE pmi_no_owner's NULL), and the masks that find
+ *      the descriptor and the live word.  One
  *      compare of it with this thread's heap; anything else (another
  *      owner, NULL, foreign and huge blocks, debug mode, where pmi_heap_tls
  *      is pmi_heap_empty) goes to free_not_local, which tells them apart;
@@ -217,7 +218,7 @@ static void free_remote(pmi_heap *heap, void *p) {
 
 /* What failed free's owner test: a pool or medium block of another heap;
  * a pointer in no pool arena or medium region (NULL, huge and foreign
- * blocks: the heap's masks send them to pmi_no_owner, types.h); anything
+ * blocks: their free-map slots send them to pmi_no_owner, types.h); anything
  * in debug mode. */
 static void free_not_owned_core(pmi_heap *heap, void *p) {
   if (pmi_arenamap_kind(p) < PMI_REGION_POOLS) free_not_pool_core(heap, p);
@@ -335,14 +336,14 @@ pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
 
 /* The fast path, shared by pm_free and pmi_free; heap is the caller's.  One
  * path for pool and medium blocks (types.h, "the descriptor the fast paths
- * read"): the arena map's byte selects the masks that find the owner, the
- * descriptor and the live word, so that the branches taken do not depend
- * on which kind p is.  (A compare of the byte with the pool kind first,
- * constant masks for pool blocks, takes the mask loads off the chain to the
- * owner: random pool pairs 8-17 % faster, but the branch mispredicts where
- * pool and medium frees mix, and larson lost 7 %.  What would keep both is
- * an owner found without the kind: a region repeating its owner's slot at
- * every 256 KiB boundary.) */
+ * read"): p's slot of the free map holds the header and the masks that find
+ * the owner, the descriptor and the live word, so that the branches taken
+ * do not depend on which kind p is, and no load waits for the arena map's
+ * byte.  (The masks by the byte, from a table, put two loads one after the
+ * other before the descriptor's: random pairs of 8..512 bytes 11.8 ns
+ * against 9.5.  A compare of the byte with the pool kind first, constant
+ * masks for pool blocks, saved as much for pool blocks, but its branch
+ * mispredicts where pool and medium frees mix: larson lost 7 %.) */
 static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void *p, bool core) {
   uintptr_t r = pmi_rotate_units(p);   /* low bits: p's 16-byte unit number */
   uintptr_t slot = pmi_arenamap_block_slot(r);
@@ -351,25 +352,21 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
     else free_not_pool(p);
     return;
   }
-  uintptr_t kind = pmi_arenamap_slot_byte(slot);
-  const pmi_kind_masks *t = &heap->kinds;
   /* The owner: the arena's or the region's, or for a pointer in neither
-   * (kinds NONE and HUGE) pmi_no_owner's NULL, so that one test sends away
-   * both those and the blocks of other heaps.  A plain read (a pointer is
-   * written whole), so that the compiler folds it into the compare as it
-   * cannot with a relaxed load. */
-  uintptr_t base = (uintptr_t)p & t->region_mask[kind];
-  kind = pmi_opaque(kind);
-  base |= t->region_or[kind];
-  if (pmi_unlikely(*(pmi_heap *const *)(base + offsetof(pmi_medium, heap)) != heap)) {   /* an arena's too (types.h) */
+   * (a slot of kind NONE or HUGE, whose entry is 0) pmi_no_owner's NULL, so
+   * that one test sends away both those and the blocks of other heaps.
+   * Plain reads (a pointer is written whole), so that the compiler folds
+   * them into the add, the compare and the ands as it cannot with relaxed
+   * loads. */
+  const pmi_free_slot *f = &pmi_freemap[slot];   /* written before pmi_arenamap_slots was */
+  uintptr_t header = f->base + (uintptr_t)pmi_no_owner;
+  if (pmi_unlikely(*(pmi_heap *const *)(header + offsetof(pmi_medium, heap)) != heap)) {   /* an arena's too (types.h) */
     if (core) free_not_owned_core(heap, p);
     else free_not_local(p, r);
     return;
   }
-  kind = pmi_opaque(kind);
-  pmi_desc *d = (pmi_desc *)(base ^ (((uintptr_t)p >> 6) & t->desc_mask[kind]));   /* a pool's: types.h, the arena layout */
-  kind = pmi_opaque(kind);
-  uintptr_t wo = (r >> 3) & t->word_mask[kind];   /* live[(r >> 6) % WORDS], in bytes */
+  pmi_desc *d = (pmi_desc *)(header ^ (((uintptr_t)p >> 6) & f->desc_mask));   /* a pool's: types.h, the arena layout */
+  uintptr_t wo = (r >> 3) & f->word_mask;   /* live[(r >> 6) % WORDS], in bytes */
   uint64_t w = *(uint64_t *)((char *)d->live + wo);
   /* the bit tested and cleared in w by one btr; w is stored only once the
    * pool's state has passed too (nothing is written before) */

@@ -33,7 +33,6 @@
  * its own.  Only the fast paths read these heads (pmi_malloc_generic sends
  * a heapless call on before it looks at usedmedium). */
 pmi_heap pmi_heap_empty = {
-  .kinds = { PMI_FRONT_KIND_MASKS, PMI_HEAP_REGION_OR },
   .usedpools = { [0 ... PMI_NCLASSES - 1] = &pmi_pool_sentinel },
   .medfront = { [0 ... PMI_MEDIUM_NCLASSES - 1] = (pmi_medium *)&pmi_pool_sentinel },
   .usedmedium = { [0 ... PMI_MEDIUM_NCLASSES - 1] = &pmi_medium_sentinel },
@@ -245,7 +244,6 @@ static pmi_heap *heap_new_locked(void) {
   if (heaps_all == NULL) pmi_medium_sentinel.freeblock = PMI_LIST_END;
   for (unsigned c = 0; c < PMI_NCLASSES; c++) heap->usedpools[c] = &pmi_pool_sentinel;
   for (unsigned c = 0; c < PMI_MEDIUM_NCLASSES; c++) heap->usedmedium[c] = heap->medfront[c] = &pmi_medium_sentinel;
-  heap->kinds = (pmi_kind_masks){ PMI_FRONT_KIND_MASKS, PMI_HEAP_REGION_OR };
   heap->next_heap = heaps_all;
   heaps_all = heap;
   heap->counters.heaps_created++;

@@ -39,10 +39,10 @@ extern const pmi_front_tables pmi_front;   /* the original; every heap has a cop
 /* The front class of a size 1 .. MEDIUM_MAX. */
 static inline unsigned pmi_front_class(size_t n) { return pmi_front.classes.fclass[(n - 1) >> PMI_ALIGNMENT_SHIFT]; }
 /* What free's owner test reads for a pointer outside every pool arena and
- * medium region (the arena map's kinds NONE and HUGE, to which a heap's
- * copy of the masks gives region_mask 0 and region_or pmi_no_owner): a
- * NULL owner, never the heap, so that such pointers leave the fast path at
- * that test, without a test of the kind of their own. */
+ * medium region (the arena map's kinds NONE and HUGE, whose free-map slots
+ * are 0, and pmi_no_owner their base: pmi_free_slot): a NULL owner, never
+ * the heap, so that such pointers leave the fast path at that test,
+ * without a test of the kind of their own. */
 extern const uintptr_t pmi_no_owner[2];
 #define PMI_MEDIUM_REGION_OR_ \
   [PMI_REGION_MEDIUM + 0] = PMI_MEDIUM_DESC_OFFSET(0), [PMI_REGION_MEDIUM + 1] = PMI_MEDIUM_DESC_OFFSET(1), \
@@ -51,11 +51,7 @@ extern const uintptr_t pmi_no_owner[2];
   [PMI_REGION_MEDIUM + 6] = PMI_MEDIUM_DESC_OFFSET(6), [PMI_REGION_MEDIUM + 7] = PMI_MEDIUM_DESC_OFFSET(7)
 _Static_assert(PMI_MEDIUM_COLOURS == 8, "PMI_MEDIUM_REGION_OR_ spells out every colour");
 #define PMI_POOLS_REGION_OR_ [PMI_REGION_POOLS] = PMI_HEADER_SLOT * sizeof(pmi_pool)
-#define PMI_HEAP_REGION_OR \
-  .region_or = { [PMI_REGION_NONE] = (uintptr_t)pmi_no_owner, [PMI_REGION_HUGE] = (uintptr_t)pmi_no_owner, \
-                 PMI_POOLS_REGION_OR_, PMI_MEDIUM_REGION_OR_ }
-/* The kind masks (pmi_front.kinds with PMI_FRONT_REGION_OR, and
- * pmi_heap_empty's copy with PMI_HEAP_REGION_OR). */
+/* The kind masks (pmi_front.kinds). */
 #define PMI_FRONT_REGION_OR .region_or = { PMI_POOLS_REGION_OR_, PMI_MEDIUM_REGION_OR_ }
 #define PMI_FRONT_KIND_MASKS \
   .region_mask = { [PMI_REGION_POOLS] = ~(uintptr_t)(PMI_ARENA_SIZE - 1), \
@@ -346,6 +342,8 @@ void   pmi_arenamap_remove(pmi_arena *arena);
 bool   pmi_arenamap_set(const void *start, size_t size, uint8_t kind);  /* whole slots */
 extern _Atomic(_Atomic uint8_t *) pmi_arenamap;    /* the map, NULL until reserved */
 extern _Atomic uintptr_t pmi_arenamap_slots;       /* PMI_MAP_SLOTS once reserved, else 0 */
+extern pmi_free_slot *pmi_freemap;                 /* PMI_MAP_SLOTS entries, once reserved */
+pmi_free_slot pmi_free_slot_for(uintptr_t start, unsigned byte);   /* the entry of a slot of start's region */
 
 static inline unsigned pmi_arenamap_slot_raw(uintptr_t slot) {
   /* Plain reads of the bound and of the byte: each is written whole (the

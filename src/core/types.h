@@ -80,8 +80,9 @@
  *    misses.  The last line of a page is where the fewest classes start a
  *    block (4: those of at most 64 bytes; the others' blocks end before it
  *    or run into it, tail space).  The exclusive or costs no instruction:
- *    free's fast path finds the descriptor as ((p & mask) | or) ^ ((p >> 6)
- *    & mask) (for a medium region the second mask is 0).
+ *    free's fast path finds the descriptor as header ^ ((p >> 6) & mask),
+ *    the header and the mask from p's slot of the free map (pmi_free_slot;
+ *    for a medium region the mask is 0).
  *
  * ---------------------------------------------------------------------------
  * Pool states (as pymalloc's)
@@ -250,9 +251,10 @@ _Static_assert(PMI_POOL_SIZE / PMI_ALIGNMENT <= 256, "block counts must fit the 
 
 /* The two kinds free's fast path serves are the two largest, so that one
  * compare (kind >= POOLS) picks them out.  A medium region's byte is
- * MEDIUM + its descriptor's colour (below, "medium classes"), so that free
- * finds the descriptor at (p & region_mask) | region_or[byte] with no step
- * of its own; pmi_arenamap_kind reports every one of them as MEDIUM. */
+ * MEDIUM + its descriptor's colour (below, "medium classes"), the byte by
+ * which arenamap.c fills the free map's slots (pmi_free_slot: the
+ * descriptor's address, (p & region_mask) | region_or[byte]);
+ * pmi_arenamap_kind reports every one of them as MEDIUM. */
 enum pmi_region_kind {
   PMI_REGION_NONE = 0,     /* not ours: the C library's, or nobody's */
   PMI_REGION_HUGE = 1,     /* a slot of a directly mapped block (huge.c) */
@@ -656,7 +658,8 @@ _Static_assert((PMI_MEDIUM_SIZE >> PMI_MEDIUM_TOUCH_SHIFT) <= 65535, "pmi_medium
  *                           and pmi_medium alike
  *
  * What differs is data, by front class (malloc) or by the arena map's byte
- * (free), in pmi_front_tables (below; the heap's copies):
+ * (free, through the free map's slot: pmi_free_slot), in pmi_front_tables
+ * (below):
  *    link limit   a free-list link stays within 4 KiB (pool) or 1 MiB (region)
  *    live words   4 (pool) or 1024 (region)
  *    region mask  the owner sits at ((p & mask) | or) + 8: the arena's header's
@@ -686,21 +689,41 @@ _Static_assert(PMI_SAME_FIELD(freeblock, freeblock) && PMI_SAME_FIELD(used, used
 #undef PMI_SAME_FIELD
 
 /* The fast paths' tables (front.c): what differs between a pool and a
- * region, as data.  pmi_front is the original; every heap carries a copy,
- * so that malloc and free address them from the heap pointer they already
- * hold instead of forming the tables' address first (a PIC library reaches
- * a global array only through a lea of its own). */
+ * region, as data.  malloc reads its own by front class; free reads the
+ * kind masks through the free map's slots, which arenamap.c fills from
+ * them when a region is registered. */
 #define PMI_REGION_BYTES (PMI_REGION_MEDIUM + PMI_MEDIUM_COLOURS)   /* the map's byte values */
 typedef struct pmi_kind_masks {              /* free's, by the arena map's byte */
-  uintptr_t region_mask[PMI_REGION_BYTES];   /* the owner at ((p & it) | region_or) + 8 */
+  uintptr_t region_mask[PMI_REGION_BYTES];   /* the region's start: p & it */
   uintptr_t region_or[PMI_REGION_BYTES];     /* the header's slot for pools; a medium region's
-                                                MEDIUM_DESC_OFFSET(byte - MEDIUM); in a
-                                                heap's copy, for the kinds free's
-                                                fast path does not serve (NONE, HUGE),
-                                                pmi_no_owner (with region_mask 0) */
+                                                MEDIUM_DESC_OFFSET(byte - MEDIUM) (the
+                                                owner at start | it + 8) */
   uintptr_t desc_mask[PMI_REGION_BYTES];     /* the descriptor at ^ ((p >> 6) & it) */
   uint64_t word_mask[PMI_REGION_BYTES];      /* the live word at + 32 + ((p >> 7) & it) */
 } pmi_kind_masks;
+/* One slot of the free map (arenamap.c), beside the arena map's byte: what
+ * free's fast path needs of the region in a 256 KiB slot, found from the
+ * slot's index alone, so that the owner, descriptor and live word wait for
+ * one load (this entry's) and not for the byte and then a table indexed
+ * by it (random pairs of 8..512 bytes 11.8 -> 9.5 ns).
+ * Invariants, for a slot s (k = the arena map's byte of s):
+ *   s in a pool arena or a medium region R (k == POOLS, MEDIUM + colour):
+ *     pmi_no_owner + base == R's start | pmi_front.kinds.region_or[k]
+ *       (the arena's header or the region's: the owner at + 8)
+ *     desc_mask == pmi_front.kinds.desc_mask[k],
+ *     word_mask == pmi_front.kinds.word_mask[k]
+ *   otherwise (NONE, HUGE, a slot never written):
+ *     base == desc_mask == word_mask == 0, so that free finds pmi_no_owner's
+ *     NULL owner there and leaves the fast path at its owner test
+ * 32 bytes, so that the index is one shift. */
+typedef struct pmi_free_slot {
+  uintptr_t base;        /* the header's address - pmi_no_owner */
+  uintptr_t desc_mask;   /* the descriptor at header ^ ((p >> 6) & it) */
+  uint64_t word_mask;    /* the live word at + 32 + ((p >> 7) & it) */
+  uintptr_t reserved;    /* 0 */
+} pmi_free_slot;
+_Static_assert(sizeof(pmi_free_slot) == 32, "a slot's entry is one shift of its index");
+
 typedef struct pmi_class_tables {            /* malloc's, by front class */
   uint64_t link_limit[PMI_FRONT_NCLASSES];   /* next ^ block below it */
   uint64_t word_mask[PMI_FRONT_NCLASSES];    /* (live words - 1) * 8 */
@@ -735,9 +758,6 @@ typedef struct pmi_counters {
  *       size(l) <= size(c) * 5 / 4, and align(l) >= align(c) (the size's
  *       power-of-two part up to 4 KiB) (medium.c, "lending")
  *   nmediums == |mediums list|
- *   kinds == pmi_front.kinds but for region_or[NONE] == region_or[HUGE] ==
- *       pmi_no_owner (pmi_heap_empty has them too: free needs its kinds to
- *       find an owner to compare)
  *   pmi_heap_empty: front[fc] == &pmi_pool_sentinel for every front class
  *       (its list is empty from the start: malloc's fast path misses)
  *   the head of usedpools[c] is never empty in the sense of used == 0 (it
@@ -776,7 +796,6 @@ typedef struct pmi_heap {
    * it writes, at an address it has in hand (stats.c adds them to
    * malloc_small and malloc_medium). */
   uint64_t front_mallocs[PMI_FRONT_NCLASSES];
-  pmi_kind_masks kinds;      /* pmi_front.kinds, for free's fast path */
   pmi_pool *usedlast[PMI_NCLASSES];                  /* the last pool of usedpools[c] */
   pmi_counters counters;
   unsigned nspare;                                   /* empty pools kept on
