@@ -15,6 +15,14 @@
 
 /* ---- the small-object slow path ---------------------------------------- */
 
+/* The maps could not be reserved (pmi_libc_only): every call that reaches
+ * a slow path goes to the C library.  Known once the process is set up,
+ * which this call may be the first to do. */
+static inline bool to_libc(void) {
+  pmi_process_init();
+  return pmi_libc_only;
+}
+
 /* A pool from the fullest arena, set up for class c and pushed as the head
  * of usedpools[c] (an exhausted head before it leaves, FULL); NULL when the
  * OS refuses (errno ENOMEM).  Inside the caller's pmi_heap_enter/leave.
@@ -145,6 +153,7 @@ pmi_noinline void *pmi_malloc_generic(size_t size, pmi_heap *heap) {
     return malloc_medium(heap, size);   /* as malloc_slow's first test, without its frame */
   }
   if (heap == &pmi_heap_empty) {   /* no heap yet, or debug mode (every call) */
+    if (pmi_unlikely(to_libc())) return pmi_libc_malloc(size);
     if (pmi_unlikely(pmi_debug_active)) return pmi_debug_malloc(size);
     return malloc_without_heap(size);
   }
@@ -423,6 +432,7 @@ pmi_export void *_Znam(size_t size) {
 
 pmi_noinline static void *calloc_slow(size_t n, size_t size, size_t total) {
   PMI_COUNT(calloc_calls);
+  if (pmi_unlikely(to_libc())) return pmi_libc_calloc(n, size);
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_calloc(n, size);
   return pmi_calloc(total);
 }
@@ -505,6 +515,7 @@ static void *realloc_grow(void *p, size_t old, size_t size) {
 pmi_noinline static void *realloc_slow(void *p, size_t size) {
   if (p == NULL) return pm_malloc(size);
   PMI_COUNT(realloc_calls);
+  if (pmi_unlikely(to_libc())) return pmi_libc_realloc(p, size);   /* p is the C library's: nothing else exists */
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_realloc(p, size);
   return pmi_realloc(p, size);
 }
@@ -682,6 +693,7 @@ void *pmi_memalign(size_t alignment, size_t size) {
 
 static void *aligned_alloc_checked(size_t alignment, size_t size) {
   PMI_COUNT(aligned_calls);
+  if (pmi_unlikely(to_libc())) return pmi_libc_memalign(alignment, size);
   if (pmi_unlikely(pmi_debug_active)) return pmi_debug_memalign(alignment, size);
   return pmi_memalign(alignment, size);
 }

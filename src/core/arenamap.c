@@ -33,6 +33,7 @@
 _Atomic(_Atomic uint8_t *) pmi_arenamap;
 _Atomic uintptr_t pmi_arenamap_slots;
 pmi_free_slot *pmi_freemap;
+int pmi_libc_only;
 
 pmi_startup void pmi_arenamap_init(void) {
   if (pmi_load_relaxed(&pmi_arenamap) != NULL) return;
@@ -43,6 +44,7 @@ pmi_startup void pmi_arenamap_init(void) {
     pmi_warning("cannot reserve the arena map (%zu MiB of address space and %zu GiB for its free map): "
                 "blocks come from the C library", (size_t)(PMI_MAP_SLOTS >> 20),
                 (size_t)((PMI_MAP_SLOTS * sizeof(pmi_free_slot)) >> 30));
+    pmi_libc_only = 1;
     return;
   }
   pmi_freemap = freemap;   /* published with the map, by the release below */

@@ -343,6 +343,10 @@ bool   pmi_arenamap_set(const void *start, size_t size, uint8_t kind);  /* whole
 extern _Atomic(_Atomic uint8_t *) pmi_arenamap;    /* the map, NULL until reserved */
 extern _Atomic uintptr_t pmi_arenamap_slots;       /* PMI_MAP_SLOTS once reserved, else 0 */
 extern pmi_free_slot *pmi_freemap;                 /* PMI_MAP_SLOTS entries, once reserved */
+/* Set at start-up when the maps cannot be reserved (an address-space
+ * limit): no region can be registered, so that no heap is made and every
+ * allocation's slow path hands the call to the C library (alloc.c). */
+extern int pmi_libc_only;
 pmi_free_slot pmi_free_slot_for(uintptr_t start, unsigned byte);   /* the entry of a slot of start's region */
 
 static inline unsigned pmi_arenamap_slot_raw(uintptr_t slot) {
@@ -773,6 +777,9 @@ void   pmi_huge_fork_child(void);
 void   pmi_libc_init(void);
 void   pmi_libc_free(void *p);
 void  *pmi_libc_realloc(void *p, size_t size);
+void  *pmi_libc_malloc(size_t size);
+void  *pmi_libc_calloc(size_t n, size_t size);
+void  *pmi_libc_memalign(size_t alignment, size_t size);
 size_t pmi_libc_usable_size(void *p);
 int    pmi_libc_trim(size_t pad);
 int    pmi_libc_mallopt(int param, int value);

@@ -187,6 +187,9 @@ bool pmi_libc_owns(const void *p) {
 /* ---- the C library's own calls --------------------------------------------- */
 
 extern void *__libc_realloc(void *p, size_t size);
+extern void *__libc_malloc(size_t size);
+extern void *__libc_calloc(size_t n, size_t size);
+extern void *__libc_memalign(size_t alignment, size_t size);
 extern void  __libc_free(void *p);
 extern int   __libc_mallopt(int param, int value);
 
@@ -218,6 +221,9 @@ static size_t chunk_usable(const void *p) {
 
 void pmi_libc_free(void *p) { __libc_free(p); }   /* glibc's free keeps errno (2.33+) */
 void *pmi_libc_realloc(void *p, size_t size) { return __libc_realloc(p, size); }
+void *pmi_libc_malloc(size_t size) { return __libc_malloc(size); }
+void *pmi_libc_calloc(size_t n, size_t size) { return __libc_calloc(n, size); }
+void *pmi_libc_memalign(size_t alignment, size_t size) { return __libc_memalign(alignment, size); }
 
 size_t pmi_libc_usable_size(void *p) {
   if (p == NULL) return 0;

@@ -32,4 +32,17 @@ run "preloaded" prog LD_PRELOAD="$lib"
 run "linked" prog_linked
 run "preloaded, debug mode" prog LD_PRELOAD="$lib" POOLMALLOC_DEBUG=1
 run "preloaded, statistics" prog LD_PRELOAD="$lib" POOLMALLOC_STATS="$tmp/stats"
+# Under an address-space limit that leaves no room for the arena map and
+# its free map (17 GiB reserved): one warning line, and every call, the
+# early ones too, served by the C library, not failed.
+rc=0
+( ulimit -v 4194304 && exec timeout -s KILL 60 env LD_PRELOAD="$lib" "$tmp/prog" ) > "$tmp/out" 2> "$tmp/err" || rc=$?
+if [ "$rc" = 0 ] && grep -qE '^ok [0-9]+$' "$tmp/out" && [ "$(wc -l < "$tmp/err")" = 1 ] &&
+   grep -q '^poolmalloc: cannot reserve the arena map .*: blocks come from the C library$' "$tmp/err"; then
+  echo "preloaded, 4 GiB of address space: $(cat "$tmp/out"), $(cat "$tmp/err")"
+else
+  echo "FAIL preloaded, 4 GiB of address space: exit $rc"
+  cat "$tmp/out" "$tmp/err"
+  fail=1
+fi
 exit $fail
