@@ -27,6 +27,7 @@
  * (never through malloc itself, which is ours); nothing above 512 bytes is
  * allocated there any more (medium.c, huge.c). */
 #include <dlfcn.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <malloc.h>
 #include <string.h>
@@ -187,8 +188,6 @@ bool pmi_libc_owns(const void *p) {
 /* ---- the C library's own calls --------------------------------------------- */
 
 extern void *__libc_realloc(void *p, size_t size);
-extern void *__libc_malloc(size_t size);
-extern void *__libc_calloc(size_t n, size_t size);
 extern void *__libc_memalign(size_t alignment, size_t size);
 extern void  __libc_free(void *p);
 extern int   __libc_mallopt(int param, int value);
@@ -221,8 +220,19 @@ static size_t chunk_usable(const void *p) {
 
 void pmi_libc_free(void *p) { __libc_free(p); }   /* glibc's free keeps errno (2.33+) */
 void *pmi_libc_realloc(void *p, size_t size) { return __libc_realloc(p, size); }
-void *pmi_libc_malloc(size_t size) { return __libc_malloc(size); }
-void *pmi_libc_calloc(size_t n, size_t size) { return __libc_calloc(n, size); }
+/* malloc and calloc through realloc's name, whose NULL is a malloc: each
+ * name the library imports costs its header segment (layout.test_header_pages). */
+void *pmi_libc_malloc(size_t size) { return __libc_realloc(NULL, size); }
+void *pmi_libc_calloc(size_t n, size_t size) {
+  size_t total;
+  if (__builtin_mul_overflow(n, size, &total)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  void *p = __libc_realloc(NULL, total);
+  if (p != NULL) memset(p, 0, total);
+  return p;
+}
 void *pmi_libc_memalign(size_t alignment, size_t size) { return __libc_memalign(alignment, size); }
 
 size_t pmi_libc_usable_size(void *p) {
