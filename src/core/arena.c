@@ -101,6 +101,7 @@ static pmi_arena *arena_new(pmi_heap *heap) {
   }
   arena_format(arena);
   atomic_store_explicit(&arena->heap, heap, memory_order_release);
+  pmi_freemap_set_owner(arena, PMI_ARENA_SIZE, heap->tp);   /* its thread's fast path: after the header */
   arena->prev_owned = NULL;
   arena->next_owned = heap->arenas;
   if (heap->arenas != NULL) heap->arenas->prev_owned = arena;
@@ -116,6 +117,7 @@ static void arena_retire(pmi_heap *heap, pmi_arena *arena) {
   else heap->arenas = arena->next_owned;
   if (arena->next_owned != NULL) arena->next_owned->prev_owned = arena->prev_owned;
   heap->narenas--;
+  pmi_freemap_set_owner(arena, PMI_ARENA_SIZE, 0);   /* off the fast path before the header changes */
   atomic_store_explicit(&arena->heap, NULL, memory_order_release);
 
   arena->retired_ms = pmi_os_now_ms();

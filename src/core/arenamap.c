@@ -27,7 +27,9 @@
  * waits for.  32 bytes a slot: 16 GiB of address space, reserved like the
  * byte map and never committed but for the pages of real regions' slots
  * (a 4 KiB page covers 128 slots, 32 MiB of addresses).  A slot never
- * written reads 0, which finds pmi_no_owner's NULL owner. */
+ * written reads 0: no owner, which no thread pointer equals.  The owner
+ * (the owning thread's pointer) changes apart from the rest, with the
+ * region's heap (pmi_freemap_set_owner); a change of kind clears it. */
 #include "core/internal.h"
 
 _Atomic(_Atomic uint8_t *) pmi_arenamap;
@@ -56,15 +58,15 @@ pmi_startup void pmi_arenamap_init(void) {
  * arena, or any of a medium region's slots), whose byte is byte. */
 pmi_free_slot pmi_free_slot_for(uintptr_t start, unsigned byte) {
   if (byte != PMI_REGION_POOLS && byte < PMI_REGION_MEDIUM) return (pmi_free_slot){ 0, 0, 0, 0 };
-  uintptr_t header = start | pmi_front.kinds.region_or[byte];
-  return (pmi_free_slot){ header - (uintptr_t)pmi_no_owner, pmi_front.kinds.desc_mask[byte],
+  return (pmi_free_slot){ start | pmi_front.kinds.region_or[byte], pmi_front.kinds.desc_mask[byte],
                           pmi_front.kinds.word_mask[byte], 0 };
 }
 
 /* Marks every slot of [start, start + size) (whole, aligned slots) as kind,
  * its free-map entry first: a free that finds the byte finds the entry.
- * The entry's base is cleared while its masks change, so that a (bad) free
- * racing with it finds no owner rather than a header with another kind's
+ * The entry has no owner from before its masks change (a region changes
+ * kind only while no heap holds it), so that a (bad) free racing with it
+ * leaves at the owner test rather than use a header with another kind's
  * masks.  Fails
  * (false, nothing changed) when the map does not exist or the range lies
  * beyond it. */
@@ -76,13 +78,24 @@ bool pmi_arenamap_set(const void *start, size_t size, uint8_t kind) {
   pmi_free_slot e = pmi_free_slot_for((uintptr_t)start, kind);
   for (uintptr_t s = first; s < first + n; s++) {
     pmi_free_slot *f = &pmi_freemap[s];
-    __atomic_store_n(&f->base, 0, __ATOMIC_RELEASE);   /* no header while the masks change */
+    __atomic_store_n(&f->owner, 0, __ATOMIC_RELEASE);   /* no owner while the masks change */
+    __atomic_store_n(&f->header, e.header, __ATOMIC_RELAXED);
     __atomic_store_n(&f->desc_mask, e.desc_mask, __ATOMIC_RELAXED);
     __atomic_store_n(&f->word_mask, e.word_mask, __ATOMIC_RELAXED);
-    __atomic_store_n(&f->base, e.base, __ATOMIC_RELEASE);
     atomic_store_explicit(&map[s], kind, memory_order_release);
   }
   return true;
+}
+
+/* The owner of the entries of [start, start + size), a region of ours whose
+ * heap has just changed or whose heap's thread has (pmi_free_slot): owner,
+ * the heap's tp, or 0.  Release: the fast path that finds its thread's
+ * pointer there finds the region's header and lists as its heap left them. */
+void pmi_freemap_set_owner(const void *start, size_t size, uintptr_t owner) {
+  uintptr_t first = (uintptr_t)start >> PMI_ARENA_SHIFT, n = size >> PMI_ARENA_SHIFT;
+  pmi_assert(first + n <= PMI_MAP_SLOTS && pmi_freemap != NULL);
+  for (uintptr_t s = first; s < first + n; s++)
+    if (__atomic_load_n(&pmi_freemap[s].owner, __ATOMIC_RELAXED) != owner) __atomic_store_n(&pmi_freemap[s].owner, owner, __ATOMIC_RELEASE);
 }
 
 bool pmi_arenamap_add(pmi_arena *arena) { return pmi_arenamap_set(arena, PMI_ARENA_SIZE, PMI_REGION_POOLS); }

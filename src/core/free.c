@@ -4,13 +4,15 @@
  *   1. p rotated right by 4 bits gives the arena-map slot, beyond the map
  *      for a misaligned p (internal.h, pmi_arenamap_block_slot); beyond it
  *      goes to free_not_pool;
- *   2. the slot's entry in the free map (types.h, pmi_free_slot) gives the
- *      header, where the owner is (the arena's or the region's, or for
- *      kinds NONE and HUGE pmi_no_owner's NULL), and the masks that find
- *      the descriptor and the live word.  One
- *      compare of it with this thread's heap; anything else (another
- *      owner, NULL, foreign and huge blocks, debug mode, where pmi_heap_tls
- *      is pmi_heap_empty) goes to free_not_local, which tells them apart;
+ *   2. the slot's entry in the free map (types.h, pmi_free_slot) names the
+ *      thread that owns the region's heap by its thread pointer (0 for a
+ *      heap no thread owns and for kinds NONE and HUGE), and gives the
+ *      header and the masks that find the descriptor and the live word.
+ *      One compare of the owner with this thread's pointer (%fs:0, read by
+ *      the compare: no TLS load of the heap); anything else (another
+ *      thread's heap, NULL, foreign and huge blocks, debug mode, whose
+ *      heaps name their thread | 1) goes to free_not_local, which tells
+ *      them apart;
  *   3. the block's bit in its pool's live bitmap must be set and the pool
  *      must be USED: one compare of its state rejects the arena header read
  *      as page 0's descriptor (state HEADER) and a FULL pool (its first free relinks
@@ -218,8 +220,8 @@ static void free_remote(pmi_heap *heap, void *p) {
 
 /* What failed free's owner test: a pool or medium block of another heap;
  * a pointer in no pool arena or medium region (NULL, huge and foreign
- * blocks: their free-map slots send them to pmi_no_owner, types.h); anything
- * in debug mode. */
+ * blocks: their free-map slots name no owner, types.h); anything in debug
+ * mode. */
 static void free_not_owned_core(pmi_heap *heap, void *p) {
   if (pmi_arenamap_kind(p) < PMI_REGION_POOLS) free_not_pool_core(heap, p);
   else free_remote(heap, p);
@@ -301,6 +303,7 @@ static inline __attribute__((always_inline)) void free_pool_owned(pmi_heap *heap
 /* free's fast path found heap's own block but not a live one in a USED
  * pool or region: each kind's slow path, with every check from the start. */
 pmi_noinline static void free_own_slow(void *p, pmi_heap *heap) {
+  if (heap == NULL) heap = pmi_heap_tls;   /* the exported free's: its owner test read no heap */
   if (pmi_arenamap_kind(p) == PMI_REGION_MEDIUM) pmi_medium_free(heap, p);
   else free_pool_owned(heap, pmi_pool_of(pmi_arena_of(p), p), p);   /* heap owns the arena: free_core's test */
 }
@@ -311,6 +314,7 @@ pmi_noinline static void free_own_slow(void *p, pmi_heap *heap) {
  * the register the call passes it in.  free_pool_owned checks the block
  * again, in the bracket. */
 pmi_noinline static void free_own_unused(void *p, pmi_desc *d, pmi_heap *heap) {
+  if (heap == NULL) heap = pmi_heap_tls;
   if (pmi_desc_is_medium(d)) pmi_medium_free(heap, p);
   else free_pool_owned(heap, (pmi_pool *)d, p);   /* an arena's header slot (HEADER) fails its checks there */
 }
@@ -320,6 +324,7 @@ pmi_noinline static void free_own_unused(void *p, pmi_desc *d, pmi_heap *heap) {
  * writes nspare), which is the common case: a batch or a tree dropped;
  * beyond, pmi_pool_emptied also tells the purge thread. */
 pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
+  if (heap == NULL) heap = pmi_heap_tls;
   if (pmi_desc_is_medium(d)) {
     pmi_medium_emptied(heap, (pmi_medium *)d);
   } else if (pmi_likely(heap->nspare < PMI_SPARES_QUIET)) {
@@ -334,10 +339,11 @@ pmi_noinline static void desc_emptied(pmi_heap *heap, pmi_desc *d) {
   }
 }
 
-/* The fast path, shared by pm_free and pmi_free; heap is the caller's.  One
+/* The fast path, shared by pm_free and pmi_free; heap is the caller's, or
+ * NULL for the exported free, whose slow paths read it themselves.  One
  * path for pool and medium blocks (types.h, "the descriptor the fast paths
- * read"): p's slot of the free map holds the header and the masks that find
- * the owner, the descriptor and the live word, so that the branches taken
+ * read"): p's slot of the free map holds the owner, the header and the
+ * masks that find the descriptor and the live word, so that the branches taken
  * do not depend on which kind p is, and no load waits for the arena map's
  * byte.  (The masks by the byte, from a table, put two loads one after the
  * other before the descriptor's: random pairs of 8..512 bytes 11.8 ns
@@ -352,19 +358,26 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
     else free_not_pool(p);
     return;
   }
-  /* The owner: the arena's or the region's, or for a pointer in neither
-   * (a slot of kind NONE or HUGE, whose entry is 0) pmi_no_owner's NULL, so
-   * that one test sends away both those and the blocks of other heaps.
-   * Plain reads (a pointer is written whole), so that the compiler folds
-   * them into the add, the compare and the ands as it cannot with relaxed
-   * loads. */
+  /* The owner: the thread whose heap holds the arena or region, by its
+   * thread pointer, or 0 for a pointer in neither (a slot of kind NONE or
+   * HUGE, whose entry is 0) and for a heap no thread owns, so that one test
+   * sends away those and the blocks of other threads' heaps; no load of the
+   * heap from TLS, nor of the header's heap after the entry (types.h,
+   * pmi_free_slot).  The core (debug mode's) compares with its heap's tp,
+   * which no entry of another heap and no slot without one holds.  The
+   * owner is a relaxed load (a thread's exit clears it while other threads
+   * free into its heap), which costs nothing: the compare reads %fs:0
+   * itself.  The rest are plain reads (written only while no thread owns
+   * the region), so that the compiler folds them into the and and the xor,
+   * as it cannot with relaxed loads. */
   const pmi_free_slot *f = &pmi_freemap[slot];   /* written before pmi_arenamap_slots was */
-  uintptr_t header = f->base + (uintptr_t)pmi_no_owner;
-  if (pmi_unlikely(*(pmi_heap *const *)(header + offsetof(pmi_medium, heap)) != heap)) {   /* an arena's too (types.h) */
+  uintptr_t owner = __atomic_load_n(&f->owner, __ATOMIC_RELAXED);
+  if (pmi_unlikely(core ? owner != heap->tp || owner == 0 : owner != pmi_thread_pointer())) {
     if (core) free_not_owned_core(heap, p);
     else free_not_local(p, r);
     return;
   }
+  uintptr_t header = f->header;
   pmi_desc *d = (pmi_desc *)(header ^ (((uintptr_t)p >> 6) & f->desc_mask));   /* a pool's: types.h, the arena layout */
   uintptr_t wo = (r >> 3) & f->word_mask;   /* live[(r >> 6) % WORDS], in bytes */
   uint64_t w = *(uint64_t *)((char *)d->live + wo);
@@ -388,7 +401,7 @@ static inline __attribute__((always_inline)) void free_core(pmi_heap *heap, void
 /* The core underneath the debug allocator: the thread's own heap. */
 void pmi_free(void *p) { free_core(pmi_heap_mine(), p, true); }
 
-pmi_export void pm_free(void *p) { free_core(pmi_heap_tls, p, false); }
+pmi_export void pm_free(void *p) { free_core(NULL, p, false); }
 
 /* The C library's name for it: as malloc's (alloc.c). */
 #if defined(PM_SHARED_LIBRARY) && !defined(PMI_TSAN)
@@ -398,8 +411,8 @@ pmi_export extern __typeof__(pm_free) free __attribute__((alias("pm_free")));
  * as operator new is malloc's (alloc.c).  Copies, not second names of
  * pm_free: a profiler, a debugger or objdump would name free after one of
  * them. */
-pmi_export void _ZdlPv(void *p) { free_core(pmi_heap_tls, p, false); }
-pmi_export void _ZdaPv(void *p) { free_core(pmi_heap_tls, p, false); }
+pmi_export void _ZdlPv(void *p) { free_core(NULL, p, false); }
+pmi_export void _ZdaPv(void *p) { free_core(NULL, p, false); }
 /* The sized forms, which a program built with -fsized-deallocation (the
  * default from C++14) calls for every delete of a complete type: the C++
  * library's end in the two above through a call of their own (4
@@ -407,11 +420,11 @@ pmi_export void _ZdaPv(void *p) { free_core(pmi_heap_tls, p, false); }
  * address finds its class. */
 pmi_export void _ZdlPvm(void *p, size_t size) {
   (void)size;
-  free_core(pmi_heap_tls, p, false);
+  free_core(NULL, p, false);
 }
 pmi_export void _ZdaPvm(void *p, size_t size) {
   (void)size;
-  free_core(pmi_heap_tls, p, false);
+  free_core(NULL, p, false);
 }
 #endif
 

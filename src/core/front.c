@@ -20,7 +20,6 @@
 #define F256_(i) F64_(i) F64_(i + 64) F64_(i + 128) F64_(i + 192)
 #define F1K_(i) F256_(i) F256_(i + 256) F256_(i + 512) F256_(i + 768)
 
-const uintptr_t pmi_no_owner[2] = { 0, 0 };
 
 const pmi_front_tables pmi_front = {
   .kinds = { PMI_FRONT_KIND_MASKS, PMI_FRONT_REGION_OR },

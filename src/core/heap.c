@@ -290,6 +290,17 @@ static pmi_heap *abandoned_take_locked(pmi_heap *want) {
   return heap;
 }
 
+/* heap.tp, and the owner of every free-map entry of its arenas and medium
+ * regions (types.h, pmi_free_slot), as a thread takes or leaves the heap:
+ * the thread that owns it or adopts it, or a fork's child for the heaps of
+ * the threads it did not inherit.  O(regions), at those events only. */
+void pmi_heap_set_tp(pmi_heap *heap, uintptr_t tp) {
+  heap->tp = tp;
+  for (pmi_arena *a = heap->arenas; a != NULL; a = a->next_owned) pmi_freemap_set_owner(a, PMI_ARENA_SIZE, tp);
+  for (pmi_medium *m = heap->mediums; m != NULL; m = pmi_medium_slow(m)->next_owned)
+    pmi_freemap_set_owner(pmi_medium_base(m), PMI_MEDIUM_SIZE, tp);
+}
+
 /* The caller's heap at its first call: want (an abandoned heap) or, for
  * NULL, any abandoned heap or a new one.  NULL when want is not abandoned
  * (any longer), past the thread's exit, or out of memory. */
@@ -307,6 +318,9 @@ static pmi_heap *heap_start(pmi_heap *want) {
   pmi_heap_lock(heap);   /* a freeing thread may be reclaiming it right now */
   pmi_heap_repair_locked(heap);
   atomic_store(&heap->owned, 1);
+  /* its regions' free-map entries name this thread: free's fast path (in
+   * debug mode a name the exported free never matches, pmi_free_slot) */
+  pmi_heap_set_tp(heap, pmi_thread_pointer() | (pmi_debug_active ? 1u : 0u));
   if (adopted) heap->counters.heaps_adopted++;
   heap->counters.threads_seen++;
   pmi_heap_collect_locked(heap);
@@ -366,6 +380,9 @@ static void heap_thread_exit(void *arg) {
   tls_done = 1;
 
   pmi_heap_lock(heap);
+  /* before the heap is anyone else's, and before glibc can start a thread
+   * on this stack, whose thread pointer would be this one's */
+  pmi_heap_set_tp(heap, 0);
   pmi_heap_collect_locked(heap);
   atomic_store(&heap->owned, 0);
   pmi_heap_release_retained(heap);
@@ -445,6 +462,9 @@ void pmi_heap_fork_child(void) {
   pmi_heap *self = pmi_heap_own();
   for (pmi_heap *h = heaps_all; h != NULL; h = h->next_heap) {
     if (h != self && atomic_load(&h->owned)) {
+      /* a thread this child starts may get the stack, and so the thread
+       * pointer, of the heap's thread */
+      pmi_heap_set_tp(h, 0);
       atomic_store(&h->owned, 0);
       h->repair = 1;   /* repaired when first used: a child that execs pays nothing */
       h->next_abandoned = heaps_abandoned;

@@ -38,12 +38,18 @@ static inline size_t pmi_class_size(unsigned szidx) { return (size_t)(szidx + 1)
 extern const pmi_front_tables pmi_front;   /* the original; every heap has a copy */
 /* The front class of a size 1 .. MEDIUM_MAX. */
 static inline unsigned pmi_front_class(size_t n) { return pmi_front.classes.fclass[(n - 1) >> PMI_ALIGNMENT_SHIFT]; }
-/* What free's owner test reads for a pointer outside every pool arena and
- * medium region (the arena map's kinds NONE and HUGE, whose free-map slots
- * are 0, and pmi_no_owner their base: pmi_free_slot): a NULL owner, never
- * the heap, so that such pointers leave the fast path at that test,
- * without a test of the kind of their own. */
-extern const uintptr_t pmi_no_owner[2];
+/* The calling thread's pointer: on x86-64 the TCB's address, which the TLS
+ * ABI keeps at %fs:0 (one load that free's owner test folds into its
+ * compare); elsewhere the compiler's thread pointer.  Unique among live
+ * threads and never 0; free-map entries name their owner by it
+ * (pmi_free_slot). */
+static inline uintptr_t pmi_thread_pointer(void) {
+#if defined(__x86_64__) && defined(__SEG_FS)
+  return *(const uintptr_t __seg_fs *)0;
+#else
+  return (uintptr_t)__builtin_thread_pointer();
+#endif
+}
 #define PMI_MEDIUM_REGION_OR_ \
   [PMI_REGION_MEDIUM + 0] = PMI_MEDIUM_DESC_OFFSET(0), [PMI_REGION_MEDIUM + 1] = PMI_MEDIUM_DESC_OFFSET(1), \
   [PMI_REGION_MEDIUM + 2] = PMI_MEDIUM_DESC_OFFSET(2), [PMI_REGION_MEDIUM + 3] = PMI_MEDIUM_DESC_OFFSET(3), \
@@ -340,6 +346,7 @@ void   pmi_arenamap_init(void);    /* from pmi_process_init, before any arena */
 bool   pmi_arenamap_add(pmi_arena *arena);
 void   pmi_arenamap_remove(pmi_arena *arena);
 bool   pmi_arenamap_set(const void *start, size_t size, uint8_t kind);  /* whole slots */
+void   pmi_freemap_set_owner(const void *start, size_t size, uintptr_t owner);  /* whole slots */
 extern _Atomic(_Atomic uint8_t *) pmi_arenamap;    /* the map, NULL until reserved */
 extern _Atomic uintptr_t pmi_arenamap_slots;       /* PMI_MAP_SLOTS once reserved, else 0 */
 extern pmi_free_slot *pmi_freemap;                 /* PMI_MAP_SLOTS entries, once reserved */
@@ -482,6 +489,7 @@ void   pmi_heap_collect(pmi_heap *heap);  /* take thread_free, free each block *
 void   pmi_heap_collect_locked(pmi_heap *heap);
 void   pmi_heap_reclaim_unowned(pmi_heap *heap);
 void   pmi_heap_repair_locked(pmi_heap *heap);   /* after fork, see pmi_heap.repair */
+void   pmi_heap_set_tp(pmi_heap *heap, uintptr_t tp);   /* heap.tp and every free-map entry of its regions */
 void   pmi_heap_release_retained(pmi_heap *heap);
 pmi_heap *pmi_heap_first(void);          /* the list of all heaps */
 void   pmi_heaps_lock(void);

@@ -248,6 +248,7 @@ static pmi_medium *region_new(pmi_heap *heap, unsigned c) {
   heap->mediums = m;
   heap->nmediums++;
   atomic_store_explicit(&m->heap, heap, memory_order_release);
+  pmi_freemap_set_owner(pmi_medium_base(m), PMI_MEDIUM_SIZE, heap->tp);   /* after the header */
   return m;
 }
 
@@ -259,6 +260,7 @@ static void region_retire(pmi_heap *heap, pmi_medium *m) {
   else heap->mediums = ms->next_owned;
   if (ms->next_owned != NULL) pmi_medium_slow(ms->next_owned)->prev_owned = ms->prev_owned;
   heap->nmediums--;
+  pmi_freemap_set_owner(pmi_medium_base(m), PMI_MEDIUM_SIZE, 0);   /* before the header */
   atomic_store_explicit(&m->heap, NULL, memory_order_release);
   m->state = PMI_MEDIUM_EMPTY;
   m->capacity = 0;

@@ -71,9 +71,9 @@
  *    the same few L1 cache sets, and a random-order free over many pools then
  *    thrashes them; here each descriptor is one cache line of its own.  It
  *    also gives every pool the full 4 KiB for blocks.
- *    Why the header in the last line, not line 0: every free reads the
- *    owner from it, and line 0 of every page shares its L1 set (set 0) with
- *    block 0 of every pool, the one line of a pool that all 32 classes start
+ *    Why the header in the last line, not line 0: every free of another
+ *    thread and every slow path reads the owner from it, and line 0 of
+ *    every page shares its L1 set (set 0) with block 0 of every pool, the one line of a pool that all 32 classes start
  *    a block in.  At 16,384 live blocks of 8..512 bytes (about 20 arenas)
  *    the owner's load missed L1 0.28 times a free there (cachegrind, 48 KiB
  *    12-way), 0.004 times with the same L1 fully associative: conflict
@@ -82,7 +82,8 @@
  *    or run into it, tail space).  The exclusive or costs no instruction:
  *    free's fast path finds the descriptor as header ^ ((p >> 6) & mask),
  *    the header and the mask from p's slot of the free map (pmi_free_slot;
- *    for a medium region the mask is 0).
+ *    for a medium region the mask is 0).  The fast path reads the owner
+ *    from that slot too (its thread's pointer), not from the header.
  *
  * ---------------------------------------------------------------------------
  * Pool states (as pymalloc's)
@@ -705,22 +706,37 @@ typedef struct pmi_kind_masks {              /* free's, by the arena map's byte 
  * free's fast path needs of the region in a 256 KiB slot, found from the
  * slot's index alone, so that the owner, descriptor and live word wait for
  * one load (this entry's) and not for the byte and then a table indexed
- * by it (random pairs of 8..512 bytes 11.8 -> 9.5 ns).
+ * by it (random pairs of 8..512 bytes 11.8 -> 9.5 ns), nor for the
+ * header's owner after it.
+ *
+ * The owner is the owning thread's pointer (%fs:0 on x86-64, the TCB's
+ * address; pmi_thread_pointer), so that free compares it with the thread
+ * pointer itself, without the two loads of the heap from TLS: an entry of
+ * heap H holds H.tp, which is the thread pointer of the thread that owns H
+ * (| 1 in debug mode, so that the exported free never matches and the
+ * debug allocator sees every call), and 0 while no thread owns H.  A
+ * thread pointer is unique among live threads but is reused by the next
+ * thread glibc starts on the same stack: so every entry of a heap changes
+ * with its owner (pmi_heap_set_tp: at the thread's exit, at an adoption,
+ * and for the other threads' heaps in a fork's child) before another
+ * thread can take the heap or start on that stack.
+ *
  * Invariants, for a slot s (k = the arena map's byte of s):
  *   s in a pool arena or a medium region R (k == POOLS, MEDIUM + colour):
- *     pmi_no_owner + base == R's start | pmi_front.kinds.region_or[k]
- *       (the arena's header or the region's: the owner at + 8)
+ *     header == R's start | pmi_front.kinds.region_or[k]
+ *       (the arena's header or the region's: the heap at + 8)
  *     desc_mask == pmi_front.kinds.desc_mask[k],
  *     word_mask == pmi_front.kinds.word_mask[k]
+ *     owner == (R.heap != NULL ? R.heap->tp : 0)
  *   otherwise (NONE, HUGE, a slot never written):
- *     base == desc_mask == word_mask == 0, so that free finds pmi_no_owner's
- *     NULL owner there and leaves the fast path at its owner test
+ *     header == desc_mask == word_mask == owner == 0, so that free leaves
+ *     the fast path at its owner test (no thread pointer is 0)
  * 32 bytes, so that the index is one shift. */
 typedef struct pmi_free_slot {
-  uintptr_t base;        /* the header's address - pmi_no_owner */
+  uintptr_t header;      /* the region's header (the descriptor at header ^ ...) */
   uintptr_t desc_mask;   /* the descriptor at header ^ ((p >> 6) & it) */
   uint64_t word_mask;    /* the live word at + 32 + ((p >> 7) & it) */
-  uintptr_t reserved;    /* 0 */
+  uintptr_t owner;       /* the owning heap's tp; 0: no thread owns it */
 } pmi_free_slot;
 _Static_assert(sizeof(pmi_free_slot) == 32, "a slot's entry is one shift of its index");
 
@@ -840,6 +856,10 @@ typedef struct pmi_heap {
    * owner writes at every slow path, it made both sides miss, at every
    * remote free and every slow path. */
   _Alignas(64) _Atomic int owned;                    /* a live thread owns it */
+  /* The owner of its regions' free-map entries (pmi_free_slot): its
+   * thread's pointer while owned (| 1 in debug mode), else 0; written by
+   * pmi_heap_set_tp only */
+  uintptr_t tp;
   struct pmi_heap *next_heap;                        /* all heaps, never freed */
   struct pmi_heap *next_abandoned;                   /* the abandoned list */
   /* Remote frees land here, on a cache line of their own so that other

@@ -122,20 +122,22 @@ static void check_usedpools(checker *ck, pmi_heap *heap, size_t *nused) {
         heap->spares_gone, nspare);
 }
 
-/* The free map's entries for the slots of a region at start (types.h,
- * pmi_free_slot): what free's fast path finds there. */
-static void check_free_slots(checker *ck, const void *start, size_t size, unsigned byte) {
+/* The free map's entries for the slots of a region of heap at start
+ * (types.h, pmi_free_slot): what free's fast path finds there, the owner
+ * the heap's thread's pointer (or 0) included. */
+static void check_free_slots(checker *ck, const pmi_heap *heap, const void *start, size_t size, unsigned byte) {
   pmi_free_slot want = pmi_free_slot_for((uintptr_t)start, byte);
+  want.owner = heap->tp;
   for (uintptr_t s = (uintptr_t)start >> PMI_ARENA_SHIFT, n = size >> PMI_ARENA_SHIFT; n > 0; s++, n--) {
     const pmi_free_slot *f = &pmi_freemap[s];
-    CHECK(ck, memcmp(f, &want, sizeof want) == 0, "region %p: its free-map entry at %p is not its own",
-          start, (void *)(s << PMI_ARENA_SHIFT));
+    CHECK(ck, memcmp(f, &want, sizeof want) == 0, "region %p: its free-map entry at %p is not its own (owner %#lx, its heap's %#lx)",
+          start, (void *)(s << PMI_ARENA_SHIFT), (unsigned long)f->owner, (unsigned long)want.owner);
   }
 }
 
 static void check_arena(checker *ck, pmi_heap *heap, pmi_arena *arena, size_t *nused) {
   CHECK(ck, pmi_arenamap_contains(arena), "arena %p missing from the arena map", (void *)arena);
-  check_free_slots(ck, arena, PMI_ARENA_SIZE, PMI_REGION_POOLS);
+  check_free_slots(ck, heap, arena, PMI_ARENA_SIZE, PMI_REGION_POOLS);
   CHECK(ck, pmi_load_relaxed(&arena->heap) == heap, "arena %p owned by %p", (void *)arena,
         (void *)pmi_load_relaxed(&arena->heap));
   unsigned nempty = 0, nlist = 0, nkept = 0;
@@ -211,7 +213,7 @@ static unsigned medium_list(checker *ck, pmi_medium *m, pmi_block *list, bool he
 static void check_medium(checker *ck, pmi_heap *heap, pmi_medium *m) {
   CHECK(ck, pmi_arenamap_byte(m) == pmi_medium_map_byte(m), "medium region %p missing from the arena map", (void *)m);
   CHECK(ck, m == pmi_medium_of(m), "medium region %p: header not at its colour", (void *)m);
-  check_free_slots(ck, pmi_medium_base(m), PMI_MEDIUM_SIZE, pmi_medium_map_byte(m));
+  check_free_slots(ck, heap, pmi_medium_base(m), PMI_MEDIUM_SIZE, pmi_medium_map_byte(m));
   CHECK(ck, pmi_load_relaxed(&m->heap) == heap, "medium region %p owned by another heap", (void *)m);
   CHECK(ck, m->state == PMI_MEDIUM_USED || m->state == PMI_MEDIUM_FULL, "medium region %p: state %u", (void *)m, m->state);
   CHECK(ck, m->mclass < PMI_MEDIUM_NCLASSES && pmi_medium_slow(m)->block_size == pmi_medium_class_size(m->mclass),

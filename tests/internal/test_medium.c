@@ -152,8 +152,9 @@ static void test_colour(pmi_heap *heap) {
     EXPECT((((uintptr_t)p[c] & pmi_front.kinds.region_mask[byte]) | pmi_front.kinds.region_or[byte]) == (uintptr_t)m);
     for (unsigned s = 0; s < PMI_MEDIUM_SIZE >> PMI_ARENA_SHIFT; s++) {   /* every slot's free-map entry: free's */
       const pmi_free_slot *f = &pmi_freemap[((uintptr_t)pmi_medium_base(m) >> PMI_ARENA_SHIFT) + s];
-      EXPECT(f->base + (uintptr_t)pmi_no_owner == (uintptr_t)m);
-      EXPECT(f->word_mask == (PMI_MEDIUM_LIVE_WORDS - 1) * 8 && f->desc_mask == 0 && f->reserved == 0);
+      EXPECT(f->header == (uintptr_t)m);
+      EXPECT(f->word_mask == (PMI_MEDIUM_LIVE_WORDS - 1) * 8 && f->desc_mask == 0);
+      EXPECT(f->owner == pmi_thread_pointer() && f->owner == heap->tp);   /* this thread's heap's */
     }
     EXPECT(set_of(m) == 40 + 2 * k && !(sets >> set_of(m) & 1));
     EXPECT((char *)(m + 1) <= pmi_medium_base(m) + PMI_MEDIUM_HEADER);
@@ -163,9 +164,10 @@ static void test_colour(pmi_heap *heap) {
   EXPECT(__builtin_popcountll(dsets) == PMI_MEDIUM_COLOURS);
   void *small = pm_malloc(16);   /* a pool's descriptor is told apart */
   EXPECT(!pmi_desc_is_medium((pmi_desc *)pmi_pool_of(pmi_arena_of(small), small)));
-  {   /* its free-map entry finds the arena's header (the owner) and the descriptor */
+  {   /* its free-map entry names this thread, and finds the arena's header and the descriptor */
     const pmi_free_slot *f = &pmi_freemap[(uintptr_t)small >> PMI_ARENA_SHIFT];
-    uintptr_t header = f->base + (uintptr_t)pmi_no_owner;
+    uintptr_t header = f->header;
+    EXPECT(f->owner == pmi_thread_pointer());
     EXPECT(header == (uintptr_t)pmi_arena_of(small) + PMI_HEADER_SLOT * sizeof(pmi_pool));
     EXPECT(*(pmi_heap **)(header + offsetof(pmi_medium, heap)) == pmi_arena_of(small)->heap);
     EXPECT((pmi_pool *)(header ^ (((uintptr_t)small >> 6) & f->desc_mask)) == pmi_pool_of(pmi_arena_of(small), small));
@@ -174,6 +176,10 @@ static void test_colour(pmi_heap *heap) {
     pmi_free_slot *w = (pmi_free_slot *)f, saved = *w;
     EXPECT(pmi_check_heap(heap, 0) == 0);
     w->desc_mask = 0;
+    EXPECT(pmi_check_heap(heap, 0) != 0);
+    *w = saved;
+    EXPECT(pmi_check_heap(heap, 0) == 0);
+    w->owner = 0;   /* an owner that is not the heap's */
     EXPECT(pmi_check_heap(heap, 0) != 0);
     *w = saved;
     EXPECT(pmi_check_heap(heap, 0) == 0);
