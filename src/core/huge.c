@@ -26,8 +26,9 @@
  * fresh mapping while their pages wait.  How much it holds follows the huge blocks'
  * peak (cache_room): never more than the peak less what is live and less
  * the fresh memory touched elsewhere since (pmi_huge_yield), plus an
- * eighth of the peak up to PMI_HUGE_CACHE_SLACK (a program whose huge
- * blocks peak at 2 MiB gets 256 KiB, not 6 MiB: sqlite's peak RSS 39.8 ->
+ * eighth of the peak up to the largest mapping a block has taken, within
+ * PMI_HUGE_CACHE_SLACK_MIN .. PMI_HUGE_CACHE_SLACK (a program whose huge
+ * blocks peak at 2 MiB gets 256 KiB, not the whole slack: sqlite's peak RSS 39.8 ->
  * 36.9 MB), so that cached pages do not take the process above
  * a footprint it has already had (malloc-large's pattern: 20 blocks of
  * 256 KiB .. 4 MiB replaced at random faults in 22 k pages and peaks at
@@ -70,6 +71,8 @@ static _Atomic size_t live, live_bytes, mapped_bytes, peak_bytes;
 /* The peak that bounds the cache (cache_room): peak_bytes, less the fresh
  * memory the process has touched elsewhere since (pmi_huge_yield). */
 static _Atomic size_t room_peak;
+/* The largest mapping a huge block has taken (cache_room's slack). */
+static _Atomic size_t largest_map;
 
 typedef struct cache_entry {
   char *region;
@@ -180,6 +183,8 @@ void *pmi_huge_malloc(size_t size, size_t alignment, bool zero) {
   char *p = region + offset;
   hdr_set(p, region, got, size)->align = align;
   account(1, (ptrdiff_t)size, (ptrdiff_t)got);
+  if (map > atomic_load_explicit(&largest_map, memory_order_relaxed))
+    atomic_store_explicit(&largest_map, map, memory_order_relaxed);   /* a bound, not a count: a lost race only keeps it lower */
   PMI_COUNT(malloc_large);
   return p;
 }
@@ -473,12 +478,16 @@ static char *runs_join(cache_entry *runs, unsigned n, size_t *have, size_t map, 
 /* How many bytes the cache may hold: what the live huge blocks are below
  * their peak, less what the process has touched elsewhere since (so the
  * cache never takes the process above a footprint it has already had),
- * plus a slack of an eighth of the peak, at most
- * PMI_HUGE_CACHE_SLACK, and never more than PMI_HUGE_CACHE_BYTES in all. */
+ * plus a slack of an eighth of the peak, at most the largest mapping a
+ * block has taken (within PMI_HUGE_CACHE_SLACK_MIN .. PMI_HUGE_CACHE_SLACK),
+ * and never more than PMI_HUGE_CACHE_BYTES in all. */
 static size_t cache_room(void) {
   size_t now = atomic_load_explicit(&mapped_bytes, memory_order_relaxed);
   size_t peak = atomic_load_explicit(&room_peak, memory_order_relaxed);
-  size_t slack = peak / 8 < PMI_HUGE_CACHE_SLACK ? peak / 8 : PMI_HUGE_CACHE_SLACK;
+  size_t big = atomic_load_explicit(&largest_map, memory_order_relaxed);
+  size_t cap = big > PMI_HUGE_CACHE_SLACK_MIN ? big : PMI_HUGE_CACHE_SLACK_MIN;
+  if (cap > PMI_HUGE_CACHE_SLACK) cap = PMI_HUGE_CACHE_SLACK;
+  size_t slack = peak / 8 < cap ? peak / 8 : cap;
   size_t room = (peak > now ? peak - now : 0) + slack;
   return room < PMI_HUGE_CACHE_BYTES ? room : PMI_HUGE_CACHE_BYTES;
 }

@@ -377,10 +377,20 @@ _Static_assert(PMI_MEDIUM_HEADER % PMI_MEDIUM_ALIGN_MAX == 0, "blocks of 4 KiB c
                                                         runs to fault in again; 128: 31 k -> 20 k faults,
                                                         system time halved, peak +4.7 MB */
 /* ... but never more than the huge blocks' peak less what is live now, plus
- * an eighth of the peak, at most this much (huge.c, cache_room): cached
- * pages then lift the process at most this far above the huge peak it has
- * already reached. */
-#define PMI_HUGE_CACHE_SLACK   ((size_t)6 << 20)
+ * an eighth of the peak, at most the largest mapping a huge block has
+ * taken, and within these two (huge.c, cache_room): cached pages then lift
+ * the process at most this far above the huge peak it has already reached,
+ * and a program that replaces its biggest blocks (the new one before the
+ * old one is freed) finds one of them cached.  mimalloc-bench's
+ * malloc-large (20 live blocks of 5 .. 25 MiB, a peak of about 440 MB):
+ * with a slack of 6 MiB each replacement found too little cached to start
+ * on and the kernel zeroed fresh huge pages for it (1.9 .. 2.7 s, 0.7 ..
+ * 1.4 s of it system time, against tcmalloc's 1.8); with 25 MiB 1.3 ..
+ * 1.45 s (0.16 .. 0.31 s system), peak RSS 441 -> 451 MB (glibc 534).
+ * Blocks of 256 KiB .. 4 MiB (bench_large) keep the 6 MiB and glibc's
+ * peak RSS; a 2 MiB peak (sqlite) its eighth, 256 KiB. */
+#define PMI_HUGE_CACHE_SLACK_MIN ((size_t)6 << 20)
+#define PMI_HUGE_CACHE_SLACK     ((size_t)64 << 20)
 /* The purge thread decays the cache while it holds this much or more
  * (huge.c): as much as makes a heap worth one (arena.c). */
 #define PMI_HUGE_CACHE_IDLE    ((size_t)PMI_PURGE_MIN_ARENAS * PMI_ARENA_SIZE)
